@@ -1,0 +1,197 @@
+//! The seam between the engine and storage.
+//!
+//! A [`Driver`] hands out [`Executor`]s: a pooled connection ([`Driver::conn`]) or a
+//! transaction ([`Driver::begin`]). Every storage operation is an `Executor` method, so the
+//! same call enqueues a job on its own or inside the caller's transaction, next to the caller's
+//! own writes (a pipeline stage's outputs, its completion and the next stage's job commit
+//! together).
+
+use std::future::Future;
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use crate::*;
+
+/// A storage backend: PostgreSQL or SQLite.
+pub trait Driver: Clone + Send + Sync + 'static {
+    /// A pooled connection that runs each call on its own.
+    type Conn: Executor;
+    /// A transaction: calls commit together, or not at all.
+    type Tx: Transaction;
+
+    /// `postgres` or `sqlite`.
+    fn name(&self) -> &'static str;
+
+    /// A connection from the pool.
+    fn conn(&self) -> impl Future<Output = Result<Self::Conn>> + Send;
+
+    /// Begins a transaction.
+    fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
+
+    /// Applies the driver's migrations (idempotent).
+    fn migrate(&self) -> impl Future<Output = Result<()>> + Send;
+
+    /// The signal raised when jobs are inserted, by this process or (PostgreSQL) any other.
+    fn wakeups(&self) -> Wakeups;
+
+    /// Whether the database answers a trivial query.
+    fn ping(&self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// Commit or roll back.
+pub trait Transaction: Executor {
+    /// Commits every call made through this transaction.
+    fn commit(self) -> impl Future<Output = Result<()>> + Send;
+    /// Discards them.
+    fn rollback(self) -> impl Future<Output = Result<()>> + Send;
+}
+
+/// A wake-up signal for workers waiting on an empty queue.
+///
+/// Only a hint: workers poll as a fallback, so a lost wake-up costs latency, never a job.
+#[derive(Debug, Clone, Default)]
+pub struct Wakeups(Arc<Notify>);
+
+impl Wakeups {
+    /// Wakes every waiter registered before this call.
+    pub fn wake(&self) {
+        self.0.notify_waiters();
+    }
+
+    /// The underlying signal; create `notified()` *before* checking for work, so that a
+    /// wake-up between the check and the wait is not missed.
+    pub fn notify(&self) -> &Notify {
+        &self.0
+    }
+}
+
+/// Every storage operation. Implemented by a driver's connection and transaction types.
+pub trait Executor: Send {
+    /// Enqueues jobs; results are in input order.
+    fn job_insert_many(
+        &mut self,
+        params: JobInsertManyParams,
+    ) -> impl Future<Output = Result<Vec<JobInsertResult>>> + Send;
+
+    /// Claims up to `limit` due jobs of one queue, highest priority first, then earliest
+    /// `run_at`, then lowest id; marks them running under `worker_id`, counting the attempt.
+    /// Jobs of a paused queue (or while `*` is paused) are not claimed.
+    fn job_get_available(
+        &mut self,
+        params: JobGetAvailableParams,
+    ) -> impl Future<Output = Result<Vec<JobRow>>> + Send;
+
+    /// Finalises attempts, each guarded by `status = 'running' AND attempts = attempt`, and
+    /// records a `job_attempts` row for each one applied. Returns the ids applied.
+    fn job_complete_many(
+        &mut self,
+        params: JobCompleteManyParams,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// One job.
+    fn job_get(&mut self, id: i64) -> impl Future<Output = Result<Option<JobRow>>> + Send;
+
+    /// Jobs, newest first.
+    fn job_list(&mut self, params: JobListParams)
+    -> impl Future<Output = Result<Vec<JobRow>>> + Send;
+
+    /// A job's attempts, oldest first.
+    fn job_attempt_list(
+        &mut self,
+        job_id: i64,
+    ) -> impl Future<Output = Result<Vec<JobAttempt>>> + Send;
+
+    /// Retries failed or cancelled jobs by hand. Returns the ids requeued.
+    fn job_retry(&mut self, params: JobRetryParams)
+    -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// Cancels queued, retrying or running jobs. Returns the ids cancelled. A running job's
+    /// worker finds its completion refused.
+    fn job_cancel(&mut self, params: JobCancelParams)
+    -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// Rescues running jobs whose worker's lease expired.
+    fn job_rescue(
+        &mut self,
+        params: JobRescueParams,
+    ) -> impl Future<Output = Result<JobRescueResult>> + Send;
+
+    /// Deletes finished jobs older than the cut-offs. Returns how many.
+    fn job_delete_finished(
+        &mut self,
+        params: JobDeleteFinishedParams,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Rows of the `job_queue_stats` view.
+    fn job_stats(&mut self) -> impl Future<Output = Result<Vec<JobStatRow>>> + Send;
+
+    /// Pauses or resumes a queue.
+    fn queue_set_paused(
+        &mut self,
+        params: QueueSetPausedParams,
+    ) -> impl Future<Output = Result<QueueRow>> + Send;
+
+    /// Queues with a control row.
+    fn queue_list(&mut self) -> impl Future<Output = Result<Vec<QueueRow>>> + Send;
+
+    /// Records a worker's heartbeat (creating its row on the first one).
+    fn worker_heartbeat(
+        &mut self,
+        params: WorkerHeartbeatParams,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Removes a worker's row (on shutdown).
+    fn worker_delete(&mut self, id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// Workers, most recent heartbeat first.
+    fn worker_list(&mut self) -> impl Future<Output = Result<Vec<WorkerRow>>> + Send;
+
+    /// Removes rows of workers silent since `before` (whose jobs the rescuer has handled).
+    fn worker_delete_stale(
+        &mut self,
+        before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Becomes leader if there is none or the leader's term lapsed, or renews the term of the
+    /// current leader. Returns whether `leader_id` leads.
+    fn leader_attempt_elect(
+        &mut self,
+        params: LeaderElectParams,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Gives up leadership, if held.
+    fn leader_resign(&mut self, leader_id: &str) -> impl Future<Output = Result<()>> + Send;
+
+    /// The current leader, if its term has not lapsed at `now`.
+    fn leader_get(
+        &mut self,
+        now: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<Option<LeaderRow>>> + Send;
+
+    /// Creates or updates a schedule.
+    fn cron_schedule_upsert(
+        &mut self,
+        params: CronScheduleUpsertParams,
+    ) -> impl Future<Output = Result<CronSchedule>> + Send;
+
+    /// Every schedule, by name.
+    fn cron_schedule_list(&mut self) -> impl Future<Output = Result<Vec<CronSchedule>>> + Send;
+
+    /// Enqueues one occurrence: advances the schedule, inserts the job and the run row, all or
+    /// nothing. Returns `None` when another node already did it.
+    fn cron_run_enqueue(
+        &mut self,
+        params: CronRunEnqueueParams,
+    ) -> impl Future<Output = Result<Option<CronRun>>> + Send;
+
+    /// Runs, newest first.
+    fn cron_run_list(
+        &mut self,
+        params: CronRunListParams,
+    ) -> impl Future<Output = Result<Vec<CronRun>>> + Send;
+
+    /// Copies the state of unfinished runs' jobs onto their run rows. Returns rows changed.
+    fn cron_run_sync(&mut self) -> impl Future<Output = Result<u64>> + Send;
+}

@@ -1,0 +1,334 @@
+//! One params struct per driver method, so that a new field never changes a signature.
+//!
+//! Times named `now` are optional: `None` means "the database's clock" on PostgreSQL (so that
+//! many hosts agree) and the process clock on SQLite. Tests pass an explicit time.
+
+use chrono::{DateTime, Duration, Utc};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Error, JobState, MAX_PAYLOAD_BYTES, MissedRunPolicy, PRIORITY_MAX, PRIORITY_MIN};
+
+/// A job to enqueue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobInsertParams {
+    /// The job kind.
+    pub job_type: String,
+    /// The queue; `default` unless set.
+    pub queue: String,
+    /// 0–10, higher runs first.
+    pub priority: i16,
+    /// The arguments.
+    pub payload: serde_json::Value,
+    /// Attempts allowed before the job is dead-lettered.
+    pub max_attempts: i32,
+    /// Run no earlier than this; `None` means now.
+    pub run_at: Option<DateTime<Utc>>,
+    /// At most one live (queued, retrying or running) job holds a given key; a second insert
+    /// with the key returns the first job's id, marked duplicate.
+    pub unique_key: Option<String>,
+    /// The document the job works on.
+    pub document_id: Option<Uuid>,
+}
+
+/// The default queue's name.
+pub const DEFAULT_QUEUE: &str = "default";
+/// Default attempts: the first run plus one retry per default backoff step (60 s, 300 s, 900 s).
+pub const DEFAULT_MAX_ATTEMPTS: i32 = 4;
+
+impl JobInsertParams {
+    /// A job of `job_type` with `payload`, on the default queue with default options.
+    pub fn new(job_type: impl Into<String>, payload: serde_json::Value) -> Self {
+        Self {
+            job_type: job_type.into(),
+            queue: DEFAULT_QUEUE.to_owned(),
+            priority: 0,
+            payload,
+            max_attempts: DEFAULT_MAX_ATTEMPTS,
+            run_at: None,
+            unique_key: None,
+            document_id: None,
+        }
+    }
+
+    /// Checks the fields that every driver would otherwise reject with a less clear message.
+    pub fn validate(&self) -> Result<(), Error> {
+        if self.job_type.is_empty() {
+            return Err(Error::Invalid("job_type must not be empty".into()));
+        }
+        if self.queue.is_empty() || self.queue == crate::ALL_QUEUES {
+            return Err(Error::Invalid(format!("invalid queue name {:?}", self.queue)));
+        }
+        if !(PRIORITY_MIN..=PRIORITY_MAX).contains(&self.priority) {
+            return Err(Error::Invalid(format!(
+                "priority {} is outside {PRIORITY_MIN}..={PRIORITY_MAX}",
+                self.priority
+            )));
+        }
+        if self.max_attempts < 1 {
+            return Err(Error::Invalid("max_attempts must be at least 1".into()));
+        }
+        let size = self.payload_len();
+        if size > MAX_PAYLOAD_BYTES {
+            return Err(Error::PayloadTooLarge {
+                size,
+                max: MAX_PAYLOAD_BYTES,
+            });
+        }
+        Ok(())
+    }
+
+    fn payload_len(&self) -> usize {
+        // Counting through a sink avoids allocating the encoded payload twice.
+        struct Count(usize);
+        impl std::io::Write for Count {
+            fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+                self.0 += b.len();
+                Ok(b.len())
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let mut c = Count(0);
+        serde_json::to_writer(&mut c, &self.payload).map(|_| c.0).unwrap_or(usize::MAX)
+    }
+}
+
+/// Enqueue many jobs in one statement.
+#[derive(Debug, Clone, Default)]
+pub struct JobInsertManyParams {
+    /// The jobs, validated by the caller ([`JobInsertParams::validate`]).
+    pub jobs: Vec<JobInsertParams>,
+}
+
+/// What an insert did with one job, in input order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JobInsertResult {
+    /// The new job's id, or the live job's that already held the unique key.
+    pub id: i64,
+    /// True when no row was inserted because a live job already held the unique key.
+    pub duplicate: bool,
+}
+
+/// Claim due jobs: the batch claim.
+#[derive(Debug, Clone)]
+pub struct JobGetAvailableParams {
+    /// The claiming worker; becomes the jobs' `locked_by`.
+    pub worker_id: String,
+    /// The queue to claim from.
+    pub queue: String,
+    /// At most this many jobs.
+    pub limit: i32,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// How an attempt ended, as the worker reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CompletionOutcome {
+    /// Success: the job becomes `completed`.
+    Completed,
+    /// A retryable failure: the job becomes `retrying`, due at `run_at`.
+    Retry {
+        /// When to try again.
+        run_at: DateTime<Utc>,
+        /// What went wrong.
+        error: String,
+    },
+    /// A permanent failure, or attempts exhausted: the job becomes `failed`.
+    Failed {
+        /// What went wrong.
+        error: String,
+    },
+    /// The worker is shutting down: the job goes back to `queued`, due now, and this attempt
+    /// is not counted.
+    Released,
+}
+
+/// One finished attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobCompletion {
+    /// The job.
+    pub id: i64,
+    /// The attempt number the worker claimed; the update applies only while the job is still
+    /// `running` at this attempt, so a worker whose job was rescued cannot overwrite it.
+    pub attempt: i32,
+    /// The worker.
+    pub worker_id: String,
+    /// When the handler started.
+    pub started_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: DateTime<Utc>,
+    /// How it ended.
+    pub outcome: CompletionOutcome,
+}
+
+/// Finalise many attempts in one statement, recording one `job_attempts` row each.
+#[derive(Debug, Clone, Default)]
+pub struct JobCompleteManyParams {
+    /// The attempts.
+    pub completions: Vec<JobCompletion>,
+}
+
+/// List jobs, newest first, filtered.
+#[derive(Debug, Clone, Default)]
+pub struct JobListParams {
+    /// Only these states (all when empty).
+    pub states: Vec<JobState>,
+    /// Only these kinds (all when empty).
+    pub job_types: Vec<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// Only this document's jobs.
+    pub document_id: Option<Uuid>,
+    /// Cursor: only ids below this one.
+    pub before_id: Option<i64>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// Retry failed or cancelled jobs by hand: back to `queued`, due now, with fresh attempts.
+#[derive(Debug, Clone, Default)]
+pub struct JobRetryParams {
+    /// These jobs (must be failed or cancelled); when empty, every failed or cancelled job
+    /// matching the filters below.
+    pub ids: Vec<i64>,
+    /// Only this kind.
+    pub job_type: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Cancel jobs that have not finished.
+#[derive(Debug, Clone, Default)]
+pub struct JobCancelParams {
+    /// The jobs.
+    pub ids: Vec<i64>,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Rescue running jobs whose worker's lease has expired.
+#[derive(Debug, Clone)]
+pub struct JobRescueParams {
+    /// A worker whose last heartbeat is older than `now - lease` is dead.
+    pub lease: Duration,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+    /// At most this many jobs per call.
+    pub limit: i64,
+}
+
+/// What a rescue did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct JobRescueResult {
+    /// Jobs put back in the queue.
+    pub requeued: Vec<i64>,
+    /// Jobs dead-lettered because they had no attempts left.
+    pub failed: Vec<i64>,
+}
+
+/// Delete finished jobs (and their attempts) older than the cut-offs.
+#[derive(Debug, Clone)]
+pub struct JobDeleteFinishedParams {
+    /// Completed and cancelled jobs finished before this.
+    pub completed_before: DateTime<Utc>,
+    /// Failed jobs finished before this (kept longer: someone may still inspect them).
+    pub failed_before: DateTime<Utc>,
+    /// At most this many rows per call.
+    pub limit: i64,
+}
+
+/// Pause or resume a queue (or every queue, with [`crate::ALL_QUEUES`]).
+#[derive(Debug, Clone)]
+pub struct QueueSetPausedParams {
+    /// The queue.
+    pub name: String,
+    /// Pause (true) or resume (false).
+    pub paused: bool,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// A worker's heartbeat: its liveness, and so its jobs' lease.
+#[derive(Debug, Clone)]
+pub struct WorkerHeartbeatParams {
+    /// The worker.
+    pub id: String,
+    /// Its host.
+    pub hostname: String,
+    /// Its process id.
+    pub pid: i32,
+    /// Its queues.
+    pub queues: Vec<String>,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Try to become (or stay) the maintenance leader.
+#[derive(Debug, Clone)]
+pub struct LeaderElectParams {
+    /// The candidate.
+    pub leader_id: String,
+    /// How long the leadership lasts unless renewed.
+    pub ttl: Duration,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Create or update a cron schedule.
+#[derive(Debug, Clone)]
+pub struct CronScheduleUpsertParams {
+    /// Unique name.
+    pub name: String,
+    /// Cron expression.
+    pub expression: String,
+    /// IANA time zone.
+    pub timezone: String,
+    /// Job kind enqueued per occurrence.
+    pub job_type: String,
+    /// Queue.
+    pub queue: String,
+    /// Payload.
+    pub payload: serde_json::Value,
+    /// Priority.
+    pub priority: i16,
+    /// Whether it runs.
+    pub enabled: bool,
+    /// Missed-run policy.
+    pub missed_policy: MissedRunPolicy,
+    /// The first occurrence after now, used when the schedule is new or its expression or
+    /// time zone changed; an unchanged schedule keeps its stored `next_run_at`.
+    pub next_run_at: DateTime<Utc>,
+}
+
+/// Enqueue one occurrence of a schedule, exactly once across every node.
+#[derive(Debug, Clone)]
+pub struct CronRunEnqueueParams {
+    /// The schedule.
+    pub schedule_name: String,
+    /// The occurrence being run.
+    pub scheduled_for: DateTime<Utc>,
+    /// Advance the schedule only if its `next_run_at` is still this (another node may have
+    /// advanced it). `None` for a manual run, which does not move the schedule.
+    pub expected_next_run_at: Option<DateTime<Utc>>,
+    /// The schedule's new `next_run_at` (ignored for a manual run).
+    pub next_run_at: DateTime<Utc>,
+    /// The job to enqueue; its unique key should name the schedule and occurrence. `None`
+    /// records the occurrence as `skipped` (the missed-run policy said so) and enqueues nothing.
+    pub job: Option<JobInsertParams>,
+    /// A note kept on the run (`manual`, `missed 3 occurrences` …).
+    pub message: Option<String>,
+}
+
+/// List a schedule's runs, newest first.
+#[derive(Debug, Clone, Default)]
+pub struct CronRunListParams {
+    /// Only this schedule's runs.
+    pub schedule_name: Option<String>,
+    /// At most this many rows.
+    pub limit: i64,
+}

@@ -1,0 +1,601 @@
+//! The [`Executor`] implementation, written once for pooled connections and transactions.
+
+use std::collections::HashMap;
+use std::ops::DerefMut;
+
+use chrono::{DateTime, Utc};
+use docket_core::*;
+use sqlx::{PgConnection, Row};
+use uuid::Uuid;
+
+use crate::notify::Notifier;
+use crate::rows;
+
+/// A PostgreSQL executor over a pooled connection or a transaction (`C`).
+pub struct PgExec<C> {
+    conn: C,
+    notifier: Notifier,
+    in_tx: bool,
+    inserted: bool,
+}
+
+impl<C> std::fmt::Debug for PgExec<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PgExec").field("in_tx", &self.in_tx).finish()
+    }
+}
+
+impl<C> PgExec<C> {
+    pub(crate) fn new(conn: C, notifier: Notifier, in_tx: bool) -> Self {
+        Self {
+            conn,
+            notifier,
+            in_tx,
+            inserted: false,
+        }
+    }
+
+    /// The underlying connection or transaction, for the caller's own SQL.
+    pub fn inner(&mut self) -> &mut C {
+        &mut self.conn
+    }
+
+    /// Jobs were inserted: announce them now, or at commit inside a transaction.
+    fn announce(&mut self) {
+        if self.in_tx {
+            self.inserted = true;
+        } else {
+            self.notifier.poke();
+        }
+    }
+}
+
+/// Classifies a sqlx error: connection trouble is [`Error::Unavailable`] (retry later).
+pub(crate) fn map_err(e: sqlx::Error) -> Error {
+    let unavailable = match &e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Protocol(_) => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|c| {
+            // 08: connection exception; 57P01-03: admin shutdown, crash shutdown, cannot
+            // connect now.
+            c.starts_with("08") || matches!(c.as_ref(), "57P01" | "57P02" | "57P03")
+        }),
+        _ => false,
+    };
+    if unavailable {
+        Error::Unavailable(Box::new(e))
+    } else {
+        Error::Database(Box::new(e))
+    }
+}
+
+fn secs(d: chrono::Duration) -> f64 {
+    d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
+impl<C> Transaction for PgExec<C>
+where
+    C: DerefMut<Target = PgConnection> + Send + TxControl,
+{
+    async fn commit(self) -> Result<()> {
+        let Self {
+            conn,
+            notifier,
+            inserted,
+            ..
+        } = self;
+        conn.commit_tx().await.map_err(map_err)?;
+        if inserted {
+            notifier.poke();
+        }
+        Ok(())
+    }
+
+    async fn rollback(self) -> Result<()> {
+        self.conn.rollback_tx().await.map_err(map_err)
+    }
+}
+
+/// Commit and rollback for the transaction type; sealed to this crate.
+pub trait TxControl: Sized {
+    #[allow(missing_docs)]
+    fn commit_tx(self) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+    #[allow(missing_docs)]
+    fn rollback_tx(self) -> impl Future<Output = Result<(), sqlx::Error>> + Send;
+}
+
+impl TxControl for sqlx::Transaction<'static, sqlx::Postgres> {
+    fn commit_tx(self) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        self.commit()
+    }
+    fn rollback_tx(self) -> impl Future<Output = Result<(), sqlx::Error>> + Send {
+        self.rollback()
+    }
+}
+
+impl<C> Executor for PgExec<C>
+where
+    C: DerefMut<Target = PgConnection> + Send,
+{
+    async fn job_insert_many(
+        &mut self,
+        params: JobInsertManyParams,
+    ) -> Result<Vec<JobInsertResult>> {
+        let jobs = params.jobs;
+        if jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        for j in &jobs {
+            j.validate()?;
+        }
+        let n = jobs.len();
+        let mut job_type = Vec::with_capacity(n);
+        let mut queue = Vec::with_capacity(n);
+        let mut priority = Vec::with_capacity(n);
+        let mut payload = Vec::with_capacity(n);
+        let mut max_attempts = Vec::with_capacity(n);
+        let mut run_at = Vec::with_capacity(n);
+        let mut unique_key = Vec::with_capacity(n);
+        let mut document_id: Vec<Option<Uuid>> = Vec::with_capacity(n);
+        for j in jobs {
+            job_type.push(j.job_type);
+            queue.push(j.queue);
+            priority.push(j.priority);
+            payload.push(j.payload);
+            max_attempts.push(j.max_attempts);
+            run_at.push(j.run_at);
+            unique_key.push(j.unique_key);
+            document_id.push(j.document_id);
+        }
+        let inserted = sqlx::query(include_str!("../queries/job_insert_many.sql"))
+            .bind(&job_type)
+            .bind(&queue)
+            .bind(&priority)
+            .bind(&payload)
+            .bind(&max_attempts)
+            .bind(&run_at)
+            .bind(&unique_key)
+            .bind(&document_id)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        if !inserted.is_empty() {
+            self.announce();
+        }
+
+        // Returned rows follow input order over the inputs that were inserted; an input whose
+        // key does not match the next returned row was a duplicate.
+        let mut out = Vec::with_capacity(n);
+        let mut dup_keys = Vec::new();
+        let mut next = inserted.iter().peekable();
+        for key in &unique_key {
+            let matched = next.peek().map(|r| {
+                let k: Option<&str> = r.get("unique_key");
+                k == key.as_deref()
+            });
+            if matched == Some(true) {
+                let r = next.next().expect("peeked");
+                out.push(JobInsertResult {
+                    id: r.get("id"),
+                    duplicate: false,
+                });
+            } else {
+                let key = key.clone().ok_or_else(|| {
+                    Error::Decode("insert returned rows out of order".to_owned())
+                })?;
+                dup_keys.push(key);
+                out.push(JobInsertResult {
+                    id: 0,
+                    duplicate: true,
+                });
+            }
+        }
+        if !dup_keys.is_empty() {
+            let holders: HashMap<String, i64> =
+                sqlx::query(include_str!("../queries/job_find_by_unique_key.sql"))
+                    .bind(&dup_keys)
+                    .fetch_all(&mut *self.conn)
+                    .await
+                    .map_err(map_err)?
+                    .into_iter()
+                    .map(|r| (r.get("unique_key"), r.get("id")))
+                    .collect();
+            for (res, key) in out.iter_mut().zip(&unique_key) {
+                if res.duplicate {
+                    let key = key.as_deref().unwrap_or_default();
+                    res.id = holders.get(key).copied().unwrap_or_default();
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn job_get_available(&mut self, params: JobGetAvailableParams) -> Result<Vec<JobRow>> {
+        let rows = sqlx::query(include_str!("../queries/job_get_available.sql"))
+            .bind(&params.worker_id)
+            .bind(&params.queue)
+            .bind(i64::from(params.limit.max(0)))
+            .bind(params.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>>>()?;
+        jobs.sort_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.run_at.cmp(&b.run_at))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(jobs)
+    }
+
+    async fn job_complete_many(&mut self, params: JobCompleteManyParams) -> Result<Vec<i64>> {
+        let c = params.completions;
+        if c.is_empty() {
+            return Ok(Vec::new());
+        }
+        let n = c.len();
+        let mut id = Vec::with_capacity(n);
+        let mut attempt = Vec::with_capacity(n);
+        let mut status = Vec::with_capacity(n);
+        let mut run_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut error: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut delta = Vec::with_capacity(n);
+        let mut worker = Vec::with_capacity(n);
+        let mut started = Vec::with_capacity(n);
+        let mut finished = Vec::with_capacity(n);
+        let mut outcome = Vec::with_capacity(n);
+        for x in c {
+            id.push(x.id);
+            attempt.push(x.attempt);
+            worker.push(x.worker_id);
+            started.push(x.started_at);
+            finished.push(x.finished_at);
+            let (st, ra, err, d, oc) = match x.outcome {
+                CompletionOutcome::Completed => {
+                    (JobState::Completed, None, None, 0, AttemptOutcome::Completed)
+                }
+                CompletionOutcome::Retry { run_at, error } => (
+                    JobState::Retrying,
+                    Some(run_at),
+                    Some(error),
+                    0,
+                    AttemptOutcome::Retried,
+                ),
+                CompletionOutcome::Failed { error } => {
+                    (JobState::Failed, None, Some(error), 0, AttemptOutcome::Failed)
+                }
+                CompletionOutcome::Released => (
+                    JobState::Queued,
+                    Some(x.finished_at),
+                    Some("released on shutdown".to_owned()),
+                    -1,
+                    AttemptOutcome::Released,
+                ),
+            };
+            status.push(st.as_str());
+            run_at.push(ra);
+            error.push(err);
+            delta.push(d);
+            outcome.push(oc.as_str());
+        }
+        let done = sqlx::query_scalar(include_str!("../queries/job_complete_many.sql"))
+            .bind(&id)
+            .bind(&attempt)
+            .bind(&status)
+            .bind(&run_at)
+            .bind(&error)
+            .bind(&delta)
+            .bind(&worker)
+            .bind(&started)
+            .bind(&finished)
+            .bind(&outcome)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        if outcome.contains(&AttemptOutcome::Released.as_str()) {
+            // Released jobs are due at once, for any worker.
+            self.announce();
+        }
+        Ok(done)
+    }
+
+    async fn job_get(&mut self, id: i64) -> Result<Option<JobRow>> {
+        sqlx::query("SELECT * FROM processing_jobs WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::job)
+            .transpose()
+    }
+
+    async fn job_list(&mut self, params: JobListParams) -> Result<Vec<JobRow>> {
+        let states: Vec<&str> = params.states.iter().map(|s| s.as_str()).collect();
+        sqlx::query(include_str!("../queries/job_list.sql"))
+            .bind(&states)
+            .bind(&params.job_types)
+            .bind(&params.queue)
+            .bind(params.document_id)
+            .bind(params.before_id)
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::job)
+            .collect()
+    }
+
+    async fn job_attempt_list(&mut self, job_id: i64) -> Result<Vec<JobAttempt>> {
+        sqlx::query("SELECT * FROM job_attempts WHERE job_id = $1 ORDER BY attempt, id")
+            .bind(job_id)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::attempt)
+            .collect()
+    }
+
+    async fn job_retry(&mut self, params: JobRetryParams) -> Result<Vec<i64>> {
+        let ids: Vec<i64> = sqlx::query_scalar(include_str!("../queries/job_retry.sql"))
+            .bind(&params.ids)
+            .bind(&params.job_type)
+            .bind(&params.queue)
+            .bind(params.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        if !ids.is_empty() {
+            self.announce();
+        }
+        Ok(ids)
+    }
+
+    async fn job_cancel(&mut self, params: JobCancelParams) -> Result<Vec<i64>> {
+        sqlx::query_scalar(include_str!("../queries/job_cancel.sql"))
+            .bind(&params.ids)
+            .bind(params.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn job_rescue(&mut self, params: JobRescueParams) -> Result<JobRescueResult> {
+        let rows = sqlx::query(include_str!("../queries/job_rescue.sql"))
+            .bind(params.now)
+            .bind(secs(params.lease))
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let mut out = JobRescueResult::default();
+        for r in rows {
+            let status: &str = r.get("status");
+            let id: i64 = r.get("id");
+            if status == "failed" {
+                out.failed.push(id);
+            } else {
+                out.requeued.push(id);
+            }
+        }
+        if !out.requeued.is_empty() {
+            self.announce();
+        }
+        Ok(out)
+    }
+
+    async fn job_delete_finished(&mut self, params: JobDeleteFinishedParams) -> Result<u64> {
+        sqlx::query(include_str!("../queries/job_delete_finished.sql"))
+            .bind(params.completed_before)
+            .bind(params.failed_before)
+            .bind(params.limit)
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+
+    async fn job_stats(&mut self) -> Result<Vec<JobStatRow>> {
+        sqlx::query("SELECT * FROM job_queue_stats ORDER BY job_type, queue, status")
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::stat)
+            .collect()
+    }
+
+    async fn queue_set_paused(&mut self, params: QueueSetPausedParams) -> Result<QueueRow> {
+        let row = sqlx::query(include_str!("../queries/queue_set_paused.sql"))
+            .bind(&params.name)
+            .bind(params.paused)
+            .bind(params.now)
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        if !params.paused {
+            self.announce();
+        }
+        rows::queue(&row)
+    }
+
+    async fn queue_list(&mut self) -> Result<Vec<QueueRow>> {
+        sqlx::query("SELECT * FROM docket_queues ORDER BY name")
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::queue)
+            .collect()
+    }
+
+    async fn worker_heartbeat(&mut self, params: WorkerHeartbeatParams) -> Result<()> {
+        sqlx::query(include_str!("../queries/worker_heartbeat.sql"))
+            .bind(&params.id)
+            .bind(&params.hostname)
+            .bind(params.pid)
+            .bind(&params.queues)
+            .bind(params.now)
+            .execute(&mut *self.conn)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn worker_delete(&mut self, id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM docket_workers WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn worker_list(&mut self) -> Result<Vec<WorkerRow>> {
+        sqlx::query("SELECT * FROM docket_workers ORDER BY heartbeat_at DESC, id")
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::worker)
+            .collect()
+    }
+
+    async fn worker_delete_stale(&mut self, before: DateTime<Utc>) -> Result<u64> {
+        // Only workers that hold no running job: those jobs belong to the rescuer first.
+        sqlx::query(
+            "DELETE FROM docket_workers w WHERE heartbeat_at < $1 AND NOT EXISTS \
+             (SELECT 1 FROM processing_jobs j WHERE j.status = 'running' AND j.locked_by = w.id)",
+        )
+        .bind(before)
+        .execute(&mut *self.conn)
+        .await
+        .map(|r| r.rows_affected())
+        .map_err(map_err)
+    }
+
+    async fn leader_attempt_elect(&mut self, params: LeaderElectParams) -> Result<bool> {
+        let row: Option<String> =
+            sqlx::query_scalar(include_str!("../queries/leader_attempt_elect.sql"))
+                .bind(&params.leader_id)
+                .bind(secs(params.ttl))
+                .bind(params.now)
+                .fetch_optional(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn leader_resign(&mut self, leader_id: &str) -> Result<()> {
+        sqlx::query("DELETE FROM docket_leader WHERE name = 'default' AND leader_id = $1")
+            .bind(leader_id)
+            .execute(&mut *self.conn)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn leader_get(&mut self, now: Option<DateTime<Utc>>) -> Result<Option<LeaderRow>> {
+        let row = sqlx::query(
+            "SELECT leader_id, elected_at, expires_at FROM docket_leader \
+             WHERE name = 'default' AND expires_at > coalesce($1::timestamptz, now())",
+        )
+        .bind(now)
+        .fetch_optional(&mut *self.conn)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| -> Result<LeaderRow> {
+            Ok(LeaderRow {
+                leader_id: r.try_get("leader_id").map_err(rows::decode)?,
+                elected_at: r.try_get("elected_at").map_err(rows::decode)?,
+                expires_at: r.try_get("expires_at").map_err(rows::decode)?,
+            })
+        })
+        .transpose()
+    }
+
+    async fn cron_schedule_upsert(&mut self, p: CronScheduleUpsertParams) -> Result<CronSchedule> {
+        let row = sqlx::query(include_str!("../queries/cron_schedule_upsert.sql"))
+            .bind(&p.name)
+            .bind(&p.expression)
+            .bind(&p.timezone)
+            .bind(&p.job_type)
+            .bind(&p.queue)
+            .bind(&p.payload)
+            .bind(p.priority)
+            .bind(p.enabled)
+            .bind(p.missed_policy.as_str())
+            .bind(p.next_run_at)
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows::schedule(&row)
+    }
+
+    async fn cron_schedule_list(&mut self) -> Result<Vec<CronSchedule>> {
+        sqlx::query("SELECT * FROM cron_schedules ORDER BY name")
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::schedule)
+            .collect()
+    }
+
+    async fn cron_run_enqueue(&mut self, p: CronRunEnqueueParams) -> Result<Option<CronRun>> {
+        if let Some(job) = &p.job {
+            job.validate()?;
+        }
+        let job = p.job.as_ref();
+        let row = sqlx::query(include_str!("../queries/cron_run_enqueue.sql"))
+            .bind(&p.schedule_name)
+            .bind(p.scheduled_for)
+            .bind(p.next_run_at)
+            .bind(p.expected_next_run_at)
+            .bind(job.map(|j| &j.job_type))
+            .bind(job.map(|j| &j.queue))
+            .bind(job.map(|j| j.priority))
+            .bind(job.map(|j| &j.payload))
+            .bind(job.map(|j| j.max_attempts))
+            .bind(job.and_then(|j| j.unique_key.as_ref()))
+            .bind(&p.message)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let run = row.as_ref().map(rows::cron_run).transpose()?;
+        if run.as_ref().is_some_and(|r| r.job_id.is_some()) {
+            self.announce();
+        }
+        Ok(run)
+    }
+
+    async fn cron_run_list(&mut self, p: CronRunListParams) -> Result<Vec<CronRun>> {
+        sqlx::query(
+            "SELECT * FROM cron_runs WHERE ($1::text IS NULL OR schedule_name = $1) \
+             ORDER BY scheduled_for DESC, id DESC LIMIT $2",
+        )
+        .bind(&p.schedule_name)
+        .bind(p.limit)
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(map_err)?
+        .iter()
+        .map(rows::cron_run)
+        .collect()
+    }
+
+    async fn cron_run_sync(&mut self) -> Result<u64> {
+        sqlx::query(include_str!("../queries/cron_run_sync.sql"))
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+}

@@ -1,0 +1,132 @@
+//! The PostgreSQL driver: production and multi-node deployments.
+//!
+//! Many `docket worker` processes on many hosts share one database; PostgreSQL is the whole
+//! distributed engine. Claims use `FOR UPDATE SKIP LOCKED`, so workers never wait on each
+//! other's rows; finalisation is guarded by state and attempt; wake-ups travel by
+//! `LISTEN/NOTIFY`, with polling as the fallback for connection poolers that break `LISTEN`.
+//!
+//! Every SQL statement lives in `queries/`, one file per driver method.
+
+mod exec;
+mod notify;
+mod rows;
+
+use std::time::Duration;
+
+use docket_core::{Driver, Error, Result, Wakeups};
+use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+
+pub use exec::PgExec;
+
+/// How to connect.
+#[derive(Debug, Clone)]
+pub struct PgOptions {
+    /// `postgres://user@host:port/db`.
+    pub url: String,
+    /// Pool size.
+    pub max_connections: u32,
+    /// How long to wait for a pooled connection before reporting the database unavailable.
+    pub acquire_timeout: Duration,
+    /// Receive wake-ups by `LISTEN`. Turn off behind transaction-mode poolers (PgBouncer),
+    /// which break `LISTEN`; workers then rely on polling alone.
+    pub listen: bool,
+}
+
+impl PgOptions {
+    /// Defaults for `url`: 10 connections, 5 s acquire timeout, `LISTEN` on.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            max_connections: 10,
+            acquire_timeout: Duration::from_secs(5),
+            listen: true,
+        }
+    }
+}
+
+/// The channel that carries "jobs were inserted" notifications.
+pub const NOTIFY_CHANNEL: &str = "docket_jobs_inserted";
+
+/// The PostgreSQL driver. Cheap to clone: clones share the pool and the wake-up tasks.
+#[derive(Clone, Debug)]
+pub struct PgDriver {
+    pool: PgPool,
+    wakeups: Wakeups,
+    notifier: notify::Notifier,
+}
+
+impl PgDriver {
+    /// Connects (lazily: the pool opens connections on demand, so a database that is down at
+    /// start is reported by the first call, not here) and starts the wake-up tasks.
+    pub fn connect(opts: &PgOptions) -> Result<Self> {
+        let connect: PgConnectOptions = opts
+            .url
+            .parse()
+            .map_err(|e: sqlx::Error| Error::Invalid(format!("bad database url: {e}")))?;
+        let connect = connect.application_name("docket");
+        let pool = PgPoolOptions::new()
+            .max_connections(opts.max_connections)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_lazy_with(connect);
+        Ok(Self::from_pool(pool, opts.listen))
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool, listen: bool) -> Self {
+        let wakeups = Wakeups::default();
+        let notifier = notify::Notifier::start(pool.clone(), wakeups.clone(), listen);
+        Self {
+            pool,
+            wakeups,
+            notifier,
+        }
+    }
+
+    /// The pool, for callers that run their own SQL next to the queue's.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+impl Driver for PgDriver {
+    type Conn = PgExec<sqlx::pool::PoolConnection<sqlx::Postgres>>;
+    type Tx = PgExec<sqlx::Transaction<'static, sqlx::Postgres>>;
+
+    fn name(&self) -> &'static str {
+        "postgres"
+    }
+
+    async fn conn(&self) -> Result<Self::Conn> {
+        let conn = self.pool.acquire().await.map_err(exec::map_err)?;
+        Ok(PgExec::new(conn, self.notifier.clone(), false))
+    }
+
+    async fn begin(&self) -> Result<Self::Tx> {
+        let tx = self.pool.begin().await.map_err(exec::map_err)?;
+        Ok(PgExec::new(tx, self.notifier.clone(), true))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        // Two processes starting together may race to migrate; sqlx takes an advisory lock.
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) => exec::map_err(e),
+                other => Error::Migration(Box::new(other)),
+            })
+    }
+
+    fn wakeups(&self) -> Wakeups {
+        self.wakeups.clone()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(exec::map_err)
+    }
+}

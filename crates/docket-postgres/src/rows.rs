@@ -1,0 +1,113 @@
+//! Decoding rows into docket's vocabulary.
+
+use docket_core::{
+    CronRun, CronSchedule, Error, JobAttempt, JobRow, JobStatRow, QueueRow, Result, WorkerRow,
+};
+use sqlx::Row;
+use sqlx::postgres::PgRow;
+
+fn parse<T: std::str::FromStr<Err = Error>>(row: &PgRow, col: &str) -> Result<T> {
+    let s: &str = row.try_get(col).map_err(decode)?;
+    s.parse()
+}
+
+pub(crate) fn decode(e: sqlx::Error) -> Error {
+    Error::Decode(e.to_string())
+}
+
+pub(crate) fn job(row: &PgRow) -> Result<JobRow> {
+    let g = |e| decode(e);
+    Ok(JobRow {
+        id: row.try_get("id").map_err(g)?,
+        job_type: row.try_get("job_type").map_err(g)?,
+        queue: row.try_get("queue").map_err(g)?,
+        status: parse(row, "status")?,
+        priority: row.try_get("priority").map_err(g)?,
+        payload: row.try_get("payload").map_err(g)?,
+        attempts: row.try_get("attempts").map_err(g)?,
+        max_attempts: row.try_get("max_attempts").map_err(g)?,
+        run_at: row.try_get("run_at").map_err(g)?,
+        locked_by: row.try_get("locked_by").map_err(g)?,
+        locked_at: row.try_get("locked_at").map_err(g)?,
+        last_error: row.try_get("last_error").map_err(g)?,
+        unique_key: row.try_get("unique_key").map_err(g)?,
+        document_id: row.try_get("document_id").map_err(g)?,
+        created_at: row.try_get("created_at").map_err(g)?,
+        started_at: row.try_get("started_at").map_err(g)?,
+        completed_at: row.try_get("completed_at").map_err(g)?,
+        updated_at: row.try_get("updated_at").map_err(g)?,
+    })
+}
+
+pub(crate) fn attempt(row: &PgRow) -> Result<JobAttempt> {
+    Ok(JobAttempt {
+        id: row.try_get("id").map_err(decode)?,
+        job_id: row.try_get("job_id").map_err(decode)?,
+        attempt: row.try_get("attempt").map_err(decode)?,
+        worker_id: row.try_get("worker_id").map_err(decode)?,
+        started_at: row.try_get("started_at").map_err(decode)?,
+        finished_at: row.try_get("finished_at").map_err(decode)?,
+        outcome: parse(row, "outcome")?,
+        error: row.try_get("error").map_err(decode)?,
+        duration_ms: row.try_get("duration_ms").map_err(decode)?,
+    })
+}
+
+pub(crate) fn queue(row: &PgRow) -> Result<QueueRow> {
+    Ok(QueueRow {
+        name: row.try_get("name").map_err(decode)?,
+        paused_at: row.try_get("paused_at").map_err(decode)?,
+        updated_at: row.try_get("updated_at").map_err(decode)?,
+    })
+}
+
+pub(crate) fn worker(row: &PgRow) -> Result<WorkerRow> {
+    Ok(WorkerRow {
+        id: row.try_get("id").map_err(decode)?,
+        hostname: row.try_get("hostname").map_err(decode)?,
+        pid: row.try_get("pid").map_err(decode)?,
+        queues: row.try_get("queues").map_err(decode)?,
+        started_at: row.try_get("started_at").map_err(decode)?,
+        heartbeat_at: row.try_get("heartbeat_at").map_err(decode)?,
+    })
+}
+
+pub(crate) fn schedule(row: &PgRow) -> Result<CronSchedule> {
+    Ok(CronSchedule {
+        name: row.try_get("name").map_err(decode)?,
+        expression: row.try_get("expression").map_err(decode)?,
+        timezone: row.try_get("timezone").map_err(decode)?,
+        job_type: row.try_get("job_type").map_err(decode)?,
+        queue: row.try_get("queue").map_err(decode)?,
+        payload: row.try_get("payload").map_err(decode)?,
+        priority: row.try_get("priority").map_err(decode)?,
+        enabled: row.try_get("enabled").map_err(decode)?,
+        missed_policy: parse(row, "missed_policy")?,
+        next_run_at: row.try_get("next_run_at").map_err(decode)?,
+        last_run_at: row.try_get("last_run_at").map_err(decode)?,
+    })
+}
+
+pub(crate) fn cron_run(row: &PgRow) -> Result<CronRun> {
+    Ok(CronRun {
+        id: row.try_get("id").map_err(decode)?,
+        schedule_name: row.try_get("schedule_name").map_err(decode)?,
+        scheduled_for: row.try_get("scheduled_for").map_err(decode)?,
+        job_id: row.try_get("job_id").map_err(decode)?,
+        status: row.try_get("status").map_err(decode)?,
+        started_at: row.try_get("started_at").map_err(decode)?,
+        finished_at: row.try_get("finished_at").map_err(decode)?,
+        message: row.try_get("message").map_err(decode)?,
+        created_at: row.try_get("created_at").map_err(decode)?,
+    })
+}
+
+pub(crate) fn stat(row: &PgRow) -> Result<JobStatRow> {
+    Ok(JobStatRow {
+        job_type: row.try_get("job_type").map_err(decode)?,
+        queue: row.try_get("queue").map_err(decode)?,
+        status: parse(row, "status")?,
+        count: row.try_get("count").map_err(decode)?,
+        oldest_created_at: row.try_get("oldest_created_at").map_err(decode)?,
+    })
+}

@@ -1,0 +1,271 @@
+//! Typed jobs and the handlers that work them.
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use docket_core::{
+    CompletionOutcome, Driver, Executor, JobCompleteManyParams, JobCompletion, JobRow,
+};
+use futures::future::BoxFuture;
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use tokio_util::sync::CancellationToken;
+
+use crate::client::InsertOpts;
+use crate::retry::Backoff;
+
+/// A job's arguments: a stable kind string and a serde payload.
+///
+/// The kind is stored in every row and must never change once jobs of it exist: it is a
+/// string constant, never derived from a type name.
+pub trait JobArgs: Serialize + DeserializeOwned + Send + 'static {
+    /// The job kind, e.g. `parse`.
+    const KIND: &'static str;
+
+    /// Default insert options for jobs of this kind (queue, priority, attempts, unique key).
+    fn insert_opts(&self) -> InsertOpts {
+        InsertOpts::default()
+    }
+}
+
+/// How a handler failed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobError {
+    message: String,
+    permanent: bool,
+    retry_after: Option<Duration>,
+}
+
+impl JobError {
+    /// A failure worth retrying (a timeout, an unavailable service).
+    pub fn retryable(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: false,
+            retry_after: None,
+        }
+    }
+
+    /// A failure that will never succeed (a corrupt file): the job is dead-lettered at once.
+    pub fn permanent(message: impl fmt::Display) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: true,
+            retry_after: None,
+        }
+    }
+
+    /// Retry no sooner than `after` (a provider's `Retry-After`), instead of the backoff.
+    pub fn retry_after(message: impl fmt::Display, after: Duration) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: false,
+            retry_after: Some(after),
+        }
+    }
+
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+
+    /// Whether retrying is pointless.
+    pub fn is_permanent(&self) -> bool {
+        self.permanent
+    }
+
+    /// The delay asked for, if any.
+    pub fn retry_after_delay(&self) -> Option<Duration> {
+        self.retry_after
+    }
+}
+
+impl fmt::Display for JobError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl<E: std::error::Error> From<E> for JobError {
+    /// Any error is retryable unless the handler says otherwise.
+    fn from(e: E) -> Self {
+        JobError::retryable(e)
+    }
+}
+
+/// What a handler gets besides its arguments.
+pub struct JobContext<D: Driver> {
+    job: Arc<JobRow>,
+    driver: D,
+    worker_id: Arc<str>,
+    cancel: CancellationToken,
+    finalised: Arc<AtomicBool>,
+}
+
+impl<D: Driver> JobContext<D> {
+    pub(crate) fn new(
+        job: Arc<JobRow>,
+        driver: D,
+        worker_id: Arc<str>,
+        cancel: CancellationToken,
+    ) -> Self {
+        Self {
+            job,
+            driver,
+            worker_id,
+            cancel,
+            finalised: Arc::new(AtomicBool::new(false)),
+        }
+    }
+
+    pub(crate) fn finalised_flag(&self) -> Arc<AtomicBool> {
+        self.finalised.clone()
+    }
+
+    /// The job's row as claimed (its attempt number included).
+    pub fn job(&self) -> &JobRow {
+        &self.job
+    }
+
+    /// The storage driver, for the handler's own reads and transactions.
+    pub fn driver(&self) -> &D {
+        &self.driver
+    }
+
+    /// Cancelled when the worker must stop now (shutdown past its grace period). Long
+    /// handlers should check it between steps.
+    pub fn cancelled(&self) -> &CancellationToken {
+        &self.cancel
+    }
+
+    /// Completes this job inside `tx`, next to the handler's own writes (its outputs, the
+    /// next stage's job), so that they commit together. Returns `false` when the job is no
+    /// longer this worker's (it was rescued or cancelled): the handler should then roll back.
+    ///
+    /// If the handler returns `Ok` after this, the runtime does not complete the job again;
+    /// if it returns an error (say, the commit failed), the attempt fails as usual.
+    pub async fn complete_in(&self, tx: &mut D::Tx) -> docket_core::Result<bool> {
+        let now = chrono::Utc::now();
+        let done = tx
+            .job_complete_many(JobCompleteManyParams {
+                completions: vec![JobCompletion {
+                    id: self.job.id,
+                    attempt: self.job.attempts,
+                    worker_id: self.worker_id.to_string(),
+                    started_at: self.job.started_at.unwrap_or(now),
+                    finished_at: now,
+                    outcome: CompletionOutcome::Completed,
+                }],
+            })
+            .await?;
+        let ok = !done.is_empty();
+        self.finalised.store(ok, Ordering::Release);
+        Ok(ok)
+    }
+}
+
+/// A handler for one job kind. Implement `work`; the timeout and retry policy have defaults.
+///
+/// CPU-heavy work (parsing, inference) belongs on blocking threads
+/// (`tokio::task::spawn_blocking`) so that it cannot starve the heartbeat and the claim loop.
+pub trait Worker<D: Driver>: Send + Sync + 'static {
+    /// The arguments this handler takes.
+    type Args: JobArgs;
+
+    /// Does the work. `Ok` completes the job; an error retries it or dead-letters it.
+    fn work(
+        &self,
+        ctx: JobContext<D>,
+        args: Self::Args,
+    ) -> impl Future<Output = Result<(), JobError>> + Send;
+
+    /// An attempt running longer than this is cancelled and counts as a retryable failure.
+    /// Default 5 minutes.
+    fn timeout(&self) -> Duration {
+        Duration::from_secs(300)
+    }
+
+    /// The backoff between attempts. Default 60 s, 300 s, 900 s with ±10 % jitter.
+    fn backoff(&self) -> Backoff {
+        Backoff::default()
+    }
+}
+
+/// A handler with its type erased, so that one registry holds every kind.
+pub(crate) trait ErasedWorker<D: Driver>: Send + Sync {
+    fn work(
+        &self,
+        ctx: JobContext<D>,
+        payload: serde_json::Value,
+    ) -> BoxFuture<'static, Result<(), JobError>>;
+    fn timeout(&self) -> Duration;
+    fn backoff(&self) -> Backoff;
+}
+
+struct Erased<W>(Arc<W>);
+
+impl<D: Driver, W: Worker<D>> ErasedWorker<D> for Erased<W> {
+    fn work(
+        &self,
+        ctx: JobContext<D>,
+        payload: serde_json::Value,
+    ) -> BoxFuture<'static, Result<(), JobError>> {
+        let w = self.0.clone();
+        Box::pin(async move {
+            let args: W::Args = serde_json::from_value(payload).map_err(|e| {
+                JobError::permanent(format!(
+                    "payload does not deserialize as {}: {e}",
+                    W::Args::KIND
+                ))
+            })?;
+            w.work(ctx, args).await
+        })
+    }
+
+    fn timeout(&self) -> Duration {
+        self.0.timeout()
+    }
+
+    fn backoff(&self) -> Backoff {
+        self.0.backoff()
+    }
+}
+
+/// The handlers a runtime works, by kind.
+pub struct Workers<D: Driver> {
+    map: HashMap<&'static str, Arc<dyn ErasedWorker<D>>>,
+}
+
+impl<D: Driver> Default for Workers<D> {
+    fn default() -> Self {
+        Self {
+            map: HashMap::new(),
+        }
+    }
+}
+
+impl<D: Driver> Workers<D> {
+    /// No handlers.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Registers `worker` for its args' kind, replacing any earlier handler of that kind.
+    pub fn register<W: Worker<D>>(&mut self, worker: W) -> &mut Self {
+        self.map
+            .insert(W::Args::KIND, Arc::new(Erased(Arc::new(worker))));
+        self
+    }
+
+    /// Whether a handler for `kind` is registered.
+    pub fn contains(&self, kind: &str) -> bool {
+        self.map.contains_key(kind)
+    }
+
+    pub(crate) fn get(&self, kind: &str) -> Option<Arc<dyn ErasedWorker<D>>> {
+        self.map.get(kind).cloned()
+    }
+}

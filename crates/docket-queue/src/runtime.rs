@@ -1,0 +1,625 @@
+//! The worker runtime.
+//!
+//! ```text
+//!  wake-ups ─┐
+//!            ▼
+//!   producer (one per queue) ──claim batch of free slots──▶ job tasks ──▶ completer ──▶ DB
+//!            ▲                                              (semaphore)    (batched)
+//!            └──────────── a slot frees ◀─────────────────────┘
+//!   heartbeat: the worker row, i.e. every running job's lease
+//!   elector: leader only → maintenance (rescuer, cron scheduler)
+//! ```
+//!
+//! Claims and completions are batched adaptively, with no tuning: a producer claims as many
+//! jobs as it has free slots (up to `claim_batch`), and the completer writes whatever has
+//! finished since its last write in one statement. Idle, each call carries one job and adds
+//! no delay; under load, batches grow by themselves.
+
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use chrono::Utc;
+use docket_core::{
+    Clock, CompletionOutcome, DEFAULT_QUEUE, Driver, Error, Executor, JobCompleteManyParams,
+    JobCompletion, JobGetAvailableParams, JobRow, Result, WorkerHeartbeatParams,
+};
+use futures::FutureExt;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+use tracing::Instrument;
+
+use crate::job::{JobContext, JobError, Workers};
+use crate::leader::Elector;
+use crate::maintenance::{CleanupWorker, Maintenance, MaintenanceConfig};
+use crate::retry::Backoff;
+
+/// A queue this runtime works, and how many of its jobs may run at once in this process.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// The queue's name.
+    pub name: String,
+    /// Jobs of this queue running at once in this process. Default 100.
+    pub concurrency: usize,
+}
+
+impl QueueConfig {
+    /// `name` with the default concurrency.
+    pub fn new(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            concurrency: 100,
+        }
+    }
+}
+
+/// Runtime settings.
+#[derive(Debug, Clone)]
+pub struct RuntimeConfig {
+    /// This process's worker id; default `<host>-<pid>-<random>`.
+    pub worker_id: Option<String>,
+    /// The queues to work. Default: `default`, concurrency 100.
+    pub queues: Vec<QueueConfig>,
+    /// An idle producer looks for work this often even without a wake-up (the fallback when
+    /// `LISTEN` is unavailable). Default 1 s.
+    pub poll_interval: Duration,
+    /// How often the worker renews its lease. Default 5 s; keep it well under the rescuer's
+    /// lease (30 s).
+    pub heartbeat_interval: Duration,
+    /// Most jobs claimed per statement. Default 1,000.
+    pub claim_batch: usize,
+    /// Most attempts finalised per statement. Default 2,000.
+    pub complete_batch: usize,
+    /// On shutdown, running jobs get this long to finish before they are released for
+    /// another worker to run. Default 30 s.
+    pub shutdown_grace: Duration,
+    /// Take part in leader election and, when elected, run maintenance. `None`: never lead.
+    pub maintenance: Option<MaintenanceConfig>,
+    /// The leader's term. Default 15 s: a dead leader is replaced within that.
+    pub leader_ttl: Duration,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            worker_id: None,
+            queues: vec![QueueConfig::new(DEFAULT_QUEUE)],
+            poll_interval: Duration::from_secs(1),
+            heartbeat_interval: Duration::from_secs(5),
+            claim_batch: 1000,
+            complete_batch: 2000,
+            shutdown_grace: Duration::from_secs(30),
+            maintenance: Some(MaintenanceConfig::default()),
+            leader_ttl: Duration::from_secs(15),
+        }
+    }
+}
+
+impl RuntimeConfig {
+    /// Reports every problem at once.
+    pub fn validate(&self) -> Result<()> {
+        let mut problems = Vec::new();
+        if self.queues.is_empty() {
+            problems.push("at least one queue is needed".to_owned());
+        }
+        for q in &self.queues {
+            if q.name.is_empty() || q.name == docket_core::ALL_QUEUES {
+                problems.push(format!("invalid queue name {:?}", q.name));
+            }
+            if q.concurrency == 0 {
+                problems.push(format!("queue {:?}: concurrency must be at least 1", q.name));
+            }
+        }
+        if self.poll_interval.is_zero() {
+            problems.push("poll_interval must be positive".to_owned());
+        }
+        if self.heartbeat_interval.is_zero() {
+            problems.push("heartbeat_interval must be positive".to_owned());
+        }
+        if let Some(m) = &self.maintenance
+            && self.heartbeat_interval * 2 > m.rescuer.lease
+        {
+            problems.push(format!(
+                "heartbeat_interval ({:?}) must be under half the rescuer lease ({:?})",
+                self.heartbeat_interval, m.rescuer.lease
+            ));
+        }
+        if self.claim_batch == 0 || self.complete_batch == 0 {
+            problems.push("claim_batch and complete_batch must be positive".to_owned());
+        }
+        if self.leader_ttl < Duration::from_millis(300) {
+            problems.push("leader_ttl must be at least 300ms".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Invalid(problems.join("; ")))
+        }
+    }
+}
+
+/// Starts runtimes.
+#[derive(Debug)]
+pub struct Runtime;
+
+struct Inner<D: Driver> {
+    driver: D,
+    workers: Workers<D>,
+    worker_id: Arc<str>,
+    clock: Arc<dyn Clock>,
+    config: RuntimeConfig,
+    completions: mpsc::UnboundedSender<JobCompletion>,
+    /// Cancelled when running jobs must stop now (grace period over).
+    hard: CancellationToken,
+    jobs: TaskTracker,
+}
+
+/// A started runtime. Dropping it does not stop it: call [`RuntimeHandle::shutdown`].
+#[derive(Debug)]
+pub struct RuntimeHandle {
+    worker_id: String,
+    soft: CancellationToken,
+    done: tokio::task::JoinHandle<()>,
+    leading: watch::Receiver<bool>,
+}
+
+impl RuntimeHandle {
+    /// This process's worker id.
+    pub fn worker_id(&self) -> &str {
+        &self.worker_id
+    }
+
+    /// Whether this process currently leads maintenance.
+    pub fn is_leader(&self) -> bool {
+        *self.leading.borrow()
+    }
+
+    /// A receiver that changes when leadership does.
+    pub fn leadership(&self) -> watch::Receiver<bool> {
+        self.leading.clone()
+    }
+
+    /// Stops claiming, lets running jobs finish within the grace period, releases the rest
+    /// for other workers, writes every completion, and returns when all is done.
+    pub async fn shutdown(self) {
+        self.soft.cancel();
+        let _ = self.done.await;
+    }
+
+    /// A token that starts the shutdown when cancelled (for signal handlers).
+    pub fn shutdown_token(&self) -> CancellationToken {
+        self.soft.clone()
+    }
+
+    /// Waits until the runtime has stopped (after its token was cancelled).
+    pub async fn stopped(self) {
+        let _ = self.done.await;
+    }
+}
+
+impl Runtime {
+    /// Starts working `config.queues` with `workers`. The built-in cleanup handler is added.
+    pub fn start<D: Driver>(
+        driver: D,
+        mut workers: Workers<D>,
+        config: RuntimeConfig,
+        clock: Arc<dyn Clock>,
+    ) -> Result<RuntimeHandle> {
+        config.validate()?;
+        let maintenance = config
+            .maintenance
+            .as_ref()
+            .map(|m| Maintenance::new(driver.clone(), m, clock.clone()))
+            .transpose()?;
+        let cleaner = config.maintenance.clone().unwrap_or_default().cleaner;
+        workers.register(CleanupWorker::new(cleaner, clock.clone()));
+
+        let worker_id = config.worker_id.clone().unwrap_or_else(default_worker_id);
+        let (tx, rx) = mpsc::unbounded_channel();
+        let inner = Arc::new(Inner {
+            driver,
+            workers,
+            worker_id: Arc::from(worker_id.as_str()),
+            clock,
+            config,
+            completions: tx,
+            hard: CancellationToken::new(),
+            jobs: TaskTracker::new(),
+        });
+        let soft = CancellationToken::new();
+        let (leading_tx, leading) = watch::channel(false);
+        let done = tokio::spawn(run(inner, rx, soft.clone(), maintenance, leading_tx));
+        Ok(RuntimeHandle {
+            worker_id,
+            soft,
+            done,
+            leading,
+        })
+    }
+}
+
+fn default_worker_id() -> String {
+    let host = gethostname::gethostname().to_string_lossy().into_owned();
+    let tag = uuid::Uuid::new_v4().simple().to_string();
+    format!("{host}-{}-{}", std::process::id(), &tag[..6])
+}
+
+/// The runtime's life, start to finish.
+async fn run<D: Driver>(
+    inner: Arc<Inner<D>>,
+    completions: mpsc::UnboundedReceiver<JobCompletion>,
+    soft: CancellationToken,
+    maintenance: Option<Maintenance<D>>,
+    leading: watch::Sender<bool>,
+) {
+    let span = tracing::info_span!("docket.worker", worker_id = %inner.worker_id);
+    async move {
+        // The heartbeat outlives the producers: running jobs keep their lease until they end.
+        let beat_stop = CancellationToken::new();
+        let (registered_tx, registered) = watch::channel(false);
+        let heartbeat = tokio::spawn(heartbeat(inner.clone(), beat_stop.clone(), registered_tx));
+
+        let flush_stop = CancellationToken::new();
+        let completer = tokio::spawn(complete(inner.clone(), completions, flush_stop.clone()));
+
+        let elector = maintenance.map(|m| {
+            let e = Elector {
+                driver: inner.driver.clone(),
+                leader_id: inner.worker_id.to_string(),
+                ttl: inner.config.leader_ttl,
+                maintenance: Arc::new(m),
+                leading,
+            };
+            tokio::spawn(e.run(soft.clone()))
+        });
+
+        let producers: Vec<_> = inner
+            .config
+            .queues
+            .clone()
+            .into_iter()
+            .map(|q| tokio::spawn(produce(inner.clone(), q, soft.clone(), registered.clone())))
+            .collect();
+        tracing::info!(queues = ?inner.config.queues.iter().map(|q| &q.name).collect::<Vec<_>>(), "worker started");
+
+        soft.cancelled().await;
+        tracing::info!("shutting down: no new claims");
+        for p in producers {
+            let _ = p.await;
+        }
+        inner.jobs.close();
+        if tokio::time::timeout(inner.config.shutdown_grace, inner.jobs.wait())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                running = inner.jobs.len(),
+                "grace period over: releasing unfinished jobs for other workers"
+            );
+            inner.hard.cancel();
+            inner.jobs.wait().await;
+        }
+        flush_stop.cancel();
+        let _ = completer.await;
+        if let Some(e) = elector {
+            let _ = e.await;
+        }
+        beat_stop.cancel();
+        let _ = heartbeat.await;
+        let gone = async {
+            let mut c = inner.driver.conn().await?;
+            c.worker_delete(&inner.worker_id).await
+        };
+        if let Err(e) = gone.await {
+            tracing::warn!(error = %e, "could not delete the worker row");
+        }
+        tracing::info!("worker stopped");
+    }
+    .instrument(span)
+    .await
+}
+
+async fn heartbeat<D: Driver>(
+    inner: Arc<Inner<D>>,
+    stop: CancellationToken,
+    registered: watch::Sender<bool>,
+) {
+    let params = WorkerHeartbeatParams {
+        id: inner.worker_id.to_string(),
+        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
+        pid: i32::try_from(std::process::id()).unwrap_or(0),
+        queues: inner.config.queues.iter().map(|q| q.name.clone()).collect(),
+        now: None,
+    };
+    let mut failing = false;
+    loop {
+        let beat = async {
+            let mut c = inner.driver.conn().await?;
+            c.worker_heartbeat(WorkerHeartbeatParams {
+                now: inner.clock.now_for_db(),
+                ..params.clone()
+            })
+            .await
+        };
+        match beat.await {
+            Ok(()) => {
+                if failing {
+                    tracing::info!("heartbeat restored");
+                }
+                failing = false;
+                registered.send_replace(true);
+            }
+            Err(e) => {
+                if !failing {
+                    tracing::warn!(error = %e, "heartbeat failed; retrying");
+                }
+                failing = true;
+            }
+        }
+        // Retry a failed beat sooner, so a short outage does not cost the lease.
+        let wait = if failing {
+            inner.config.heartbeat_interval / 5
+        } else {
+            inner.config.heartbeat_interval
+        };
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Grows on repeated errors, so that an unreachable database is not hammered.
+struct ErrorBackoff(Duration);
+
+impl ErrorBackoff {
+    fn new() -> Self {
+        Self(Duration::from_millis(50))
+    }
+    fn next(&mut self) -> Duration {
+        let d = self.0;
+        self.0 = (self.0 * 2).min(Duration::from_secs(5));
+        d
+    }
+    fn reset(&mut self) {
+        self.0 = Duration::from_millis(50);
+    }
+}
+
+async fn produce<D: Driver>(
+    inner: Arc<Inner<D>>,
+    queue: QueueConfig,
+    stop: CancellationToken,
+    mut registered: watch::Receiver<bool>,
+) {
+    // Claim nothing before our worker row exists: the rescuer would take the jobs back.
+    tokio::select! {
+        _ = stop.cancelled() => return,
+        r = registered.wait_for(|r| *r) => if r.is_err() { return },
+    }
+    let slots = Arc::new(Semaphore::new(queue.concurrency));
+    let wakeups = inner.driver.wakeups();
+    let mut backoff = ErrorBackoff::new();
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        // Registered before the claim: a wake-up that lands during the claim is not lost.
+        let notified = wakeups.notify().notified();
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = stop.cancelled() => return,
+                p = slots.clone().acquire_owned() => drop(p),
+            }
+            continue;
+        }
+        let limit = free.min(inner.config.claim_batch);
+        let claimed = async {
+            let mut c = inner.driver.conn().await?;
+            c.job_get_available(JobGetAvailableParams {
+                worker_id: inner.worker_id.to_string(),
+                queue: queue.name.clone(),
+                limit: i32::try_from(limit).unwrap_or(i32::MAX),
+                now: inner.clock.now_for_db(),
+            })
+            .await
+        };
+        let jobs = match claimed.await {
+            Ok(jobs) => {
+                backoff.reset();
+                jobs
+            }
+            Err(e) => {
+                tracing::warn!(queue = %queue.name, error = %e, "claim failed; backing off");
+                tokio::select! {
+                    _ = stop.cancelled() => return,
+                    _ = tokio::time::sleep(backoff.next()) => {}
+                }
+                continue;
+            }
+        };
+        let got = jobs.len();
+        for job in jobs {
+            let permit = slots
+                .clone()
+                .try_acquire_owned()
+                .expect("claimed no more jobs than free slots");
+            spawn_job(&inner, job, permit);
+        }
+        if got == limit {
+            continue; // there may be more
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = notified => {}
+            _ = tokio::time::sleep(inner.config.poll_interval) => {}
+        }
+    }
+}
+
+fn spawn_job<D: Driver>(inner: &Arc<Inner<D>>, job: JobRow, permit: OwnedSemaphorePermit) {
+    let inner2 = inner.clone();
+    inner.jobs.spawn(async move {
+        if let Some(c) = execute(&inner2, job).await {
+            // The receiver lives until every job task has ended.
+            let _ = inner2.completions.send(c);
+        }
+        drop(permit);
+    });
+}
+
+/// Runs one attempt; returns its completion, or `None` when the handler completed the job
+/// inside its own transaction.
+async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompletion> {
+    let started_at = inner.clock.now();
+    let span = tracing::info_span!(
+        "docket.job.execute",
+        job_id = job.id,
+        job_type = %job.job_type,
+        queue = %job.queue,
+        attempt = job.attempts,
+    );
+    let job = Arc::new(job);
+    let outcome = async {
+        let Some(w) = inner.workers.get(&job.job_type) else {
+            return Some(CompletionOutcome::Failed {
+                error: format!("no handler registered for job kind {:?}", job.job_type),
+            });
+        };
+        let ctx = JobContext::new(
+            job.clone(),
+            inner.driver.clone(),
+            inner.worker_id.clone(),
+            inner.hard.child_token(),
+        );
+        let finalised = ctx.finalised_flag();
+        let timeout = w.timeout();
+        let work = AssertUnwindSafe(w.work(ctx, job.payload.clone())).catch_unwind();
+        let result = tokio::select! {
+            r = tokio::time::timeout(timeout, work) => r,
+            _ = inner.hard.cancelled() => return Some(CompletionOutcome::Released),
+        };
+        let err = match result {
+            Ok(Ok(Ok(()))) => {
+                if finalised.load(Ordering::Acquire) {
+                    return None;
+                }
+                tracing::debug!("job completed");
+                return Some(CompletionOutcome::Completed);
+            }
+            Ok(Ok(Err(e))) => e,
+            Ok(Err(panic)) => JobError::retryable(format!("handler panicked: {}", panic_message(&panic))),
+            Err(_) => JobError::retryable(format!("timed out after {timeout:?}")),
+        };
+        Some(failure(&job, err, &w.backoff(), inner.clock.now()))
+    }
+    .instrument(span)
+    .await?;
+    Some(JobCompletion {
+        id: job.id,
+        attempt: job.attempts,
+        worker_id: inner.worker_id.to_string(),
+        started_at,
+        finished_at: inner.clock.now(),
+        outcome,
+    })
+}
+
+/// Retry or dead-letter a failed attempt.
+fn failure(
+    job: &JobRow,
+    err: JobError,
+    backoff: &Backoff,
+    now: chrono::DateTime<Utc>,
+) -> CompletionOutcome {
+    let error = err.message().to_owned();
+    if err.is_permanent() {
+        tracing::warn!(%error, "job failed permanently");
+        return CompletionOutcome::Failed { error };
+    }
+    if job.attempts >= job.max_attempts {
+        tracing::warn!(%error, "job failed; attempts exhausted");
+        return CompletionOutcome::Failed {
+            error: format!("{error} (attempt {} of {})", job.attempts, job.max_attempts),
+        };
+    }
+    let delay = err
+        .retry_after_delay()
+        .unwrap_or_else(|| backoff.delay(job.attempts));
+    let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+    tracing::info!(%error, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
+    CompletionOutcome::Retry { run_at, error }
+}
+
+fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+/// Writes completions in batches: whatever has arrived since the last write.
+async fn complete<D: Driver>(
+    inner: Arc<Inner<D>>,
+    mut rx: mpsc::UnboundedReceiver<JobCompletion>,
+    stop: CancellationToken,
+) {
+    let max = inner.config.complete_batch;
+    let mut batch = Vec::with_capacity(max);
+    loop {
+        let stopping = tokio::select! {
+            biased;
+            n = rx.recv_many(&mut batch, max) => n == 0,
+            _ = stop.cancelled() => true,
+        };
+        if stopping {
+            // Every job task has ended: take what is left.
+            while let Ok(c) = rx.try_recv() {
+                batch.push(c);
+            }
+        }
+        let mut backoff = ErrorBackoff::new();
+        let mut tries = 0;
+        while !batch.is_empty() {
+            let take = batch.len().min(max);
+            let chunk: Vec<_> = batch.drain(..take).collect();
+            let n = chunk.len();
+            let res = async {
+                let mut c = inner.driver.conn().await?;
+                c.job_complete_many(JobCompleteManyParams {
+                    completions: chunk.clone(),
+                })
+                .await
+            };
+            match res.await {
+                Ok(done) => {
+                    if done.len() < n {
+                        tracing::info!(
+                            refused = n - done.len(),
+                            "completions refused: jobs were rescued or cancelled meanwhile"
+                        );
+                    }
+                }
+                Err(e) => {
+                    tries += 1;
+                    // Keep trying while running; the jobs' leases stay ours as long as the
+                    // heartbeat gets through. When stopping, give up after a while: the
+                    // rescuer will run those jobs again.
+                    if stopping && tries > 20 {
+                        tracing::error!(error = %e, lost = n, "could not record completions before exit; the jobs will run again");
+                        continue;
+                    }
+                    tracing::warn!(error = %e, pending = n, "recording completions failed; retrying");
+                    batch.splice(0..0, chunk);
+                    tokio::time::sleep(backoff.next()).await;
+                }
+            }
+        }
+        if stopping {
+            return;
+        }
+    }
+}

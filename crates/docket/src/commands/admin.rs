@@ -1,0 +1,447 @@
+//! Operator commands that talk to the database directly: they work when no server is up.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::Utc;
+use clap::{Args, Subcommand};
+use docket_core::{
+    ALL_QUEUES, CronRunListParams, Driver, Executor, JobCancelParams, JobListParams, JobRetryParams,
+    JobRow, JobState, QueueSetPausedParams, SystemClock,
+};
+use docket_queue::maintenance::{Scheduler, SchedulerConfig};
+use serde::Serialize;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::with_driver;
+
+/// Output format.
+#[derive(Debug, Args, Clone, Copy)]
+pub struct Output {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// `docket jobs …`
+#[derive(Debug, Subcommand)]
+pub enum JobsCommand {
+    /// Counts by kind, queue and state (the job_queue_stats view).
+    Stats(Output),
+    /// Jobs, newest first.
+    List {
+        /// Only this state (repeatable).
+        #[arg(long)]
+        state: Vec<String>,
+        /// Only this kind (repeatable).
+        #[arg(long)]
+        kind: Vec<String>,
+        /// Only this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// One job with its attempts.
+    Get {
+        /// The job id.
+        id: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Dead-lettered jobs.
+    Failed {
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Running jobs whose worker has stopped heartbeating.
+    Stuck(Output),
+    /// Retry failed or cancelled jobs: these ids, or every one matching the filters.
+    Retry {
+        /// Job ids.
+        ids: Vec<i64>,
+        /// Every failed job of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Every failed job of this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Every failed or cancelled job (needed when no id or filter is given).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cancel jobs that have not finished.
+    Cancel {
+        /// Job ids.
+        #[arg(required = true)]
+        ids: Vec<i64>,
+    },
+}
+
+/// `docket queues …`
+#[derive(Debug, Subcommand)]
+pub enum QueuesCommand {
+    /// Stop claiming jobs of a queue (all queues with `--all`).
+    Pause {
+        /// The queue.
+        queue: Option<String>,
+        /// Every queue.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Resume a paused queue (or the global switch with `--all`).
+    Resume {
+        /// The queue.
+        queue: Option<String>,
+        /// The global switch.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Paused queues and live workers.
+    Status(Output),
+}
+
+/// `docket cron …`
+#[derive(Debug, Subcommand)]
+pub enum CronCommand {
+    /// Schedules with their next run.
+    List(Output),
+    /// Recent runs, newest first.
+    History {
+        /// Only this schedule.
+        name: Option<String>,
+        /// At most this many.
+        #[arg(long, default_value_t = 20)]
+        limit: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+    /// Enqueue one run of a schedule now.
+    Run {
+        /// The schedule.
+        name: String,
+    },
+}
+
+async fn open(config: &Config) -> anyhow::Result<Backend> {
+    let b = Backend::open(config).await?;
+    b.migrate(Duration::from_secs(10)).await?;
+    Ok(b)
+}
+
+/// `docket migrate`
+pub async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
+    let b = Backend::open(&config).await?;
+    b.migrate(Duration::from_secs(60)).await?;
+    println!("migrations applied ({})", b.name());
+    Ok(ExitCode::SUCCESS)
+}
+
+fn print<T: Serialize>(out: Output, rows: &[T], table: impl FnOnce(&[T]) -> String) {
+    if out.json {
+        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+    } else {
+        print!("{}", table(rows));
+    }
+}
+
+fn job_table(rows: &[JobRow]) -> String {
+    if rows.is_empty() {
+        return "no jobs\n".to_owned();
+    }
+    let mut s = format!(
+        "{:>10}  {:<20} {:<10} {:<10} {:>3} {:>7}  {}\n",
+        "ID", "KIND", "QUEUE", "STATE", "PRI", "TRIES", "LAST ERROR"
+    );
+    for j in rows {
+        s += &format!(
+            "{:>10}  {:<20} {:<10} {:<10} {:>3} {:>3}/{:<3}  {}\n",
+            j.id,
+            j.job_type,
+            j.queue,
+            j.status,
+            j.priority,
+            j.attempts,
+            j.max_attempts,
+            j.last_error.as_deref().unwrap_or("").lines().next().unwrap_or("")
+        );
+    }
+    s
+}
+
+/// `docket jobs …`
+pub async fn jobs(config: Config, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
+    let b = open(&config).await?;
+    with_driver!(b, |d| jobs_with(d, cmd).await)
+}
+
+async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
+    let mut c = d.conn().await?;
+    match cmd {
+        JobsCommand::Stats(out) => {
+            let rows = c.job_stats().await?;
+            print(out, &rows, |rows| {
+                let mut s = format!("{:<24} {:<12} {:<10} {:>10}\n", "KIND", "QUEUE", "STATE", "COUNT");
+                for r in rows {
+                    s += &format!("{:<24} {:<12} {:<10} {:>10}\n", r.job_type, r.queue, r.status, r.count);
+                }
+                s
+            });
+        }
+        JobsCommand::List {
+            state,
+            kind,
+            queue,
+            limit,
+            out,
+        } => {
+            let states = state
+                .iter()
+                .map(|s| s.parse::<JobState>())
+                .collect::<Result<Vec<_>, _>>()?;
+            let rows = c
+                .job_list(JobListParams {
+                    states,
+                    job_types: kind,
+                    queue,
+                    limit,
+                    ..Default::default()
+                })
+                .await?;
+            print(out, &rows, job_table);
+        }
+        JobsCommand::Get { id, out } => {
+            let Some(job) = c.job_get(id).await? else {
+                eprintln!("no job {id}");
+                return Ok(ExitCode::from(3));
+            };
+            let attempts = c.job_attempt_list(id).await?;
+            if out.json {
+                let v = serde_json::json!({ "job": job, "attempts": attempts });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                print!("{}", job_table(std::slice::from_ref(&job)));
+                println!("payload: {}", job.payload);
+                for a in attempts {
+                    println!(
+                        "  attempt {} by {}: {} in {} ms{}",
+                        a.attempt,
+                        a.worker_id,
+                        a.outcome.as_str(),
+                        a.duration_ms,
+                        a.error.map(|e| format!(" ({e})")).unwrap_or_default()
+                    );
+                }
+            }
+        }
+        JobsCommand::Failed { limit, out } => {
+            let rows = c
+                .job_list(JobListParams {
+                    states: vec![JobState::Failed],
+                    limit,
+                    ..Default::default()
+                })
+                .await?;
+            print(out, &rows, job_table);
+        }
+        JobsCommand::Stuck(out) => {
+            let lease = chrono::Duration::seconds(60);
+            let alive: std::collections::HashSet<String> = c
+                .worker_list()
+                .await?
+                .into_iter()
+                .filter(|w| w.heartbeat_at > Utc::now() - lease)
+                .map(|w| w.id)
+                .collect();
+            let rows: Vec<JobRow> = c
+                .job_list(JobListParams {
+                    states: vec![JobState::Running],
+                    limit: 10_000,
+                    ..Default::default()
+                })
+                .await?
+                .into_iter()
+                .filter(|j| !j.locked_by.as_ref().is_some_and(|w| alive.contains(w)))
+                .collect();
+            print(out, &rows, job_table);
+        }
+        JobsCommand::Retry {
+            ids,
+            kind,
+            queue,
+            all,
+        } => {
+            if ids.is_empty() && kind.is_none() && queue.is_none() && !all {
+                anyhow::bail!("name job ids, a --kind or --queue filter, or --all");
+            }
+            let done = c
+                .job_retry(JobRetryParams {
+                    ids,
+                    job_type: kind,
+                    queue,
+                    now: None,
+                })
+                .await?;
+            println!("requeued {} job(s)", done.len());
+        }
+        JobsCommand::Cancel { ids } => {
+            let want = ids.len();
+            let done = c.job_cancel(JobCancelParams { ids, now: None }).await?;
+            println!("cancelled {} of {want} job(s)", done.len());
+            if done.len() < want {
+                return Ok(ExitCode::from(3));
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docket queues …`
+pub async fn queues(config: Config, cmd: QueuesCommand) -> anyhow::Result<ExitCode> {
+    let b = open(&config).await?;
+    with_driver!(b, |d| queues_with(d, cmd).await)
+}
+
+async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<ExitCode> {
+    let mut c = d.conn().await?;
+    let target = |queue: Option<String>, all: bool| -> anyhow::Result<String> {
+        match (queue, all) {
+            (Some(q), false) => Ok(q),
+            (None, true) => Ok(ALL_QUEUES.to_owned()),
+            _ => anyhow::bail!("name one queue, or --all"),
+        }
+    };
+    match cmd {
+        QueuesCommand::Pause { queue, all } => {
+            let name = target(queue, all)?;
+            c.queue_set_paused(QueueSetPausedParams {
+                name: name.clone(),
+                paused: true,
+                now: None,
+            })
+            .await?;
+            println!("paused {name}");
+        }
+        QueuesCommand::Resume { queue, all } => {
+            let name = target(queue, all)?;
+            c.queue_set_paused(QueueSetPausedParams {
+                name: name.clone(),
+                paused: false,
+                now: None,
+            })
+            .await?;
+            println!("resumed {name}");
+        }
+        QueuesCommand::Status(out) => {
+            let queues = c.queue_list().await?;
+            let workers = c.worker_list().await?;
+            let leader = c.leader_get(None).await?;
+            if out.json {
+                let v = serde_json::json!({ "queues": queues, "workers": workers, "leader": leader });
+                println!("{}", serde_json::to_string_pretty(&v)?);
+            } else {
+                for q in &queues {
+                    let st = if q.paused_at.is_some() { "paused" } else { "running" };
+                    println!("queue {:<16} {st}", q.name);
+                }
+                for w in &workers {
+                    let lead = if leader.as_ref().is_some_and(|l| l.leader_id == w.id) {
+                        " (leader)"
+                    } else {
+                        ""
+                    };
+                    println!(
+                        "worker {}{lead}: queues {:?}, last heartbeat {}",
+                        w.id, w.queues, w.heartbeat_at
+                    );
+                }
+                if queues.is_empty() && workers.is_empty() {
+                    println!("no paused queues and no workers");
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `docket cron …`
+pub async fn cron(config: Config, cmd: CronCommand) -> anyhow::Result<ExitCode> {
+    let b = open(&config).await?;
+    with_driver!(b, |d| cron_with(d, cmd).await)
+}
+
+async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        CronCommand::List(out) => {
+            let rows = d.conn().await?.cron_schedule_list().await?;
+            print(out, &rows, |rows| {
+                let mut s = format!("{:<24} {:<16} {:<10} {:<26} {}\n", "NAME", "EXPRESSION", "TZ", "NEXT RUN", "KIND");
+                for r in rows {
+                    s += &format!(
+                        "{:<24} {:<16} {:<10} {:<26} {}{}\n",
+                        r.name,
+                        r.expression,
+                        r.timezone,
+                        r.next_run_at.to_rfc3339(),
+                        r.job_type,
+                        if r.enabled { "" } else { " (disabled)" }
+                    );
+                }
+                if rows.is_empty() {
+                    s = "no schedules\n".to_owned();
+                }
+                s
+            });
+        }
+        CronCommand::History { name, limit, out } => {
+            let rows = d
+                .conn()
+                .await?
+                .cron_run_list(CronRunListParams {
+                    schedule_name: name,
+                    limit,
+                })
+                .await?;
+            print(out, &rows, |rows| {
+                let mut s = String::new();
+                for r in rows {
+                    s += &format!(
+                        "{:<24} {} {:<10} job {:>8} {}\n",
+                        r.schedule_name,
+                        r.scheduled_for.to_rfc3339(),
+                        r.status,
+                        r.job_id.map(|j| j.to_string()).unwrap_or_else(|| "-".into()),
+                        r.message.as_deref().unwrap_or("")
+                    );
+                }
+                if rows.is_empty() {
+                    s = "no runs\n".to_owned();
+                }
+                s
+            });
+        }
+        CronCommand::Run { name } => {
+            let s = Scheduler::new(d, SchedulerConfig::default(), Arc::new(SystemClock))?;
+            match s.run_now(&name).await? {
+                Some(run) => println!(
+                    "enqueued run {} of {name} (job {})",
+                    run.id,
+                    run.job_id.map(|j| j.to_string()).unwrap_or_else(|| "-".into())
+                ),
+                None => {
+                    println!("nothing enqueued: a run of {name} is already live");
+                    return Ok(ExitCode::from(3));
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

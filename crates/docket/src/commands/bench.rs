@@ -1,0 +1,337 @@
+//! `docket bench queue`: queue throughput and latency, as JSON.
+//!
+//! Each phase runs in a fresh database (a new schema on PostgreSQL, a new file on SQLite), so
+//! phases do not disturb each other and the user's data is never touched.
+
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant};
+
+use clap::{Args, Subcommand, ValueEnum};
+use docket_core::{
+    Driver, Executor, JobInsertManyParams, JobInsertParams, JobState, SystemClock,
+};
+use docket_queue::{JobArgs, JobContext, JobError, Runtime, RuntimeConfig, Worker, Workers};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+use tokio::sync::Notify;
+
+use crate::backend::Backend;
+use crate::config::Config;
+use crate::{builtin, with_driver};
+
+/// `docket bench …`
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// Enqueue throughput, worked throughput and pickup latency of no-op jobs.
+    Queue(QueueBench),
+}
+
+/// Which backend to measure.
+#[derive(Debug, Clone, Copy, ValueEnum, PartialEq, Eq)]
+pub enum BackendKind {
+    /// PostgreSQL at --database-url (or DOCKET_DATABASE_URL); each phase in a new schema.
+    Postgres,
+    /// SQLite, in a temporary file per phase.
+    Sqlite,
+}
+
+/// `docket bench queue` flags.
+#[derive(Debug, Args)]
+pub struct QueueBench {
+    /// The backend.
+    #[arg(long, value_enum, default_value = "postgres")]
+    backend: BackendKind,
+    /// Jobs worked in the throughput phase (pre-inserted).
+    #[arg(long, default_value_t = 100_000)]
+    jobs: u64,
+    /// Worker concurrency in the throughput phase (default: the runtime's default).
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Jobs enqueued one call each by the concurrent callers.
+    #[arg(long, default_value_t = 20_000)]
+    single_jobs: u64,
+    /// Concurrent callers for one-call enqueue.
+    #[arg(long, default_value_t = 8)]
+    callers: u64,
+    /// Jobs enqueued in batches.
+    #[arg(long, default_value_t = 100_000)]
+    batch_jobs: u64,
+    /// Jobs per batch.
+    #[arg(long, default_value_t = 1_000)]
+    batch_size: u64,
+    /// Jobs in the latency phase.
+    #[arg(long, default_value_t = 1_000)]
+    latency_jobs: u64,
+    /// Milliseconds between latency-phase enqueues.
+    #[arg(long, default_value_t = 20)]
+    latency_interval_ms: u64,
+    /// Only these phases (comma-separated: single,batch,worked,latency).
+    #[arg(long, value_delimiter = ',')]
+    only: Vec<String>,
+}
+
+/// Runs benchmarks.
+pub async fn bench(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
+    match cmd {
+        BenchCommand::Queue(q) => queue(config, q).await,
+    }
+}
+
+struct Fresh {
+    backend: Backend,
+    _dir: Option<tempfile::TempDir>,
+    schema: Option<(String, String)>,
+}
+
+impl Fresh {
+    async fn new(config: &Config, kind: BackendKind) -> anyhow::Result<Fresh> {
+        let mut c = config.clone();
+        c.postgres.max_connections = c.postgres.max_connections.max(20);
+        let (dir, schema) = match kind {
+            BackendKind::Sqlite => {
+                let dir = tempfile::tempdir()?;
+                c.database_url = format!("sqlite://{}", dir.path().join("bench.db").display());
+                (Some(dir), None)
+            }
+            BackendKind::Postgres => {
+                anyhow::ensure!(
+                    c.database_url.starts_with("postgres"),
+                    "--backend postgres needs --database-url postgres://…"
+                );
+                let schema = format!("docket_bench_{}", uuid::Uuid::new_v4().simple());
+                let admin = sqlx::PgPool::connect(&c.database_url).await?;
+                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await?;
+                admin.close().await;
+                let base = c.database_url.clone();
+                let sep = if base.contains('?') { '&' } else { '?' };
+                c.database_url = format!("{base}{sep}options=-c%20search_path%3D{schema}");
+                (None, Some((base, schema)))
+            }
+        };
+        let backend = Backend::open(&c).await?;
+        backend.migrate(Duration::from_secs(10)).await?;
+        Ok(Fresh {
+            backend,
+            _dir: dir,
+            schema,
+        })
+    }
+
+    async fn drop_schema(self) {
+        if let Some((base, schema)) = self.schema {
+            drop(self.backend);
+            if let Ok(admin) = sqlx::PgPool::connect(&base).await {
+                let _ = sqlx::query(&format!("DROP SCHEMA {schema} CASCADE"))
+                    .execute(&admin)
+                    .await;
+                admin.close().await;
+            }
+        }
+    }
+}
+
+async fn queue(config: Config, q: QueueBench) -> anyhow::Result<ExitCode> {
+    let want = |p: &str| q.only.is_empty() || q.only.iter().any(|o| o == p);
+    let mut report = serde_json::Map::new();
+    report.insert("backend".into(), json!(format!("{:?}", q.backend).to_lowercase()));
+    report.insert("cores".into(), json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
+    if want("single") {
+        let f = Fresh::new(&config, q.backend).await?;
+        let r = with_driver!(&f.backend, |d| enqueue_single(d.clone(), q.single_jobs, q.callers).await)?;
+        report.insert("enqueue_single".into(), r);
+        f.drop_schema().await;
+    }
+    if want("batch") {
+        let f = Fresh::new(&config, q.backend).await?;
+        let r = with_driver!(&f.backend, |d| enqueue_batch(d.clone(), q.batch_jobs, q.batch_size).await)?;
+        report.insert("enqueue_batch".into(), r);
+        f.drop_schema().await;
+    }
+    if want("worked") {
+        let f = Fresh::new(&config, q.backend).await?;
+        let r = with_driver!(&f.backend, |d| worked(d.clone(), q.jobs, q.concurrency).await)?;
+        report.insert("worked".into(), r);
+        f.drop_schema().await;
+    }
+    if want("latency") {
+        let f = Fresh::new(&config, q.backend).await?;
+        let r = with_driver!(&f.backend, |d| {
+            latency(d.clone(), q.latency_jobs, Duration::from_millis(q.latency_interval_ms)).await
+        })?;
+        report.insert("latency".into(), r);
+        f.drop_schema().await;
+    }
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn noop_job() -> JobInsertParams {
+    JobInsertParams::new(builtin::NoopArgs::KIND, json!({}))
+}
+
+async fn enqueue_single<D: Driver>(d: D, jobs: u64, callers: u64) -> anyhow::Result<serde_json::Value> {
+    let start = Instant::now();
+    let per = jobs / callers.max(1);
+    let mut tasks = Vec::new();
+    for _ in 0..callers {
+        let d = d.clone();
+        tasks.push(tokio::spawn(async move {
+            for _ in 0..per {
+                let mut c = d.conn().await?;
+                c.job_insert_many(JobInsertManyParams { jobs: vec![noop_job()] }).await?;
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    let n = per * callers;
+    Ok(json!({ "jobs": n, "callers": callers, "seconds": secs, "jobs_per_sec": n as f64 / secs }))
+}
+
+async fn enqueue_batch<D: Driver>(d: D, jobs: u64, size: u64) -> anyhow::Result<serde_json::Value> {
+    let start = Instant::now();
+    let mut left = jobs;
+    let mut c = d.conn().await?;
+    while left > 0 {
+        let n = left.min(size);
+        let batch = (0..n).map(|_| noop_job()).collect();
+        c.job_insert_many(JobInsertManyParams { jobs: batch }).await?;
+        left -= n;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    Ok(json!({ "jobs": jobs, "batch_size": size, "seconds": secs, "jobs_per_sec": jobs as f64 / secs }))
+}
+
+/// Counts finished handlers and signals when all are done.
+#[derive(Default)]
+struct Counter {
+    done: AtomicU64,
+    target: AtomicU64,
+    all: Notify,
+}
+
+struct CountingNoop(Arc<Counter>);
+
+impl<D: Driver> Worker<D> for CountingNoop {
+    type Args = builtin::NoopArgs;
+    async fn work(&self, _: JobContext<D>, _: builtin::NoopArgs) -> Result<(), JobError> {
+        let n = self.0.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.0.target.load(Ordering::Relaxed) {
+            self.0.all.notify_one();
+        }
+        Ok(())
+    }
+}
+
+fn bench_runtime(concurrency: Option<usize>) -> RuntimeConfig {
+    let mut rc = RuntimeConfig {
+        maintenance: None,
+        ..Default::default()
+    };
+    if let Some(c) = concurrency {
+        rc.queues[0].concurrency = c;
+    }
+    rc
+}
+
+async fn worked<D: Driver>(d: D, jobs: u64, concurrency: Option<usize>) -> anyhow::Result<serde_json::Value> {
+    enqueue_batch(d.clone(), jobs, 5_000).await?;
+    let counter = Arc::new(Counter::default());
+    counter.target.store(jobs, Ordering::Relaxed);
+    let mut workers = Workers::new();
+    workers.register(CountingNoop(counter.clone()));
+    let rc = bench_runtime(concurrency);
+    let conc = rc.queues[0].concurrency;
+    let start = Instant::now();
+    let handle = Runtime::start(d.clone(), workers, rc, Arc::new(SystemClock))?;
+    tokio::time::timeout(Duration::from_secs(600), counter.all.notified()).await?;
+    let handlers_done = start.elapsed().as_secs_f64();
+    handle.shutdown().await; // writes the last completions
+    let secs = start.elapsed().as_secs_f64();
+    let completed: i64 = d
+        .conn()
+        .await?
+        .job_stats()
+        .await?
+        .iter()
+        .filter(|r| r.status == JobState::Completed)
+        .map(|r| r.count)
+        .sum();
+    anyhow::ensure!(completed as u64 == jobs, "only {completed} of {jobs} jobs completed");
+    Ok(json!({
+        "jobs": jobs,
+        "concurrency": conc,
+        "seconds": secs,
+        "jobs_per_sec": jobs as f64 / secs,
+        "handlers_done_seconds": handlers_done,
+    }))
+}
+
+fn epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct LatencyArgs {
+    enqueued_ns: u64,
+}
+
+impl JobArgs for LatencyArgs {
+    const KIND: &'static str = "bench.latency";
+}
+
+struct LatencyWorker(Arc<Mutex<Histogram<u64>>>, Arc<Counter>);
+
+impl<D: Driver> Worker<D> for LatencyWorker {
+    type Args = LatencyArgs;
+    async fn work(&self, _: JobContext<D>, a: LatencyArgs) -> Result<(), JobError> {
+        let now = epoch().elapsed().as_nanos() as u64;
+        let us = now.saturating_sub(a.enqueued_ns) / 1_000;
+        self.0.lock().expect("histogram").record(us.max(1)).ok();
+        let n = self.1.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.1.target.load(Ordering::Relaxed) {
+            self.1.all.notify_one();
+        }
+        Ok(())
+    }
+}
+
+async fn latency<D: Driver>(d: D, jobs: u64, gap: Duration) -> anyhow::Result<serde_json::Value> {
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new(3)?));
+    let counter = Arc::new(Counter::default());
+    counter.target.store(jobs, Ordering::Relaxed);
+    let mut workers = Workers::new();
+    workers.register(LatencyWorker(hist.clone(), counter.clone()));
+    let handle = Runtime::start(d.clone(), workers, bench_runtime(None), Arc::new(SystemClock))?;
+    // Let the worker register and go idle.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let mut tick = tokio::time::interval(gap);
+    for _ in 0..jobs {
+        tick.tick().await;
+        let t = epoch().elapsed().as_nanos() as u64;
+        let job = docket_queue::insert_params(&LatencyArgs { enqueued_ns: t }, Default::default())?;
+        d.conn()
+            .await?
+            .job_insert_many(JobInsertManyParams { jobs: vec![job] })
+            .await?;
+    }
+    tokio::time::timeout(Duration::from_secs(60), counter.all.notified()).await?;
+    handle.shutdown().await;
+    let h = hist.lock().expect("histogram");
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    Ok(json!({
+        "jobs": jobs,
+        "interval_ms": gap.as_millis() as u64,
+        "p50_ms": ms(0.50),
+        "p95_ms": ms(0.95),
+        "p99_ms": ms(0.99),
+        "max_ms": h.max() as f64 / 1000.0,
+    }))
+}

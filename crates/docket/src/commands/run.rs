@@ -1,0 +1,75 @@
+//! `docket serve` and `docket worker`.
+
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use clap::Args;
+use docket_core::{Driver, SystemClock};
+use docket_queue::{Runtime, RuntimeConfig};
+
+use crate::backend::Backend;
+use crate::config::{Config, mask_url};
+use crate::{builtin, with_driver};
+
+/// Flags shared by `serve` and `worker`.
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// Queues to work (repeat or comma-separate); overrides worker.queues.
+    #[arg(long, value_delimiter = ',')]
+    queues: Vec<String>,
+    /// Jobs running at once per queue; overrides worker.concurrency.
+    #[arg(long)]
+    concurrency: Option<usize>,
+    /// Do not apply migrations at start.
+    #[arg(long)]
+    no_migrate: bool,
+}
+
+/// Runs until SIGTERM or SIGINT, then shuts down gracefully.
+pub async fn run(mut config: Config, args: RunArgs, serve: bool) -> anyhow::Result<ExitCode> {
+    if !args.queues.is_empty() {
+        config.worker.queues = args.queues;
+    }
+    if let Some(c) = args.concurrency {
+        config.worker.concurrency = c;
+    }
+    config.validate()?;
+    let runtime = config.runtime()?;
+    let backend = Backend::open(&config).await?;
+    if config.migrate_on_start && !args.no_migrate {
+        backend.migrate(Duration::from_secs(300)).await?;
+    }
+    let what = if serve { "serve" } else { "worker" };
+    tracing::info!(
+        database = %mask_url(&config.database_url),
+        backend = backend.name(),
+        "docket {what} running; stop with Ctrl-C or SIGTERM"
+    );
+    with_driver!(backend, |d| run_with(d, runtime).await)
+}
+
+async fn run_with<D: Driver>(driver: D, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
+    let handle = Runtime::start(driver, builtin::workers(), config, Arc::new(SystemClock))?;
+    let token = handle.shutdown_token();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received; shutting down (send again to exit at once)");
+        token.cancel();
+        wait_for_signal().await;
+        tracing::warn!("second signal: exiting without waiting");
+        std::process::exit(130);
+    });
+    handle.stopped().await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}

@@ -1,0 +1,416 @@
+//! Configuration: a TOML file, overridden by `DOCKET_*` environment variables, overridden by
+//! flags. Unknown keys are errors; every problem is reported at once.
+//!
+//! Environment variables name a key by its path, sections separated by a double underscore:
+//! `DOCKET_DATABASE_URL` sets `database_url`, `DOCKET_WORKER__CONCURRENCY` sets
+//! `worker.concurrency`. Values are read as TOML (`10`, `true`, `["a","b"]`), or as a plain
+//! string when they do not parse.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use docket_queue::QueueConfig;
+use docket_queue::maintenance::{CleanerConfig, MaintenanceConfig, RescuerConfig, SchedulerConfig};
+use docket_queue::RuntimeConfig;
+use serde::{Deserialize, Serialize};
+
+/// The default database: an SQLite file in the working directory.
+pub const DEFAULT_DATABASE_URL: &str = "sqlite://docket.db";
+
+/// Everything docket reads at start.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://PATH` (default `sqlite://docket.db`) or `postgres://USER@HOST:PORT/DB`.
+    pub database_url: String,
+    /// Apply migrations at start of `serve` and `worker`. Default true.
+    pub migrate_on_start: bool,
+    /// Logging.
+    pub log: LogConfig,
+    /// The worker runtime.
+    pub worker: WorkerConfig,
+    /// Maintenance (run by the elected leader).
+    pub maintenance: MaintenanceSection,
+    /// PostgreSQL connection settings.
+    pub postgres: PostgresConfig,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            database_url: DEFAULT_DATABASE_URL.to_owned(),
+            migrate_on_start: true,
+            log: LogConfig::default(),
+            worker: WorkerConfig::default(),
+            maintenance: MaintenanceSection::default(),
+            postgres: PostgresConfig::default(),
+        }
+    }
+}
+
+/// `[log]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `text` (default) or `json`.
+    pub format: String,
+    /// A tracing filter, e.g. `info` (default) or `docket_queue=debug,info`.
+    pub level: String,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self {
+            format: "text".to_owned(),
+            level: "info,sqlx=warn".to_owned(),
+        }
+    }
+}
+
+/// `[worker]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct WorkerConfig {
+    /// Queues to work. Default `["default"]`.
+    pub queues: Vec<String>,
+    /// Jobs running at once per queue in this process. Default 100.
+    pub concurrency: usize,
+    /// Idle polling interval, milliseconds (the fallback when LISTEN is off). Default 1000.
+    pub poll_interval_ms: u64,
+    /// Heartbeat interval, milliseconds. Default 5000.
+    pub heartbeat_interval_ms: u64,
+    /// Most jobs claimed per statement. Default 1000.
+    pub claim_batch: usize,
+    /// Most completions written per statement. Default 2000.
+    pub complete_batch: usize,
+    /// Seconds running jobs get to finish on shutdown. Default 30.
+    pub shutdown_grace_secs: u64,
+    /// Worker id; default `<host>-<pid>-<random>`.
+    pub id: Option<String>,
+}
+
+impl Default for WorkerConfig {
+    fn default() -> Self {
+        let r = RuntimeConfig::default();
+        Self {
+            queues: vec![docket_core::DEFAULT_QUEUE.to_owned()],
+            concurrency: 100,
+            poll_interval_ms: r.poll_interval.as_millis() as u64,
+            heartbeat_interval_ms: r.heartbeat_interval.as_millis() as u64,
+            claim_batch: r.claim_batch,
+            complete_batch: r.complete_batch,
+            shutdown_grace_secs: r.shutdown_grace.as_secs(),
+            id: None,
+        }
+    }
+}
+
+/// `[maintenance]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct MaintenanceSection {
+    /// Take part in leader election. Default true.
+    pub enabled: bool,
+    /// Leader term, milliseconds. Default 15000.
+    pub leader_ttl_ms: u64,
+    /// A worker silent this long is dead and its jobs are rescued, milliseconds. Default 30000.
+    pub lease_ms: u64,
+    /// Rescuer interval, milliseconds. Default 5000.
+    pub rescue_interval_ms: u64,
+    /// Completed jobs kept, days. Default 7.
+    pub completed_retention_days: f64,
+    /// Failed jobs kept, days. Default 30.
+    pub failed_retention_days: f64,
+    /// Cleanup schedule. Default `0 2 * * *`.
+    pub cleanup_cron: String,
+    /// Its time zone. Default `UTC`.
+    pub cleanup_timezone: String,
+}
+
+impl Default for MaintenanceSection {
+    fn default() -> Self {
+        let r = RescuerConfig::default();
+        let c = CleanerConfig::default();
+        let s = SchedulerConfig::default();
+        Self {
+            enabled: true,
+            leader_ttl_ms: RuntimeConfig::default().leader_ttl.as_millis() as u64,
+            lease_ms: r.lease.as_millis() as u64,
+            rescue_interval_ms: r.interval.as_millis() as u64,
+            completed_retention_days: c.completed_retention.as_secs_f64() / 86_400.0,
+            failed_retention_days: c.failed_retention.as_secs_f64() / 86_400.0,
+            cleanup_cron: s.cleanup_expression,
+            cleanup_timezone: s.cleanup_timezone,
+        }
+    }
+}
+
+/// `[postgres]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct PostgresConfig {
+    /// Pool size. Default 10.
+    pub max_connections: u32,
+    /// Receive wake-ups by LISTEN; turn off behind transaction-mode poolers. Default true.
+    pub listen: bool,
+}
+
+impl Default for PostgresConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 10,
+            listen: true,
+        }
+    }
+}
+
+impl Config {
+    /// Reads `file` (if given, else `docket.toml` when it exists), then the environment.
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+        let env: Vec<(String, String)> = std::env::vars().collect();
+        Self::load_from(file, &env)
+    }
+
+    /// [`Config::load`] with an explicit environment (for tests).
+    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Config> {
+        let path: Option<PathBuf> = match file {
+            Some(p) => Some(p.to_owned()),
+            None => Some(PathBuf::from("docket.toml")).filter(|p| p.exists()),
+        };
+        let mut table = match &path {
+            Some(p) => {
+                let text = std::fs::read_to_string(p)
+                    .with_context(|| format!("reading config file {}", p.display()))?;
+                text.parse::<toml::Table>()
+                    .with_context(|| format!("parsing config file {}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        for (k, v) in env {
+            let Some(rest) = k.strip_prefix("DOCKET_") else {
+                continue;
+            };
+            if rest.starts_with("TEST_") {
+                continue; // the test suite's own settings
+            }
+            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
+            set_path(&mut table, &path, parse_env_value(v));
+        }
+        let source = path
+            .as_ref()
+            .map(|p| p.display().to_string())
+            .unwrap_or_else(|| "defaults and environment".to_owned());
+        let config: Config = table
+            .try_into()
+            .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration ({source}): {e}"))?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks values; reports every problem at once.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let mut problems = Vec::new();
+        if !(self.database_url.starts_with("sqlite:")
+            || self.database_url.starts_with("postgres://")
+            || self.database_url.starts_with("postgresql://"))
+        {
+            problems.push(format!(
+                "database_url must start with sqlite: or postgres:// (got {:?})",
+                mask_url(&self.database_url)
+            ));
+        }
+        if !matches!(self.log.format.as_str(), "text" | "json") {
+            problems.push(format!("log.format must be text or json (got {:?})", self.log.format));
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            problems.push(format!("log.level {:?}: {e}", self.log.level));
+        }
+        if let Err(e) = self.runtime().and_then(|r| r.validate().map_err(Into::into)) {
+            problems.push(e.to_string());
+        }
+        if let Err(e) = docket_queue::cron::CronExpr::parse(
+            "maintenance.cleanup_cron",
+            &self.maintenance.cleanup_cron,
+            &self.maintenance.cleanup_timezone,
+        ) {
+            problems.push(e.to_string());
+        }
+        if self.maintenance.completed_retention_days <= 0.0
+            || self.maintenance.failed_retention_days < self.maintenance.completed_retention_days
+        {
+            problems.push(
+                "retention days must be positive, failed_retention_days >= completed_retention_days"
+                    .to_owned(),
+            );
+        }
+        if self.postgres.max_connections < 2 {
+            problems.push("postgres.max_connections must be at least 2".to_owned());
+        }
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        }
+    }
+
+    /// The runtime settings these values describe.
+    pub fn runtime(&self) -> anyhow::Result<RuntimeConfig> {
+        let w = &self.worker;
+        let m = &self.maintenance;
+        let ms = Duration::from_millis;
+        let days = |d: f64| Duration::from_secs_f64((d * 86_400.0).max(0.0));
+        Ok(RuntimeConfig {
+            worker_id: w.id.clone(),
+            queues: w
+                .queues
+                .iter()
+                .map(|q| QueueConfig {
+                    name: q.clone(),
+                    concurrency: w.concurrency,
+                })
+                .collect(),
+            poll_interval: ms(w.poll_interval_ms),
+            heartbeat_interval: ms(w.heartbeat_interval_ms),
+            claim_batch: w.claim_batch,
+            complete_batch: w.complete_batch,
+            shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
+            maintenance: m.enabled.then(|| MaintenanceConfig {
+                rescuer: RescuerConfig {
+                    lease: ms(m.lease_ms),
+                    interval: ms(m.rescue_interval_ms),
+                    ..Default::default()
+                },
+                cleaner: CleanerConfig {
+                    completed_retention: days(m.completed_retention_days),
+                    failed_retention: days(m.failed_retention_days),
+                    ..Default::default()
+                },
+                scheduler: SchedulerConfig {
+                    cleanup_expression: m.cleanup_cron.clone(),
+                    cleanup_timezone: m.cleanup_timezone.clone(),
+                    ..Default::default()
+                },
+            }),
+            leader_ttl: ms(m.leader_ttl_ms),
+        })
+    }
+
+    /// The configuration as TOML, with secrets (database password) masked.
+    pub fn to_masked_toml(&self) -> String {
+        let mut c = self.clone();
+        c.database_url = mask_url(&c.database_url);
+        toml::to_string_pretty(&c).unwrap_or_default()
+    }
+}
+
+/// `postgres://user:secret@host/db` → `postgres://user:****@host/db`.
+pub fn mask_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+fn parse_env_value(v: &str) -> toml::Value {
+    format!("x = {v}")
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|mut t| t.remove("x"))
+        .unwrap_or_else(|| toml::Value::String(v.to_owned()))
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
+    match path {
+        [] => {}
+        [last] => {
+            table.insert(last.clone(), value);
+        }
+        [first, rest @ ..] => {
+            let entry = table
+                .entry(first.clone())
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if !entry.is_table() {
+                *entry = toml::Value::Table(toml::Table::new());
+            }
+            if let toml::Value::Table(t) = entry {
+                set_path(t, rest, value);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_valid_and_sqlite() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert_eq!(c.database_url, DEFAULT_DATABASE_URL);
+        assert_eq!(c.worker.concurrency, 100);
+    }
+
+    #[test]
+    fn env_overrides_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("docket.toml");
+        std::fs::write(&f, "[worker]\nconcurrency = 7\nqueues = [\"a\"]\n").unwrap();
+        let c = Config::load_from(
+            Some(&f),
+            &env(&[
+                ("DOCKET_WORKER__CONCURRENCY", "9"),
+                ("DOCKET_DATABASE_URL", "postgres://u:pw@localhost/db"),
+                ("DOCKET_TEST_DATABASE_URL", "ignored"),
+            ]),
+        )
+        .unwrap();
+        assert_eq!(c.worker.concurrency, 9);
+        assert_eq!(c.worker.queues, vec!["a"]);
+        assert!(c.to_masked_toml().contains("postgres://u:****@localhost/db"));
+        assert!(!c.to_masked_toml().contains("pw"));
+    }
+
+    #[test]
+    fn unknown_keys_are_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("docket.toml");
+        std::fs::write(&f, "[worker]\nconcurency = 7\n").unwrap();
+        let e = Config::load_from(Some(&f), &[]).unwrap_err().to_string();
+        assert!(e.contains("concurency"), "{e}");
+        let e = Config::load_from(None, &env(&[("DOCKET_NOPE", "1")]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("nope"), "{e}");
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let e = Config::load_from(
+            None,
+            &env(&[
+                ("DOCKET_MAINTENANCE__CLEANUP_CRON", "99 * * * *"),
+                ("DOCKET_WORKER__CONCURRENCY", "0"),
+                ("DOCKET_LOG__FORMAT", "xml"),
+            ]),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cleanup_cron"), "{e}");
+        assert!(e.contains("concurrency"), "{e}");
+        assert!(e.contains("log.format"), "{e}");
+    }
+}

@@ -1,0 +1,120 @@
+//! `docket`: the command line.
+//!
+//! `serve` and `worker` run the queue; `migrate`, `config`, `jobs`, `queues` and `cron` talk
+//! to the database directly (they are operator tools that must work when no server is up);
+//! `bench` measures.
+
+mod backend;
+mod builtin;
+mod commands;
+mod config;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+
+/// Durable document ingestion: every stage a job in a durable queue.
+#[derive(Debug, Parser)]
+#[command(name = "docket", version, about)]
+struct Cli {
+    /// Config file (TOML). Default: ./docket.toml when it exists.
+    #[arg(long, global = true, env = "DOCKET_CONFIG")]
+    config: Option<PathBuf>,
+    /// Database URL; overrides the file and DOCKET_DATABASE_URL.
+    #[arg(long, global = true)]
+    database_url: Option<String>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run docket: workers and maintenance in one process (the embedded default needs no
+    /// configuration: an SQLite file in the working directory).
+    Serve(commands::run::RunArgs),
+    /// Run a worker process that shares the database with others (PostgreSQL).
+    Worker(commands::run::RunArgs),
+    /// Apply database migrations and exit. Talks to the database directly.
+    Migrate,
+    /// Print the effective configuration, secrets masked.
+    Config,
+    /// Inspect and repair jobs. Talks to the database directly.
+    #[command(subcommand)]
+    Jobs(commands::admin::JobsCommand),
+    /// Pause and resume queues. Talks to the database directly.
+    #[command(subcommand)]
+    Queues(commands::admin::QueuesCommand),
+    /// Cron schedules and their history. Talks to the database directly.
+    #[command(subcommand)]
+    Cron(commands::admin::CronCommand),
+    /// Benchmarks, printing JSON.
+    #[command(subcommand)]
+    Bench(commands::bench::BenchCommand),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let config = match load_config(&cli) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("docket: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    init_tracing(&config);
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("docket: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match rt.block_on(dispatch(cli.command, config)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("docket: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut c = Config::load(cli.config.as_deref())?;
+    if let Some(url) = &cli.database_url {
+        c.database_url = url.clone();
+        c.validate()?;
+    }
+    Ok(c)
+}
+
+fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log.format == "json" {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Serve(a) => commands::run::run(config, a, true).await,
+        Command::Worker(a) => commands::run::run(config, a, false).await,
+        Command::Migrate => commands::admin::migrate(config).await,
+        Command::Config => {
+            print!("{}", config.to_masked_toml());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Jobs(c) => commands::admin::jobs(config, c).await,
+        Command::Queues(c) => commands::admin::queues(config, c).await,
+        Command::Cron(c) => commands::admin::cron(config, c).await,
+        Command::Bench(c) => commands::bench::bench(config, c).await,
+    }
+}
