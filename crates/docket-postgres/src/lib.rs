@@ -64,7 +64,13 @@ impl PgDriver {
             .url
             .parse()
             .map_err(|e: sqlx::Error| Error::Invalid(format!("bad database url: {e}")))?;
-        let connect = connect.application_name("docket");
+        // Name the connections so operators can find them in pg_stat_activity; a name given
+        // in the URL (`?application_name=…`) wins.
+        let connect = if connect.get_application_name().is_some() {
+            connect
+        } else {
+            connect.application_name("docket")
+        };
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(opts.acquire_timeout)

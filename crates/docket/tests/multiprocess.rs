@@ -1,0 +1,241 @@
+//! Many `docket worker` processes sharing one PostgreSQL database: the real binary, real
+//! signals, a real server.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{Db, FAST, wait_until, worker};
+use serde_json::json;
+
+const SIGKILL: i32 = 9;
+const SIGTERM: i32 = 15;
+
+async fn migrate(db: &Db) {
+    let st = common::docket()
+        .arg("migrate")
+        .env("DOCKET_DATABASE_URL", &db.url)
+        .status()
+        .unwrap();
+    assert!(st.success(), "docket migrate failed");
+}
+
+/// Inserts `n` noop jobs with `payload`, in batches.
+async fn insert_noops(db: &Db, n: usize, payload: serde_json::Value) {
+    for chunk in (0..n).collect::<Vec<_>>().chunks(5000) {
+        let kinds: Vec<&str> = chunk.iter().map(|_| "docket.noop").collect();
+        let payloads: Vec<serde_json::Value> = chunk.iter().map(|_| payload.clone()).collect();
+        sqlx::query(
+            "INSERT INTO processing_jobs (job_type, payload) SELECT * FROM unnest($1::text[], $2::jsonb[])",
+        )
+        .bind(&kinds)
+        .bind(&payloads)
+        .execute(&db.pool)
+        .await
+        .unwrap();
+    }
+    sqlx::query("SELECT pg_notify('docket_jobs_inserted', '')")
+        .execute(&db.pool)
+        .await
+        .unwrap();
+}
+
+async fn completed(db: &Db) -> i64 {
+    db.scalar("SELECT count(*) FROM processing_jobs WHERE status = 'completed'")
+        .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_workers_drain_ten_thousand_jobs_each_completed_once() {
+    let db = Db::new().await;
+    migrate(&db).await;
+    insert_noops(&db, 10_000, json!({})).await;
+    let mut procs: Vec<_> = ["w1", "w2", "w3"]
+        .iter()
+        .map(|id| worker(&db, id, &[("DOCKET_WORKER__CONCURRENCY", "20")]))
+        .collect();
+    wait_until(Duration::from_secs(120), "10,000 jobs completed", || async {
+        completed(&db).await == 10_000
+    })
+    .await;
+
+    // Exactly one completed attempt per job, and no other attempt at all.
+    assert_eq!(db.scalar("SELECT count(*) FROM job_attempts").await, 10_000);
+    assert_eq!(
+        db.scalar(
+            "SELECT count(*) FROM (SELECT job_id FROM job_attempts WHERE outcome = 'completed' \
+             GROUP BY job_id HAVING count(*) = 1) t"
+        )
+        .await,
+        10_000
+    );
+    // The work was shared.
+    let per_worker: Vec<(String, i64)> = sqlx::query_as(
+        "SELECT worker_id, count(*) FROM job_attempts GROUP BY worker_id ORDER BY worker_id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(per_worker.len(), 3, "every worker took jobs: {per_worker:?}");
+
+    for p in &procs {
+        p.signal(SIGTERM);
+    }
+    for p in &mut procs {
+        assert!(p.wait_exit(Duration::from_secs(30)).success());
+    }
+    assert_eq!(db.scalar("SELECT count(*) FROM docket_workers").await, 0, "workers deregister on exit");
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_killed_mid_job_has_its_job_rescued_and_completed_elsewhere() {
+    let db = Db::new().await;
+    migrate(&db).await;
+    let mut a = worker(&db, "victim", &[]);
+    wait_until(Duration::from_secs(30), "victim registered", || async {
+        db.scalar("SELECT count(*) FROM docket_workers WHERE id = 'victim'").await == 1
+    })
+    .await;
+    insert_noops(&db, 1, json!({ "sleep_ms": 2500 })).await;
+    wait_until(Duration::from_secs(30), "the job runs on the victim", || async {
+        db.scalar("SELECT count(*) FROM processing_jobs WHERE status = 'running' AND locked_by = 'victim'")
+            .await
+            == 1
+    })
+    .await;
+    a.signal(SIGKILL);
+    a.wait_exit(Duration::from_secs(10));
+
+    let _b = worker(&db, "rescuer", &[]);
+    wait_until(Duration::from_secs(60), "the job completes on the other worker", || async {
+        completed(&db).await == 1
+    })
+    .await;
+    let attempts: Vec<(i32, String, String)> = sqlx::query_as(
+        "SELECT attempt, worker_id, outcome FROM job_attempts ORDER BY attempt, id",
+    )
+    .fetch_all(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        attempts,
+        vec![
+            (1, "victim".to_owned(), "rescued".to_owned()),
+            (2, "rescuer".to_owned(), "completed".to_owned())
+        ]
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn when_the_leader_dies_another_worker_takes_over() {
+    let db = Db::new().await;
+    migrate(&db).await;
+    let mut procs = vec![worker(&db, "n1", &[]), worker(&db, "n2", &[])];
+    let leader = || async {
+        sqlx::query_scalar::<_, String>("SELECT leader_id FROM docket_leader WHERE expires_at > now()")
+            .fetch_optional(&db.pool)
+            .await
+            .unwrap()
+    };
+    wait_until(Duration::from_secs(30), "a leader is elected", || async {
+        leader().await.is_some()
+    })
+    .await;
+    let first = leader().await.unwrap();
+    let idx = if first == "n1" { 0 } else { 1 };
+    procs[idx].signal(SIGKILL);
+    procs[idx].wait_exit(Duration::from_secs(10));
+    let other = if idx == 0 { "n2" } else { "n1" };
+    wait_until(Duration::from_secs(15), "the survivor leads", || async {
+        leader().await.as_deref() == Some(other)
+    })
+    .await;
+    // The new leader runs maintenance: the dead leader's worker row goes once a job of it is
+    // rescued; here, prove the survivor's rescuer works by leaving a dead worker's job behind.
+    sqlx::query(
+        "INSERT INTO processing_jobs (job_type, status, attempts, locked_by, locked_at, started_at) \
+         VALUES ('docket.noop', 'running', 1, 'ghost', now(), now())",
+    )
+    .execute(&db.pool)
+    .await
+    .unwrap();
+    wait_until(Duration::from_secs(30), "the ghost's job is rescued and run", || async {
+        completed(&db).await == 1
+    })
+    .await;
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cut_connections_are_restored_and_no_job_is_lost() {
+    let db = Db::new().await;
+    migrate(&db).await;
+    insert_noops(&db, 3_000, json!({ "sleep_ms": 5 })).await;
+    let _w = [
+        worker(&db, "c1", &[("DOCKET_WORKER__CONCURRENCY", "10")]),
+        worker(&db, "c2", &[("DOCKET_WORKER__CONCURRENCY", "10")]),
+    ];
+    wait_until(Duration::from_secs(60), "work under way", || async {
+        completed(&db).await >= 300
+    })
+    .await;
+    // Cut every connection of the workers, twice, while they work.
+    for _ in 0..2 {
+        let cut = db
+            .scalar(&format!(
+                "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                 WHERE application_name = '{}' AND pid <> pg_backend_pid()) t",
+                db.app
+            ))
+            .await;
+        assert!(cut > 0, "no worker connection was found to cut");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    wait_until(Duration::from_secs(120), "all 3,000 jobs completed", || async {
+        completed(&db).await == 3_000
+    })
+    .await;
+    // Nothing lost, nothing finished twice: one completed attempt per job.
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM job_attempts WHERE outcome = 'completed'").await,
+        3_000
+    );
+    db.drop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_short_jobs_finish_and_releases_long_ones() {
+    let db = Db::new().await;
+    migrate(&db).await;
+    let mut w = worker(&db, "t1", &[("DOCKET_WORKER__SHUTDOWN_GRACE_SECS", "1")]);
+    wait_until(Duration::from_secs(30), "registered", || async {
+        db.scalar("SELECT count(*) FROM docket_workers").await == 1
+    })
+    .await;
+    insert_noops(&db, 1, json!({ "sleep_ms": 60_000 })).await;
+    insert_noops(&db, 1, json!({ "sleep_ms": 300 })).await;
+    wait_until(Duration::from_secs(30), "both running", || async {
+        db.scalar("SELECT count(*) FROM processing_jobs WHERE status = 'running'").await == 2
+    })
+    .await;
+    w.signal(SIGTERM);
+    let st = w.wait_exit(Duration::from_secs(15));
+    assert!(st.success(), "graceful exit: {st:?}");
+    assert_eq!(completed(&db).await, 1, "the short job finished within the grace period");
+    // The long one is back in the queue at once, its interrupted attempt not counted.
+    let (status, attempts): (String, i32) = sqlx::query_as(
+        "SELECT status, attempts FROM processing_jobs WHERE payload->>'sleep_ms' = '60000'",
+    )
+    .fetch_one(&db.pool)
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), attempts), ("queued", 0));
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM job_attempts WHERE outcome = 'released'").await,
+        1
+    );
+    let _ = FAST;
+    db.drop().await;
+}
