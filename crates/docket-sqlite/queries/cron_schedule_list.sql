@@ -1,0 +1,1 @@
+SELECT * FROM cron_schedules ORDER BY name

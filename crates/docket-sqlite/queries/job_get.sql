@@ -1,0 +1,1 @@
+SELECT * FROM processing_jobs WHERE id = ?1

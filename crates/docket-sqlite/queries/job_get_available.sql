@@ -1,0 +1,21 @@
+-- The batch claim. SQLite has one writer at a time, so the subquery's pick cannot be raced:
+-- no SKIP LOCKED is needed. RETURNING gives no order; the caller sorts.
+UPDATE processing_jobs
+SET status = 'running',
+    attempts = attempts + 1,
+    locked_by = ?1,
+    locked_at = ?4,
+    started_at = ?4,
+    updated_at = ?4
+WHERE id IN (
+    SELECT id
+    FROM processing_jobs
+    WHERE queue = ?2
+      AND status IN ('queued', 'retrying')
+      AND run_at <= ?4
+      AND NOT EXISTS (
+          SELECT 1 FROM docket_queues q
+          WHERE q.name IN (?2, '*') AND q.paused_at IS NOT NULL)
+    ORDER BY priority DESC, run_at, id
+    LIMIT ?3)
+RETURNING *

@@ -1,0 +1,9 @@
+-- Running jobs whose worker stopped heartbeating (?2 is the lease, in microseconds), or
+-- whose worker row is gone.
+SELECT j.id
+FROM processing_jobs j
+LEFT JOIN docket_workers w ON w.id = j.locked_by
+WHERE j.status = 'running'
+  AND (w.id IS NULL OR w.heartbeat_at < ?1 - ?2)
+ORDER BY j.id
+LIMIT ?3

@@ -1,0 +1,27 @@
+-- Manual retry of dead-lettered or cancelled jobs: fresh attempts, due now. ?1 is a JSON array
+-- of ids; when empty, every failed or cancelled job matching the filters (found through the
+-- finished index; the empty-array test is constant, so that arm costs nothing when ids are
+-- given). A job whose unique key is held by another live job stays where it is; of two
+-- finished jobs sharing a key, OR IGNORE requeues only the first rather than failing the call.
+UPDATE OR IGNORE processing_jobs AS j
+SET status = 'queued',
+    attempts = 0,
+    run_at = ?4,
+    completed_at = NULL,
+    locked_by = NULL,
+    locked_at = NULL,
+    updated_at = ?4
+WHERE j.status IN ('failed', 'cancelled')
+  AND j.id IN (
+      SELECT value FROM json_each(?1)
+      UNION ALL
+      SELECT id FROM processing_jobs
+      WHERE json_array_length(?1) = 0
+        AND status IN ('completed', 'failed', 'cancelled')
+        AND status IN ('failed', 'cancelled'))
+  AND (?2 IS NULL OR j.job_type = ?2)
+  AND (?3 IS NULL OR j.queue = ?3)
+  AND (j.unique_key IS NULL OR NOT EXISTS (
+      SELECT 1 FROM processing_jobs o
+      WHERE o.unique_key = j.unique_key AND o.status IN ('queued', 'running', 'retrying')))
+RETURNING id

@@ -1,0 +1,1 @@
+SELECT name, paused_at, updated_at FROM docket_queues ORDER BY name

@@ -1,0 +1,1 @@
+DELETE FROM docket_workers WHERE id = ?1

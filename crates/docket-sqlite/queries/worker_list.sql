@@ -1,0 +1,1 @@
+SELECT * FROM docket_workers ORDER BY heartbeat_at DESC, id

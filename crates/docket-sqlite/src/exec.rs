@@ -1,0 +1,777 @@
+//! The storage operations, implemented once for a pooled connection and a transaction.
+
+use std::collections::{HashMap, HashSet};
+use std::ops::DerefMut;
+
+use chrono::{DateTime, Utc};
+use docket_core::{
+    AttemptOutcome, CompletionOutcome, CronRun, CronRunEnqueueParams, CronRunListParams,
+    CronSchedule, CronScheduleUpsertParams, Error, Executor, JobAttempt, JobCancelParams,
+    JobCompleteManyParams, JobCompletion, JobDeleteFinishedParams, JobGetAvailableParams,
+    JobInsertManyParams, JobInsertParams, JobInsertResult, JobListParams, JobRescueParams,
+    JobRescueResult, JobRetryParams, JobRow, JobStatRow, JobState, LeaderElectParams, LeaderRow,
+    QueueRow, QueueSetPausedParams, Result, Transaction, Wakeups, WorkerHeartbeatParams, WorkerRow,
+};
+use sqlx::{Connection, Sqlite, SqliteConnection};
+
+use crate::rows::{self, duration_micros, micros, now_micros, uuid_text};
+
+macro_rules! sql {
+    ($name:literal) => {
+        include_str!(concat!("../queries/", $name, ".sql"))
+    };
+}
+
+/// Maps a sqlx error: connection trouble (I/O, the pool, a lock another process held past
+/// the busy timeout) is [`Error::Unavailable`], the rest [`Error::Database`].
+pub(crate) fn map_err(e: sqlx::Error) -> Error {
+    if is_unavailable(&e) {
+        Error::Unavailable(Box::new(e))
+    } else {
+        Error::Database(Box::new(e))
+    }
+}
+
+/// Whether the same call may succeed later, with nothing written now.
+pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => {
+            // Primary result codes: SQLITE_BUSY (5), SQLITE_LOCKED (6), SQLITE_IOERR (10),
+            // SQLITE_CANTOPEN (14). sqlx reports the extended code; its low byte is the
+            // primary one.
+            let code = db.code().and_then(|c| c.parse::<i32>().ok()).unwrap_or(0);
+            matches!(code & 0xff, 5 | 6 | 10 | 14)
+        }
+        _ => false,
+    }
+}
+
+fn check_limit(limit: i64) -> Result<bool> {
+    if limit < 0 {
+        return Err(Error::Invalid(format!("limit {limit} is negative")));
+    }
+    Ok(limit > 0)
+}
+
+/// A value as JSON text (payloads, and the arrays that stand in for PostgreSQL's).
+macro_rules! json_text {
+    ($v:expr) => {
+        serde_json::to_string($v).map_err(|e| Error::Invalid(format!("cannot encode JSON: {e}")))
+    };
+}
+
+/// A connection ([`docket_core::Driver::conn`]) or a transaction
+/// ([`docket_core::Driver::begin`]) of the SQLite driver: every queue operation, run on `C`.
+///
+/// Dropping a transaction without committing it rolls it back.
+pub struct SqliteExec<C> {
+    conn: C,
+    wakeups: Wakeups,
+    /// Whether `conn` is the caller's transaction: wake-ups then wait for its commit.
+    in_tx: bool,
+    /// Jobs became due inside the transaction; wake workers after the commit.
+    wake_on_commit: bool,
+}
+
+impl<C> std::fmt::Debug for SqliteExec<C> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SqliteExec")
+            .field("in_tx", &self.in_tx)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C> SqliteExec<C> {
+    pub(crate) fn new(conn: C, wakeups: Wakeups, in_tx: bool) -> Self {
+        Self {
+            conn,
+            wakeups,
+            in_tx,
+            wake_on_commit: false,
+        }
+    }
+
+    /// The underlying connection or transaction, to run the caller's own SQL next to the
+    /// queue's (in the same transaction, for a transaction).
+    pub fn inner(&mut self) -> &mut C {
+        &mut self.conn
+    }
+
+    /// Jobs became claimable: wake workers now, or after the commit.
+    fn jobs_due(&mut self) {
+        if self.in_tx {
+            self.wake_on_commit = true;
+        } else {
+            self.wakeups.wake();
+        }
+    }
+}
+
+/// A scope that applies whole or not at all: a savepoint inside a transaction, else an
+/// `IMMEDIATE` transaction (which takes the write lock at once, so that another process
+/// sharing the file is waited for instead of failing the lock upgrade). Dropped without
+/// `commit`, it rolls back.
+async fn atomic(conn: &mut SqliteConnection) -> Result<sqlx::Transaction<'_, Sqlite>> {
+    if conn.is_in_transaction() {
+        conn.begin().await
+    } else {
+        conn.begin_with("BEGIN IMMEDIATE").await
+    }
+    .map_err(map_err)
+}
+
+async fn commit(tx: sqlx::Transaction<'_, Sqlite>) -> Result<()> {
+    tx.commit().await.map_err(map_err)
+}
+
+/// Inserts jobs (already validated) in one statement; a job whose unique key a live job holds
+/// gets that job's id, marked duplicate. Results are in input order.
+async fn insert_jobs(
+    conn: &mut SqliteConnection,
+    jobs: &[JobInsertParams],
+    now: i64,
+) -> Result<Vec<JobInsertResult>> {
+    // One JSON array stands in for PostgreSQL's unnest: one statement per batch, not one per
+    // job (each statement is a round trip to sqlx's SQLite thread).
+    let input: Vec<_> = jobs
+        .iter()
+        .map(|j| {
+            (
+                j.job_type.as_str(),
+                j.queue.as_str(),
+                j.priority,
+                &j.payload,
+                j.max_attempts,
+                j.run_at.map(micros),
+                j.unique_key.as_deref(),
+                j.document_id.map(uuid_text),
+            )
+        })
+        .collect();
+    let mut inserted: Vec<(i64, Option<String>)> = sqlx::query_as(sql!("job_insert_many"))
+        .bind(json_text!(&input)?)
+        .bind(now)
+        .fetch_all(&mut *conn)
+        .await
+        .map_err(map_err)?;
+
+    // Ids grow in input order over the jobs inserted. Only a unique key's conflict skips a
+    // job, and of several jobs sharing a key only the first can be inserted, so walking the
+    // input pairs each inserted row with its job: an input whose key does not match the next
+    // inserted row was a duplicate.
+    inserted.sort_unstable_by_key(|r| r.0);
+    let mut next = inserted.into_iter().peekable();
+    let mut results = Vec::with_capacity(jobs.len());
+    let mut dup_keys = Vec::new();
+    for job in jobs {
+        let key = job.unique_key.as_deref();
+        match next.next_if(|(_, k)| k.as_deref() == key) {
+            Some((id, _)) => results.push(JobInsertResult {
+                id,
+                duplicate: false,
+            }),
+            None => {
+                let key = key.ok_or_else(|| {
+                    Error::Database("inserted jobs do not match the input".into())
+                })?;
+                dup_keys.push(key);
+                results.push(JobInsertResult {
+                    id: 0,
+                    duplicate: true,
+                });
+            }
+        }
+    }
+    if next.next().is_some() {
+        return Err(Error::Database(
+            "inserted jobs do not match the input".into(),
+        ));
+    }
+    if dup_keys.is_empty() {
+        return Ok(results);
+    }
+
+    let holders: HashMap<String, i64> =
+        sqlx::query_as::<_, (String, Option<i64>)>(sql!("job_find_by_unique_key"))
+            .bind(json_text!(&dup_keys)?)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .filter_map(|(key, id)| Some((key, id?)))
+            .collect();
+    for (res, job) in results.iter_mut().zip(jobs) {
+        if res.duplicate {
+            let key = job.unique_key.as_deref().unwrap_or_default();
+            res.id = *holders.get(key).ok_or_else(|| {
+                Error::Database(format!("no job holds unique key {key:?} after a conflict").into())
+            })?;
+        }
+    }
+    Ok(results)
+}
+
+/// How a completion rewrites its job, and the attempt row it leaves.
+struct Finalise<'a> {
+    status: JobState,
+    run_at: Option<i64>,
+    last_error: Option<&'a str>,
+    attempts_delta: i32,
+    completed_at: Option<i64>,
+    outcome: AttemptOutcome,
+    attempt_error: Option<&'a str>,
+}
+
+impl<'a> Finalise<'a> {
+    fn of(outcome: &'a CompletionOutcome, finished_at: i64) -> Self {
+        match outcome {
+            CompletionOutcome::Completed => Self {
+                status: JobState::Completed,
+                run_at: None,
+                last_error: None,
+                attempts_delta: 0,
+                completed_at: Some(finished_at),
+                outcome: AttemptOutcome::Completed,
+                attempt_error: None,
+            },
+            CompletionOutcome::Retry { run_at, error } => Self {
+                status: JobState::Retrying,
+                run_at: Some(micros(*run_at)),
+                last_error: Some(error),
+                attempts_delta: 0,
+                completed_at: None,
+                outcome: AttemptOutcome::Retried,
+                attempt_error: Some(error),
+            },
+            CompletionOutcome::Failed { error } => Self {
+                status: JobState::Failed,
+                run_at: None,
+                last_error: Some(error),
+                attempts_delta: 0,
+                completed_at: Some(finished_at),
+                outcome: AttemptOutcome::Failed,
+                attempt_error: Some(error),
+            },
+            // Back to the queue, due now; the attempt is not counted.
+            CompletionOutcome::Released => Self {
+                status: JobState::Queued,
+                run_at: Some(finished_at),
+                last_error: None,
+                attempts_delta: -1,
+                completed_at: None,
+                outcome: AttemptOutcome::Released,
+                attempt_error: Some("released on shutdown"),
+            },
+        }
+    }
+}
+
+impl<C> Executor for SqliteExec<C>
+where
+    C: DerefMut<Target = SqliteConnection> + Send,
+{
+    async fn job_insert_many(
+        &mut self,
+        params: JobInsertManyParams,
+    ) -> Result<Vec<JobInsertResult>> {
+        if params.jobs.is_empty() {
+            return Ok(Vec::new());
+        }
+        for job in &params.jobs {
+            job.validate()?;
+        }
+        // One statement inserts the batch, atomically; the read of duplicates' holders that
+        // may follow needs no transaction around it.
+        let results = insert_jobs(&mut self.conn, &params.jobs, now_micros(None)).await?;
+        if results.iter().any(|r| !r.duplicate) {
+            self.jobs_due();
+        }
+        Ok(results)
+    }
+
+    async fn job_get_available(&mut self, params: JobGetAvailableParams) -> Result<Vec<JobRow>> {
+        // As on PostgreSQL, a limit below one claims nothing (SQLite would read a negative
+        // LIMIT as none).
+        if params.limit < 1 {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql!("job_get_available"))
+            .bind(params.worker_id.as_str())
+            .bind(params.queue.as_str())
+            .bind(params.limit)
+            .bind(now_micros(params.now))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>>>()?;
+        jobs.sort_unstable_by(|a, b| {
+            b.priority
+                .cmp(&a.priority)
+                .then(a.run_at.cmp(&b.run_at))
+                .then(a.id.cmp(&b.id))
+        });
+        Ok(jobs)
+    }
+
+    async fn job_complete_many(&mut self, params: JobCompleteManyParams) -> Result<Vec<i64>> {
+        // Two completions of one attempt: the first wins, as if they were applied in turn
+        // (the second would find the job no longer running).
+        let mut seen = HashSet::with_capacity(params.completions.len());
+        let completions: Vec<&JobCompletion> = params
+            .completions
+            .iter()
+            .filter(|c| seen.insert((c.id, c.attempt)))
+            .collect();
+        if completions.is_empty() {
+            return Ok(Vec::new());
+        }
+        // One JSON array stands in for PostgreSQL's unnest: two statements per batch, not two
+        // per completion.
+        let input: Vec<_> = completions
+            .iter()
+            .map(|c| {
+                let finished_at = micros(c.finished_at);
+                let f = Finalise::of(&c.outcome, finished_at);
+                (
+                    c.id,
+                    c.attempt,
+                    f.status.as_str(),
+                    f.run_at,
+                    f.last_error,
+                    f.attempts_delta,
+                    f.completed_at,
+                    finished_at,
+                    c.worker_id.as_str(),
+                    micros(c.started_at),
+                    f.outcome.as_str(),
+                    f.attempt_error,
+                )
+            })
+            .collect();
+        let input = json_text!(&input)?;
+
+        let mut tx = atomic(&mut self.conn).await?;
+        let applied: HashSet<(i64, i32)> = sqlx::query_as(sql!("job_complete_attempts"))
+            .bind(input.as_str())
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .into_iter()
+            .collect();
+        if applied.is_empty() {
+            commit(tx).await?;
+            return Ok(Vec::new());
+        }
+        let done = sqlx::query(sql!("job_complete"))
+            .bind(input.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if done.rows_affected() != applied.len() as u64 {
+            // Both statements apply the same guard in one transaction; a mismatch is a bug.
+            return Err(Error::Database(
+                format!(
+                    "completion recorded {} attempts but finalised {} jobs",
+                    applied.len(),
+                    done.rows_affected()
+                )
+                .into(),
+            ));
+        }
+        commit(tx).await?;
+
+        // Input order.
+        let mut out = Vec::with_capacity(applied.len());
+        let mut released = false;
+        for c in completions {
+            if applied.contains(&(c.id, c.attempt)) {
+                released |= c.outcome == CompletionOutcome::Released;
+                out.push(c.id);
+            }
+        }
+        if released {
+            self.jobs_due();
+        }
+        Ok(out)
+    }
+
+    async fn job_get(&mut self, id: i64) -> Result<Option<JobRow>> {
+        let row = sqlx::query(sql!("job_get"))
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::job).transpose()
+    }
+
+    async fn job_list(&mut self, params: JobListParams) -> Result<Vec<JobRow>> {
+        if !check_limit(params.limit)? {
+            return Ok(Vec::new());
+        }
+        let states: Vec<&str> = params.states.iter().map(|s| s.as_str()).collect();
+        let rows = sqlx::query(sql!("job_list"))
+            .bind(json_text!(&states)?)
+            .bind(json_text!(&params.job_types)?)
+            .bind(params.queue.as_deref())
+            .bind(params.document_id.map(uuid_text))
+            .bind(params.before_id)
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    async fn job_attempt_list(&mut self, job_id: i64) -> Result<Vec<JobAttempt>> {
+        let rows = sqlx::query(sql!("job_attempt_list"))
+            .bind(job_id)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::attempt).collect()
+    }
+
+    async fn job_retry(&mut self, params: JobRetryParams) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = sqlx::query_scalar(sql!("job_retry"))
+            .bind(json_text!(&params.ids)?)
+            .bind(params.job_type.as_deref())
+            .bind(params.queue.as_deref())
+            .bind(now_micros(params.now))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        ids.sort_unstable();
+        if !ids.is_empty() {
+            self.jobs_due();
+        }
+        Ok(ids)
+    }
+
+    async fn job_cancel(&mut self, params: JobCancelParams) -> Result<Vec<i64>> {
+        if params.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids = json_text!(&params.ids)?;
+        let now = now_micros(params.now);
+        let mut tx = atomic(&mut self.conn).await?;
+        sqlx::query(sql!("job_cancel_attempts"))
+            .bind(ids.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut cancelled: Vec<i64> = sqlx::query_scalar(sql!("job_cancel"))
+            .bind(ids.as_str())
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        commit(tx).await?;
+        cancelled.sort_unstable();
+        Ok(cancelled)
+    }
+
+    async fn job_rescue(&mut self, params: JobRescueParams) -> Result<JobRescueResult> {
+        if !check_limit(params.limit)? {
+            return Ok(JobRescueResult::default());
+        }
+        let now = now_micros(params.now);
+        let mut tx = atomic(&mut self.conn).await?;
+        let dead: Vec<i64> = sqlx::query_scalar(sql!("job_rescue_find"))
+            .bind(now)
+            .bind(duration_micros(params.lease))
+            .bind(params.limit)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if dead.is_empty() {
+            commit(tx).await?;
+            return Ok(JobRescueResult::default());
+        }
+        let ids = json_text!(&dead)?;
+        sqlx::query(sql!("job_rescue_attempts"))
+            .bind(ids.as_str())
+            .bind(now)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let rescued: Vec<(i64, String)> = sqlx::query_as(sql!("job_rescue"))
+            .bind(ids.as_str())
+            .bind(now)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        commit(tx).await?;
+        let mut result = JobRescueResult::default();
+        for (id, status) in rescued {
+            if status == JobState::Failed.as_str() {
+                result.failed.push(id);
+            } else {
+                result.requeued.push(id);
+            }
+        }
+        result.requeued.sort_unstable();
+        result.failed.sort_unstable();
+        if !result.requeued.is_empty() {
+            self.jobs_due();
+        }
+        Ok(result)
+    }
+
+    async fn job_delete_finished(&mut self, params: JobDeleteFinishedParams) -> Result<u64> {
+        if !check_limit(params.limit)? {
+            return Ok(0);
+        }
+        let done = sqlx::query(sql!("job_delete_finished"))
+            .bind(micros(params.completed_before))
+            .bind(micros(params.failed_before))
+            .bind(params.limit)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn job_stats(&mut self) -> Result<Vec<JobStatRow>> {
+        let rows = sqlx::query(sql!("job_stats"))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::stat).collect()
+    }
+
+    async fn queue_set_paused(&mut self, params: QueueSetPausedParams) -> Result<QueueRow> {
+        let row = sqlx::query(sql!("queue_set_paused"))
+            .bind(params.name.as_str())
+            .bind(params.paused)
+            .bind(now_micros(params.now))
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let queue = rows::queue(&row)?;
+        if !params.paused {
+            // Jobs waiting in a resumed queue are due at once.
+            self.jobs_due();
+        }
+        Ok(queue)
+    }
+
+    async fn queue_list(&mut self) -> Result<Vec<QueueRow>> {
+        let rows = sqlx::query(sql!("queue_list"))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::queue).collect()
+    }
+
+    async fn worker_heartbeat(&mut self, params: WorkerHeartbeatParams) -> Result<()> {
+        sqlx::query(sql!("worker_heartbeat"))
+            .bind(params.id.as_str())
+            .bind(params.hostname.as_str())
+            .bind(params.pid)
+            .bind(json_text!(&params.queues)?)
+            .bind(now_micros(params.now))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn worker_delete(&mut self, id: &str) -> Result<()> {
+        sqlx::query(sql!("worker_delete"))
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn worker_list(&mut self) -> Result<Vec<WorkerRow>> {
+        let rows = sqlx::query(sql!("worker_list"))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::worker).collect()
+    }
+
+    async fn worker_delete_stale(&mut self, before: DateTime<Utc>) -> Result<u64> {
+        let done = sqlx::query(sql!("worker_delete_stale"))
+            .bind(micros(before))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn leader_attempt_elect(&mut self, params: LeaderElectParams) -> Result<bool> {
+        let leader: Option<String> = sqlx::query_scalar(sql!("leader_attempt_elect"))
+            .bind(params.leader_id.as_str())
+            .bind(duration_micros(params.ttl))
+            .bind(now_micros(params.now))
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(leader.is_some())
+    }
+
+    async fn leader_resign(&mut self, leader_id: &str) -> Result<()> {
+        sqlx::query(sql!("leader_resign"))
+            .bind(leader_id)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn leader_get(&mut self, now: Option<DateTime<Utc>>) -> Result<Option<LeaderRow>> {
+        let row = sqlx::query(sql!("leader_get"))
+            .bind(now_micros(now))
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::leader).transpose()
+    }
+
+    async fn cron_schedule_upsert(
+        &mut self,
+        params: CronScheduleUpsertParams,
+    ) -> Result<CronSchedule> {
+        let row = sqlx::query(sql!("cron_schedule_upsert"))
+            .bind(params.name.as_str())
+            .bind(params.expression.as_str())
+            .bind(params.timezone.as_str())
+            .bind(params.job_type.as_str())
+            .bind(params.queue.as_str())
+            .bind(json_text!(&params.payload)?)
+            .bind(params.priority)
+            .bind(params.enabled)
+            .bind(params.missed_policy.as_str())
+            .bind(micros(params.next_run_at))
+            .bind(now_micros(None))
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows::schedule(&row)
+    }
+
+    async fn cron_schedule_list(&mut self) -> Result<Vec<CronSchedule>> {
+        let rows = sqlx::query(sql!("cron_schedule_list"))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::schedule).collect()
+    }
+
+    async fn cron_run_enqueue(&mut self, params: CronRunEnqueueParams) -> Result<Option<CronRun>> {
+        if let Some(job) = &params.job {
+            job.validate()?;
+        }
+        let now = now_micros(None);
+        let scheduled_for = micros(params.scheduled_for);
+        let mut tx = atomic(&mut self.conn).await?;
+
+        // 1. Advance the schedule, unless someone already did (or it is gone).
+        let gate: Option<String> = sqlx::query_scalar(sql!("cron_run_gate"))
+            .bind(params.schedule_name.as_str())
+            .bind(scheduled_for)
+            .bind(micros(params.next_run_at))
+            .bind(params.expected_next_run_at.map(micros))
+            .bind(now)
+            .bind(params.job.is_some())
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if gate.is_none() {
+            return Ok(None);
+        }
+
+        // 2. An occurrence already recorded is not enqueued twice; the schedule still moves on.
+        let recorded: bool = sqlx::query_scalar(sql!("cron_run_exists"))
+            .bind(params.schedule_name.as_str())
+            .bind(scheduled_for)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if recorded {
+            commit(tx).await?;
+            return Ok(None);
+        }
+
+        // 3. The job, unless skipped; a live job holding its unique key leaves the run without
+        // one.
+        let job_id = match &params.job {
+            Some(job) => {
+                let res = insert_jobs(&mut tx, std::slice::from_ref(job), now).await?;
+                res.first().filter(|r| !r.duplicate).map(|r| r.id)
+            }
+            None => None,
+        };
+
+        // 4. The run row.
+        let status = if params.job.is_some() {
+            "enqueued"
+        } else {
+            "skipped"
+        };
+        let row = sqlx::query(sql!("cron_run_insert"))
+            .bind(params.schedule_name.as_str())
+            .bind(scheduled_for)
+            .bind(job_id)
+            .bind(status)
+            .bind(params.message.as_deref())
+            .bind(now)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else {
+            // Cannot happen while this scope holds the write lock; undo the job if it did.
+            tx.rollback().await.map_err(map_err)?;
+            return Ok(None);
+        };
+        let run = rows::cron_run(&row)?;
+        commit(tx).await?;
+        if job_id.is_some() {
+            self.jobs_due();
+        }
+        Ok(Some(run))
+    }
+
+    async fn cron_run_list(&mut self, params: CronRunListParams) -> Result<Vec<CronRun>> {
+        if !check_limit(params.limit)? {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql!("cron_run_list"))
+            .bind(params.schedule_name.as_deref())
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::cron_run).collect()
+    }
+
+    async fn cron_run_sync(&mut self) -> Result<u64> {
+        let done = sqlx::query(sql!("cron_run_sync"))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+}
+
+impl Transaction for SqliteExec<sqlx::Transaction<'static, Sqlite>> {
+    async fn commit(self) -> Result<()> {
+        self.conn.commit().await.map_err(map_err)?;
+        if self.wake_on_commit {
+            self.wakeups.wake();
+        }
+        Ok(())
+    }
+
+    async fn rollback(self) -> Result<()> {
+        self.conn.rollback().await.map_err(map_err)
+    }
+}

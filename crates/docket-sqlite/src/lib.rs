@@ -1,0 +1,168 @@
+//! The SQLite driver: one file, one node, no server.
+//!
+//! For development, tests and small single-host deployments. The queue has the same meaning
+//! as on PostgreSQL (the same tables, states, guards and views); only the SQL differs:
+//!
+//! * SQLite has one writer at a time, so this driver keeps **one** connection and serialises
+//!   every call in the process through it. Claims need no `SKIP LOCKED`: a claim's pick and
+//!   update run in one statement that nobody else can interleave with. Transactions begin
+//!   `IMMEDIATE`, taking the write lock up front, so that another process sharing the file
+//!   waits (`busy_timeout`) instead of failing on a lock upgrade.
+//! * Times are `INTEGER` microseconds since the Unix epoch (UTC), JSON is `TEXT`, UUIDs are
+//!   hyphenated `TEXT`. A `now` of `None` is the process clock.
+//! * Batches (inserts, completions, id lists) travel as one JSON array parameter that
+//!   `json_each` expands, SQLite's `unnest`: one statement per batch, not one per row.
+//! * Operations of several statements run inside a savepoint (or an `IMMEDIATE` transaction
+//!   when the executor is not in one), so they apply whole or not at all, even if the caller's
+//!   future is dropped half-way.
+//! * Wake-ups stay in the process: inserts wake this driver's [`Wakeups`] (after the commit,
+//!   in a transaction). Another process sharing the file finds the jobs by polling.
+//!
+//! The database is opened in WAL mode with `synchronous = NORMAL`: a crash of the process
+//! loses nothing committed; a power loss may lose the last transactions, never corrupt the
+//! file.
+//!
+//! Every SQL statement lives in `queries/`, one file per driver method (or per statement,
+//! for the methods that need several).
+
+mod exec;
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use docket_core::{Driver, Error, Result, Wakeups};
+use sqlx::SqlitePool;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+
+pub use exec::SqliteExec;
+
+/// How to open the database.
+#[derive(Debug, Clone)]
+pub struct SqliteOptions {
+    /// A file path (`/var/lib/docket/queue.db`) or a `sqlite:` URL (`sqlite://queue.db`,
+    /// `sqlite::memory:`). The file is created when missing.
+    pub url: String,
+    /// How long a call waits for the connection before it reports the database unavailable.
+    /// There is one connection: an open transaction ([`Driver::begin`]) or a held
+    /// [`Driver::conn`] makes every other call in the process wait until it is dropped.
+    pub acquire_timeout: Duration,
+    /// How long SQLite waits for a lock held by another process before it gives up.
+    pub busy_timeout: Duration,
+}
+
+impl SqliteOptions {
+    /// Defaults for `url`: 5 s acquire timeout, 5 s busy timeout.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            acquire_timeout: Duration::from_secs(5),
+            busy_timeout: Duration::from_secs(5),
+        }
+    }
+
+    fn connect_options(&self) -> Result<SqliteConnectOptions> {
+        let base = if self.url.starts_with("sqlite:") {
+            SqliteConnectOptions::from_str(&self.url)
+                .map_err(|e| Error::Invalid(format!("bad database url {:?}: {e}", self.url)))?
+        } else {
+            SqliteConnectOptions::new().filename(&self.url)
+        };
+        Ok(base
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(self.busy_timeout))
+    }
+}
+
+/// The SQLite driver. Cheap to clone: clones share the connection and the wake-up signal.
+#[derive(Clone, Debug)]
+pub struct SqliteDriver {
+    pool: SqlitePool,
+    wakeups: Wakeups,
+}
+
+impl SqliteDriver {
+    /// Opens (creating it if missing) the database. Unlike PostgreSQL's, this connects
+    /// eagerly: a path that cannot be opened is a configuration error, best reported at start.
+    pub async fn connect(opts: &SqliteOptions) -> Result<Self> {
+        let pool = SqlitePoolOptions::new()
+            // One writer at a time is all SQLite allows; one connection serialises calls in
+            // the process instead of letting them fail with SQLITE_BUSY.
+            .max_connections(1)
+            .acquire_timeout(opts.acquire_timeout)
+            // The connection lives as long as the driver: its prepared statements stay cached
+            // and an in-memory database is not lost.
+            .idle_timeout(None)
+            .max_lifetime(None)
+            .test_before_acquire(false)
+            .connect_with(opts.connect_options()?)
+            .await
+            .map_err(exec::map_err)?;
+        tracing::debug!(url = %opts.url, "sqlite database open");
+        Ok(Self {
+            pool,
+            wakeups: Wakeups::default(),
+        })
+    }
+
+    /// The pool (of one connection), for callers that run their own SQL next to the queue's.
+    /// Holding a connection from it blocks every queue call in the process.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+
+    /// Closes the connection, after the calls in flight.
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+}
+
+impl Driver for SqliteDriver {
+    type Conn = SqliteExec<sqlx::pool::PoolConnection<sqlx::Sqlite>>;
+    type Tx = SqliteExec<sqlx::Transaction<'static, sqlx::Sqlite>>;
+
+    fn name(&self) -> &'static str {
+        "sqlite"
+    }
+
+    async fn conn(&self) -> Result<Self::Conn> {
+        let conn = self.pool.acquire().await.map_err(exec::map_err)?;
+        Ok(SqliteExec::new(conn, self.wakeups.clone(), false))
+    }
+
+    async fn begin(&self) -> Result<Self::Tx> {
+        let tx = self
+            .pool
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(exec::map_err)?;
+        Ok(SqliteExec::new(tx, self.wakeups.clone(), true))
+    }
+
+    async fn migrate(&self) -> Result<()> {
+        sqlx::migrate!("./migrations")
+            .run(&self.pool)
+            .await
+            .map_err(|e| match e {
+                sqlx::migrate::MigrateError::Execute(e) if exec::is_unavailable(&e) => {
+                    exec::map_err(e)
+                }
+                other => Error::Migration(Box::new(other)),
+            })
+    }
+
+    fn wakeups(&self) -> Wakeups {
+        self.wakeups.clone()
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+            .map_err(exec::map_err)
+    }
+}

@@ -1,0 +1,185 @@
+//! Decoding rows into docket's vocabulary, and the storage encodings of times, JSON and UUIDs.
+
+use chrono::{DateTime, Duration, Utc};
+use docket_core::{
+    CronRun, CronSchedule, Error, JobAttempt, JobRow, JobStatRow, LeaderRow, QueueRow, Result,
+    WorkerRow,
+};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+use uuid::Uuid;
+
+/// A time as stored: microseconds since the Unix epoch, UTC.
+pub(crate) fn micros(t: DateTime<Utc>) -> i64 {
+    t.timestamp_micros()
+}
+
+/// `now`, or the process clock, as stored.
+pub(crate) fn now_micros(now: Option<DateTime<Utc>>) -> i64 {
+    micros(now.unwrap_or_else(Utc::now))
+}
+
+/// A duration in microseconds, saturating (a lease of centuries is not an error).
+pub(crate) fn duration_micros(d: Duration) -> i64 {
+    d.num_microseconds().unwrap_or(if d < Duration::zero() {
+        i64::MIN
+    } else {
+        i64::MAX
+    })
+}
+
+/// A UUID as stored: hyphenated, lower-case text.
+pub(crate) fn uuid_text(u: Uuid) -> String {
+    u.hyphenated().to_string()
+}
+
+fn decode(col: &str, e: sqlx::Error) -> Error {
+    Error::Decode(format!("column {col}: {e}"))
+}
+
+fn get<'r, T>(row: &'r SqliteRow, col: &str) -> Result<T>
+where
+    T: sqlx::Decode<'r, sqlx::Sqlite> + sqlx::Type<sqlx::Sqlite>,
+{
+    row.try_get(col).map_err(|e| decode(col, e))
+}
+
+fn time_from(col: &str, v: i64) -> Result<DateTime<Utc>> {
+    DateTime::from_timestamp_micros(v)
+        .ok_or_else(|| Error::Decode(format!("column {col}: time {v} is out of range")))
+}
+
+fn time(row: &SqliteRow, col: &str) -> Result<DateTime<Utc>> {
+    time_from(col, get(row, col)?)
+}
+
+fn time_opt(row: &SqliteRow, col: &str) -> Result<Option<DateTime<Utc>>> {
+    get::<Option<i64>>(row, col)?
+        .map(|v| time_from(col, v))
+        .transpose()
+}
+
+fn parse<T: std::str::FromStr<Err = Error>>(row: &SqliteRow, col: &str) -> Result<T> {
+    let s: &str = get(row, col)?;
+    s.parse()
+}
+
+fn json(row: &SqliteRow, col: &str) -> Result<serde_json::Value> {
+    let s: &str = get(row, col)?;
+    serde_json::from_str(s).map_err(|e| Error::Decode(format!("column {col}: {e}")))
+}
+
+fn string_list(row: &SqliteRow, col: &str) -> Result<Vec<String>> {
+    let s: &str = get(row, col)?;
+    serde_json::from_str(s).map_err(|e| Error::Decode(format!("column {col}: {e}")))
+}
+
+fn uuid_opt(row: &SqliteRow, col: &str) -> Result<Option<Uuid>> {
+    get::<Option<&str>>(row, col)?
+        .map(|s| Uuid::parse_str(s).map_err(|e| Error::Decode(format!("column {col}: {e}"))))
+        .transpose()
+}
+
+pub(crate) fn job(row: &SqliteRow) -> Result<JobRow> {
+    Ok(JobRow {
+        id: get(row, "id")?,
+        job_type: get(row, "job_type")?,
+        queue: get(row, "queue")?,
+        status: parse(row, "status")?,
+        priority: get(row, "priority")?,
+        payload: json(row, "payload")?,
+        attempts: get(row, "attempts")?,
+        max_attempts: get(row, "max_attempts")?,
+        run_at: time(row, "run_at")?,
+        locked_by: get(row, "locked_by")?,
+        locked_at: time_opt(row, "locked_at")?,
+        last_error: get(row, "last_error")?,
+        unique_key: get(row, "unique_key")?,
+        document_id: uuid_opt(row, "document_id")?,
+        created_at: time(row, "created_at")?,
+        started_at: time_opt(row, "started_at")?,
+        completed_at: time_opt(row, "completed_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn attempt(row: &SqliteRow) -> Result<JobAttempt> {
+    Ok(JobAttempt {
+        id: get(row, "id")?,
+        job_id: get(row, "job_id")?,
+        attempt: get(row, "attempt")?,
+        worker_id: get(row, "worker_id")?,
+        started_at: time(row, "started_at")?,
+        finished_at: time(row, "finished_at")?,
+        outcome: parse(row, "outcome")?,
+        error: get(row, "error")?,
+        duration_ms: get(row, "duration_ms")?,
+    })
+}
+
+pub(crate) fn queue(row: &SqliteRow) -> Result<QueueRow> {
+    Ok(QueueRow {
+        name: get(row, "name")?,
+        paused_at: time_opt(row, "paused_at")?,
+        updated_at: time(row, "updated_at")?,
+    })
+}
+
+pub(crate) fn worker(row: &SqliteRow) -> Result<WorkerRow> {
+    Ok(WorkerRow {
+        id: get(row, "id")?,
+        hostname: get(row, "hostname")?,
+        pid: get(row, "pid")?,
+        queues: string_list(row, "queues")?,
+        started_at: time(row, "started_at")?,
+        heartbeat_at: time(row, "heartbeat_at")?,
+    })
+}
+
+pub(crate) fn leader(row: &SqliteRow) -> Result<LeaderRow> {
+    Ok(LeaderRow {
+        leader_id: get(row, "leader_id")?,
+        elected_at: time(row, "elected_at")?,
+        expires_at: time(row, "expires_at")?,
+    })
+}
+
+pub(crate) fn schedule(row: &SqliteRow) -> Result<CronSchedule> {
+    Ok(CronSchedule {
+        name: get(row, "name")?,
+        expression: get(row, "expression")?,
+        timezone: get(row, "timezone")?,
+        job_type: get(row, "job_type")?,
+        queue: get(row, "queue")?,
+        payload: json(row, "payload")?,
+        priority: get(row, "priority")?,
+        enabled: get(row, "enabled")?,
+        missed_policy: parse(row, "missed_policy")?,
+        next_run_at: time(row, "next_run_at")?,
+        last_run_at: time_opt(row, "last_run_at")?,
+    })
+}
+
+pub(crate) fn cron_run(row: &SqliteRow) -> Result<CronRun> {
+    Ok(CronRun {
+        id: get(row, "id")?,
+        schedule_name: get(row, "schedule_name")?,
+        scheduled_for: time(row, "scheduled_for")?,
+        job_id: get(row, "job_id")?,
+        status: get(row, "status")?,
+        started_at: time_opt(row, "started_at")?,
+        finished_at: time_opt(row, "finished_at")?,
+        message: get(row, "message")?,
+        created_at: time(row, "created_at")?,
+    })
+}
+
+pub(crate) fn stat(row: &SqliteRow) -> Result<JobStatRow> {
+    Ok(JobStatRow {
+        job_type: get(row, "job_type")?,
+        queue: get(row, "queue")?,
+        status: parse(row, "status")?,
+        count: get(row, "count")?,
+        oldest_created_at: time_opt(row, "oldest_created_at")?,
+    })
+}
