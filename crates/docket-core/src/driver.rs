@@ -15,6 +15,11 @@ use tokio::sync::Notify;
 use crate::*;
 
 /// A storage backend: PostgreSQL or SQLite.
+///
+/// **Hold one executor per task at a time.** SQLite allows one writer, and its driver keeps a
+/// single connection: a task that holds a connection or transaction and asks for another waits
+/// for itself until the acquire timeout. Do everything a transaction needs through the
+/// transaction.
 pub trait Driver: Clone + Send + Sync + 'static {
     /// A pooled connection that runs each call on its own.
     type Conn: Executor;
@@ -94,8 +99,10 @@ pub trait Executor: Send {
     fn job_get(&mut self, id: i64) -> impl Future<Output = Result<Option<JobRow>>> + Send;
 
     /// Jobs, newest first.
-    fn job_list(&mut self, params: JobListParams)
-    -> impl Future<Output = Result<Vec<JobRow>>> + Send;
+    fn job_list(
+        &mut self,
+        params: JobListParams,
+    ) -> impl Future<Output = Result<Vec<JobRow>>> + Send;
 
     /// A job's attempts, oldest first.
     fn job_attempt_list(
@@ -104,13 +111,17 @@ pub trait Executor: Send {
     ) -> impl Future<Output = Result<Vec<JobAttempt>>> + Send;
 
     /// Retries failed or cancelled jobs by hand. Returns the ids requeued.
-    fn job_retry(&mut self, params: JobRetryParams)
-    -> impl Future<Output = Result<Vec<i64>>> + Send;
+    fn job_retry(
+        &mut self,
+        params: JobRetryParams,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
 
     /// Cancels queued, retrying or running jobs. Returns the ids cancelled. A running job's
     /// worker finds its completion refused.
-    fn job_cancel(&mut self, params: JobCancelParams)
-    -> impl Future<Output = Result<Vec<i64>>> + Send;
+    fn job_cancel(
+        &mut self,
+        params: JobCancelParams,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
 
     /// Rescues running jobs whose worker's lease expired.
     fn job_rescue(

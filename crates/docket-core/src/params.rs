@@ -57,7 +57,10 @@ impl JobInsertParams {
             return Err(Error::Invalid("job_type must not be empty".into()));
         }
         if self.queue.is_empty() || self.queue == crate::ALL_QUEUES {
-            return Err(Error::Invalid(format!("invalid queue name {:?}", self.queue)));
+            return Err(Error::Invalid(format!(
+                "invalid queue name {:?}",
+                self.queue
+            )));
         }
         if !(PRIORITY_MIN..=PRIORITY_MAX).contains(&self.priority) {
             return Err(Error::Invalid(format!(
@@ -91,7 +94,9 @@ impl JobInsertParams {
             }
         }
         let mut c = Count(0);
-        serde_json::to_writer(&mut c, &self.payload).map(|_| c.0).unwrap_or(usize::MAX)
+        serde_json::to_writer(&mut c, &self.payload)
+            .map(|_| c.0)
+            .unwrap_or(usize::MAX)
     }
 }
 

@@ -1,6 +1,6 @@
 -- One occurrence, all or nothing: advance the schedule (only if no other node has), insert the
 -- job and the run row. $4 NULL is a manual run, which leaves the schedule where it is; $5 NULL
--- (no job) records the occurrence as skipped.
+-- (no job) records the occurrence as skipped. An occurrence already recorded enqueues nothing.
 WITH gate AS (
     UPDATE cron_schedules
     SET next_run_at = CASE WHEN $4::timestamptz IS NULL THEN next_run_at ELSE $3 END,
@@ -8,9 +8,14 @@ WITH gate AS (
         updated_at = now()
     WHERE name = $1 AND ($4::timestamptz IS NULL OR next_run_at = $4)
     RETURNING name
+), fresh AS (
+    SELECT name FROM gate
+    WHERE NOT EXISTS (SELECT 1 FROM cron_runs WHERE schedule_name = $1 AND scheduled_for = $2)
 ), job AS (
-    INSERT INTO processing_jobs (job_type, queue, priority, payload, max_attempts, unique_key, status)
-    SELECT $5, $6, $7, $8, $9, $10, 'queued' FROM gate WHERE $5::text IS NOT NULL
+    INSERT INTO processing_jobs
+        (job_type, queue, priority, payload, max_attempts, unique_key, run_at, document_id, status)
+    SELECT $5, $6, $7, $8, $9, $10, coalesce($12::timestamptz, now()), $13, 'queued'
+    FROM fresh WHERE $5::text IS NOT NULL
     ON CONFLICT (unique_key)
         WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'retrying')
         DO NOTHING
@@ -19,6 +24,6 @@ WITH gate AS (
 INSERT INTO cron_runs (schedule_name, scheduled_for, job_id, status, message)
 SELECT $1, $2, (SELECT id FROM job),
        CASE WHEN $5::text IS NULL THEN 'skipped' ELSE 'enqueued' END, $11
-FROM gate
+FROM fresh
 ON CONFLICT (schedule_name, scheduled_for) DO NOTHING
 RETURNING *

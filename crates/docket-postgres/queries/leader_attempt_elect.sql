@@ -9,5 +9,5 @@ SET leader_id = EXCLUDED.leader_id,
                       THEN docket_leader.elected_at ELSE EXCLUDED.elected_at END,
     expires_at = EXCLUDED.expires_at
 WHERE docket_leader.leader_id = EXCLUDED.leader_id
-   OR docket_leader.expires_at < EXCLUDED.elected_at
+   OR docket_leader.expires_at <= EXCLUDED.elected_at
 RETURNING leader_id

@@ -21,7 +21,9 @@ pub struct PgExec<C> {
 
 impl<C> std::fmt::Debug for PgExec<C> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("PgExec").field("in_tx", &self.in_tx).finish()
+        f.debug_struct("PgExec")
+            .field("in_tx", &self.in_tx)
+            .finish()
     }
 }
 
@@ -184,9 +186,9 @@ where
                     duplicate: false,
                 });
             } else {
-                let key = key.clone().ok_or_else(|| {
-                    Error::Decode("insert returned rows out of order".to_owned())
-                })?;
+                let key = key
+                    .clone()
+                    .ok_or_else(|| Error::Decode("insert returned rows out of order".to_owned()))?;
                 dup_keys.push(key);
                 out.push(JobInsertResult {
                     id: 0,
@@ -256,9 +258,13 @@ where
             started.push(x.started_at);
             finished.push(x.finished_at);
             let (st, ra, err, d, oc) = match x.outcome {
-                CompletionOutcome::Completed => {
-                    (JobState::Completed, None, None, 0, AttemptOutcome::Completed)
-                }
+                CompletionOutcome::Completed => (
+                    JobState::Completed,
+                    None,
+                    None,
+                    0,
+                    AttemptOutcome::Completed,
+                ),
                 CompletionOutcome::Retry { run_at, error } => (
                     JobState::Retrying,
                     Some(run_at),
@@ -266,9 +272,13 @@ where
                     0,
                     AttemptOutcome::Retried,
                 ),
-                CompletionOutcome::Failed { error } => {
-                    (JobState::Failed, None, Some(error), 0, AttemptOutcome::Failed)
-                }
+                CompletionOutcome::Failed { error } => (
+                    JobState::Failed,
+                    None,
+                    Some(error),
+                    0,
+                    AttemptOutcome::Failed,
+                ),
                 CompletionOutcome::Released => (
                     JobState::Queued,
                     Some(x.finished_at),
@@ -333,7 +343,7 @@ where
     }
 
     async fn job_attempt_list(&mut self, job_id: i64) -> Result<Vec<JobAttempt>> {
-        sqlx::query("SELECT * FROM job_attempts WHERE job_id = $1 ORDER BY attempt, id")
+        sqlx::query("SELECT * FROM job_attempts WHERE job_id = $1 ORDER BY id")
             .bind(job_id)
             .fetch_all(&mut *self.conn)
             .await
@@ -566,6 +576,8 @@ where
             .bind(job.map(|j| j.max_attempts))
             .bind(job.and_then(|j| j.unique_key.as_ref()))
             .bind(&p.message)
+            .bind(job.and_then(|j| j.run_at))
+            .bind(job.and_then(|j| j.document_id))
             .fetch_optional(&mut *self.conn)
             .await
             .map_err(map_err)?;

@@ -37,7 +37,11 @@ impl Drop for TaskGuard {
 impl Notifier {
     pub(crate) fn start(pool: PgPool, wakeups: Wakeups, listen: bool) -> Self {
         let poke = Arc::new(Notify::new());
-        let mut tasks = vec![tokio::spawn(send_loop(pool.clone(), poke.clone(), wakeups.clone()))];
+        let mut tasks = vec![tokio::spawn(send_loop(
+            pool.clone(),
+            poke.clone(),
+            wakeups.clone(),
+        ))];
         if listen {
             tasks.push(tokio::spawn(listen_loop(pool, wakeups)));
         }

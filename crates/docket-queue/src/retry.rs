@@ -57,7 +57,10 @@ mod tests {
         for (attempt, base) in [(1, 60.0), (2, 300.0), (3, 900.0), (7, 900.0)] {
             for _ in 0..50 {
                 let d = b.delay(attempt).as_secs_f64();
-                assert!(d >= base * 0.9 - 1e-9 && d <= base * 1.1 + 1e-9, "{attempt}: {d}");
+                assert!(
+                    d >= base * 0.9 - 1e-9 && d <= base * 1.1 + 1e-9,
+                    "{attempt}: {d}"
+                );
             }
         }
     }

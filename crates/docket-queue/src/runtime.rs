@@ -109,7 +109,10 @@ impl RuntimeConfig {
                 problems.push(format!("invalid queue name {:?}", q.name));
             }
             if q.concurrency == 0 {
-                problems.push(format!("queue {:?}: concurrency must be at least 1", q.name));
+                problems.push(format!(
+                    "queue {:?}: concurrency must be at least 1",
+                    q.name
+                ));
             }
         }
         if self.poll_interval.is_zero() {
@@ -511,7 +514,9 @@ async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompleti
                 return Some(CompletionOutcome::Completed);
             }
             Ok(Ok(Err(e))) => e,
-            Ok(Err(panic)) => JobError::retryable(format!("handler panicked: {}", panic_message(&panic))),
+            Ok(Err(panic)) => {
+                JobError::retryable(format!("handler panicked: {}", panic_message(&panic)))
+            }
             Err(_) => JobError::retryable(format!("timed out after {timeout:?}")),
         };
         Some(failure(&job, err, &w.backoff(), inner.clock.now()))

@@ -8,5 +8,5 @@ SET leader_id = excluded.leader_id,
                       THEN docket_leader.elected_at ELSE excluded.elected_at END,
     expires_at = excluded.expires_at
 WHERE docket_leader.leader_id = excluded.leader_id
-   OR docket_leader.expires_at < excluded.elected_at
+   OR docket_leader.expires_at <= excluded.elected_at
 RETURNING leader_id

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use docket_queue::QueueConfig;
-use docket_queue::maintenance::{CleanerConfig, MaintenanceConfig, RescuerConfig, SchedulerConfig};
 use docket_queue::RuntimeConfig;
+use docket_queue::maintenance::{CleanerConfig, MaintenanceConfig, RescuerConfig, SchedulerConfig};
 use serde::{Deserialize, Serialize};
 
 /// The default database: an SQLite file in the working directory.
@@ -201,9 +201,9 @@ impl Config {
             .as_ref()
             .map(|p| p.display().to_string())
             .unwrap_or_else(|| "defaults and environment".to_owned());
-        let config: Config = table
-            .try_into()
-            .map_err(|e: toml::de::Error| anyhow::anyhow!("invalid configuration ({source}): {e}"))?;
+        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
+            anyhow::anyhow!("invalid configuration ({source}): {e}")
+        })?;
         config.validate()?;
         Ok(config)
     }
@@ -221,12 +221,18 @@ impl Config {
             ));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
-            problems.push(format!("log.format must be text or json (got {:?})", self.log.format));
+            problems.push(format!(
+                "log.format must be text or json (got {:?})",
+                self.log.format
+            ));
         }
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(format!("log.level {:?}: {e}", self.log.level));
         }
-        if let Err(e) = self.runtime().and_then(|r| r.validate().map_err(Into::into)) {
+        if let Err(e) = self
+            .runtime()
+            .and_then(|r| r.validate().map_err(Into::into))
+        {
             problems.push(e.to_string());
         }
         if let Err(e) = docket_queue::cron::CronExpr::parse(
@@ -380,7 +386,10 @@ mod tests {
         .unwrap();
         assert_eq!(c.worker.concurrency, 9);
         assert_eq!(c.worker.queues, vec!["a"]);
-        assert!(c.to_masked_toml().contains("postgres://u:****@localhost/db"));
+        assert!(
+            c.to_masked_toml()
+                .contains("postgres://u:****@localhost/db")
+        );
         assert!(!c.to_masked_toml().contains("pw"));
     }
 

@@ -65,7 +65,10 @@ fn main() -> ExitCode {
         }
     };
     init_tracing(&config);
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("docket: cannot start the async runtime: {e}");

@@ -52,15 +52,30 @@ async fn three_workers_drain_ten_thousand_jobs_each_completed_once() {
     insert_noops(&db, 10_000, json!({})).await;
     let mut procs: Vec<_> = ["w1", "w2", "w3"]
         .iter()
-        .map(|id| worker(&db, id, &[("DOCKET_WORKER__CONCURRENCY", "20")]))
+        .map(|id| {
+            // A loaded 2-core machine can delay a heartbeat past the fast test lease; this
+            // test is about sharing work, not rescue.
+            let extra = [
+                ("DOCKET_WORKER__CONCURRENCY", "20"),
+                ("DOCKET_MAINTENANCE__LEASE_MS", "10000"),
+            ];
+            worker(&db, id, &extra)
+        })
         .collect();
-    wait_until(Duration::from_secs(120), "10,000 jobs completed", || async {
-        completed(&db).await == 10_000
-    })
+    wait_until(
+        Duration::from_secs(120),
+        "10,000 jobs completed",
+        || async { completed(&db).await == 10_000 },
+    )
     .await;
 
     // Exactly one completed attempt per job, and no other attempt at all.
-    assert_eq!(db.scalar("SELECT count(*) FROM job_attempts").await, 10_000);
+    let outcomes: Vec<(String, i64)> =
+        sqlx::query_as("SELECT outcome, count(*) FROM job_attempts GROUP BY outcome")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
+    assert_eq!(outcomes, vec![("completed".to_owned(), 10_000)]);
     assert_eq!(
         db.scalar(
             "SELECT count(*) FROM (SELECT job_id FROM job_attempts WHERE outcome = 'completed' \
@@ -76,7 +91,11 @@ async fn three_workers_drain_ten_thousand_jobs_each_completed_once() {
     .fetch_all(&db.pool)
     .await
     .unwrap();
-    assert_eq!(per_worker.len(), 3, "every worker took jobs: {per_worker:?}");
+    assert_eq!(
+        per_worker.len(),
+        3,
+        "every worker took jobs: {per_worker:?}"
+    );
 
     for p in &procs {
         p.signal(SIGTERM);
@@ -84,7 +103,11 @@ async fn three_workers_drain_ten_thousand_jobs_each_completed_once() {
     for p in &mut procs {
         assert!(p.wait_exit(Duration::from_secs(30)).success());
     }
-    assert_eq!(db.scalar("SELECT count(*) FROM docket_workers").await, 0, "workers deregister on exit");
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM docket_workers").await,
+        0,
+        "workers deregister on exit"
+    );
     db.drop().await;
 }
 
@@ -94,7 +117,9 @@ async fn a_worker_killed_mid_job_has_its_job_rescued_and_completed_elsewhere() {
     migrate(&db).await;
     let mut a = worker(&db, "victim", &[]);
     wait_until(Duration::from_secs(30), "victim registered", || async {
-        db.scalar("SELECT count(*) FROM docket_workers WHERE id = 'victim'").await == 1
+        db.scalar("SELECT count(*) FROM docket_workers WHERE id = 'victim'")
+            .await
+            == 1
     })
     .await;
     insert_noops(&db, 1, json!({ "sleep_ms": 2500 })).await;
@@ -108,16 +133,17 @@ async fn a_worker_killed_mid_job_has_its_job_rescued_and_completed_elsewhere() {
     a.wait_exit(Duration::from_secs(10));
 
     let _b = worker(&db, "rescuer", &[]);
-    wait_until(Duration::from_secs(60), "the job completes on the other worker", || async {
-        completed(&db).await == 1
-    })
-    .await;
-    let attempts: Vec<(i32, String, String)> = sqlx::query_as(
-        "SELECT attempt, worker_id, outcome FROM job_attempts ORDER BY attempt, id",
+    wait_until(
+        Duration::from_secs(60),
+        "the job completes on the other worker",
+        || async { completed(&db).await == 1 },
     )
-    .fetch_all(&db.pool)
-    .await
-    .unwrap();
+    .await;
+    let attempts: Vec<(i32, String, String)> =
+        sqlx::query_as("SELECT attempt, worker_id, outcome FROM job_attempts ORDER BY attempt, id")
+            .fetch_all(&db.pool)
+            .await
+            .unwrap();
     assert_eq!(
         attempts,
         vec![
@@ -132,12 +158,14 @@ async fn a_worker_killed_mid_job_has_its_job_rescued_and_completed_elsewhere() {
 async fn when_the_leader_dies_another_worker_takes_over() {
     let db = Db::new().await;
     migrate(&db).await;
-    let mut procs = vec![worker(&db, "n1", &[]), worker(&db, "n2", &[])];
+    let mut procs = [worker(&db, "n1", &[]), worker(&db, "n2", &[])];
     let leader = || async {
-        sqlx::query_scalar::<_, String>("SELECT leader_id FROM docket_leader WHERE expires_at > now()")
-            .fetch_optional(&db.pool)
-            .await
-            .unwrap()
+        sqlx::query_scalar::<_, String>(
+            "SELECT leader_id FROM docket_leader WHERE expires_at > now()",
+        )
+        .fetch_optional(&db.pool)
+        .await
+        .unwrap()
     };
     wait_until(Duration::from_secs(30), "a leader is elected", || async {
         leader().await.is_some()
@@ -161,9 +189,11 @@ async fn when_the_leader_dies_another_worker_takes_over() {
     .execute(&db.pool)
     .await
     .unwrap();
-    wait_until(Duration::from_secs(30), "the ghost's job is rescued and run", || async {
-        completed(&db).await == 1
-    })
+    wait_until(
+        Duration::from_secs(30),
+        "the ghost's job is rescued and run",
+        || async { completed(&db).await == 1 },
+    )
     .await;
     db.drop().await;
 }
@@ -193,13 +223,16 @@ async fn cut_connections_are_restored_and_no_job_is_lost() {
         assert!(cut > 0, "no worker connection was found to cut");
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    wait_until(Duration::from_secs(120), "all 3,000 jobs completed", || async {
-        completed(&db).await == 3_000
-    })
+    wait_until(
+        Duration::from_secs(120),
+        "all 3,000 jobs completed",
+        || async { completed(&db).await == 3_000 },
+    )
     .await;
     // Nothing lost, nothing finished twice: one completed attempt per job.
     assert_eq!(
-        db.scalar("SELECT count(*) FROM job_attempts WHERE outcome = 'completed'").await,
+        db.scalar("SELECT count(*) FROM job_attempts WHERE outcome = 'completed'")
+            .await,
         3_000
     );
     db.drop().await;
@@ -217,13 +250,19 @@ async fn sigterm_lets_short_jobs_finish_and_releases_long_ones() {
     insert_noops(&db, 1, json!({ "sleep_ms": 60_000 })).await;
     insert_noops(&db, 1, json!({ "sleep_ms": 300 })).await;
     wait_until(Duration::from_secs(30), "both running", || async {
-        db.scalar("SELECT count(*) FROM processing_jobs WHERE status = 'running'").await == 2
+        db.scalar("SELECT count(*) FROM processing_jobs WHERE status = 'running'")
+            .await
+            == 2
     })
     .await;
     w.signal(SIGTERM);
     let st = w.wait_exit(Duration::from_secs(15));
     assert!(st.success(), "graceful exit: {st:?}");
-    assert_eq!(completed(&db).await, 1, "the short job finished within the grace period");
+    assert_eq!(
+        completed(&db).await,
+        1,
+        "the short job finished within the grace period"
+    );
     // The long one is back in the queue at once, its interrupted attempt not counted.
     let (status, attempts): (String, i32) = sqlx::query_as(
         "SELECT status, attempts FROM processing_jobs WHERE payload->>'sleep_ms' = '60000'",
@@ -233,7 +272,8 @@ async fn sigterm_lets_short_jobs_finish_and_releases_long_ones() {
     .unwrap();
     assert_eq!((status.as_str(), attempts), ("queued", 0));
     assert_eq!(
-        db.scalar("SELECT count(*) FROM job_attempts WHERE outcome = 'released'").await,
+        db.scalar("SELECT count(*) FROM job_attempts WHERE outcome = 'released'")
+            .await,
         1
     );
     let _ = FAST;

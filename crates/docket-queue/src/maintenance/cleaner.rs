@@ -109,8 +109,12 @@ impl<D: Driver> Worker<D> for CleanupWorker {
     type Args = CleanupArgs;
 
     async fn work(&self, ctx: JobContext<D>, _: CleanupArgs) -> Result<(), JobError> {
-        let cleaner = Cleaner::new(ctx.driver().clone(), self.config.clone(), self.clock.clone())
-            .map_err(JobError::permanent)?;
+        let cleaner = Cleaner::new(
+            ctx.driver().clone(),
+            self.config.clone(),
+            self.clock.clone(),
+        )
+        .map_err(JobError::permanent)?;
         cleaner.run_once().await.map_err(JobError::retryable)?;
         Ok(())
     }

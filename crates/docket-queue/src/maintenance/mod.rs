@@ -15,7 +15,7 @@ use std::time::Duration;
 use docket_core::{Clock, Driver, Result};
 use tokio_util::sync::CancellationToken;
 
-pub use cleaner::{CLEANUP_KIND, CleanupArgs, CleanupWorker, Cleaner, CleanerConfig};
+pub use cleaner::{CLEANUP_KIND, Cleaner, CleanerConfig, CleanupArgs, CleanupWorker};
 pub use rescuer::{Rescuer, RescuerConfig};
 pub use scheduler::{CLEANUP_SCHEDULE, ScheduleSpec, Scheduler, SchedulerConfig, SchedulerResult};
 

@@ -45,7 +45,10 @@ impl<D: Driver> Rescuer<D> {
     /// Validates `config`.
     pub fn new(driver: D, config: RescuerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         require(!config.lease.is_zero(), "rescuer lease must be positive")?;
-        require(!config.interval.is_zero(), "rescuer interval must be positive")?;
+        require(
+            !config.interval.is_zero(),
+            "rescuer interval must be positive",
+        )?;
         require(config.batch > 0, "rescuer batch must be positive")?;
         Ok(Self {
             driver,

@@ -96,7 +96,10 @@ pub struct ScheduleSpec {
 impl<D: Driver> Scheduler<D> {
     /// Validates `config` (the cleanup expression included).
     pub fn new(driver: D, config: SchedulerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
-        require(!config.interval.is_zero(), "scheduler interval must be positive")?;
+        require(
+            !config.interval.is_zero(),
+            "scheduler interval must be positive",
+        )?;
         CronExpr::parse(
             CLEANUP_SCHEDULE,
             &config.cleanup_expression,
@@ -214,7 +217,12 @@ impl<D: Driver> Scheduler<D> {
         .await
     }
 
-    fn plan(&self, s: &CronSchedule, expr: &CronExpr, now: DateTime<Utc>) -> Option<CronRunEnqueueParams> {
+    fn plan(
+        &self,
+        s: &CronSchedule,
+        expr: &CronExpr,
+        now: DateTime<Utc>,
+    ) -> Option<CronRunEnqueueParams> {
         // Occurrences after the due one, up to now: more than zero means some were missed.
         let (later, more) = expr.between(s.next_run_at, now, 10_000);
         let latest = later.last().copied().unwrap_or(s.next_run_at);
@@ -229,7 +237,10 @@ impl<D: Driver> Scheduler<D> {
             ),
             (true, MissedRunPolicy::Skip) => (
                 None,
-                Some(format!("missed by {}s; skipped by policy", (now - latest).num_seconds())),
+                Some(format!(
+                    "missed by {}s; skipped by policy",
+                    (now - latest).num_seconds()
+                )),
             ),
         };
         Some(CronRunEnqueueParams {

@@ -7,8 +7,8 @@ use std::time::Duration;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 use docket_core::{
-    ALL_QUEUES, CronRunListParams, Driver, Executor, JobCancelParams, JobListParams, JobRetryParams,
-    JobRow, JobState, QueueSetPausedParams, SystemClock,
+    ALL_QUEUES, CronRunListParams, Driver, Executor, JobCancelParams, JobListParams,
+    JobRetryParams, JobRow, JobState, QueueSetPausedParams, SystemClock,
 };
 use docket_queue::maintenance::{Scheduler, SchedulerConfig};
 use serde::Serialize;
@@ -171,7 +171,12 @@ fn job_table(rows: &[JobRow]) -> String {
             j.priority,
             j.attempts,
             j.max_attempts,
-            j.last_error.as_deref().unwrap_or("").lines().next().unwrap_or("")
+            j.last_error
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .next()
+                .unwrap_or("")
         );
     }
     s
@@ -189,9 +194,15 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
         JobsCommand::Stats(out) => {
             let rows = c.job_stats().await?;
             print(out, &rows, |rows| {
-                let mut s = format!("{:<24} {:<12} {:<10} {:>10}\n", "KIND", "QUEUE", "STATE", "COUNT");
+                let mut s = format!(
+                    "{:<24} {:<12} {:<10} {:>10}\n",
+                    "KIND", "QUEUE", "STATE", "COUNT"
+                );
                 for r in rows {
-                    s += &format!("{:<24} {:<12} {:<10} {:>10}\n", r.job_type, r.queue, r.status, r.count);
+                    s += &format!(
+                        "{:<24} {:<12} {:<10} {:>10}\n",
+                        r.job_type, r.queue, r.status, r.count
+                    );
                 }
                 s
             });
@@ -345,11 +356,16 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
             let workers = c.worker_list().await?;
             let leader = c.leader_get(None).await?;
             if out.json {
-                let v = serde_json::json!({ "queues": queues, "workers": workers, "leader": leader });
+                let v =
+                    serde_json::json!({ "queues": queues, "workers": workers, "leader": leader });
                 println!("{}", serde_json::to_string_pretty(&v)?);
             } else {
                 for q in &queues {
-                    let st = if q.paused_at.is_some() { "paused" } else { "running" };
+                    let st = if q.paused_at.is_some() {
+                        "paused"
+                    } else {
+                        "running"
+                    };
                     println!("queue {:<16} {st}", q.name);
                 }
                 for w in &workers {
@@ -383,7 +399,10 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
         CronCommand::List(out) => {
             let rows = d.conn().await?.cron_schedule_list().await?;
             print(out, &rows, |rows| {
-                let mut s = format!("{:<24} {:<16} {:<10} {:<26} {}\n", "NAME", "EXPRESSION", "TZ", "NEXT RUN", "KIND");
+                let mut s = format!(
+                    "{:<24} {:<16} {:<10} {:<26} {}\n",
+                    "NAME", "EXPRESSION", "TZ", "NEXT RUN", "KIND"
+                );
                 for r in rows {
                     s += &format!(
                         "{:<24} {:<16} {:<10} {:<26} {}{}\n",
@@ -418,7 +437,9 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
                         r.schedule_name,
                         r.scheduled_for.to_rfc3339(),
                         r.status,
-                        r.job_id.map(|j| j.to_string()).unwrap_or_else(|| "-".into()),
+                        r.job_id
+                            .map(|j| j.to_string())
+                            .unwrap_or_else(|| "-".into()),
                         r.message.as_deref().unwrap_or("")
                     );
                 }
@@ -434,7 +455,9 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
                 Some(run) => println!(
                     "enqueued run {} of {name} (job {})",
                     run.id,
-                    run.job_id.map(|j| j.to_string()).unwrap_or_else(|| "-".into())
+                    run.job_id
+                        .map(|j| j.to_string())
+                        .unwrap_or_else(|| "-".into())
                 ),
                 None => {
                     println!("nothing enqueued: a run of {name} is already live");

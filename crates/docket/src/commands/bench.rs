@@ -9,9 +9,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
-use docket_core::{
-    Driver, Executor, JobInsertManyParams, JobInsertParams, JobState, SystemClock,
-};
+use docket_core::{Driver, Executor, JobInsertManyParams, JobInsertParams, JobState, SystemClock};
 use docket_queue::{JobArgs, JobContext, JobError, Runtime, RuntimeConfig, Worker, Workers};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};
@@ -103,7 +101,9 @@ impl Fresh {
                 );
                 let schema = format!("docket_bench_{}", uuid::Uuid::new_v4().simple());
                 let admin = sqlx::PgPool::connect(&c.database_url).await?;
-                sqlx::query(&format!("CREATE SCHEMA {schema}")).execute(&admin).await?;
+                sqlx::query(&format!("CREATE SCHEMA {schema}"))
+                    .execute(&admin)
+                    .await?;
                 admin.close().await;
                 let base = c.database_url.clone();
                 let sep = if base.contains('?') { '&' } else { '?' };
@@ -136,30 +136,56 @@ impl Fresh {
 async fn queue(config: Config, q: QueueBench) -> anyhow::Result<ExitCode> {
     let want = |p: &str| q.only.is_empty() || q.only.iter().any(|o| o == p);
     let mut report = serde_json::Map::new();
-    report.insert("backend".into(), json!(format!("{:?}", q.backend).to_lowercase()));
-    report.insert("cores".into(), json!(std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)));
+    report.insert(
+        "backend".into(),
+        json!(format!("{:?}", q.backend).to_lowercase()),
+    );
+    report.insert(
+        "cores".into(),
+        json!(
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        ),
+    );
     if want("single") {
         let f = Fresh::new(&config, q.backend).await?;
-        let r = with_driver!(&f.backend, |d| enqueue_single(d.clone(), q.single_jobs, q.callers).await)?;
+        let r = with_driver!(&f.backend, |d| enqueue_single(
+            d.clone(),
+            q.single_jobs,
+            q.callers
+        )
+        .await)?;
         report.insert("enqueue_single".into(), r);
         f.drop_schema().await;
     }
     if want("batch") {
         let f = Fresh::new(&config, q.backend).await?;
-        let r = with_driver!(&f.backend, |d| enqueue_batch(d.clone(), q.batch_jobs, q.batch_size).await)?;
+        let r = with_driver!(&f.backend, |d| enqueue_batch(
+            d.clone(),
+            q.batch_jobs,
+            q.batch_size
+        )
+        .await)?;
         report.insert("enqueue_batch".into(), r);
         f.drop_schema().await;
     }
     if want("worked") {
         let f = Fresh::new(&config, q.backend).await?;
-        let r = with_driver!(&f.backend, |d| worked(d.clone(), q.jobs, q.concurrency).await)?;
+        let r = with_driver!(&f.backend, |d| worked(d.clone(), q.jobs, q.concurrency)
+            .await)?;
         report.insert("worked".into(), r);
         f.drop_schema().await;
     }
     if want("latency") {
         let f = Fresh::new(&config, q.backend).await?;
         let r = with_driver!(&f.backend, |d| {
-            latency(d.clone(), q.latency_jobs, Duration::from_millis(q.latency_interval_ms)).await
+            latency(
+                d.clone(),
+                q.latency_jobs,
+                Duration::from_millis(q.latency_interval_ms),
+            )
+            .await
         })?;
         report.insert("latency".into(), r);
         f.drop_schema().await;
@@ -172,7 +198,11 @@ fn noop_job() -> JobInsertParams {
     JobInsertParams::new(builtin::NoopArgs::KIND, json!({}))
 }
 
-async fn enqueue_single<D: Driver>(d: D, jobs: u64, callers: u64) -> anyhow::Result<serde_json::Value> {
+async fn enqueue_single<D: Driver>(
+    d: D,
+    jobs: u64,
+    callers: u64,
+) -> anyhow::Result<serde_json::Value> {
     let start = Instant::now();
     let per = jobs / callers.max(1);
     let mut tasks = Vec::new();
@@ -181,7 +211,10 @@ async fn enqueue_single<D: Driver>(d: D, jobs: u64, callers: u64) -> anyhow::Res
         tasks.push(tokio::spawn(async move {
             for _ in 0..per {
                 let mut c = d.conn().await?;
-                c.job_insert_many(JobInsertManyParams { jobs: vec![noop_job()] }).await?;
+                c.job_insert_many(JobInsertManyParams {
+                    jobs: vec![noop_job()],
+                })
+                .await?;
             }
             anyhow::Ok(())
         }));
@@ -201,11 +234,14 @@ async fn enqueue_batch<D: Driver>(d: D, jobs: u64, size: u64) -> anyhow::Result<
     while left > 0 {
         let n = left.min(size);
         let batch = (0..n).map(|_| noop_job()).collect();
-        c.job_insert_many(JobInsertManyParams { jobs: batch }).await?;
+        c.job_insert_many(JobInsertManyParams { jobs: batch })
+            .await?;
         left -= n;
     }
     let secs = start.elapsed().as_secs_f64();
-    Ok(json!({ "jobs": jobs, "batch_size": size, "seconds": secs, "jobs_per_sec": jobs as f64 / secs }))
+    Ok(
+        json!({ "jobs": jobs, "batch_size": size, "seconds": secs, "jobs_per_sec": jobs as f64 / secs }),
+    )
 }
 
 /// Counts finished handlers and signals when all are done.
@@ -240,7 +276,11 @@ fn bench_runtime(concurrency: Option<usize>) -> RuntimeConfig {
     rc
 }
 
-async fn worked<D: Driver>(d: D, jobs: u64, concurrency: Option<usize>) -> anyhow::Result<serde_json::Value> {
+async fn worked<D: Driver>(
+    d: D,
+    jobs: u64,
+    concurrency: Option<usize>,
+) -> anyhow::Result<serde_json::Value> {
     enqueue_batch(d.clone(), jobs, 5_000).await?;
     let counter = Arc::new(Counter::default());
     counter.target.store(jobs, Ordering::Relaxed);
@@ -263,7 +303,10 @@ async fn worked<D: Driver>(d: D, jobs: u64, concurrency: Option<usize>) -> anyho
         .filter(|r| r.status == JobState::Completed)
         .map(|r| r.count)
         .sum();
-    anyhow::ensure!(completed as u64 == jobs, "only {completed} of {jobs} jobs completed");
+    anyhow::ensure!(
+        completed as u64 == jobs,
+        "only {completed} of {jobs} jobs completed"
+    );
     Ok(json!({
         "jobs": jobs,
         "concurrency": conc,
@@ -309,7 +352,12 @@ async fn latency<D: Driver>(d: D, jobs: u64, gap: Duration) -> anyhow::Result<se
     counter.target.store(jobs, Ordering::Relaxed);
     let mut workers = Workers::new();
     workers.register(LatencyWorker(hist.clone(), counter.clone()));
-    let handle = Runtime::start(d.clone(), workers, bench_runtime(None), Arc::new(SystemClock))?;
+    let handle = Runtime::start(
+        d.clone(),
+        workers,
+        bench_runtime(None),
+        Arc::new(SystemClock),
+    )?;
     // Let the worker register and go idle.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let mut tick = tokio::time::interval(gap);

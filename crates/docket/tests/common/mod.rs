@@ -110,7 +110,11 @@ impl Proc {
             if let Some(st) = self.0.try_wait().unwrap() {
                 return st;
             }
-            assert!(Instant::now() < deadline, "process {} did not exit", self.pid());
+            assert!(
+                Instant::now() < deadline,
+                "process {} did not exit",
+                self.pid()
+            );
             std::thread::sleep(Duration::from_millis(20));
         }
     }

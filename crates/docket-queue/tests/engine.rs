@@ -1,0 +1,664 @@
+//! The engine on both backends: the runtime, retries, shutdown, and the maintenance services
+//! driven through `run_once` with a manual clock.
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_core::*;
+use docket_queue::maintenance::{
+    Cleaner, CleanerConfig, Rescuer, RescuerConfig, ScheduleSpec, Scheduler, SchedulerConfig,
+};
+use docket_queue::retry::Backoff;
+use docket_queue::*;
+use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc;
+
+/// Arguments of the test job: what to do, and a label to report.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Task {
+    label: String,
+    #[serde(default)]
+    action: Action,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+enum Action {
+    #[default]
+    Ok,
+    Retryable,
+    Permanent,
+    Sleep(u64),
+    Panic,
+    /// Enqueue a follow-up job and complete this one in the same transaction.
+    Chain,
+}
+
+impl JobArgs for Task {
+    const KIND: &'static str = "test.task";
+}
+
+/// Reports each attempt's label on a channel; timeouts and backoff are short.
+struct TaskWorker(mpsc::UnboundedSender<String>);
+
+impl<D: Driver> Worker<D> for TaskWorker {
+    type Args = Task;
+
+    async fn work(&self, ctx: JobContext<D>, t: Task) -> Result<(), JobError> {
+        let _ = self.0.send(t.label.clone());
+        match t.action {
+            Action::Ok => Ok(()),
+            Action::Retryable => Err(JobError::retryable("flaky")),
+            Action::Permanent => Err(JobError::permanent("corrupt input")),
+            Action::Sleep(ms) => {
+                tokio::time::sleep(Duration::from_millis(ms)).await;
+                Ok(())
+            }
+            Action::Panic => panic!("boom"),
+            Action::Chain => {
+                let mut tx = ctx.driver().begin().await?;
+                let next = insert_params(
+                    &Task {
+                        label: format!("{}-next", t.label),
+                        action: Action::Ok,
+                    },
+                    InsertOpts::default(),
+                )?;
+                tx.job_insert_many(JobInsertManyParams { jobs: vec![next] })
+                    .await?;
+                if ctx.complete_in(&mut tx).await? {
+                    tx.commit().await?;
+                } else {
+                    tx.rollback().await?;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    fn timeout(&self) -> Duration {
+        Duration::from_millis(500)
+    }
+
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            steps: vec![Duration::from_millis(10)],
+            jitter: 0.0,
+        }
+    }
+}
+
+fn fast_config() -> RuntimeConfig {
+    RuntimeConfig {
+        worker_id: Some(format!("test-{}", uuid::Uuid::new_v4().simple())),
+        poll_interval: Duration::from_millis(50),
+        heartbeat_interval: Duration::from_millis(200),
+        shutdown_grace: Duration::from_millis(200),
+        maintenance: None,
+        ..Default::default()
+    }
+}
+
+fn start<D: Driver>(
+    d: &D,
+    config: RuntimeConfig,
+) -> (RuntimeHandle, mpsc::UnboundedReceiver<String>) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let mut w = Workers::new();
+    w.register(TaskWorker(tx));
+    let h = Runtime::start(d.clone(), w, config, Arc::new(SystemClock)).unwrap();
+    (h, rx)
+}
+
+async fn enqueue<D: Driver>(d: &D, label: &str, action: Action, opts: InsertOpts) -> i64 {
+    Client::new(d.clone())
+        .insert(
+            &Task {
+                label: label.into(),
+                action,
+            },
+            opts,
+        )
+        .await
+        .unwrap()
+        .id
+}
+
+async fn recv(rx: &mut mpsc::UnboundedReceiver<String>) -> String {
+    tokio::time::timeout(Duration::from_secs(20), rx.recv())
+        .await
+        .expect("a handler ran in time")
+        .expect("channel open")
+}
+
+async fn job<D: Driver>(d: &D, id: i64) -> JobRow {
+    d.conn().await.unwrap().job_get(id).await.unwrap().unwrap()
+}
+
+/// Waits (polling, bounded) until job `id` reaches `state`.
+async fn until_state<D: Driver>(d: &D, id: i64, state: JobState) -> JobRow {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let j = job(d, id).await;
+        if j.status == state {
+            return j;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "job {id} stuck in {} (wanted {state})",
+            j.status
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+async fn outcomes<D: Driver>(d: &D, id: i64) -> Vec<AttemptOutcome> {
+    d.conn()
+        .await
+        .unwrap()
+        .job_attempt_list(id)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|a| a.outcome)
+        .collect()
+}
+
+async fn runs_jobs_and_records_one_attempt_each<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, mut rx) = start(d, fast_config());
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        ids.push(enqueue(d, &format!("j{i}"), Action::Ok, InsertOpts::default()).await);
+    }
+    for _ in 0..50 {
+        recv(&mut rx).await;
+    }
+    h.shutdown().await;
+    for id in ids {
+        let j = job(d, id).await;
+        assert_eq!(j.status, JobState::Completed);
+        assert!(j.completed_at.is_some() && j.locked_by.is_none());
+        assert_eq!(outcomes(d, id).await, vec![AttemptOutcome::Completed]);
+    }
+}
+
+async fn retryable_failures_back_off_then_dead_letter<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, mut rx) = start(d, fast_config());
+    let opts = InsertOpts {
+        max_attempts: Some(3),
+        ..Default::default()
+    };
+    let id = enqueue(d, "flaky", Action::Retryable, opts).await;
+    for _ in 0..3 {
+        assert_eq!(recv(&mut rx).await, "flaky");
+    }
+    let j = until_state(d, id, JobState::Failed).await;
+    h.shutdown().await;
+    assert_eq!(j.attempts, 3);
+    assert_eq!(j.last_error.as_deref(), Some("flaky (attempt 3 of 3)"));
+    use AttemptOutcome::*;
+    assert_eq!(outcomes(d, id).await, vec![Retried, Retried, Failed]);
+}
+
+async fn permanent_errors_dead_letter_at_once<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, mut rx) = start(d, fast_config());
+    let id = enqueue(d, "bad", Action::Permanent, InsertOpts::default()).await;
+    recv(&mut rx).await;
+    let j = until_state(d, id, JobState::Failed).await;
+    h.shutdown().await;
+    assert_eq!(
+        (j.attempts, j.last_error.as_deref()),
+        (1, Some("corrupt input"))
+    );
+    assert!(rx.try_recv().is_err(), "never retried");
+}
+
+async fn unknown_kinds_and_bad_payloads_fail_with_the_reason<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, _rx) = start(d, fast_config());
+    let client = Client::new(d.clone());
+    let r = client
+        .insert_raw(vec![
+            JobInsertParams::new("no.such.kind", serde_json::json!({})),
+            JobInsertParams::new("test.task", serde_json::json!({ "label": 7 })),
+        ])
+        .await
+        .unwrap();
+    let unknown = until_state(d, r[0].id, JobState::Failed).await;
+    let bad = until_state(d, r[1].id, JobState::Failed).await;
+    h.shutdown().await;
+    assert!(
+        unknown
+            .last_error
+            .unwrap()
+            .contains("no handler registered for job kind \"no.such.kind\"")
+    );
+    let e = bad.last_error.unwrap();
+    assert!(
+        e.contains("payload does not deserialize as test.task"),
+        "{e}"
+    );
+    assert_eq!(bad.attempts, 1, "a bad payload is not retried");
+}
+
+async fn timeouts_and_panics_are_retryable_failures<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, mut rx) = start(d, fast_config());
+    let once = InsertOpts {
+        max_attempts: Some(1),
+        ..Default::default()
+    };
+    let slow = enqueue(d, "slow", Action::Sleep(5_000), once.clone()).await;
+    let boom = enqueue(d, "boom", Action::Panic, once).await;
+    recv(&mut rx).await;
+    recv(&mut rx).await;
+    let slow = until_state(d, slow, JobState::Failed).await;
+    let boom = until_state(d, boom, JobState::Failed).await;
+    h.shutdown().await;
+    assert!(
+        slow.last_error
+            .unwrap()
+            .starts_with("timed out after 500ms")
+    );
+    assert!(
+        boom.last_error
+            .unwrap()
+            .starts_with("handler panicked: boom")
+    );
+}
+
+async fn higher_priority_runs_first<T: TestDb>(db: T) {
+    let d = db.driver();
+    let client = Client::new(d.clone());
+    for (label, p) in [("low", 0), ("high", 9), ("mid", 5)] {
+        let opts = InsertOpts {
+            priority: Some(p),
+            ..Default::default()
+        };
+        client
+            .insert(
+                &Task {
+                    label: label.into(),
+                    action: Action::Ok,
+                },
+                opts,
+            )
+            .await
+            .unwrap();
+    }
+    let mut cfg = fast_config();
+    cfg.queues[0].concurrency = 1;
+    let (h, mut rx) = start(d, cfg);
+    let order = vec![
+        recv(&mut rx).await,
+        recv(&mut rx).await,
+        recv(&mut rx).await,
+    ];
+    h.shutdown().await;
+    assert_eq!(order, ["high", "mid", "low"]);
+}
+
+async fn a_handler_completes_its_job_in_its_own_transaction<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, mut rx) = start(d, fast_config());
+    let id = enqueue(d, "stage", Action::Chain, InsertOpts::default()).await;
+    assert_eq!(recv(&mut rx).await, "stage");
+    assert_eq!(recv(&mut rx).await, "stage-next");
+    h.shutdown().await;
+    assert_eq!(job(d, id).await.status, JobState::Completed);
+    assert_eq!(
+        outcomes(d, id).await,
+        vec![AttemptOutcome::Completed],
+        "completed once"
+    );
+}
+
+async fn shutdown_releases_unfinished_jobs_uncounted<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, mut rx) = start(d, fast_config());
+    let id = enqueue(d, "long", Action::Sleep(400), InsertOpts::default()).await;
+    recv(&mut rx).await;
+    h.shutdown().await; // grace 200 ms < 400 ms
+    let j = job(d, id).await;
+    assert_eq!((j.status, j.attempts), (JobState::Queued, 0));
+    assert_eq!(outcomes(d, id).await, vec![AttemptOutcome::Released]);
+}
+
+async fn a_job_cancelled_while_running_stays_cancelled<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, mut rx) = start(d, fast_config());
+    let id = enqueue(d, "doomed", Action::Sleep(300), InsertOpts::default()).await;
+    recv(&mut rx).await;
+    let cancelled = d
+        .conn()
+        .await
+        .unwrap()
+        .job_cancel(JobCancelParams {
+            ids: vec![id],
+            now: None,
+        })
+        .await
+        .unwrap();
+    assert_eq!(cancelled, vec![id]);
+    h.shutdown().await; // the handler finishes and its completion is refused
+    assert_eq!(job(d, id).await.status, JobState::Cancelled);
+    assert_eq!(outcomes(d, id).await, vec![AttemptOutcome::Cancelled]);
+}
+
+async fn a_paused_queue_holds_its_jobs_until_resumed<T: TestDb>(db: T) {
+    let d = db.driver();
+    let pause = |paused| QueueSetPausedParams {
+        name: DEFAULT_QUEUE.into(),
+        paused,
+        now: None,
+    };
+    d.conn()
+        .await
+        .unwrap()
+        .queue_set_paused(pause(true))
+        .await
+        .unwrap();
+    let (h, mut rx) = start(d, fast_config());
+    let id = enqueue(d, "held", Action::Ok, InsertOpts::default()).await;
+    // Several poll intervals pass: the job must still wait.
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), rx.recv())
+            .await
+            .is_err()
+    );
+    assert_eq!(job(d, id).await.status, JobState::Queued);
+    d.conn()
+        .await
+        .unwrap()
+        .queue_set_paused(pause(false))
+        .await
+        .unwrap();
+    assert_eq!(recv(&mut rx).await, "held");
+    h.shutdown().await;
+}
+
+async fn exactly_one_runtime_leads_and_a_successor_takes_over<T: TestDb>(db: T) {
+    let d = db.driver();
+    let cfg = || RuntimeConfig {
+        maintenance: Some(Default::default()),
+        leader_ttl: Duration::from_millis(400),
+        ..fast_config()
+    };
+    let (a, _ra) = start(d, cfg());
+    let d2 = db.connect_again().await;
+    let (b, _rb) = start(&d2, cfg());
+    let mut la = a.leadership();
+    let mut lb = b.leadership();
+    tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if *la.borrow() || *lb.borrow() {
+                break;
+            }
+            tokio::select! { _ = la.changed() => {}, _ = lb.changed() => {} }
+        }
+    })
+    .await
+    .expect("someone leads");
+    assert!(a.is_leader() ^ b.is_leader(), "exactly one leader");
+    let (leader, mut follower) = if a.is_leader() { (a, lb) } else { (b, la) };
+    leader.shutdown().await; // resigns
+    tokio::time::timeout(Duration::from_secs(10), follower.wait_for(|l| *l))
+        .await
+        .expect("the follower takes over")
+        .unwrap();
+}
+
+fn t0() -> chrono::DateTime<Utc> {
+    Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap()
+}
+
+async fn rescuer_requeues_jobs_of_silent_workers<T: TestDb>(db: T) {
+    let d = db.driver();
+    let clock = ManualClock::new(t0());
+    let mut c = d.conn().await.unwrap();
+    c.worker_heartbeat(WorkerHeartbeatParams {
+        id: "w".into(),
+        hostname: "h".into(),
+        pid: 1,
+        queues: vec![DEFAULT_QUEUE.into()],
+        now: Some(t0()),
+    })
+    .await
+    .unwrap();
+    // SQLite has one connection: hand it back before the next call takes it.
+    drop(c);
+    let id = enqueue(d, "x", Action::Ok, InsertOpts::default()).await;
+    let mut c = d.conn().await.unwrap();
+    let claimed = c
+        .job_get_available(JobGetAvailableParams {
+            worker_id: "w".into(),
+            queue: DEFAULT_QUEUE.into(),
+            limit: 1,
+            now: Some(t0() + chrono::Duration::hours(1)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+    drop(c);
+    let rescuer =
+        Rescuer::new(d.clone(), RescuerConfig::default(), Arc::new(clock.clone())).unwrap();
+    // Within the lease: untouched.
+    clock.set(t0() + chrono::Duration::seconds(29));
+    assert_eq!(
+        rescuer.run_once().await.unwrap(),
+        JobRescueResult::default()
+    );
+    clock.set(t0() + chrono::Duration::seconds(31));
+    let r = rescuer.run_once().await.unwrap();
+    assert_eq!(r.requeued, vec![id]);
+    assert_eq!(job(d, id).await.status, JobState::Queued);
+    assert!(
+        Rescuer::new(
+            d.clone(),
+            RescuerConfig {
+                lease: Duration::ZERO,
+                ..Default::default()
+            },
+            Arc::new(clock)
+        )
+        .is_err(),
+        "a zero lease is refused"
+    );
+}
+
+fn spec(name: &str, expr: &str, policy: MissedRunPolicy) -> ScheduleSpec {
+    ScheduleSpec {
+        name: name.into(),
+        expression: expr.into(),
+        timezone: "UTC".into(),
+        job_type: "test.task".into(),
+        queue: DEFAULT_QUEUE.into(),
+        payload: serde_json::json!({ "label": name }),
+        priority: 0,
+        enabled: true,
+        missed_policy: policy,
+    }
+}
+
+async fn scheduler_enqueues_each_occurrence_once_across_nodes<T: TestDb>(db: T) {
+    let d = db.driver();
+    let clock = ManualClock::new(t0());
+    let node =
+        |d: T::D| Scheduler::new(d, SchedulerConfig::default(), Arc::new(clock.clone())).unwrap();
+    let a = node(d.clone());
+    let b = node(db.connect_again().await);
+    let s = a
+        .upsert(spec("every5", "*/5 * * * *", MissedRunPolicy::RunOnce))
+        .await
+        .unwrap();
+    assert_eq!(s.next_run_at, t0() + chrono::Duration::minutes(5));
+
+    clock.set(t0() + chrono::Duration::minutes(5) + chrono::Duration::seconds(1));
+    let (ra, rb) = tokio::join!(a.run_once(), b.run_once());
+    let total = ra.unwrap().enqueued.len() + rb.unwrap().enqueued.len();
+    assert_eq!(total, 1, "two nodes, one occurrence, one run");
+    assert!(
+        a.run_once().await.unwrap().enqueued.is_empty(),
+        "nothing twice"
+    );
+
+    // Everything was down for an hour: run once, note the missed ones, resume on schedule.
+    clock.set(t0() + chrono::Duration::minutes(65) + chrono::Duration::seconds(30));
+    let r = a.run_once().await.unwrap();
+    assert_eq!(r.enqueued.len(), 1);
+    let run = &r.enqueued[0];
+    assert_eq!(run.scheduled_for, t0() + chrono::Duration::minutes(65));
+    assert!(
+        run.message.as_deref().unwrap().contains("missed"),
+        "{:?}",
+        run.message
+    );
+    let s = d.conn().await.unwrap().cron_schedule_list().await.unwrap();
+    assert_eq!(s[0].next_run_at, t0() + chrono::Duration::minutes(70));
+
+    // The skip policy records the late occurrence as skipped and enqueues nothing.
+    a.upsert(spec("skipper", "0 * * * *", MissedRunPolicy::Skip))
+        .await
+        .unwrap();
+    clock.set(t0() + chrono::Duration::hours(3) + chrono::Duration::minutes(10));
+    let r = a.run_once().await.unwrap();
+    assert_eq!(r.skipped, 1);
+    let runs = d
+        .conn()
+        .await
+        .unwrap()
+        .cron_run_list(CronRunListParams {
+            schedule_name: Some("skipper".into()),
+            limit: 10,
+        })
+        .await
+        .unwrap();
+    assert_eq!(runs.len(), 1);
+    assert_eq!((runs[0].status.as_str(), runs[0].job_id), ("skipped", None));
+
+    // Invalid expressions are refused with the schedule's name.
+    let e = a
+        .upsert(spec("broken", "every day", MissedRunPolicy::RunOnce))
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("broken"), "{e}");
+}
+
+async fn cleaner_deletes_by_retention<T: TestDb>(db: T) {
+    let d = db.driver();
+    let clock = ManualClock::new(t0());
+    let ids: Vec<i64> = Client::new(d.clone())
+        .insert_raw(
+            (0..3)
+                .map(|_| JobInsertParams::new("k", serde_json::json!({})))
+                .collect(),
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.id)
+        .collect();
+    let mut c = d.conn().await.unwrap();
+    let claimed = c
+        .job_get_available(JobGetAvailableParams {
+            worker_id: "w".into(),
+            queue: DEFAULT_QUEUE.into(),
+            limit: 3,
+            now: Some(t0() + chrono::Duration::days(40)),
+        })
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 3);
+    // Completed 10 days ago, failed 10 days ago, completed 1 day ago (clock: t0 + 40 days).
+    let finish = |id: i64, days_ago: i64, outcome: CompletionOutcome| JobCompletion {
+        id,
+        attempt: 1,
+        worker_id: "w".into(),
+        started_at: t0() + chrono::Duration::days(40 - days_ago),
+        finished_at: t0() + chrono::Duration::days(40 - days_ago),
+        outcome,
+    };
+    c.job_complete_many(JobCompleteManyParams {
+        completions: vec![
+            finish(ids[0], 10, CompletionOutcome::Completed),
+            finish(ids[1], 10, CompletionOutcome::Failed { error: "e".into() }),
+            finish(ids[2], 1, CompletionOutcome::Completed),
+        ],
+    })
+    .await
+    .unwrap();
+    drop(c);
+    clock.set(t0() + chrono::Duration::days(40));
+    let cleaner = Cleaner::new(d.clone(), CleanerConfig::default(), Arc::new(clock)).unwrap();
+    assert_eq!(cleaner.run_once().await.unwrap(), 1);
+    let mut c = d.conn().await.unwrap();
+    assert!(c.job_get(ids[0]).await.unwrap().is_none());
+    assert!(
+        c.job_get(ids[1]).await.unwrap().is_some(),
+        "failed jobs are kept 30 days"
+    );
+    assert!(c.job_get(ids[2]).await.unwrap().is_some());
+}
+
+fn invalid_runtime_config_reports_every_problem() {
+    let cfg = RuntimeConfig {
+        queues: vec![QueueConfig {
+            name: "*".into(),
+            concurrency: 0,
+        }],
+        heartbeat_interval: Duration::from_secs(60),
+        ..Default::default()
+    };
+    let e = cfg.validate().unwrap_err().to_string();
+    for part in ["invalid queue name", "concurrency", "heartbeat_interval"] {
+        assert!(e.contains(part), "{part}: {e}");
+    }
+}
+
+#[test]
+fn runtime_config_validation() {
+    invalid_runtime_config_reports_every_problem();
+}
+
+/// Kept for tests that record calls across tasks.
+#[allow(dead_code)]
+type Log = Arc<Mutex<Vec<String>>>;
+
+macro_rules! engine_suite {
+    ($backend:ident, $make:path) => {
+        mod $backend {
+            use super::*;
+            engine_suite!(@tests $make;
+                runs_jobs_and_records_one_attempt_each,
+                retryable_failures_back_off_then_dead_letter,
+                permanent_errors_dead_letter_at_once,
+                unknown_kinds_and_bad_payloads_fail_with_the_reason,
+                timeouts_and_panics_are_retryable_failures,
+                higher_priority_runs_first,
+                a_handler_completes_its_job_in_its_own_transaction,
+                shutdown_releases_unfinished_jobs_uncounted,
+                a_job_cancelled_while_running_stays_cancelled,
+                a_paused_queue_holds_its_jobs_until_resumed,
+                exactly_one_runtime_leads_and_a_successor_takes_over,
+                rescuer_requeues_jobs_of_silent_workers,
+                scheduler_enqueues_each_occurrence_once_across_nodes,
+                cleaner_deletes_by_retention,
+            );
+        }
+    };
+    (@tests $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($make().await).await
+            }
+        )*
+    };
+}
+
+engine_suite!(pg, postgres);
+engine_suite!(sqlite_backend, sqlite);
