@@ -141,6 +141,19 @@ impl<D: Driver> JobContext<D> {
         &self.cancel
     }
 
+    /// Runs CPU-heavy or blocking work (parsing, inference) on the blocking thread pool, so
+    /// that it cannot starve the heartbeat, the claim loop or other jobs. A panic in `f` is a
+    /// retryable failure.
+    pub async fn run_blocking<T, F>(&self, f: F) -> Result<T, JobError>
+    where
+        F: FnOnce() -> T + Send + 'static,
+        T: Send + 'static,
+    {
+        tokio::task::spawn_blocking(f)
+            .await
+            .map_err(|e| JobError::retryable(format!("blocking task failed: {e}")))
+    }
+
     /// Completes this job inside `tx`, next to the handler's own writes (its outputs, the
     /// next stage's job), so that they commit together. Returns `false` when the job is no
     /// longer this worker's (it was rescued or cancelled): the handler should then roll back.

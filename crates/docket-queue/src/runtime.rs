@@ -15,9 +15,10 @@
 //! finished since its last write in one statement. Idle, each call carries one job and adds
 //! no delay; under load, batches grow by themselves.
 
+use std::collections::VecDeque;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -403,29 +404,49 @@ async fn produce<D: Driver>(
         r = registered.wait_for(|r| *r) => if r.is_err() { return },
     }
     let slots = Arc::new(Semaphore::new(queue.concurrency));
+    let finished = Arc::new(AtomicU64::new(0));
+    let mut rate = Rate::new(finished.clone());
+    let mut buffer: VecDeque<JobRow> = VecDeque::new();
     let wakeups = inner.driver.wakeups();
     let mut backoff = ErrorBackoff::new();
     loop {
         if stop.is_cancelled() {
+            release(&inner, buffer);
             return;
+        }
+        // Start claimed jobs in the free slots.
+        while !buffer.is_empty() {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                break;
+            };
+            let job = buffer.pop_front().expect("not empty");
+            spawn_job(&inner, job, permit, finished.clone());
         }
         // Registered before the claim: a wake-up that lands during the claim is not lost.
         let notified = wakeups.notify().notified();
         let free = slots.available_permits();
-        if free == 0 {
+        // Prefetch what this process finishes in a short horizon: fast jobs are claimed in
+        // large batches (few statements, few commits), slow ones exactly as slots free up.
+        let prefetch = rate.per_sec() * PREFETCH_HORIZON.as_secs_f64();
+        let prefetch = (prefetch as usize).min(inner.config.claim_batch);
+        let want = (free + prefetch)
+            .saturating_sub(buffer.len())
+            .min(inner.config.claim_batch);
+        let min_claim = ((queue.concurrency + prefetch) / 4).max(1);
+        if want == 0 || (want < min_claim && !buffer.is_empty()) || free == 0 && want < min_claim {
+            // Enough work in hand: wait for a slot.
             tokio::select! {
-                _ = stop.cancelled() => return,
-                p = slots.clone().acquire_owned() => drop(p),
+                _ = stop.cancelled() => {}
+                p = slots.acquire() => drop(p),
             }
             continue;
         }
-        let limit = free.min(inner.config.claim_batch);
         let claimed = async {
             let mut c = inner.driver.conn().await?;
             c.job_get_available(JobGetAvailableParams {
                 worker_id: inner.worker_id.to_string(),
                 queue: queue.name.clone(),
-                limit: i32::try_from(limit).unwrap_or(i32::MAX),
+                limit: i32::try_from(want).unwrap_or(i32::MAX),
                 now: inner.clock.now_for_db(),
             })
             .await
@@ -438,32 +459,81 @@ async fn produce<D: Driver>(
             Err(e) => {
                 tracing::warn!(queue = %queue.name, error = %e, "claim failed; backing off");
                 tokio::select! {
-                    _ = stop.cancelled() => return,
+                    _ = stop.cancelled() => {}
                     _ = tokio::time::sleep(backoff.next()) => {}
                 }
                 continue;
             }
         };
         let got = jobs.len();
-        for job in jobs {
-            let permit = slots
-                .clone()
-                .try_acquire_owned()
-                .expect("claimed no more jobs than free slots");
-            spawn_job(&inner, job, permit);
+        buffer.extend(jobs);
+        if got == want || !buffer.is_empty() {
+            continue; // there may be more, or jobs to start
         }
-        if got == limit {
-            continue; // there may be more
-        }
+        // The queue is empty: wait for a wake-up, a poll tick, or a free slot.
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => {}
             _ = notified => {}
             _ = tokio::time::sleep(inner.config.poll_interval) => {}
         }
     }
 }
 
-fn spawn_job<D: Driver>(inner: &Arc<Inner<D>>, job: JobRow, permit: OwnedSemaphorePermit) {
+/// Hands claimed jobs that never started back to the queue, uncounted.
+fn release<D: Driver>(inner: &Inner<D>, jobs: VecDeque<JobRow>) {
+    let now = inner.clock.now();
+    for job in jobs {
+        let _ = inner.completions.send(JobCompletion {
+            id: job.id,
+            attempt: job.attempts,
+            worker_id: inner.worker_id.to_string(),
+            started_at: now,
+            finished_at: now,
+            outcome: CompletionOutcome::Released,
+        });
+    }
+}
+
+/// How far ahead a producer claims, in time at its current pace.
+const PREFETCH_HORIZON: Duration = Duration::from_millis(50);
+
+/// Jobs finished per second, smoothed.
+struct Rate {
+    finished: Arc<AtomicU64>,
+    last_count: u64,
+    last_at: std::time::Instant,
+    per_sec: f64,
+}
+
+impl Rate {
+    fn new(finished: Arc<AtomicU64>) -> Self {
+        Self {
+            finished,
+            last_count: 0,
+            last_at: std::time::Instant::now(),
+            per_sec: 0.0,
+        }
+    }
+
+    fn per_sec(&mut self) -> f64 {
+        let elapsed = self.last_at.elapsed();
+        if elapsed >= Duration::from_millis(50) {
+            let count = self.finished.load(Ordering::Relaxed);
+            let now = (count - self.last_count) as f64 / elapsed.as_secs_f64();
+            self.per_sec = 0.5 * self.per_sec + 0.5 * now;
+            self.last_count = count;
+            self.last_at = std::time::Instant::now();
+        }
+        self.per_sec
+    }
+}
+
+fn spawn_job<D: Driver>(
+    inner: &Arc<Inner<D>>,
+    job: JobRow,
+    permit: OwnedSemaphorePermit,
+    finished: Arc<AtomicU64>,
+) {
     let inner2 = inner.clone();
     inner.jobs.spawn(async move {
         if let Some(c) = execute(&inner2, job).await {
@@ -471,6 +541,7 @@ fn spawn_job<D: Driver>(inner: &Arc<Inner<D>>, job: JobRow, permit: OwnedSemapho
             let _ = inner2.completions.send(c);
         }
         drop(permit);
+        finished.fetch_add(1, Ordering::Relaxed);
     });
 }
 

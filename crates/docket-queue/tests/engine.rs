@@ -31,6 +31,8 @@ enum Action {
     Permanent,
     Sleep(u64),
     Panic,
+    /// Busy the CPU this long on the blocking pool, then report `<label>-done`.
+    Spin(u64),
     /// Enqueue a follow-up job and complete this one in the same transaction.
     Chain,
 }
@@ -56,6 +58,19 @@ impl<D: Driver> Worker<D> for TaskWorker {
                 Ok(())
             }
             Action::Panic => panic!("boom"),
+            Action::Spin(ms) => {
+                ctx.run_blocking(move || {
+                    let until = std::time::Instant::now() + Duration::from_millis(ms);
+                    let mut x = 0u64;
+                    while std::time::Instant::now() < until {
+                        x = x.wrapping_mul(31).wrapping_add(1);
+                    }
+                    std::hint::black_box(x);
+                })
+                .await?;
+                let _ = self.0.send(format!("{}-done", t.label));
+                Ok(())
+            }
             Action::Chain => {
                 let mut tx = ctx.driver().begin().await?;
                 let next = insert_params(
@@ -78,7 +93,7 @@ impl<D: Driver> Worker<D> for TaskWorker {
     }
 
     fn timeout(&self) -> Duration {
-        Duration::from_millis(500)
+        Duration::from_millis(2_500)
     }
 
     fn backoff(&self) -> Backoff {
@@ -262,7 +277,7 @@ async fn timeouts_and_panics_are_retryable_failures<T: TestDb>(db: T) {
     assert!(
         slow.last_error
             .unwrap()
-            .starts_with("timed out after 500ms")
+            .starts_with("timed out after 2.5s")
     );
     assert!(
         boom.last_error
@@ -410,6 +425,25 @@ async fn exactly_one_runtime_leads_and_a_successor_takes_over<T: TestDb>(db: T) 
         .await
         .expect("the follower takes over")
         .unwrap();
+}
+
+async fn cpu_heavy_handlers_do_not_starve_other_jobs<T: TestDb>(db: T) {
+    let d = db.driver();
+    let (h, mut rx) = start(d, fast_config());
+    // As many spinners as the test runtime has threads.
+    enqueue(d, "spin", Action::Spin(1_500), InsertOpts::default()).await;
+    enqueue(d, "spin", Action::Spin(1_500), InsertOpts::default()).await;
+    assert_eq!(recv(&mut rx).await, "spin");
+    assert_eq!(recv(&mut rx).await, "spin");
+    enqueue(d, "ping", Action::Ok, InsertOpts::default()).await;
+    assert_eq!(
+        recv(&mut rx).await,
+        "ping",
+        "a quick job runs while the CPU work goes on"
+    );
+    assert_eq!(recv(&mut rx).await, "spin-done");
+    assert_eq!(recv(&mut rx).await, "spin-done");
+    h.shutdown().await;
 }
 
 fn t0() -> chrono::DateTime<Utc> {
@@ -647,6 +681,7 @@ macro_rules! engine_suite {
                 rescuer_requeues_jobs_of_silent_workers,
                 scheduler_enqueues_each_occurrence_once_across_nodes,
                 cleaner_deletes_by_retention,
+                cpu_heavy_handlers_do_not_starve_other_jobs,
             );
         }
     };

@@ -76,6 +76,8 @@ pub struct WorkerConfig {
     pub queues: Vec<String>,
     /// Jobs running at once per queue in this process. Default 100.
     pub concurrency: usize,
+    /// Per-queue overrides of `concurrency`, e.g. `{ embed = 4 }`.
+    pub queue_concurrency: std::collections::BTreeMap<String, usize>,
     /// Idle polling interval, milliseconds (the fallback when LISTEN is off). Default 1000.
     pub poll_interval_ms: u64,
     /// Heartbeat interval, milliseconds. Default 5000.
@@ -96,6 +98,7 @@ impl Default for WorkerConfig {
         Self {
             queues: vec![docket_core::DEFAULT_QUEUE.to_owned()],
             concurrency: 100,
+            queue_concurrency: Default::default(),
             poll_interval_ms: r.poll_interval.as_millis() as u64,
             heartbeat_interval_ms: r.heartbeat_interval.as_millis() as u64,
             claim_batch: r.claim_batch,
@@ -273,7 +276,7 @@ impl Config {
                 .iter()
                 .map(|q| QueueConfig {
                     name: q.clone(),
-                    concurrency: w.concurrency,
+                    concurrency: w.queue_concurrency.get(q).copied().unwrap_or(w.concurrency),
                 })
                 .collect(),
             poll_interval: ms(w.poll_interval_ms),
@@ -386,6 +389,12 @@ mod tests {
         .unwrap();
         assert_eq!(c.worker.concurrency, 9);
         assert_eq!(c.worker.queues, vec!["a"]);
+        let per_queue = Config::load_from(
+            Some(&f),
+            &env(&[("DOCKET_WORKER__QUEUE_CONCURRENCY__A", "3")]),
+        )
+        .unwrap();
+        assert_eq!(per_queue.runtime().unwrap().queues[0].concurrency, 3);
         assert!(
             c.to_masked_toml()
                 .contains("postgres://u:****@localhost/db")

@@ -66,9 +66,14 @@ pub struct QueueBench {
     /// Milliseconds between latency-phase enqueues.
     #[arg(long, default_value_t = 20)]
     latency_interval_ms: u64,
-    /// Only these phases (comma-separated: single,batch,worked,latency).
+    /// Only these phases (comma-separated: single,batch,worked,latency,scale). `scale` runs
+    /// only when named here.
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
+    /// Rows in the `scale` phase: claim speed with this many jobs queued, then with this many
+    /// finished rows kept.
+    #[arg(long, default_value_t = 1_000_000)]
+    scale_jobs: u64,
 }
 
 /// Runs benchmarks.
@@ -190,6 +195,12 @@ async fn queue(config: Config, q: QueueBench) -> anyhow::Result<ExitCode> {
         report.insert("latency".into(), r);
         f.drop_schema().await;
     }
+    if q.only.iter().any(|o| o == "scale") {
+        let f = Fresh::new(&config, q.backend).await?;
+        let r = with_driver!(&f.backend, |d| scale(d.clone(), q.scale_jobs, q.jobs).await)?;
+        report.insert("scale".into(), r);
+        f.drop_schema().await;
+    }
     println!("{}", serde_json::to_string_pretty(&report)?);
     Ok(ExitCode::SUCCESS)
 }
@@ -276,43 +287,81 @@ fn bench_runtime(concurrency: Option<usize>) -> RuntimeConfig {
     rc
 }
 
-async fn worked<D: Driver>(
-    d: D,
-    jobs: u64,
+/// Works `target` jobs of what is queued and returns (seconds to the last handler, seconds to
+/// the runtime's stop with every completion written).
+async fn work_until<D: Driver>(
+    d: &D,
+    target: u64,
     concurrency: Option<usize>,
-) -> anyhow::Result<serde_json::Value> {
-    enqueue_batch(d.clone(), jobs, 5_000).await?;
+) -> anyhow::Result<(f64, f64)> {
     let counter = Arc::new(Counter::default());
-    counter.target.store(jobs, Ordering::Relaxed);
+    counter.target.store(target, Ordering::Relaxed);
     let mut workers = Workers::new();
     workers.register(CountingNoop(counter.clone()));
-    let rc = bench_runtime(concurrency);
-    let conc = rc.queues[0].concurrency;
     let start = Instant::now();
-    let handle = Runtime::start(d.clone(), workers, rc, Arc::new(SystemClock))?;
-    tokio::time::timeout(Duration::from_secs(600), counter.all.notified()).await?;
-    let handlers_done = start.elapsed().as_secs_f64();
-    handle.shutdown().await; // writes the last completions
-    let secs = start.elapsed().as_secs_f64();
-    let completed: i64 = d
-        .conn()
+    let handle = Runtime::start(
+        d.clone(),
+        workers,
+        bench_runtime(concurrency),
+        Arc::new(SystemClock),
+    )?;
+    tokio::time::timeout(Duration::from_secs(1800), counter.all.notified()).await?;
+    let handlers = start.elapsed().as_secs_f64();
+    handle.shutdown().await;
+    Ok((handlers, start.elapsed().as_secs_f64()))
+}
+
+/// Claim speed as the table grows: with `rows` jobs queued, then with `rows` finished rows.
+async fn scale<D: Driver>(d: D, rows: u64, jobs: u64) -> anyhow::Result<serde_json::Value> {
+    let jobs = jobs.min(rows);
+    let started = Instant::now();
+    enqueue_batch(d.clone(), rows, 5_000).await?;
+    let fill_secs = started.elapsed().as_secs_f64();
+    // The first `jobs` of a full queue.
+    let (queued_secs, _) = work_until(&d, jobs, None).await?;
+    // Drain the rest, so that every row is finished.
+    let rest = rows.saturating_sub(completed(&d).await? as u64);
+    if rest > 0 {
+        work_until(&d, rest, None).await?;
+    }
+    // New jobs beside `rows` finished ones.
+    enqueue_batch(d.clone(), jobs, 5_000).await?;
+    let (finished_secs, _) = work_until(&d, jobs, None).await?;
+    Ok(json!({
+        "rows": rows,
+        "jobs_measured": jobs,
+        "fill_seconds": fill_secs,
+        "worked_per_sec_with_rows_queued": jobs as f64 / queued_secs,
+        "worked_per_sec_with_rows_finished": jobs as f64 / finished_secs,
+    }))
+}
+
+async fn completed<D: Driver>(d: &D) -> anyhow::Result<i64> {
+    Ok(d.conn()
         .await?
         .job_stats()
         .await?
         .iter()
         .filter(|r| r.status == JobState::Completed)
         .map(|r| r.count)
-        .sum();
-    anyhow::ensure!(
-        completed as u64 == jobs,
-        "only {completed} of {jobs} jobs completed"
-    );
+        .sum())
+}
+
+async fn worked<D: Driver>(
+    d: D,
+    jobs: u64,
+    concurrency: Option<usize>,
+) -> anyhow::Result<serde_json::Value> {
+    enqueue_batch(d.clone(), jobs, 5_000).await?;
+    let (handlers, secs) = work_until(&d, jobs, concurrency).await?;
+    let done = completed(&d).await?;
+    anyhow::ensure!(done as u64 == jobs, "only {done} of {jobs} jobs completed");
     Ok(json!({
         "jobs": jobs,
-        "concurrency": conc,
+        "concurrency": bench_runtime(concurrency).queues[0].concurrency,
         "seconds": secs,
         "jobs_per_sec": jobs as f64 / secs,
-        "handlers_done_seconds": handlers_done,
+        "handlers_done_seconds": handlers,
     }))
 }
 

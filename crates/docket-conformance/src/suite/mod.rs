@@ -1,0 +1,285 @@
+//! The behaviours: one public async function each, generic over the backend.
+//!
+//! SQLite drivers keep a single connection: a behaviour never holds two executors of the same
+//! driver at once (it drops one before taking the next, or uses
+//! [`TestDb::connect_again`] for "another connection").
+
+mod claim;
+mod complete;
+mod cron;
+mod driver;
+mod insert;
+mod read;
+mod repair;
+mod tx;
+mod views;
+mod workers;
+
+pub use claim::{claim_named_queue_only, claim_order_and_limit, concurrent_claims, pause_resume};
+pub use complete::{attempt_list_oldest_first, complete_outcomes, guarded_finalisation};
+pub use cron::{
+    cron_run_enqueue_job_fields, cron_run_enqueue_recorded_occurrence, cron_schedules_and_runs,
+};
+pub use driver::driver_basics;
+pub use insert::{insert_many, insert_one, insert_validation, unique_keys};
+pub use read::{job_list, job_stats};
+pub use repair::{cancel, delete_finished, manual_retry, rescue};
+pub use tx::{transaction_commit_visibility, transaction_rollback, wakeups};
+pub use views::monitoring_views;
+pub use workers::{leader, workers};
+
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, SubsecRound, Utc};
+use docket_core::{
+    AttemptOutcome, CompletionOutcome, Driver, Executor, JobAttempt, JobCancelParams,
+    JobCompleteManyParams, JobCompletion, JobGetAvailableParams, JobInsertManyParams,
+    JobInsertParams, JobInsertResult, JobListParams, JobRetryParams, JobRow,
+};
+use serde_json::json;
+
+use crate::harness::TestDb;
+
+/// A whole second near the wall clock: the base of a test's explicit times (every backend
+/// stores microseconds, so whole seconds and milliseconds round-trip exactly).
+pub(crate) fn base_time() -> DateTime<Utc> {
+    Utc::now().trunc_subsecs(0)
+}
+
+pub(crate) fn ms(n: i64) -> Duration {
+    Duration::milliseconds(n)
+}
+
+/// How long a test waits for a wake-up that should come.
+pub(crate) const WAKE_TIMEOUT: StdDuration = StdDuration::from_secs(5);
+
+pub(crate) type Conn<T> = <<T as TestDb>::D as Driver>::Conn;
+
+pub(crate) async fn conn<T: TestDb>(db: &T) -> Conn<T> {
+    db.driver().conn().await.expect("driver.conn()")
+}
+
+pub(crate) fn job(job_type: &str, queue: &str, run_at: DateTime<Utc>) -> JobInsertParams {
+    let mut j = JobInsertParams::new(job_type, json!({}));
+    j.queue = queue.to_owned();
+    j.run_at = Some(run_at);
+    j
+}
+
+pub(crate) fn keyed(mut j: JobInsertParams, key: &str) -> JobInsertParams {
+    j.unique_key = Some(key.to_owned());
+    j
+}
+
+pub(crate) async fn insert<E: Executor>(
+    c: &mut E,
+    jobs: Vec<JobInsertParams>,
+) -> Vec<JobInsertResult> {
+    let n = jobs.len();
+    let res = c
+        .job_insert_many(JobInsertManyParams { jobs })
+        .await
+        .expect("job_insert_many");
+    assert_eq!(res.len(), n, "job_insert_many: one result per input job");
+    res
+}
+
+/// Inserts jobs that must all be new; their ids, in input order.
+pub(crate) async fn insert_new<E: Executor>(c: &mut E, jobs: Vec<JobInsertParams>) -> Vec<i64> {
+    insert(c, jobs)
+        .await
+        .iter()
+        .map(|r| {
+            assert!(!r.duplicate, "unexpected duplicate: {r:?}");
+            r.id
+        })
+        .collect()
+}
+
+pub(crate) async fn add<E: Executor>(c: &mut E, j: JobInsertParams) -> i64 {
+    insert_new(c, vec![j]).await[0]
+}
+
+pub(crate) async fn claim<E: Executor>(
+    c: &mut E,
+    queue: &str,
+    worker: &str,
+    limit: i32,
+    now: DateTime<Utc>,
+) -> Vec<JobRow> {
+    c.job_get_available(JobGetAvailableParams {
+        worker_id: worker.to_owned(),
+        queue: queue.to_owned(),
+        limit,
+        now: Some(now),
+    })
+    .await
+    .expect("job_get_available")
+}
+
+pub(crate) fn ids_of(jobs: &[JobRow]) -> Vec<i64> {
+    jobs.iter().map(|j| j.id).collect()
+}
+
+pub(crate) fn sorted(mut v: Vec<i64>) -> Vec<i64> {
+    v.sort_unstable();
+    v
+}
+
+pub(crate) async fn get<E: Executor>(c: &mut E, id: i64) -> JobRow {
+    c.job_get(id)
+        .await
+        .expect("job_get")
+        .unwrap_or_else(|| panic!("job {id} not found"))
+}
+
+pub(crate) async fn gone<E: Executor>(c: &mut E, id: i64) -> bool {
+    c.job_get(id).await.expect("job_get").is_none()
+}
+
+pub(crate) fn completion(
+    id: i64,
+    attempt: i32,
+    worker: &str,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    outcome: CompletionOutcome,
+) -> JobCompletion {
+    JobCompletion {
+        id,
+        attempt,
+        worker_id: worker.to_owned(),
+        started_at,
+        finished_at,
+        outcome,
+    }
+}
+
+/// Applies completions; the ids applied, sorted.
+pub(crate) async fn complete<E: Executor>(c: &mut E, completions: Vec<JobCompletion>) -> Vec<i64> {
+    let ids = c
+        .job_complete_many(JobCompleteManyParams { completions })
+        .await
+        .expect("job_complete_many");
+    sorted(ids)
+}
+
+pub(crate) async fn attempts<E: Executor>(c: &mut E, id: i64) -> Vec<JobAttempt> {
+    c.job_attempt_list(id).await.expect("job_attempt_list")
+}
+
+pub(crate) async fn list<E: Executor>(c: &mut E, params: JobListParams) -> Vec<i64> {
+    ids_of(&c.job_list(params).await.expect("job_list"))
+}
+
+pub(crate) async fn all_jobs<E: Executor>(c: &mut E) -> Vec<JobRow> {
+    c.job_list(JobListParams {
+        limit: 1_000_000,
+        ..Default::default()
+    })
+    .await
+    .expect("job_list")
+}
+
+pub(crate) async fn retry_jobs<E: Executor>(c: &mut E, params: JobRetryParams) -> Vec<i64> {
+    sorted(c.job_retry(params).await.expect("job_retry"))
+}
+
+pub(crate) async fn cancel_jobs<E: Executor>(
+    c: &mut E,
+    ids: Vec<i64>,
+    now: DateTime<Utc>,
+) -> Vec<i64> {
+    sorted(
+        c.job_cancel(JobCancelParams {
+            ids,
+            now: Some(now),
+        })
+        .await
+        .expect("job_cancel"),
+    )
+}
+
+pub(crate) fn assert_near(
+    actual: DateTime<Utc>,
+    expected: DateTime<Utc>,
+    tolerance: Duration,
+    what: &str,
+) {
+    let diff = (actual - expected).abs();
+    assert!(
+        diff <= tolerance,
+        "{what}: {actual} is {diff} away from {expected} (tolerance {tolerance})"
+    );
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn assert_attempt(
+    a: &JobAttempt,
+    job_id: i64,
+    attempt: i32,
+    worker: &str,
+    started_at: DateTime<Utc>,
+    finished_at: DateTime<Utc>,
+    outcome: AttemptOutcome,
+    error: Option<&str>,
+) {
+    assert_eq!(a.job_id, job_id, "attempt row's job_id: {a:?}");
+    assert_eq!(a.attempt, attempt, "attempt row's attempt number: {a:?}");
+    assert_eq!(a.worker_id, worker, "attempt row's worker: {a:?}");
+    assert_eq!(a.started_at, started_at, "attempt row's started_at: {a:?}");
+    assert_eq!(
+        a.finished_at, finished_at,
+        "attempt row's finished_at: {a:?}"
+    );
+    assert_eq!(a.outcome, outcome, "attempt row's outcome: {a:?}");
+    assert_eq!(a.error.as_deref(), error, "attempt row's error: {a:?}");
+    assert_eq!(
+        a.duration_ms,
+        (finished_at - started_at).num_milliseconds(),
+        "attempt row's duration_ms: {a:?}"
+    );
+}
+
+/// Lets spawned tasks (a driver's notifier) run for a while, without sleeping.
+pub(crate) async fn settle() {
+    for _ in 0..200 {
+        tokio::task::yield_now().await;
+    }
+}
+
+/// Whether a (pinned, enabled) `Notified` has fired, without waiting.
+pub(crate) async fn fired(n: std::pin::Pin<&mut tokio::sync::futures::Notified<'_>>) -> bool {
+    tokio::time::timeout(StdDuration::ZERO, n).await.is_ok()
+}
+
+/// Claims `id` (alone in its queue) at `at` and finishes it with `outcome` at `at + 1 s`.
+pub(crate) async fn finish<E: Executor>(
+    c: &mut E,
+    queue: &str,
+    at: DateTime<Utc>,
+    outcome: CompletionOutcome,
+) {
+    let got = claim(c, queue, "w", 1, at).await;
+    assert_eq!(got.len(), 1, "nothing to claim in {queue}");
+    let id = got[0].id;
+    let done = complete(
+        c,
+        vec![completion(
+            id,
+            got[0].attempts,
+            "w",
+            at,
+            at + Duration::seconds(1),
+            outcome,
+        )],
+    )
+    .await;
+    assert_eq!(done, vec![id]);
+}
+
+pub(crate) fn failed(error: &str) -> CompletionOutcome {
+    CompletionOutcome::Failed {
+        error: error.to_owned(),
+    }
+}
