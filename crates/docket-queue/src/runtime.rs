@@ -414,14 +414,7 @@ async fn produce<D: Driver>(
             release(&inner, buffer);
             return;
         }
-        // Start claimed jobs in the free slots.
-        while !buffer.is_empty() {
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
-                break;
-            };
-            let job = buffer.pop_front().expect("not empty");
-            spawn_job(&inner, job, permit, finished.clone());
-        }
+        dispatch(&inner, &slots, &mut buffer, &finished);
         // Registered before the claim: a wake-up that lands during the claim is not lost.
         let notified = wakeups.notify().notified();
         let free = slots.available_permits();
@@ -467,15 +460,40 @@ async fn produce<D: Driver>(
         };
         let got = jobs.len();
         buffer.extend(jobs);
-        if got == want || !buffer.is_empty() {
-            continue; // there may be more, or jobs to start
+        dispatch(&inner, &slots, &mut buffer, &finished);
+        if got == want {
+            continue; // there may be more
         }
-        // The queue is empty: wait for a wake-up, a poll tick, or a free slot.
+        if !buffer.is_empty() {
+            // Claimed jobs wait for slots.
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                p = slots.acquire() => drop(p),
+            }
+            continue;
+        }
+        // The queue is empty: wait for a wake-up or a poll tick.
         tokio::select! {
             _ = stop.cancelled() => {}
             _ = notified => {}
             _ = tokio::time::sleep(inner.config.poll_interval) => {}
         }
+    }
+}
+
+/// Starts claimed jobs in the free slots.
+fn dispatch<D: Driver>(
+    inner: &Arc<Inner<D>>,
+    slots: &Arc<Semaphore>,
+    buffer: &mut VecDeque<JobRow>,
+    finished: &Arc<AtomicU64>,
+) {
+    while !buffer.is_empty() {
+        let Ok(permit) = slots.clone().try_acquire_owned() else {
+            return;
+        };
+        let job = buffer.pop_front().expect("not empty");
+        spawn_job(inner, job, permit, finished.clone());
     }
 }
 

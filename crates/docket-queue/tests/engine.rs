@@ -274,11 +274,7 @@ async fn timeouts_and_panics_are_retryable_failures<T: TestDb>(db: T) {
     let slow = until_state(d, slow, JobState::Failed).await;
     let boom = until_state(d, boom, JobState::Failed).await;
     h.shutdown().await;
-    assert!(
-        slow.last_error
-            .unwrap()
-            .starts_with("timed out after 2.5s")
-    );
+    assert!(slow.last_error.unwrap().starts_with("timed out after 2.5s"));
     assert!(
         boom.last_error
             .unwrap()
