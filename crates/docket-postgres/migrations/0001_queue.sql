@@ -39,9 +39,12 @@ CREATE UNIQUE INDEX processing_jobs_unique_key_idx
     ON processing_jobs (unique_key)
     WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'retrying');
 
--- The rescuer's and the stuck view's scan: running jobs by worker.
+-- The rescuer's and the stuck view's scan: running jobs by worker. The predicate names
+-- locked_by so that only queries that ask for it (the rescuer, the view) use this index: the
+-- completion statement must reach its rows by primary key, whatever the statistics say about
+-- how many jobs are running.
 CREATE INDEX processing_jobs_running_idx
-    ON processing_jobs (locked_by) WHERE status = 'running';
+    ON processing_jobs (locked_by) WHERE status = 'running' AND locked_by IS NOT NULL;
 
 -- The cleaner's scan, and the dashboard's finished lists.
 CREATE INDEX processing_jobs_finished_idx
@@ -152,7 +155,7 @@ SELECT j.id, j.document_id, j.job_type, j.queue, j.attempts, j.max_attempts,
        now() - j.started_at AS running_for
 FROM processing_jobs j
 LEFT JOIN docket_workers w ON w.id = j.locked_by
-WHERE j.status = 'running'
+WHERE j.status = 'running' AND j.locked_by IS NOT NULL
   AND (w.id IS NULL
        OR w.heartbeat_at < now() - interval '1 minute'
        OR j.started_at < now() - interval '1 hour');

@@ -4,7 +4,7 @@ WITH dead AS (
     SELECT j.id, j.locked_by, j.started_at, j.attempts, j.max_attempts
     FROM processing_jobs j
     LEFT JOIN docket_workers w ON w.id = j.locked_by
-    WHERE j.status = 'running'
+    WHERE j.status = 'running' AND j.locked_by IS NOT NULL
       AND (w.id IS NULL
            OR w.heartbeat_at < coalesce($1::timestamptz, now()) - $2::float8 * interval '1 second')
     ORDER BY j.id

@@ -2,7 +2,7 @@
 
 use std::str::FromStr;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 use chrono_tz::Tz;
 use docket_core::Error;
 
@@ -34,6 +34,8 @@ impl CronExpr {
 
     /// The first occurrence strictly after `t`.
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        // Occurrences fall on whole seconds; croner would carry the fraction of `t` over.
+        let t = t.trunc_subsecs(0);
         self.cron
             .find_next_occurrence(&t.with_timezone(&self.tz), false)
             .ok()
@@ -77,6 +79,17 @@ mod tests {
         assert_eq!(
             e.next_after(t),
             Some(Utc.with_ymd_and_hms(2026, 7, 2, 0, 0, 0).unwrap())
+        );
+    }
+
+    #[test]
+    fn occurrences_fall_on_whole_seconds() {
+        let e = CronExpr::parse("c", "0 2 * * *", "UTC").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap()
+            + chrono::Duration::microseconds(700_781);
+        assert_eq!(
+            e.next_after(t),
+            Some(Utc.with_ymd_and_hms(2026, 7, 2, 2, 0, 0).unwrap())
         );
     }
 

@@ -53,9 +53,11 @@ CREATE UNIQUE INDEX processing_jobs_unique_key_idx
     ON processing_jobs (unique_key)
     WHERE unique_key IS NOT NULL AND status IN ('queued', 'running', 'retrying');
 
--- The rescuer's and the stuck view's scan: running jobs by worker.
+-- The rescuer's and the stuck view's scan: running jobs by worker. The predicate names
+-- locked_by so that only queries that ask for it use this index: the completion statements
+-- must reach their rows by primary key, whatever the planner guesses about running jobs.
 CREATE INDEX processing_jobs_running_idx
-    ON processing_jobs (locked_by) WHERE status = 'running';
+    ON processing_jobs (locked_by) WHERE status = 'running' AND locked_by IS NOT NULL;
 
 -- The cleaner's scan, and the dashboard's finished lists.
 CREATE INDEX processing_jobs_finished_idx
@@ -180,7 +182,7 @@ SELECT j.id, j.document_id, j.job_type, j.queue, j.attempts, j.max_attempts,
 FROM processing_jobs j
 CROSS JOIN clock
 LEFT JOIN docket_workers w ON w.id = j.locked_by
-WHERE j.status = 'running'
+WHERE j.status = 'running' AND j.locked_by IS NOT NULL
   AND (w.id IS NULL
        OR w.heartbeat_at < clock.now - 60000000
        OR j.started_at < clock.now - 3600000000);

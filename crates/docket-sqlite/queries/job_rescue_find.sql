@@ -3,7 +3,7 @@
 SELECT j.id
 FROM processing_jobs j
 LEFT JOIN docket_workers w ON w.id = j.locked_by
-WHERE j.status = 'running'
+WHERE j.status = 'running' AND j.locked_by IS NOT NULL
   AND (w.id IS NULL OR w.heartbeat_at < ?1 - ?2)
 ORDER BY j.id
 LIMIT ?3

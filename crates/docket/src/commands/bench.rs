@@ -197,7 +197,23 @@ async fn queue(config: Config, q: QueueBench) -> anyhow::Result<ExitCode> {
     }
     if q.only.iter().any(|o| o == "scale") {
         let f = Fresh::new(&config, q.backend).await?;
-        let r = with_driver!(&f.backend, |d| scale(d.clone(), q.scale_jobs, q.jobs).await)?;
+        let b = f.backend.clone();
+        let vacuum = async || -> anyhow::Result<()> {
+            match &b {
+                Backend::Postgres(pg) => {
+                    sqlx::query("VACUUM ANALYZE processing_jobs")
+                        .execute(pg.pool())
+                        .await?;
+                }
+                Backend::Sqlite(lite) => {
+                    sqlx::query("PRAGMA optimize").execute(lite.pool()).await?;
+                }
+            }
+            Ok(())
+        };
+        let r = with_driver!(&f.backend, |d| {
+            scale(d.clone(), q.scale_jobs, q.jobs, vacuum).await
+        })?;
         report.insert("scale".into(), r);
         f.drop_schema().await;
     }
@@ -312,7 +328,12 @@ async fn work_until<D: Driver>(
 }
 
 /// Claim speed as the table grows: with `rows` jobs queued, then with `rows` finished rows.
-async fn scale<D: Driver>(d: D, rows: u64, jobs: u64) -> anyhow::Result<serde_json::Value> {
+async fn scale<D: Driver>(
+    d: D,
+    rows: u64,
+    jobs: u64,
+    vacuum: impl AsyncFn() -> anyhow::Result<()>,
+) -> anyhow::Result<serde_json::Value> {
     let jobs = jobs.min(rows);
     let started = Instant::now();
     enqueue_batch(d.clone(), rows, 5_000).await?;
@@ -324,10 +345,15 @@ async fn scale<D: Driver>(d: D, rows: u64, jobs: u64) -> anyhow::Result<serde_js
     if rest > 0 {
         work_until(&d, rest, None).await?;
     }
-    // New jobs beside `rows` finished ones.
+    // New jobs beside `rows` finished ones: right after they finished (their old index
+    // entries not yet vacuumed), then once vacuum has run, as it does on its own in service.
+    enqueue_batch(d.clone(), jobs, 5_000).await?;
+    let (unvacuumed_secs, _) = work_until(&d, jobs, None).await?;
+    vacuum().await?;
     enqueue_batch(d.clone(), jobs, 5_000).await?;
     let (finished_secs, _) = work_until(&d, jobs, None).await?;
     Ok(json!({
+        "worked_per_sec_with_rows_just_finished_unvacuumed": jobs as f64 / unvacuumed_secs,
         "rows": rows,
         "jobs_measured": jobs,
         "fill_seconds": fill_secs,

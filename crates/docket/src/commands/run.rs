@@ -52,11 +52,12 @@ pub async fn run(mut config: Config, args: RunArgs, serve: bool) -> anyhow::Resu
 async fn run_with<D: Driver>(driver: D, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
     let handle = Runtime::start(driver, builtin::workers(), config, Arc::new(SystemClock))?;
     let token = handle.shutdown_token();
+    let mut signals = Signals::new()?;
     tokio::spawn(async move {
-        wait_for_signal().await;
+        signals.next().await;
         tracing::info!("signal received; shutting down (send again to exit at once)");
         token.cancel();
-        wait_for_signal().await;
+        signals.next().await;
         tracing::warn!("second signal: exiting without waiting");
         std::process::exit(130);
     });
@@ -64,12 +65,25 @@ async fn run_with<D: Driver>(driver: D, config: RuntimeConfig) -> anyhow::Result
     Ok(ExitCode::SUCCESS)
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    let mut int = signal(SignalKind::interrupt()).expect("SIGINT handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = int.recv() => {}
+/// SIGTERM and SIGINT, registered once so that no delivery is missed or seen twice.
+struct Signals {
+    term: tokio::signal::unix::Signal,
+    int: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn new() -> anyhow::Result<Self> {
+        use tokio::signal::unix::{SignalKind, signal};
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+        })
+    }
+
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.term.recv() => {}
+            _ = self.int.recv() => {}
+        }
     }
 }
