@@ -279,3 +279,108 @@ async fn sigterm_lets_short_jobs_finish_and_releases_long_ones() {
     let _ = FAST;
     db.drop().await;
 }
+
+/// Runs the CLI against `db` and returns its stdout; panics on a non-zero exit.
+fn cli(db: &Db, args: &[&str]) -> String {
+    let out = common::docket()
+        .args(args)
+        .env("DOCKET_DATABASE_URL", &db.url)
+        .env("DOCKET_LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "docket {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_commands_inspect_and_repair_the_queue() {
+    let db = Db::new().await;
+    migrate(&db).await;
+    let _w = worker(&db, "ops", &[]);
+    insert_noops(&db, 1, json!({ "fail": "permanent: corrupt" })).await;
+    wait_until(
+        Duration::from_secs(30),
+        "the job is dead-lettered",
+        || async {
+            db.scalar("SELECT count(*) FROM processing_jobs WHERE status = 'failed'")
+                .await
+                == 1
+        },
+    )
+    .await;
+
+    let failed: serde_json::Value =
+        serde_json::from_str(&cli(&db, &["jobs", "failed", "--json"])).unwrap();
+    let id = failed[0]["id"].as_i64().unwrap();
+    assert_eq!(failed[0]["last_error"], "permanent: corrupt");
+    let job: serde_json::Value =
+        serde_json::from_str(&cli(&db, &["jobs", "get", &id.to_string(), "--json"])).unwrap();
+    assert_eq!(job["attempts"][0]["outcome"], "failed");
+    assert_eq!(job["attempts"][0]["worker_id"], "ops");
+
+    // Pause everything, retry the job by hand: it waits until the queues resume.
+    assert!(cli(&db, &["queues", "pause", "--all"]).contains("paused *"));
+    assert!(cli(&db, &["jobs", "retry", &id.to_string()]).contains("requeued 1 job(s)"));
+    let status: serde_json::Value =
+        serde_json::from_str(&cli(&db, &["queues", "status", "--json"])).unwrap();
+    assert_eq!(status["queues"][0]["name"], "*");
+    assert!(status["queues"][0]["paused_at"].is_string());
+    assert_eq!(
+        db.scalar("SELECT count(*) FROM processing_jobs WHERE status = 'queued'")
+            .await,
+        1
+    );
+    cli(&db, &["queues", "resume", "--all"]);
+    wait_until(
+        Duration::from_secs(30),
+        "the retried job runs again",
+        || async { db.scalar("SELECT count(*) FROM job_attempts").await == 2 },
+    )
+    .await;
+
+    let stats: serde_json::Value =
+        serde_json::from_str(&cli(&db, &["jobs", "stats", "--json"])).unwrap();
+    assert_eq!(stats[0]["job_type"], "docket.noop");
+
+    // The leader registered the built-in cleanup schedule; run it now.
+    wait_until(
+        Duration::from_secs(30),
+        "the cleanup schedule exists",
+        || async { db.scalar("SELECT count(*) FROM cron_schedules").await == 1 },
+    )
+    .await;
+    assert!(cli(&db, &["cron", "list"]).contains("docket.cleanup"));
+    assert!(cli(&db, &["cron", "run", "docket.cleanup"]).contains("enqueued run"));
+    wait_until(
+        Duration::from_secs(30),
+        "the cleanup run completes",
+        || async {
+            db.scalar("SELECT count(*) FROM cron_runs WHERE status = 'completed'")
+                .await
+                == 1
+        },
+    )
+    .await;
+    assert!(cli(&db, &["cron", "history"]).contains("completed"));
+
+    // Bad input: a clear message and a non-zero exit, nothing changed.
+    let out = common::docket()
+        .args(["jobs", "retry"])
+        .env("DOCKET_DATABASE_URL", &db.url)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--all"));
+    let out = common::docket()
+        .args(["serve"])
+        .env("DOCKET_MAINTENANCE__CLEANUP_CRON", "61 * * * *")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cleanup_cron"));
+    db.drop().await;
+}
