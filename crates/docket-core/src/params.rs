@@ -284,27 +284,34 @@ pub struct LeaderElectParams {
     pub now: Option<DateTime<Utc>>,
 }
 
+/// A cron schedule as a person defines it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CronScheduleSpec {
+    /// Unique name.
+    pub name: String,
+    /// Cron expression (5 fields, or 6 with seconds first).
+    pub expression: String,
+    /// IANA time zone the expression is read in.
+    pub timezone: String,
+    /// The job kind each occurrence enqueues.
+    pub job_type: String,
+    /// Its queue.
+    pub queue: String,
+    /// Its payload.
+    pub payload: serde_json::Value,
+    /// Its priority.
+    pub priority: i16,
+    /// Whether the schedule runs.
+    pub enabled: bool,
+    /// What to do with occurrences missed while nothing ran.
+    pub missed_policy: MissedRunPolicy,
+}
+
 /// Create or update a cron schedule.
 #[derive(Debug, Clone)]
 pub struct CronScheduleUpsertParams {
-    /// Unique name.
-    pub name: String,
-    /// Cron expression.
-    pub expression: String,
-    /// IANA time zone.
-    pub timezone: String,
-    /// Job kind enqueued per occurrence.
-    pub job_type: String,
-    /// Queue.
-    pub queue: String,
-    /// Payload.
-    pub payload: serde_json::Value,
-    /// Priority.
-    pub priority: i16,
-    /// Whether it runs.
-    pub enabled: bool,
-    /// Missed-run policy.
-    pub missed_policy: MissedRunPolicy,
+    /// The schedule.
+    pub spec: CronScheduleSpec,
     /// The first occurrence after now, used when the schedule is new or its expression or
     /// time zone changed; an unchanged schedule keeps its stored `next_run_at`.
     pub next_run_at: DateTime<Utc>,

@@ -8,7 +8,7 @@ use chrono::{TimeZone, Utc};
 use docket_conformance::harness::{TestDb, postgres, sqlite};
 use docket_core::*;
 use docket_queue::maintenance::{
-    Cleaner, CleanerConfig, Rescuer, RescuerConfig, ScheduleSpec, Scheduler, SchedulerConfig,
+    Cleaner, CleanerConfig, Rescuer, RescuerConfig, Scheduler, SchedulerConfig,
 };
 use docket_queue::retry::Backoff;
 use docket_queue::*;
@@ -500,8 +500,8 @@ async fn rescuer_requeues_jobs_of_silent_workers<T: TestDb>(db: T) {
     );
 }
 
-fn spec(name: &str, expr: &str, policy: MissedRunPolicy) -> ScheduleSpec {
-    ScheduleSpec {
+fn spec(name: &str, expr: &str, policy: MissedRunPolicy) -> CronScheduleSpec {
+    CronScheduleSpec {
         name: name.into(),
         expression: expr.into(),
         timezone: "UTC".into(),

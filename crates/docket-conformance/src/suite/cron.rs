@@ -3,7 +3,8 @@
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use docket_core::{
     CompletionOutcome, CronRun, CronRunEnqueueParams, CronRunListParams, CronSchedule,
-    CronScheduleUpsertParams, Executor, JobInsertParams, JobState, MissedRunPolicy,
+    CronScheduleSpec, CronScheduleUpsertParams, Executor, JobInsertParams, JobState,
+    MissedRunPolicy,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -16,15 +17,17 @@ use super::{
 
 fn schedule(name: &str, expression: &str, next_run_at: DateTime<Utc>) -> CronScheduleUpsertParams {
     CronScheduleUpsertParams {
-        name: name.to_owned(),
-        expression: expression.to_owned(),
-        timezone: "UTC".into(),
-        job_type: "cleanup".into(),
-        queue: "maint".into(),
-        payload: json!({"retention_days": 7}),
-        priority: 3,
-        enabled: true,
-        missed_policy: MissedRunPolicy::RunOnce,
+        spec: CronScheduleSpec {
+            name: name.to_owned(),
+            expression: expression.to_owned(),
+            timezone: "UTC".into(),
+            job_type: "cleanup".into(),
+            queue: "maint".into(),
+            payload: json!({"retention_days": 7}),
+            priority: 3,
+            enabled: true,
+            missed_policy: MissedRunPolicy::RunOnce,
+        },
         next_run_at,
     }
 }
@@ -89,9 +92,9 @@ pub async fn cron_schedules_and_runs<T: TestDb>(db: &T) {
 
     // Same expression: next_run_at stays, other fields update.
     let mut same = schedule("nightly", "0 2 * * *", n1 + h(24));
-    same.priority = 4;
-    same.enabled = false;
-    same.missed_policy = MissedRunPolicy::Skip;
+    same.spec.priority = 4;
+    same.spec.enabled = false;
+    same.spec.missed_policy = MissedRunPolicy::Skip;
     let s = c.cron_schedule_upsert(same).await.expect("upsert");
     assert_eq!(
         s.next_run_at, n1,
@@ -112,7 +115,7 @@ pub async fn cron_schedules_and_runs<T: TestDb>(db: &T) {
         ("0 3 * * *", n2 - h(1))
     );
     let mut tz = schedule("nightly", "0 3 * * *", n2);
-    tz.timezone = "Europe/Paris".into();
+    tz.spec.timezone = "Europe/Paris".into();
     let s = c.cron_schedule_upsert(tz).await.expect("upsert");
     assert_eq!((s.timezone.as_str(), s.next_run_at), ("Europe/Paris", n2));
     assert_eq!((s.priority, s.enabled), (3, true));

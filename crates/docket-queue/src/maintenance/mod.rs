@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cleaner::{CLEANUP_KIND, Cleaner, CleanerConfig, CleanupArgs, CleanupWorker};
 pub use rescuer::{Rescuer, RescuerConfig};
-pub use scheduler::{CLEANUP_SCHEDULE, ScheduleSpec, Scheduler, SchedulerConfig, SchedulerResult};
+pub use scheduler::{CLEANUP_SCHEDULE, Scheduler, SchedulerConfig, SchedulerResult};
 
 /// Settings for everything the leader runs.
 #[derive(Debug, Clone, Default)]

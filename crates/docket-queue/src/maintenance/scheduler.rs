@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    Clock, CronRun, CronRunEnqueueParams, CronSchedule, CronScheduleUpsertParams, Driver, Error,
-    Executor, JobInsertParams, MissedRunPolicy, Result,
+    Clock, CronRun, CronRunEnqueueParams, CronSchedule, CronScheduleSpec, CronScheduleUpsertParams,
+    Driver, Error, Executor, JobInsertParams, MissedRunPolicy, Result,
 };
 
 use super::{CLEANUP_KIND, chrono_dur, require};
@@ -70,29 +70,6 @@ pub struct Scheduler<D> {
     clock: Arc<dyn Clock>,
 }
 
-/// A schedule to create or update: the input of [`Scheduler::upsert`].
-#[derive(Debug, Clone)]
-pub struct ScheduleSpec {
-    /// Unique name.
-    pub name: String,
-    /// Cron expression (5 fields, or 6 with seconds).
-    pub expression: String,
-    /// IANA time zone.
-    pub timezone: String,
-    /// The job each occurrence enqueues.
-    pub job_type: String,
-    /// Its queue.
-    pub queue: String,
-    /// Its payload.
-    pub payload: serde_json::Value,
-    /// Its priority.
-    pub priority: i16,
-    /// Whether the schedule runs.
-    pub enabled: bool,
-    /// What to do with missed occurrences.
-    pub missed_policy: MissedRunPolicy,
-}
-
 impl<D: Driver> Scheduler<D> {
     /// Validates `config` (the cleanup expression included).
     pub fn new(driver: D, config: SchedulerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
@@ -118,22 +95,14 @@ impl<D: Driver> Scheduler<D> {
     }
 
     /// Creates or updates a schedule; refuses an invalid expression or time zone.
-    pub async fn upsert(&self, spec: ScheduleSpec) -> Result<CronSchedule> {
+    pub async fn upsert(&self, spec: CronScheduleSpec) -> Result<CronSchedule> {
         let expr = CronExpr::parse(&spec.name, &spec.expression, &spec.timezone)?;
         let next = expr
             .next_after(self.clock.now())
             .ok_or_else(|| Error::Invalid(format!("schedule {:?} never fires", spec.name)))?;
         let mut conn = self.driver.conn().await?;
         conn.cron_schedule_upsert(CronScheduleUpsertParams {
-            name: spec.name,
-            expression: spec.expression,
-            timezone: spec.timezone,
-            job_type: spec.job_type,
-            queue: spec.queue,
-            payload: spec.payload,
-            priority: spec.priority,
-            enabled: spec.enabled,
-            missed_policy: spec.missed_policy,
+            spec,
             next_run_at: next,
         })
         .await
@@ -141,7 +110,7 @@ impl<D: Driver> Scheduler<D> {
 
     /// Registers the built-in schedules (job cleanup).
     pub async fn ensure_builtin(&self) -> Result<()> {
-        self.upsert(ScheduleSpec {
+        self.upsert(CronScheduleSpec {
             name: CLEANUP_SCHEDULE.to_owned(),
             expression: self.config.cleanup_expression.clone(),
             timezone: self.config.cleanup_timezone.clone(),
