@@ -442,6 +442,47 @@ async fn cpu_heavy_handlers_do_not_starve_other_jobs<T: TestDb>(db: T) {
     h.shutdown().await;
 }
 
+async fn prefetched_jobs_are_released_on_shutdown<T: TestDb>(db: T) {
+    let d = db.driver();
+    let mut cfg = fast_config();
+    cfg.queues[0].concurrency = 1;
+    let (h, mut rx) = start(d, cfg);
+    let mut ids = Vec::new();
+    for i in 0..60 {
+        ids.push(
+            enqueue(
+                d,
+                &format!("s{i}"),
+                Action::Sleep(10),
+                InsertOpts::default(),
+            )
+            .await,
+        );
+    }
+    // At ~100 jobs/s the producer claims a few jobs ahead of its single slot.
+    for _ in 0..25 {
+        recv(&mut rx).await;
+    }
+    h.shutdown().await;
+    let mut released = 0;
+    for id in ids {
+        let j = job(d, id).await;
+        match j.status {
+            JobState::Completed => {
+                assert_eq!(outcomes(d, id).await, vec![AttemptOutcome::Completed])
+            }
+            JobState::Queued => {
+                assert_eq!(j.attempts, 0, "a released job's attempt is not counted");
+                let o = outcomes(d, id).await;
+                assert!(o.is_empty() || o == vec![AttemptOutcome::Released], "{o:?}");
+                released += o.len();
+            }
+            other => panic!("job {id} left {other}"),
+        }
+    }
+    assert!(released >= 1, "claimed-ahead jobs were handed back");
+}
+
 fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap()
 }
@@ -678,6 +719,7 @@ macro_rules! engine_suite {
                 scheduler_enqueues_each_occurrence_once_across_nodes,
                 cleaner_deletes_by_retention,
                 cpu_heavy_handlers_do_not_starve_other_jobs,
+                prefetched_jobs_are_released_on_shutdown,
             );
         }
     };
