@@ -39,6 +39,7 @@ macro_rules! driver_test_suite {
             pause_resume,
             complete_outcomes,
             guarded_finalisation,
+            completion_by_another_worker_is_refused,
             attempt_list_oldest_first,
             manual_retry,
             cancel,

@@ -88,7 +88,8 @@ pub trait Executor: Send {
         params: JobGetAvailableParams,
     ) -> impl Future<Output = Result<Vec<JobRow>>> + Send;
 
-    /// Finalises attempts, each guarded by `status = 'running' AND attempts = attempt`, and
+    /// Finalises attempts, each guarded by `status = 'running' AND attempts = attempt AND
+    /// locked_by = worker_id`, and
     /// records a `job_attempts` row for each one applied. Returns the ids applied.
     fn job_complete_many(
         &mut self,

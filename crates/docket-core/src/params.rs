@@ -157,7 +157,8 @@ pub struct JobCompletion {
     /// The job.
     pub id: i64,
     /// The attempt number the worker claimed; the update applies only while the job is still
-    /// `running` at this attempt, so a worker whose job was rescued cannot overwrite it.
+    /// `running` at this attempt under `worker_id`, so a worker whose job was rescued,
+    /// cancelled or retried by hand cannot overwrite the newer state.
     pub attempt: i32,
     /// The worker.
     pub worker_id: String,

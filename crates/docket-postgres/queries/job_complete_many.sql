@@ -1,5 +1,5 @@
 -- Guarded finalisation: applies only while the job is still running at the attempt the worker
--- claimed. One statement updates the jobs and writes their attempt rows.
+-- claimed, under that worker (attempt numbers can repeat after a manual retry or a release). One statement updates the jobs and writes their attempt rows.
 WITH input AS (
     SELECT *
     FROM unnest($1::int8[], $2::int4[], $3::text[], $4::timestamptz[], $5::text[],
@@ -18,6 +18,9 @@ WITH input AS (
         updated_at = i.finished_at
     FROM input i
     WHERE j.id = i.id AND j.status = 'running' AND j.attempts = i.attempt
+      -- IS NOT DISTINCT FROM, not =: an equality would let the planner pick the partial index
+      -- of running jobs (see the migration) instead of the primary key.
+      AND j.locked_by IS NOT DISTINCT FROM i.worker_id
     RETURNING i.*
 )
 INSERT INTO job_attempts

@@ -1,5 +1,15 @@
 -- Manual retry of dead-lettered or cancelled jobs: fresh attempts, due now. A job whose unique
--- key is held by another live job stays where it is.
+-- key is held by another live job stays where it is; of several finished jobs sharing a key,
+-- only the newest is requeued.
+WITH candidate AS (
+    SELECT id, unique_key,
+           row_number() OVER (PARTITION BY unique_key ORDER BY id DESC) AS nth
+    FROM processing_jobs
+    WHERE status IN ('failed', 'cancelled')
+      AND (cardinality($1::int8[]) = 0 OR id = ANY($1::int8[]))
+      AND ($2::text IS NULL OR job_type = $2)
+      AND ($3::text IS NULL OR queue = $3)
+)
 UPDATE processing_jobs j
 SET status = 'queued',
     attempts = 0,
@@ -8,11 +18,9 @@ SET status = 'queued',
     locked_by = NULL,
     locked_at = NULL,
     updated_at = coalesce($4::timestamptz, now())
-WHERE j.status IN ('failed', 'cancelled')
-  AND (cardinality($1::int8[]) = 0 OR j.id = ANY($1::int8[]))
-  AND ($2::text IS NULL OR j.job_type = $2)
-  AND ($3::text IS NULL OR j.queue = $3)
-  AND (j.unique_key IS NULL OR NOT EXISTS (
+FROM candidate c
+WHERE j.id = c.id
+  AND (c.unique_key IS NULL OR (c.nth = 1 AND NOT EXISTS (
       SELECT 1 FROM processing_jobs o
-      WHERE o.unique_key = j.unique_key AND o.status IN ('queued', 'running', 'retrying')))
+      WHERE o.unique_key = c.unique_key AND o.status IN ('queued', 'running', 'retrying'))))
 RETURNING j.id

@@ -53,6 +53,15 @@ impl<D: Driver> Elector<D> {
                     false
                 }
             };
+            if services
+                .as_ref()
+                .is_some_and(|(_, join)| join.is_finished())
+            {
+                // The services ended on their own (a panic): leading without them would stop
+                // maintenance for the whole cluster.
+                tracing::error!("maintenance services stopped unexpectedly; restarting them");
+                stop_services(&mut services).await;
+            }
             match (leads, services.is_some()) {
                 (true, false) => {
                     tracing::info!(leader_id = %self.leader_id, "became maintenance leader");

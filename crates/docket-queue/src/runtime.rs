@@ -21,7 +21,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use chrono::Utc;
+use chrono::{DateTime, Utc};
 use docket_core::{
     Clock, CompletionOutcome, DEFAULT_QUEUE, Driver, Error, Executor, JobCompleteManyParams,
     JobCompletion, JobGetAvailableParams, JobRow, Result, WorkerHeartbeatParams,
@@ -406,15 +406,25 @@ async fn produce<D: Driver>(
     let slots = Arc::new(Semaphore::new(queue.concurrency));
     let finished = Arc::new(AtomicU64::new(0));
     let mut rate = Rate::new(finished.clone());
-    let mut buffer: VecDeque<JobRow> = VecDeque::new();
+    // Claimed jobs waiting for a slot, with when they were claimed.
+    let mut buffer: VecDeque<(std::time::Instant, JobRow)> = VecDeque::new();
     let wakeups = inner.driver.wakeups();
     let mut backoff = ErrorBackoff::new();
     loop {
         if stop.is_cancelled() {
-            release(&inner, buffer);
+            release(&inner, buffer.drain(..).map(|(_, j)| j));
             return;
         }
         dispatch(&inner, &slots, &mut buffer, &finished);
+        // Claimed ahead at a pace that did not last (fast jobs gave way to slow ones): hand
+        // the jobs back rather than hoard them while other workers idle.
+        let stale = buffer
+            .iter()
+            .take_while(|(at, _)| at.elapsed() > PREFETCH_MAX_WAIT)
+            .count();
+        if stale > 0 {
+            release(&inner, buffer.drain(..stale).map(|(_, j)| j));
+        }
         // Registered before the claim: a wake-up that lands during the claim is not lost.
         let notified = wakeups.notify().notified();
         let free = slots.available_permits();
@@ -431,6 +441,7 @@ async fn produce<D: Driver>(
             tokio::select! {
                 _ = stop.cancelled() => {}
                 p = slots.acquire() => drop(p),
+                _ = tokio::time::sleep(PREFETCH_MAX_WAIT), if !buffer.is_empty() => {}
             }
             continue;
         }
@@ -459,7 +470,11 @@ async fn produce<D: Driver>(
             }
         };
         let got = jobs.len();
-        buffer.extend(jobs);
+        let now = std::time::Instant::now();
+        buffer.extend(jobs.into_iter().map(|j| (now, j)));
+        if stop.is_cancelled() {
+            continue; // released at the top of the loop, not started
+        }
         dispatch(&inner, &slots, &mut buffer, &finished);
         if got == want {
             continue; // there may be more
@@ -469,6 +484,7 @@ async fn produce<D: Driver>(
             tokio::select! {
                 _ = stop.cancelled() => {}
                 p = slots.acquire() => drop(p),
+                _ = tokio::time::sleep(PREFETCH_MAX_WAIT) => {}
             }
             continue;
         }
@@ -485,20 +501,20 @@ async fn produce<D: Driver>(
 fn dispatch<D: Driver>(
     inner: &Arc<Inner<D>>,
     slots: &Arc<Semaphore>,
-    buffer: &mut VecDeque<JobRow>,
+    buffer: &mut VecDeque<(std::time::Instant, JobRow)>,
     finished: &Arc<AtomicU64>,
 ) {
     while !buffer.is_empty() {
         let Ok(permit) = slots.clone().try_acquire_owned() else {
             return;
         };
-        let job = buffer.pop_front().expect("not empty");
+        let (_, job) = buffer.pop_front().expect("not empty");
         spawn_job(inner, job, permit, finished.clone());
     }
 }
 
 /// Hands claimed jobs that never started back to the queue, uncounted.
-fn release<D: Driver>(inner: &Inner<D>, jobs: VecDeque<JobRow>) {
+fn release<D: Driver>(inner: &Inner<D>, jobs: impl Iterator<Item = JobRow>) {
     let now = inner.clock.now();
     for job in jobs {
         let _ = inner.completions.send(JobCompletion {
@@ -514,6 +530,9 @@ fn release<D: Driver>(inner: &Inner<D>, jobs: VecDeque<JobRow>) {
 
 /// How far ahead a producer claims, in time at its current pace.
 const PREFETCH_HORIZON: Duration = Duration::from_millis(50);
+
+/// A job claimed ahead that has waited this long for a slot goes back to the queue.
+const PREFETCH_MAX_WAIT: Duration = Duration::from_millis(500);
 
 /// Jobs finished per second, smoothed.
 struct Rate {
@@ -627,9 +646,11 @@ fn failure(
     job: &JobRow,
     err: JobError,
     backoff: &Backoff,
-    now: chrono::DateTime<Utc>,
+    now: DateTime<Utc>,
 ) -> CompletionOutcome {
-    let error = err.message().to_owned();
+    // PostgreSQL text cannot hold NUL: one such message would make every batch it rides in
+    // fail.
+    let error = err.message().replace('\0', "\u{FFFD}");
     if err.is_permanent() {
         tracing::warn!(%error, "job failed permanently");
         return CompletionOutcome::Failed { error };
@@ -643,7 +664,10 @@ fn failure(
     let delay = err
         .retry_after_delay()
         .unwrap_or_else(|| backoff.delay(job.attempts));
-    let run_at = now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::MAX);
+    let run_at = chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
     tracing::info!(%error, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
     CompletionOutcome::Retry { run_at, error }
 }
@@ -653,6 +677,25 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned())
+}
+
+async fn write_completions<D: Driver>(
+    inner: &Inner<D>,
+    completions: Vec<JobCompletion>,
+) -> Result<usize> {
+    let mut c = inner.driver.conn().await?;
+    Ok(c.job_complete_many(JobCompleteManyParams { completions })
+        .await?
+        .len())
+}
+
+fn report_refused(sent: usize, applied: usize) {
+    if applied < sent {
+        tracing::info!(
+            refused = sent - applied,
+            "completions refused: jobs were rescued, cancelled or retried meanwhile"
+        );
+    }
 }
 
 /// Writes completions in batches: whatever has arrived since the last write.
@@ -681,34 +724,32 @@ async fn complete<D: Driver>(
             let take = batch.len().min(max);
             let chunk: Vec<_> = batch.drain(..take).collect();
             let n = chunk.len();
-            let res = async {
-                let mut c = inner.driver.conn().await?;
-                c.job_complete_many(JobCompleteManyParams {
-                    completions: chunk.clone(),
-                })
-                .await
-            };
-            match res.await {
-                Ok(done) => {
-                    if done.len() < n {
-                        tracing::info!(
-                            refused = n - done.len(),
-                            "completions refused: jobs were rescued or cancelled meanwhile"
-                        );
+            match write_completions(&inner, chunk.clone()).await {
+                Ok(applied) => report_refused(n, applied),
+                Err(e) if !e.is_unavailable() => {
+                    // The database refused the statement itself: find the row it refuses
+                    // rather than retry the whole batch forever.
+                    tracing::warn!(error = %e, pending = n, "completion batch refused; writing one by one");
+                    for c in chunk {
+                        let id = c.id;
+                        if let Err(e) = write_completions(&inner, vec![c]).await {
+                            tracing::error!(job_id = id, error = %e, "completion dropped; the rescuer will run the job again");
+                        }
                     }
                 }
                 Err(e) => {
                     tries += 1;
-                    // Keep trying while running; the jobs' leases stay ours as long as the
-                    // heartbeat gets through. When stopping, give up after a while: the
+                    // Keep trying while running: the jobs' leases stay ours as long as the
+                    // heartbeat gets through. Once stopping, give up after a while: the
                     // rescuer will run those jobs again.
+                    let stopping = stopping || stop.is_cancelled();
                     if stopping && tries > 20 {
                         tracing::error!(error = %e, lost = n, "could not record completions before exit; the jobs will run again");
                         continue;
                     }
                     tracing::warn!(error = %e, pending = n, "recording completions failed; retrying");
                     batch.splice(0..0, chunk);
-                    tokio::time::sleep(backoff.next()).await;
+                    tokio::time::sleep(backoff.next().min(Duration::from_millis(500))).await;
                 }
             }
         }

@@ -4,7 +4,7 @@
 WITH c AS (
     SELECT value ->> 0 AS id, value ->> 1 AS attempt, value ->> 2 AS status,
            value ->> 3 AS run_at, value ->> 4 AS last_error, value ->> 5 AS attempts_delta,
-           value ->> 6 AS completed_at, value ->> 7 AS finished_at
+           value ->> 6 AS completed_at, value ->> 7 AS finished_at, value ->> 8 AS worker_id
     FROM json_each(?1)
 )
 UPDATE processing_jobs AS j
@@ -18,3 +18,4 @@ SET status = c.status,
     updated_at = c.finished_at
 FROM c
 WHERE j.id = c.id AND j.status = 'running' AND j.attempts = c.attempt
+  AND j.locked_by IS c.worker_id

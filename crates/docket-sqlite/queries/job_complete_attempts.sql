@@ -1,5 +1,5 @@
 -- Step 1 of job_complete_many: the attempt rows of the completions that apply, that is whose
--- job is still running at the attempt the worker claimed. Returns their job ids and
+-- job is still running at the attempt the worker claimed, under that worker. Returns their job ids and
 -- attempts.
 -- ?1 is a JSON array with one array per completion (no two with the same id and attempt):
 -- [id, attempt, status, run_at, last_error, attempts_delta, completed_at, finished_at,
@@ -16,5 +16,5 @@ SELECT c.id, c.attempt, c.worker_id, c.started_at, c.finished_at, c.outcome, c.e
        max(0, (c.finished_at - c.started_at + 500) / 1000)
 FROM c
 JOIN processing_jobs AS j ON j.id = c.id
-WHERE j.status = 'running' AND j.attempts = c.attempt
+WHERE j.status = 'running' AND j.attempts = c.attempt AND j.locked_by IS c.worker_id
 RETURNING job_id, attempt

@@ -245,11 +245,14 @@ impl Config {
         ) {
             problems.push(e.to_string());
         }
-        if self.maintenance.completed_retention_days <= 0.0
-            || self.maintenance.failed_retention_days < self.maintenance.completed_retention_days
-        {
+        let (done, failed) = (
+            self.maintenance.completed_retention_days,
+            self.maintenance.failed_retention_days,
+        );
+        if !(done > 0.0 && failed >= done && failed <= 36_500.0) {
             problems.push(
-                "retention days must be positive, failed_retention_days >= completed_retention_days"
+                "retention days must be positive, at most 36500, and \
+                 failed_retention_days >= completed_retention_days"
                     .to_owned(),
             );
         }
@@ -268,7 +271,7 @@ impl Config {
         let w = &self.worker;
         let m = &self.maintenance;
         let ms = Duration::from_millis;
-        let days = |d: f64| Duration::from_secs_f64((d * 86_400.0).max(0.0));
+        let days = |d: f64| Duration::try_from_secs_f64(d * 86_400.0).unwrap_or_default();
         Ok(RuntimeConfig {
             worker_id: w.id.clone(),
             queues: w

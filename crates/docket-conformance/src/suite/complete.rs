@@ -433,3 +433,35 @@ pub async fn attempt_list_oldest_first<T: TestDb>(db: &T) {
         "job_attempt_list must be oldest first"
     );
 }
+
+/// Attempt numbers repeat (a manual retry restarts them, a release gives one back), so the
+/// guard also names the worker: a completion from a worker that no longer holds the job is
+/// refused even when its attempt number matches.
+pub async fn completion_by_another_worker_is_refused<T: TestDb>(db: &T) {
+    let mut c = conn(db).await;
+    let t0 = base_time();
+    let id = add(&mut c, job("guard", "guard", t0 - Duration::minutes(1))).await;
+    let claimed = claim(&mut c, "guard", "holder", 1, t0).await;
+    assert_eq!(ids_of(&claimed), vec![id]);
+    let stranger = completion(
+        id,
+        1,
+        "stranger",
+        t0,
+        t0 + ms(5),
+        CompletionOutcome::Completed,
+    );
+    assert!(complete(&mut c, vec![stranger]).await.is_empty());
+    assert_eq!(get(&mut c, id).await.status, JobState::Running);
+    assert!(attempts(&mut c, id).await.is_empty());
+    let holder = completion(
+        id,
+        1,
+        "holder",
+        t0,
+        t0 + ms(5),
+        CompletionOutcome::Completed,
+    );
+    assert_eq!(complete(&mut c, vec![holder]).await, vec![id]);
+    assert_eq!(get(&mut c, id).await.status, JobState::Completed);
+}

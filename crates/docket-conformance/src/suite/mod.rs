@@ -16,7 +16,10 @@ mod views;
 mod workers;
 
 pub use claim::{claim_named_queue_only, claim_order_and_limit, concurrent_claims, pause_resume};
-pub use complete::{attempt_list_oldest_first, complete_outcomes, guarded_finalisation};
+pub use complete::{
+    attempt_list_oldest_first, complete_outcomes, completion_by_another_worker_is_refused,
+    guarded_finalisation,
+};
 pub use cron::{
     cron_run_enqueue_job_fields, cron_run_enqueue_recorded_occurrence, cron_schedules_and_runs,
 };

@@ -89,7 +89,12 @@ impl<D: Driver> Rescuer<D> {
             }
         }
         let forgotten = conn
-            .worker_delete_stale(self.clock.now() - chrono_dur(self.config.forget_workers_after))
+            .worker_delete_stale(
+                self.clock
+                    .now()
+                    .checked_sub_signed(chrono_dur(self.config.forget_workers_after))
+                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
+            )
             .await?;
         if forgotten > 0 {
             tracing::debug!(forgotten, "deleted rows of long-gone workers");
