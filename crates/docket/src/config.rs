@@ -129,6 +129,8 @@ pub struct MaintenanceSection {
     pub cleanup_cron: String,
     /// Its time zone. Default `UTC`.
     pub cleanup_timezone: String,
+    /// Queue of the cleanup job; some worker must work it. Default `default`.
+    pub cleanup_queue: String,
 }
 
 impl Default for MaintenanceSection {
@@ -145,6 +147,7 @@ impl Default for MaintenanceSection {
             failed_retention_days: c.failed_retention.as_secs_f64() / 86_400.0,
             cleanup_cron: s.cleanup_expression,
             cleanup_timezone: s.cleanup_timezone,
+            cleanup_queue: s.cleanup_queue,
         }
     }
 }
@@ -301,6 +304,7 @@ impl Config {
                 scheduler: SchedulerConfig {
                     cleanup_expression: m.cleanup_cron.clone(),
                     cleanup_timezone: m.cleanup_timezone.clone(),
+                    cleanup_queue: m.cleanup_queue.clone(),
                     ..Default::default()
                 },
             }),

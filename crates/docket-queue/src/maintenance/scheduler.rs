@@ -38,6 +38,8 @@ pub struct SchedulerConfig {
     pub cleanup_expression: String,
     /// The cleanup schedule's time zone. Default `UTC`.
     pub cleanup_timezone: String,
+    /// The queue the cleanup job is enqueued in; some worker must work it. Default `default`.
+    pub cleanup_queue: String,
 }
 
 impl Default for SchedulerConfig {
@@ -47,6 +49,7 @@ impl Default for SchedulerConfig {
             late_tolerance: Duration::from_secs(60),
             cleanup_expression: "0 2 * * *".to_owned(),
             cleanup_timezone: "UTC".to_owned(),
+            cleanup_queue: docket_core::DEFAULT_QUEUE.to_owned(),
         }
     }
 }
@@ -115,7 +118,7 @@ impl<D: Driver> Scheduler<D> {
             expression: self.config.cleanup_expression.clone(),
             timezone: self.config.cleanup_timezone.clone(),
             job_type: CLEANUP_KIND.to_owned(),
-            queue: docket_core::DEFAULT_QUEUE.to_owned(),
+            queue: self.config.cleanup_queue.clone(),
             payload: serde_json::json!({}),
             priority: 0,
             enabled: true,
