@@ -359,3 +359,35 @@ async fn seed_monitoring_sql() {
         );
     }
 }
+
+/// Heartbeats and elections use a pool of their own: a worker whose handlers hold every
+/// pooled connection still renews its lease.
+#[tokio::test]
+async fn liveness_does_not_wait_behind_a_busy_pool() {
+    let db = harness::postgres().await;
+    let mut opts = docket_postgres::PgOptions::new(db.url());
+    opts.max_connections = 2;
+    opts.listen = false;
+    opts.acquire_timeout = StdDuration::from_millis(300);
+    let d = docket_postgres::PgDriver::connect(&opts).unwrap();
+    let held = (d.conn().await.unwrap(), d.conn().await.unwrap());
+    assert!(
+        d.conn().await.unwrap_err().is_unavailable(),
+        "the pool is exhausted"
+    );
+    let mut control = tokio::time::timeout(StdDuration::from_secs(5), d.control_conn())
+        .await
+        .expect("no wait")
+        .unwrap();
+    control
+        .worker_heartbeat(docket_core::WorkerHeartbeatParams {
+            id: "busy".into(),
+            hostname: "h".into(),
+            pid: 1,
+            queues: vec![],
+            now: None,
+        })
+        .await
+        .unwrap();
+    drop(held);
+}

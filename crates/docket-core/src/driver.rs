@@ -32,6 +32,12 @@ pub trait Driver: Clone + Send + Sync + 'static {
     /// A connection from the pool.
     fn conn(&self) -> impl Future<Output = Result<Self::Conn>> + Send;
 
+    /// A connection for liveness work (heartbeats, leader election) that never waits behind
+    /// handlers holding the pool's connections: a worker whose handlers are busy must still
+    /// renew its lease. PostgreSQL keeps a separate small pool for it; SQLite, with its single
+    /// connection, hands out the usual one.
+    fn control_conn(&self) -> impl Future<Output = Result<Self::Conn>> + Send;
+
     /// Begins a transaction.
     fn begin(&self) -> impl Future<Output = Result<Self::Tx>> + Send;
 

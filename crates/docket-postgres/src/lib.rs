@@ -52,6 +52,8 @@ pub const NOTIFY_CHANNEL: &str = "docket_jobs_inserted";
 #[derive(Clone, Debug)]
 pub struct PgDriver {
     pool: PgPool,
+    /// Heartbeats and leader election: never queued behind handlers on `pool`.
+    control: PgPool,
     wakeups: Wakeups,
     notifier: notify::Notifier,
 }
@@ -71,19 +73,28 @@ impl PgDriver {
         } else {
             connect.application_name("docket")
         };
+        let control = PgPoolOptions::new()
+            .max_connections(2)
+            .acquire_timeout(opts.acquire_timeout)
+            .connect_lazy_with(connect.clone());
         let pool = PgPoolOptions::new()
             .max_connections(opts.max_connections)
             .acquire_timeout(opts.acquire_timeout)
             .connect_lazy_with(connect);
-        Ok(Self::from_pool(pool, opts.listen))
+        Ok(Self::with_pools(pool, control, opts.listen))
     }
 
-    /// Wraps an existing pool.
+    /// Wraps an existing pool; liveness work shares it.
     pub fn from_pool(pool: PgPool, listen: bool) -> Self {
+        Self::with_pools(pool.clone(), pool, listen)
+    }
+
+    fn with_pools(pool: PgPool, control: PgPool, listen: bool) -> Self {
         let wakeups = Wakeups::default();
         let notifier = notify::Notifier::start(pool.clone(), wakeups.clone(), listen);
         Self {
             pool,
+            control,
             wakeups,
             notifier,
         }
@@ -105,6 +116,11 @@ impl Driver for PgDriver {
 
     async fn conn(&self) -> Result<Self::Conn> {
         let conn = self.pool.acquire().await.map_err(exec::map_err)?;
+        Ok(PgExec::new(conn, self.notifier.clone(), false))
+    }
+
+    async fn control_conn(&self) -> Result<Self::Conn> {
+        let conn = self.control.acquire().await.map_err(exec::map_err)?;
         Ok(PgExec::new(conn, self.notifier.clone(), false))
     }
 

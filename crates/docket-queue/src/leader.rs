@@ -34,7 +34,7 @@ pub(crate) struct Elector<D: Driver> {
 
 impl<D: Driver> Elector<D> {
     async fn attempt(&self) -> Result<bool> {
-        let mut conn = self.driver.conn().await?;
+        let mut conn = self.driver.control_conn().await?;
         conn.leader_attempt_elect(LeaderElectParams {
             leader_id: self.leader_id.clone(),
             ttl: chrono_dur(self.ttl),

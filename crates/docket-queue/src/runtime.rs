@@ -340,7 +340,7 @@ async fn heartbeat<D: Driver>(
     let mut failing = false;
     loop {
         let beat = async {
-            let mut c = inner.driver.conn().await?;
+            let mut c = inner.driver.control_conn().await?;
             c.worker_heartbeat(WorkerHeartbeatParams {
                 now: inner.clock.now_for_db(),
                 ..params.clone()

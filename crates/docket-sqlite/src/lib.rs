@@ -133,6 +133,11 @@ impl Driver for SqliteDriver {
         Ok(SqliteExec::new(conn, self.wakeups.clone(), false))
     }
 
+    async fn control_conn(&self) -> Result<Self::Conn> {
+        // One connection is all there is.
+        self.conn().await
+    }
+
     async fn begin(&self) -> Result<Self::Tx> {
         let tx = self
             .pool
