@@ -52,6 +52,7 @@ macro_rules! driver_test_suite {
             cron_schedules_and_runs,
             cron_run_enqueue_job_fields,
             cron_run_enqueue_recorded_occurrence,
+            cron_run_duplicate_job,
             transaction_commit_visibility,
             transaction_rollback,
             wakeups,

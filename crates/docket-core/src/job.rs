@@ -320,7 +320,8 @@ pub struct CronRun {
     pub scheduled_for: DateTime<Utc>,
     /// The job enqueued for it.
     pub job_id: Option<i64>,
-    /// `enqueued`, then the job's state as the scheduler last saw it.
+    /// `enqueued`, then the job's state as the scheduler last saw it; `skipped` when the
+    /// missed-run policy enqueued nothing; `duplicate` when a live job already held the key.
     pub status: String,
     /// When its job started.
     pub started_at: Option<DateTime<Utc>>,

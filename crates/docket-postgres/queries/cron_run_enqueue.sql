@@ -23,7 +23,10 @@ WITH gate AS (
 )
 INSERT INTO cron_runs (schedule_name, scheduled_for, job_id, status, message)
 SELECT $1, $2, (SELECT id FROM job),
-       CASE WHEN $5::text IS NULL THEN 'skipped' ELSE 'enqueued' END, $11
+       -- 'duplicate': a live job already held the key, so no job would move this run on.
+       CASE WHEN $5::text IS NULL THEN 'skipped'
+            WHEN (SELECT id FROM job) IS NULL THEN 'duplicate'
+            ELSE 'enqueued' END, $11
 FROM fresh
 ON CONFLICT (schedule_name, scheduled_for) DO NOTHING
 RETURNING *

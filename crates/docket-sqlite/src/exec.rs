@@ -712,10 +712,12 @@ where
         };
 
         // 4. The run row.
-        let status = if params.job.is_some() {
-            "enqueued"
-        } else {
-            "skipped"
+        // A live job already holding the key means this occurrence runs there: 'duplicate',
+        // a final state, not an 'enqueued' that no job would ever move on.
+        let status = match (&params.job, job_id) {
+            (None, _) => "skipped",
+            (Some(_), None) => "duplicate",
+            (Some(_), Some(_)) => "enqueued",
         };
         let row = sqlx::query(sql!("cron_run_insert"))
             .bind(params.schedule_name.as_str())

@@ -460,3 +460,38 @@ pub async fn cron_run_enqueue_recorded_occurrence<T: TestDb>(db: &T) {
         "the schedule is stuck on a recorded occurrence"
     );
 }
+
+/// An occurrence whose job key is already held by a live job is recorded as `duplicate` (a
+/// final state) with no job, rather than as an `enqueued` run that nothing would ever move on.
+pub async fn cron_run_duplicate_job<T: TestDb>(db: &T) {
+    let mut c = conn(db).await;
+    let next = base_time().trunc_subsecs(0) + Duration::minutes(5);
+    c.cron_schedule_upsert(schedule("dup", "*/5 * * * *", next))
+        .await
+        .expect("upsert");
+    let holder = c
+        .job_insert_many(docket_core::JobInsertManyParams {
+            jobs: vec![cron_job("cron:dup:held")],
+        })
+        .await
+        .expect("insert")[0];
+    assert!(!holder.duplicate);
+    let run = c
+        .cron_run_enqueue(CronRunEnqueueParams {
+            schedule_name: "dup".into(),
+            scheduled_for: next,
+            expected_next_run_at: Some(next),
+            next_run_at: next + Duration::minutes(5),
+            job: Some(cron_job("cron:dup:held")),
+            message: None,
+        })
+        .await
+        .expect("cron_run_enqueue")
+        .expect("a run is recorded");
+    assert_eq!((run.status.as_str(), run.job_id), ("duplicate", None));
+    assert_eq!(all_jobs(&mut c).await.len(), 1, "no second job");
+    assert_eq!(
+        schedule_named(&mut c, "dup").await.next_run_at,
+        next + Duration::minutes(5)
+    );
+}

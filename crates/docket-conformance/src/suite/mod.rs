@@ -21,7 +21,8 @@ pub use complete::{
     guarded_finalisation,
 };
 pub use cron::{
-    cron_run_enqueue_job_fields, cron_run_enqueue_recorded_occurrence, cron_schedules_and_runs,
+    cron_run_duplicate_job, cron_run_enqueue_job_fields, cron_run_enqueue_recorded_occurrence,
+    cron_schedules_and_runs,
 };
 pub use driver::driver_basics;
 pub use insert::{insert_many, insert_one, insert_validation, unique_keys};
