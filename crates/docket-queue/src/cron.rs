@@ -42,6 +42,15 @@ impl CronExpr {
             .map(|d| d.with_timezone(&Utc))
     }
 
+    /// The most recent occurrence at or before `t`.
+    pub fn latest_at_or_before(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let t = t.trunc_subsecs(0);
+        self.cron
+            .find_previous_occurrence(&t.with_timezone(&self.tz), true)
+            .ok()
+            .map(|d| d.with_timezone(&Utc))
+    }
+
     /// The occurrences in `(after, until]`, at most `cap` of them, and whether more were left
     /// out.
     pub fn between(
@@ -80,6 +89,18 @@ mod tests {
             e.next_after(t),
             Some(Utc.with_ymd_and_hms(2026, 7, 2, 0, 0, 0).unwrap())
         );
+    }
+
+    #[test]
+    fn latest_occurrence_is_found_without_walking_forward() {
+        let e = CronExpr::parse("c", "* * * * *", "UTC").unwrap();
+        let t = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 30).unwrap();
+        assert_eq!(
+            e.latest_at_or_before(t),
+            Some(Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap())
+        );
+        let on = Utc.with_ymd_and_hms(2026, 7, 1, 12, 0, 0).unwrap();
+        assert_eq!(e.latest_at_or_before(on), Some(on), "inclusive");
     }
 
     #[test]

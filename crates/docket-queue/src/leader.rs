@@ -46,10 +46,16 @@ impl<D: Driver> Elector<D> {
     pub(crate) async fn run(self, stop: CancellationToken) {
         let mut services: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
         loop {
-            let leads = match self.attempt().await {
-                Ok(l) => l,
-                Err(e) => {
+            // A renewal that hangs must not keep the services running past the term: after a
+            // third of it, count it as lost.
+            let leads = match tokio::time::timeout(self.ttl / 3, self.attempt()).await {
+                Ok(Ok(l)) => l,
+                Ok(Err(e)) => {
                     tracing::warn!(error = %e, "leader election failed");
+                    false
+                }
+                Err(_) => {
+                    tracing::warn!("leader election timed out");
                     false
                 }
             };

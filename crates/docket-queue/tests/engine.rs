@@ -611,6 +611,31 @@ async fn scheduler_enqueues_each_occurrence_once_across_nodes<T: TestDb>(db: T) 
     assert_eq!(runs.len(), 1);
     assert_eq!((runs[0].status.as_str(), runs[0].job_id), ("skipped", None));
 
+    // A long outage of a fast schedule: the one run is the most recent occurrence.
+    a.upsert(spec("everysec", "* * * * * *", MissedRunPolicy::RunOnce))
+        .await
+        .unwrap();
+    let back = t0() + chrono::Duration::hours(8) + chrono::Duration::milliseconds(1_500);
+    clock.set(back);
+    let r = a.run_once().await.unwrap();
+    let run = r
+        .enqueued
+        .iter()
+        .find(|r| r.schedule_name == "everysec")
+        .expect("the fast schedule ran");
+    assert_eq!(
+        run.scheduled_for,
+        t0() + chrono::Duration::hours(8) + chrono::Duration::seconds(1)
+    );
+    assert!(
+        run.message
+            .as_deref()
+            .unwrap()
+            .starts_with("over 10000 earlier"),
+        "{:?}",
+        run.message
+    );
+
     // Invalid expressions are refused with the schedule's name.
     let e = a
         .upsert(spec("broken", "every day", MissedRunPolicy::RunOnce))

@@ -23,6 +23,14 @@ use docket_core::{
 use super::{CLEANUP_KIND, chrono_dur, require};
 use crate::cron::CronExpr;
 
+/// Missed occurrences are counted up to this many.
+const MISSED_COUNT_CAP: usize = 10_000;
+
+/// Where a schedule that will never fire again waits: year 9999.
+fn parked() -> DateTime<Utc> {
+    DateTime::from_timestamp(253_402_300_799, 0).unwrap_or(DateTime::<Utc>::MAX_UTC)
+}
+
 /// The name of the built-in cleanup schedule.
 pub const CLEANUP_SCHEDULE: &str = "docket.cleanup";
 
@@ -148,9 +156,7 @@ impl<D: Driver> Scheduler<D> {
                     continue;
                 }
             };
-            let Some(p) = self.plan(&s, &expr, now) else {
-                continue;
-            };
+            let p = self.plan(&s, &expr, now);
             let skipped = p.job.is_none();
             match conn.cron_run_enqueue(p).await? {
                 Some(run) if skipped => {
@@ -189,23 +195,30 @@ impl<D: Driver> Scheduler<D> {
         .await
     }
 
-    fn plan(
-        &self,
-        s: &CronSchedule,
-        expr: &CronExpr,
-        now: DateTime<Utc>,
-    ) -> Option<CronRunEnqueueParams> {
-        // Occurrences after the due one, up to now: more than zero means some were missed.
-        let (later, more) = expr.between(s.next_run_at, now, 10_000);
-        let latest = later.last().copied().unwrap_or(s.next_run_at);
-        let missed = later.len() + usize::from(more);
-        let next = expr.next_after(now.max(latest))?;
+    fn plan(&self, s: &CronSchedule, expr: &CronExpr, now: DateTime<Utc>) -> CronRunEnqueueParams {
+        // The most recent occurrence at or before now; any between it and the due one were
+        // missed (counted up to a cap, so a year-long outage costs no year of iteration).
+        let latest = expr
+            .latest_at_or_before(now)
+            .filter(|l| *l >= s.next_run_at)
+            .unwrap_or(s.next_run_at);
+        let (between, more) = expr.between(s.next_run_at, latest, MISSED_COUNT_CAP);
+        let missed = between.len();
+        let missed_text = if more {
+            format!("over {MISSED_COUNT_CAP}")
+        } else {
+            missed.to_string()
+        };
+        // An expression that never fires again parks the schedule far in the future.
+        let next = expr.next_after(now.max(latest)).unwrap_or(parked());
         let late = now - latest > chrono_dur(self.config.late_tolerance);
         let (job, message) = match (late, s.missed_policy) {
             (false, _) if missed == 0 => (Some(job_for(s, latest)), None),
             (false, _) | (true, MissedRunPolicy::RunOnce) => (
                 Some(job_for(s, latest)),
-                Some(format!("{missed} earlier occurrence(s) missed; ran once")),
+                Some(format!(
+                    "{missed_text} earlier occurrence(s) missed; ran once"
+                )),
             ),
             (true, MissedRunPolicy::Skip) => (
                 None,
@@ -215,14 +228,14 @@ impl<D: Driver> Scheduler<D> {
                 )),
             ),
         };
-        Some(CronRunEnqueueParams {
+        CronRunEnqueueParams {
             schedule_name: s.name.clone(),
             scheduled_for: latest,
             expected_next_run_at: Some(s.next_run_at),
             next_run_at: next,
             job,
             message,
-        })
+        }
     }
 }
 
