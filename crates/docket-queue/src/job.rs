@@ -143,7 +143,8 @@ impl<D: Driver> JobContext<D> {
 
     /// Runs CPU-heavy or blocking work (parsing, inference) on the blocking thread pool, so
     /// that it cannot starve the heartbeat, the claim loop or other jobs. A panic in `f` is a
-    /// retryable failure.
+    /// retryable failure. Blocking code cannot be interrupted: after a timeout or a hard stop
+    /// `f` runs on to its end, so it should be bounded on its own (a parser's size limit).
     pub async fn run_blocking<T, F>(&self, f: F) -> Result<T, JobError>
     where
         F: FnOnce() -> T + Send + 'static,

@@ -436,13 +436,9 @@ async fn produce<D: Driver>(
             .saturating_sub(buffer.len())
             .min(inner.config.claim_batch);
         let min_claim = ((queue.concurrency + prefetch) / 4).max(1);
-        if want == 0 || (want < min_claim && !buffer.is_empty()) || free == 0 && want < min_claim {
-            // Enough work in hand: wait for a slot.
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                p = slots.acquire() => drop(p),
-                _ = tokio::time::sleep(PREFETCH_MAX_WAIT), if !buffer.is_empty() => {}
-            }
+        // A small claim is worth its round trip only when nothing else is in hand.
+        if want == 0 || (want < min_claim && (free == 0 || !buffer.is_empty())) {
+            wait_for_slot(&stop, &slots, !buffer.is_empty()).await;
             continue;
         }
         let claimed = async {
@@ -480,12 +476,7 @@ async fn produce<D: Driver>(
             continue; // there may be more
         }
         if !buffer.is_empty() {
-            // Claimed jobs wait for slots.
-            tokio::select! {
-                _ = stop.cancelled() => {}
-                p = slots.acquire() => drop(p),
-                _ = tokio::time::sleep(PREFETCH_MAX_WAIT) => {}
-            }
+            wait_for_slot(&stop, &slots, true).await;
             continue;
         }
         // The queue is empty: wait for a wake-up or a poll tick.
@@ -494,6 +485,16 @@ async fn produce<D: Driver>(
             _ = notified => {}
             _ = tokio::time::sleep(inner.config.poll_interval) => {}
         }
+    }
+}
+
+/// Waits for a slot to free up, or for shutdown; with jobs in hand, at most
+/// [`PREFETCH_MAX_WAIT`], so that stale ones can be handed back.
+async fn wait_for_slot(stop: &CancellationToken, slots: &Semaphore, holding: bool) {
+    tokio::select! {
+        _ = stop.cancelled() => {}
+        p = slots.acquire() => drop(p),
+        _ = tokio::time::sleep(PREFETCH_MAX_WAIT), if holding => {}
     }
 }
 

@@ -1,7 +1,7 @@
 //! The engine on both backends: the runtime, retries, shutdown, and the maintenance services
 //! driven through `run_once` with a manual clock.
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -719,10 +719,6 @@ fn invalid_runtime_config_reports_every_problem() {
 fn runtime_config_validation() {
     invalid_runtime_config_reports_every_problem();
 }
-
-/// Kept for tests that record calls across tasks.
-#[allow(dead_code)]
-type Log = Arc<Mutex<Vec<String>>>;
 
 macro_rules! engine_suite {
     ($backend:ident, $make:path) => {

@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Db, FAST, wait_until, worker};
+use common::{Db, wait_until, worker};
 use serde_json::json;
 
 const SIGKILL: i32 = 9;
@@ -276,7 +276,6 @@ async fn sigterm_lets_short_jobs_finish_and_releases_long_ones() {
             .await,
         1
     );
-    let _ = FAST;
     db.drop().await;
 }
 

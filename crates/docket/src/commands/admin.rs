@@ -185,10 +185,18 @@ fn job_table(rows: &[JobRow]) -> String {
 /// `docket jobs …`
 pub async fn jobs(config: Config, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
     let b = open(&config).await?;
-    with_driver!(b, |d| jobs_with(d, cmd).await)
+    let lease = chrono::Duration::milliseconds(
+        i64::try_from(config.maintenance.lease_ms).unwrap_or(i64::MAX),
+    );
+    with_driver!(b, |d| jobs_with(d, cmd, lease).await)
 }
 
-async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
+/// `lease`: a worker silent this long is dead (the rescuer's setting), for `jobs stuck`.
+async fn jobs_with<D: Driver>(
+    d: D,
+    cmd: JobsCommand,
+    lease: chrono::Duration,
+) -> anyhow::Result<ExitCode> {
     let mut c = d.conn().await?;
     match cmd {
         JobsCommand::Stats(out) => {
@@ -264,7 +272,6 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
             print(out, &rows, job_table);
         }
         JobsCommand::Stuck(out) => {
-            let lease = chrono::Duration::seconds(60);
             let alive: std::collections::HashSet<String> = c
                 .worker_list()
                 .await?

@@ -279,15 +279,22 @@ struct Counter {
     all: Notify,
 }
 
+impl Counter {
+    /// Counts one finished handler; signals when the target is reached.
+    fn tick(&self) {
+        let n = self.done.fetch_add(1, Ordering::Relaxed) + 1;
+        if n == self.target.load(Ordering::Relaxed) {
+            self.all.notify_one();
+        }
+    }
+}
+
 struct CountingNoop(Arc<Counter>);
 
 impl<D: Driver> Worker<D> for CountingNoop {
     type Args = builtin::NoopArgs;
     async fn work(&self, _: JobContext<D>, _: builtin::NoopArgs) -> Result<(), JobError> {
-        let n = self.0.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if n == self.0.target.load(Ordering::Relaxed) {
-            self.0.all.notify_one();
-        }
+        self.0.tick();
         Ok(())
     }
 }
@@ -413,10 +420,7 @@ impl<D: Driver> Worker<D> for LatencyWorker {
         let now = epoch().elapsed().as_nanos() as u64;
         let us = now.saturating_sub(a.enqueued_ns) / 1_000;
         self.0.lock().expect("histogram").record(us.max(1)).ok();
-        let n = self.1.done.fetch_add(1, Ordering::Relaxed) + 1;
-        if n == self.1.target.load(Ordering::Relaxed) {
-            self.1.all.notify_one();
-        }
+        self.1.tick();
         Ok(())
     }
 }
