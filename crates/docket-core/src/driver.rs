@@ -11,6 +11,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
+use uuid::Uuid;
 
 use crate::*;
 
@@ -212,4 +213,136 @@ pub trait Executor: Send {
 
     /// Copies the state of unfinished runs' jobs onto their run rows. Returns rows changed.
     fn cron_run_sync(&mut self) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Stores a new document: `queued`, progress 0, generation 1. Returns the stored row.
+    fn document_insert(
+        &mut self,
+        params: &DocumentInsertParams,
+    ) -> impl Future<Output = Result<DocumentRow>> + Send;
+
+    /// One document.
+    fn document_get(
+        &mut self,
+        id: Uuid,
+    ) -> impl Future<Output = Result<Option<DocumentRow>>> + Send;
+
+    /// The newest document (by `created_at`, then id) whose original has this SHA-256.
+    fn document_find_by_sha256(
+        &mut self,
+        sha256: &str,
+    ) -> impl Future<Output = Result<Option<DocumentRow>>> + Send;
+
+    /// Documents, newest first (by id), filtered, paged by id.
+    fn document_list(
+        &mut self,
+        params: &DocumentListParams,
+    ) -> impl Future<Output = Result<Vec<DocumentRow>>> + Send;
+
+    /// Moves a document to a stage, if it is still at the caller's generation. Returns whether
+    /// it was.
+    fn document_set_stage(
+        &mut self,
+        params: &DocumentStageParams,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Raises a document's progress, if it is still at the caller's generation and not
+    /// completed or failed. Returns whether it was (whether or not the progress rose).
+    fn document_set_progress(
+        &mut self,
+        params: &DocumentProgressParams,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Marks a document failed, if it is still at the caller's generation. Returns whether it
+    /// was.
+    fn document_fail(
+        &mut self,
+        params: &DocumentFailParams,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Makes a generation the searchable one and deletes every other generation's texts and
+    /// chunks, all or nothing (inside a transaction, together with the caller's other writes).
+    /// Returns false, changing nothing, when the document is gone or at another generation.
+    fn document_activate(
+        &mut self,
+        params: &DocumentActivateParams,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Starts a new generation of a document. Returns the updated row, `None` when it is gone.
+    fn document_reprocess(
+        &mut self,
+        params: &DocumentReprocessParams,
+    ) -> impl Future<Output = Result<Option<DocumentRow>>> + Send;
+
+    /// Deletes a document with its texts and chunks. Returns whether it existed.
+    fn document_delete(&mut self, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Unfinished documents that nothing is working on; see [`StuckDocumentsParams`].
+    fn document_list_stuck(
+        &mut self,
+        params: &StuckDocumentsParams,
+    ) -> impl Future<Output = Result<Vec<DocumentRow>>> + Send;
+
+    /// Stores a generation's parsed text, replacing one stored before.
+    fn document_text_upsert(
+        &mut self,
+        text: &DocumentText,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// A generation's parsed text.
+    fn document_text_get(
+        &mut self,
+        document_id: Uuid,
+        generation: i32,
+    ) -> impl Future<Output = Result<Option<DocumentText>>> + Send;
+
+    /// Replaces a generation's chunks with `chunks` (without embeddings), all or nothing:
+    /// running it twice leaves the same rows. Returns how many were inserted.
+    fn chunk_replace(
+        &mut self,
+        document_id: Uuid,
+        generation: i32,
+        chunks: &[ChunkInsert],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// A generation's chunks (`None`: the active one; none while nothing is active), by
+    /// `chunk_index`.
+    fn chunk_list(
+        &mut self,
+        document_id: Uuid,
+        generation: Option<i32>,
+        limit: i64,
+        offset: i64,
+    ) -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
+
+    /// A generation's chunks without an embedding, by `chunk_index`.
+    fn chunk_list_unembedded(
+        &mut self,
+        document_id: Uuid,
+        generation: i32,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
+
+    /// Stores embeddings by chunk id ([`encode_vector`]'s encoding). Returns how many chunks
+    /// were updated (ids of chunks that are gone are skipped).
+    fn chunk_set_embeddings(
+        &mut self,
+        embeddings: &[(i64, Vec<f32>)],
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// `(embedded, total)` chunks of a generation.
+    fn chunk_count_embedded(
+        &mut self,
+        document_id: Uuid,
+        generation: i32,
+    ) -> impl Future<Output = Result<(i64, i64)>> + Send;
+
+    /// Embedded chunks of active generations, by id, with their vectors.
+    fn chunk_vectors_page(
+        &mut self,
+        params: &ChunkVectorPageParams,
+    ) -> impl Future<Output = Result<Vec<ChunkVector>>> + Send;
+
+    /// Chunks by id (of any generation), by id; ids that are gone are skipped.
+    fn chunk_get_many(&mut self, ids: &[i64])
+    -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
 }

@@ -144,8 +144,9 @@ pub enum AttemptOutcome {
     /// The worker's lease expired (it died or lost the database); the rescuer ended the
     /// attempt.
     Rescued,
-    /// The worker shut down before the handler finished and gave the job back; the attempt
-    /// does not count against `max_attempts`.
+    /// The job was given back uncounted: the worker shut down before the handler finished,
+    /// or the handler snoozed it (see the attempt's error); the attempt does not count
+    /// against `max_attempts`.
     Released,
     /// The job was cancelled while it ran.
     Cancelled,

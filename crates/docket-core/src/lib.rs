@@ -4,18 +4,21 @@
 //! [`CronSchedule`] …), the states a job moves through ([`JobState`]), and the one seam between
 //! the engine and storage: the [`Driver`] and [`Executor`] traits, whose methods are noun-first
 //! (`job_insert_many`, `job_get_available`, `leader_attempt_elect`) and take one params struct
-//! each, so that a new field never changes a signature.
+//! each, so that a new field never changes a signature. The document store ([`DocumentRow`],
+//! [`DocumentText`], [`ChunkRow`]) goes through the same seam (`document_*`, `chunk_*`).
 //!
 //! Every driver behaviour is specified once, in `docket-conformance`, and run against each
 //! driver.
 
 mod clock;
+mod document;
 mod driver;
 mod error;
 mod job;
 mod params;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+pub use document::*;
 pub use driver::{Driver, Executor, Transaction, Wakeups};
 pub use error::{Error, Result};
 pub use job::*;

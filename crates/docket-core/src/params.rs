@@ -149,6 +149,15 @@ pub enum CompletionOutcome {
     /// The worker is shutting down: the job goes back to `queued`, due now, and this attempt
     /// is not counted.
     Released,
+    /// The handler asked to run again later without spending an attempt (its provider is
+    /// down, a circuit breaker is open): the job goes back to `queued`, due at `run_at`, and
+    /// this attempt is recorded as `released` with the reason.
+    Snoozed {
+        /// When to run again.
+        run_at: DateTime<Utc>,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// One finished attempt.

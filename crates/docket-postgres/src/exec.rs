@@ -5,7 +5,7 @@ use std::ops::DerefMut;
 
 use chrono::{DateTime, Utc};
 use docket_core::*;
-use sqlx::{PgConnection, Row};
+use sqlx::{Connection, PgConnection, Row};
 use uuid::Uuid;
 
 use crate::notify::Notifier;
@@ -283,6 +283,13 @@ where
                     JobState::Queued,
                     Some(x.finished_at),
                     Some("released on shutdown".to_owned()),
+                    -1,
+                    AttemptOutcome::Released,
+                ),
+                CompletionOutcome::Snoozed { run_at, reason } => (
+                    JobState::Queued,
+                    Some(run_at),
+                    Some(reason),
                     -1,
                     AttemptOutcome::Released,
                 ),
@@ -610,4 +617,360 @@ where
             .map(|r| r.rows_affected())
             .map_err(map_err)
     }
+    async fn document_insert(&mut self, p: &DocumentInsertParams) -> Result<DocumentRow> {
+        p.validate()?;
+        let row = sqlx::query(include_str!("../queries/document_insert.sql"))
+            .bind(p.id)
+            .bind(p.source.as_str())
+            .bind(&p.filename)
+            .bind(&p.content_type)
+            .bind(p.size_bytes)
+            .bind(&p.sha256)
+            .bind(&p.storage_key)
+            .bind(&p.callback_url)
+            .bind(&p.metadata)
+            .bind(p.priority)
+            .bind(p.now)
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows::document(&row)
+    }
+
+    async fn document_get(&mut self, id: Uuid) -> Result<Option<DocumentRow>> {
+        sqlx::query("SELECT * FROM documents WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::document)
+            .transpose()
+    }
+
+    async fn document_find_by_sha256(&mut self, sha256: &str) -> Result<Option<DocumentRow>> {
+        sqlx::query(include_str!("../queries/document_find_by_sha256.sql"))
+            .bind(sha256)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::document)
+            .transpose()
+    }
+
+    async fn document_list(&mut self, p: &DocumentListParams) -> Result<Vec<DocumentRow>> {
+        p.validate()?;
+        sqlx::query(include_str!("../queries/document_list.sql"))
+            .bind(p.status.map(DocumentStatus::as_str))
+            .bind(p.source.map(DocumentSource::as_str))
+            .bind(p.before)
+            .bind(p.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::document)
+            .collect()
+    }
+
+    async fn document_set_stage(&mut self, p: &DocumentStageParams) -> Result<bool> {
+        p.validate()?;
+        let (key, ms) = split_timing(&p.timing);
+        sqlx::query(include_str!("../queries/document_set_stage.sql"))
+            .bind(p.id)
+            .bind(p.generation)
+            .bind(p.status.as_str())
+            .bind(&p.stage)
+            .bind(p.progress)
+            .bind(key)
+            .bind(ms)
+            .bind(p.now)
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(map_err)
+    }
+
+    async fn document_set_progress(&mut self, p: &DocumentProgressParams) -> Result<bool> {
+        p.validate()?;
+        sqlx::query(include_str!("../queries/document_set_progress.sql"))
+            .bind(p.id)
+            .bind(p.generation)
+            .bind(p.progress)
+            .bind(p.now)
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(map_err)
+    }
+
+    async fn document_fail(&mut self, p: &DocumentFailParams) -> Result<bool> {
+        sqlx::query(include_str!("../queries/document_fail.sql"))
+            .bind(p.id)
+            .bind(p.generation)
+            .bind(&p.stage)
+            .bind(&p.error)
+            .bind(p.now)
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(map_err)
+    }
+
+    async fn document_activate(&mut self, p: &DocumentActivateParams) -> Result<bool> {
+        p.validate()?;
+        let (key, ms) = split_timing(&p.timing);
+        let row: Option<Uuid> =
+            sqlx::query_scalar(include_str!("../queries/document_activate.sql"))
+                .bind(p.id)
+                .bind(p.generation)
+                .bind(p.chunk_count)
+                .bind(p.token_count)
+                .bind(&p.embedder)
+                .bind(key)
+                .bind(ms)
+                .bind(p.status.as_str())
+                .bind(p.progress)
+                .bind(p.now)
+                .fetch_optional(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        Ok(row.is_some())
+    }
+
+    async fn document_reprocess(
+        &mut self,
+        p: &DocumentReprocessParams,
+    ) -> Result<Option<DocumentRow>> {
+        sqlx::query(include_str!("../queries/document_reprocess.sql"))
+            .bind(p.id)
+            .bind(p.now)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::document)
+            .transpose()
+    }
+
+    async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
+        sqlx::query("DELETE FROM documents WHERE id = $1")
+            .bind(id)
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected() > 0)
+            .map_err(map_err)
+    }
+
+    async fn document_list_stuck(&mut self, p: &StuckDocumentsParams) -> Result<Vec<DocumentRow>> {
+        p.validate()?;
+        sqlx::query(include_str!("../queries/document_list_stuck.sql"))
+            .bind(p.updated_before)
+            .bind(p.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::document)
+            .collect()
+    }
+
+    async fn document_text_upsert(&mut self, t: &DocumentText) -> Result<()> {
+        validate_document_text(t)?;
+        sqlx::query(include_str!("../queries/document_text_upsert.sql"))
+            .bind(t.document_id)
+            .bind(t.generation)
+            .bind(&t.format)
+            .bind(&t.text)
+            .bind(&t.sections)
+            .execute(&mut *self.conn)
+            .await
+            .map(|_| ())
+            .map_err(map_err)
+    }
+
+    async fn document_text_get(
+        &mut self,
+        document_id: Uuid,
+        generation: i32,
+    ) -> Result<Option<DocumentText>> {
+        sqlx::query("SELECT * FROM document_texts WHERE document_id = $1 AND generation = $2")
+            .bind(document_id)
+            .bind(generation)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .as_ref()
+            .map(rows::text)
+            .transpose()
+    }
+
+    async fn chunk_replace(
+        &mut self,
+        document_id: Uuid,
+        generation: i32,
+        chunks: &[ChunkInsert],
+    ) -> Result<u64> {
+        validate_chunks(chunks)?;
+        let n = chunks.len();
+        let mut index = Vec::with_capacity(n);
+        let mut text = Vec::with_capacity(n);
+        let mut start = Vec::with_capacity(n);
+        let mut end = Vec::with_capacity(n);
+        let mut tokens = Vec::with_capacity(n);
+        let mut headings = Vec::with_capacity(n);
+        let mut page = Vec::with_capacity(n);
+        for c in chunks {
+            index.push(c.chunk_index);
+            text.push(c.text.as_str());
+            start.push(c.char_start);
+            end.push(c.char_end);
+            tokens.push(c.token_count);
+            headings.push(serde_json::to_value(&c.heading_path)?);
+            page.push(c.page);
+        }
+        // A savepoint inside the caller's transaction, else a transaction of its own: the
+        // old chunks go only if the new ones arrive.
+        let mut tx = self.conn.deref_mut().begin().await.map_err(map_err)?;
+        sqlx::query(include_str!("../queries/chunk_delete_generation.sql"))
+            .bind(document_id)
+            .bind(generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let inserted = if n == 0 {
+            0
+        } else {
+            sqlx::query(include_str!("../queries/chunk_replace.sql"))
+                .bind(document_id)
+                .bind(generation)
+                .bind(&index)
+                .bind(&text)
+                .bind(&start)
+                .bind(&end)
+                .bind(&tokens)
+                .bind(&headings)
+                .bind(&page)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?
+                .rows_affected()
+        };
+        tx.commit().await.map_err(map_err)?;
+        Ok(inserted)
+    }
+
+    async fn chunk_list(
+        &mut self,
+        document_id: Uuid,
+        generation: Option<i32>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<ChunkRow>> {
+        check_window(limit, offset)?;
+        sqlx::query(include_str!("../queries/chunk_list.sql"))
+            .bind(document_id)
+            .bind(generation)
+            .bind(limit)
+            .bind(offset)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::chunk)
+            .collect()
+    }
+
+    async fn chunk_list_unembedded(
+        &mut self,
+        document_id: Uuid,
+        generation: i32,
+        limit: i64,
+    ) -> Result<Vec<ChunkRow>> {
+        check_window(limit, 0)?;
+        sqlx::query(include_str!("../queries/chunk_list_unembedded.sql"))
+            .bind(document_id)
+            .bind(generation)
+            .bind(limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::chunk)
+            .collect()
+    }
+
+    async fn chunk_set_embeddings(&mut self, embeddings: &[(i64, Vec<f32>)]) -> Result<u64> {
+        if embeddings.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<i64> = embeddings.iter().map(|(id, _)| *id).collect();
+        let vectors: Vec<Vec<u8>> = embeddings.iter().map(|(_, v)| encode_vector(v)).collect();
+        sqlx::query(include_str!("../queries/chunk_set_embeddings.sql"))
+            .bind(&ids)
+            .bind(&vectors)
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+
+    async fn chunk_count_embedded(
+        &mut self,
+        document_id: Uuid,
+        generation: i32,
+    ) -> Result<(i64, i64)> {
+        sqlx::query_as(include_str!("../queries/chunk_count_embedded.sql"))
+            .bind(document_id)
+            .bind(generation)
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn chunk_vectors_page(&mut self, p: &ChunkVectorPageParams) -> Result<Vec<ChunkVector>> {
+        p.validate()?;
+        sqlx::query(include_str!("../queries/chunk_vectors_page.sql"))
+            .bind(&p.document_ids)
+            .bind(p.after_id)
+            .bind(p.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::vector)
+            .collect()
+    }
+
+    async fn chunk_get_many(&mut self, ids: &[i64]) -> Result<Vec<ChunkRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        sqlx::query(include_str!("../queries/chunk_get_many.sql"))
+            .bind(ids)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::chunk)
+            .collect()
+    }
+}
+
+/// A timing as the statements take it: the key (NULL for none) and the milliseconds.
+fn split_timing(t: &Option<(String, i64)>) -> (Option<&str>, Option<i64>) {
+    match t {
+        Some((k, ms)) => (Some(k.as_str()), Some(*ms)),
+        None => (None, None),
+    }
+}
+
+fn check_window(limit: i64, offset: i64) -> Result<()> {
+    if limit < 0 || offset < 0 {
+        return Err(Error::Invalid(format!(
+            "limit {limit} and offset {offset} must not be negative"
+        )));
+    }
+    Ok(())
 }

@@ -1,7 +1,8 @@
 //! Decoding rows into docket's vocabulary.
 
 use docket_core::{
-    CronRun, CronSchedule, Error, JobAttempt, JobRow, JobStatRow, QueueRow, Result, WorkerRow,
+    ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, JobAttempt,
+    JobRow, JobStatRow, QueueRow, Result, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -109,5 +110,74 @@ pub(crate) fn stat(row: &PgRow) -> Result<JobStatRow> {
         status: parse(row, "status")?,
         count: row.try_get("count").map_err(decode)?,
         oldest_created_at: row.try_get("oldest_created_at").map_err(decode)?,
+    })
+}
+
+fn json_list(row: &PgRow, col: &str) -> Result<Vec<String>> {
+    let v: serde_json::Value = row.try_get(col).map_err(decode)?;
+    serde_json::from_value(v).map_err(|e| Error::Decode(format!("column {col}: {e}")))
+}
+
+pub(crate) fn document(row: &PgRow) -> Result<DocumentRow> {
+    Ok(DocumentRow {
+        id: row.try_get("id").map_err(decode)?,
+        source: parse(row, "source")?,
+        filename: row.try_get("filename").map_err(decode)?,
+        content_type: row.try_get("content_type").map_err(decode)?,
+        size_bytes: row.try_get("size_bytes").map_err(decode)?,
+        sha256: row.try_get("sha256").map_err(decode)?,
+        storage_key: row.try_get("storage_key").map_err(decode)?,
+        status: parse(row, "status")?,
+        progress: row.try_get("progress").map_err(decode)?,
+        stage: row.try_get("stage").map_err(decode)?,
+        error: row.try_get("error").map_err(decode)?,
+        error_stage: row.try_get("error_stage").map_err(decode)?,
+        timings: row.try_get("timings").map_err(decode)?,
+        callback_url: row.try_get("callback_url").map_err(decode)?,
+        metadata: row.try_get("metadata").map_err(decode)?,
+        priority: row.try_get("priority").map_err(decode)?,
+        generation: row.try_get("generation").map_err(decode)?,
+        active_generation: row.try_get("active_generation").map_err(decode)?,
+        chunk_count: row.try_get("chunk_count").map_err(decode)?,
+        token_count: row.try_get("token_count").map_err(decode)?,
+        embedder: row.try_get("embedder").map_err(decode)?,
+        created_at: row.try_get("created_at").map_err(decode)?,
+        updated_at: row.try_get("updated_at").map_err(decode)?,
+        completed_at: row.try_get("completed_at").map_err(decode)?,
+    })
+}
+
+pub(crate) fn text(row: &PgRow) -> Result<DocumentText> {
+    Ok(DocumentText {
+        document_id: row.try_get("document_id").map_err(decode)?,
+        generation: row.try_get("generation").map_err(decode)?,
+        format: row.try_get("format").map_err(decode)?,
+        text: row.try_get("text").map_err(decode)?,
+        sections: row.try_get("sections").map_err(decode)?,
+    })
+}
+
+pub(crate) fn chunk(row: &PgRow) -> Result<ChunkRow> {
+    Ok(ChunkRow {
+        id: row.try_get("id").map_err(decode)?,
+        document_id: row.try_get("document_id").map_err(decode)?,
+        generation: row.try_get("generation").map_err(decode)?,
+        chunk_index: row.try_get("chunk_index").map_err(decode)?,
+        text: row.try_get("text").map_err(decode)?,
+        char_start: row.try_get("char_start").map_err(decode)?,
+        char_end: row.try_get("char_end").map_err(decode)?,
+        token_count: row.try_get("token_count").map_err(decode)?,
+        heading_path: json_list(row, "heading_path")?,
+        page: row.try_get("page").map_err(decode)?,
+        has_embedding: row.try_get("has_embedding").map_err(decode)?,
+    })
+}
+
+pub(crate) fn vector(row: &PgRow) -> Result<ChunkVector> {
+    let bytes: Vec<u8> = row.try_get("embedding").map_err(decode)?;
+    Ok(ChunkVector {
+        id: row.try_get("id").map_err(decode)?,
+        document_id: row.try_get("document_id").map_err(decode)?,
+        embedding: decode_vector(&bytes)?,
     })
 }

@@ -37,6 +37,7 @@ pub struct JobError {
     message: String,
     permanent: bool,
     retry_after: Option<Duration>,
+    snooze: bool,
 }
 
 impl JobError {
@@ -46,6 +47,7 @@ impl JobError {
             message: message.to_string(),
             permanent: false,
             retry_after: None,
+            snooze: false,
         }
     }
 
@@ -55,6 +57,7 @@ impl JobError {
             message: message.to_string(),
             permanent: true,
             retry_after: None,
+            snooze: false,
         }
     }
 
@@ -64,7 +67,26 @@ impl JobError {
             message: message.to_string(),
             permanent: false,
             retry_after: Some(after),
+            snooze: false,
         }
+    }
+
+    /// Run again after `after` **without spending an attempt**: for work held back by
+    /// something outside the job (a provider that is down, an open circuit breaker), so a
+    /// long outage does not dead-letter every job waiting on it. The attempt is recorded as
+    /// `released` with the message.
+    pub fn snooze(message: impl fmt::Display, after: Duration) -> Self {
+        Self {
+            message: message.to_string(),
+            permanent: false,
+            retry_after: Some(after),
+            snooze: true,
+        }
+    }
+
+    /// Whether this is a [`JobError::snooze`].
+    pub fn is_snooze(&self) -> bool {
+        self.snooze
     }
 
     /// The message.

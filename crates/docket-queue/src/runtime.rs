@@ -652,6 +652,14 @@ fn failure(
     // PostgreSQL text cannot hold NUL: one such message would make every batch it rides in
     // fail.
     let error = err.message().replace('\0', "\u{FFFD}");
+    if err.is_snooze() {
+        let delay = err.retry_after_delay().unwrap_or_default();
+        tracing::info!(reason = %error, snooze_ms = delay.as_millis() as u64, "job snoozed");
+        return CompletionOutcome::Snoozed {
+            run_at: add_delay(now, delay),
+            reason: format!("snoozed: {error}"),
+        };
+    }
     if err.is_permanent() {
         tracing::warn!(%error, "job failed permanently");
         return CompletionOutcome::Failed { error };
@@ -665,12 +673,16 @@ fn failure(
     let delay = err
         .retry_after_delay()
         .unwrap_or_else(|| backoff.delay(job.attempts));
-    let run_at = chrono::Duration::from_std(delay)
-        .ok()
-        .and_then(|d| now.checked_add_signed(d))
-        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let run_at = add_delay(now, delay);
     tracing::info!(%error, retry_in_ms = delay.as_millis() as u64, "job failed; will retry");
     CompletionOutcome::Retry { run_at, error }
+}
+
+fn add_delay(now: DateTime<Utc>, delay: Duration) -> DateTime<Utc> {
+    chrono::Duration::from_std(delay)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .unwrap_or(DateTime::<Utc>::MAX_UTC)
 }
 
 fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {

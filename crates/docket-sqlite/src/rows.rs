@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use docket_core::{
-    CronRun, CronSchedule, Error, JobAttempt, JobRow, JobStatRow, LeaderRow, QueueRow, Result,
-    WorkerRow,
+    ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, JobAttempt,
+    JobRow, JobStatRow, LeaderRow, QueueRow, Result, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -182,4 +182,84 @@ pub(crate) fn stat(row: &SqliteRow) -> Result<JobStatRow> {
         count: get(row, "count")?,
         oldest_created_at: time_opt(row, "oldest_created_at")?,
     })
+}
+
+fn uuid(row: &SqliteRow, col: &str) -> Result<Uuid> {
+    let s: &str = get(row, col)?;
+    Uuid::parse_str(s).map_err(|e| Error::Decode(format!("column {col}: {e}")))
+}
+
+pub(crate) fn document(row: &SqliteRow) -> Result<DocumentRow> {
+    Ok(DocumentRow {
+        id: uuid(row, "id")?,
+        source: parse(row, "source")?,
+        filename: get(row, "filename")?,
+        content_type: get(row, "content_type")?,
+        size_bytes: get(row, "size_bytes")?,
+        sha256: get(row, "sha256")?,
+        storage_key: get(row, "storage_key")?,
+        status: parse(row, "status")?,
+        progress: get(row, "progress")?,
+        stage: get(row, "stage")?,
+        error: get(row, "error")?,
+        error_stage: get(row, "error_stage")?,
+        timings: json(row, "timings")?,
+        callback_url: get(row, "callback_url")?,
+        metadata: json(row, "metadata")?,
+        priority: get(row, "priority")?,
+        generation: get(row, "generation")?,
+        active_generation: get(row, "active_generation")?,
+        chunk_count: get(row, "chunk_count")?,
+        token_count: get(row, "token_count")?,
+        embedder: get(row, "embedder")?,
+        created_at: time(row, "created_at")?,
+        updated_at: time(row, "updated_at")?,
+        completed_at: time_opt(row, "completed_at")?,
+    })
+}
+
+pub(crate) fn text(row: &SqliteRow) -> Result<DocumentText> {
+    Ok(DocumentText {
+        document_id: uuid(row, "document_id")?,
+        generation: get(row, "generation")?,
+        format: get(row, "format")?,
+        text: get(row, "text")?,
+        sections: json(row, "sections")?,
+    })
+}
+
+pub(crate) fn chunk(row: &SqliteRow) -> Result<ChunkRow> {
+    Ok(ChunkRow {
+        id: get(row, "id")?,
+        document_id: uuid(row, "document_id")?,
+        generation: get(row, "generation")?,
+        chunk_index: get(row, "chunk_index")?,
+        text: get(row, "text")?,
+        char_start: get(row, "char_start")?,
+        char_end: get(row, "char_end")?,
+        token_count: get(row, "token_count")?,
+        heading_path: string_list(row, "heading_path")?,
+        page: get(row, "page")?,
+        has_embedding: get(row, "has_embedding")?,
+    })
+}
+
+pub(crate) fn vector(row: &SqliteRow) -> Result<ChunkVector> {
+    let bytes: &[u8] = get(row, "embedding")?;
+    Ok(ChunkVector {
+        id: get(row, "id")?,
+        document_id: uuid(row, "document_id")?,
+        embedding: decode_vector(bytes)?,
+    })
+}
+
+/// Bytes as lower-case hex: how a blob travels inside a JSON batch (`unhex` reads it back).
+pub(crate) fn hex(bytes: &[u8]) -> String {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        s.push(DIGITS[usize::from(b >> 4)] as char);
+        s.push(DIGITS[usize::from(b & 0x0f)] as char);
+    }
+    s
 }

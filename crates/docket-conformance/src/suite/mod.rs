@@ -7,6 +7,7 @@
 mod claim;
 mod complete;
 mod cron;
+mod documents;
 mod driver;
 mod insert;
 mod read;
@@ -23,6 +24,13 @@ pub use complete::{
 pub use cron::{
     cron_run_duplicate_job, cron_run_enqueue_job_fields, cron_run_enqueue_recorded_occurrence,
     cron_schedules_and_runs,
+};
+pub use documents::{
+    chunk_embeddings_round_trip, chunk_replace_is_idempotent, chunk_vectors_page_active_only,
+    document_activate_swaps_generations, document_delete_cascades, document_fail_records_stage,
+    document_insert_get, document_list, document_progress_only_rises,
+    document_reprocess_keeps_old_chunks, document_stage_updates, document_stuck_detection,
+    document_text_upsert_replaces, document_validation,
 };
 pub use driver::driver_basics;
 pub use insert::{insert_many, insert_one, insert_validation, unique_keys};

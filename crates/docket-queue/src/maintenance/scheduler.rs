@@ -48,6 +48,9 @@ pub struct SchedulerConfig {
     pub cleanup_timezone: String,
     /// The queue the cleanup job is enqueued in; some worker must work it. Default `default`.
     pub cleanup_queue: String,
+    /// More schedules the application registers at start (the pipeline's stuck-document
+    /// sweep); created or updated like the cleanup schedule.
+    pub builtin: Vec<CronScheduleSpec>,
 }
 
 impl Default for SchedulerConfig {
@@ -58,6 +61,7 @@ impl Default for SchedulerConfig {
             cleanup_expression: "0 2 * * *".to_owned(),
             cleanup_timezone: "UTC".to_owned(),
             cleanup_queue: docket_core::DEFAULT_QUEUE.to_owned(),
+            builtin: Vec::new(),
         }
     }
 }
@@ -93,6 +97,9 @@ impl<D: Driver> Scheduler<D> {
             &config.cleanup_expression,
             &config.cleanup_timezone,
         )?;
+        for spec in &config.builtin {
+            CronExpr::parse(&spec.name, &spec.expression, &spec.timezone)?;
+        }
         Ok(Self {
             driver,
             config,
@@ -119,8 +126,11 @@ impl<D: Driver> Scheduler<D> {
         .await
     }
 
-    /// Registers the built-in schedules (job cleanup).
+    /// Registers the built-in schedules (job cleanup, and the application's).
     pub async fn ensure_builtin(&self) -> Result<()> {
+        for spec in &self.config.builtin {
+            self.upsert(spec.clone()).await?;
+        }
         self.upsert(CronScheduleSpec {
             name: CLEANUP_SCHEDULE.to_owned(),
             expression: self.config.cleanup_expression.clone(),

@@ -1,0 +1,9 @@
+-- Embedded chunks of active generations, by id. $1 NULL: every document.
+SELECT c.id, c.document_id, c.embedding
+FROM document_chunks c
+JOIN documents d ON d.id = c.document_id AND d.active_generation = c.generation
+WHERE c.embedding IS NOT NULL
+  AND c.id > $2
+  AND ($1::uuid[] IS NULL OR c.document_id = ANY($1::uuid[]))
+ORDER BY c.id
+LIMIT $3

@@ -1,0 +1,5 @@
+-- Progress only rises, within the caller's generation, while the document is unfinished.
+UPDATE documents
+SET progress = greatest(progress, $3::int2),
+    updated_at = coalesce($4::timestamptz, now())
+WHERE id = $1 AND generation = $2 AND status NOT IN ('completed', 'failed')

@@ -1,0 +1,1 @@
+SELECT * FROM document_texts WHERE document_id = ?1 AND generation = ?2
