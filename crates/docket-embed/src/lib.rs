@@ -1,0 +1,106 @@
+//! Embedding providers behind one [`Embedder`] trait.
+//!
+//! - [`local`]: a BERT-family sentence-embedding model run in-process (candle);
+//! - [`openai`]: any OpenAI-compatible `/v1/embeddings` endpoint;
+//! - [`hashing`]: a dependency-free *lexical* embedder (feature hashing), so a fresh install
+//!   works with no model at all. It captures shared words, not meaning.
+//!
+//! Every provider returns L2-normalised vectors, so cosine similarity is a dot product.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+pub mod hashing;
+pub mod local;
+pub mod openai;
+
+/// A boxed, sendable future.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A sentence-embedding provider.
+pub trait Embedder: Send + Sync + 'static {
+    /// `provider:model`, e.g. `local:all-MiniLM-L6-v2`, `hashing:384`; recorded per document.
+    fn name(&self) -> &str;
+
+    /// Length of every vector.
+    fn dimensions(&self) -> usize;
+
+    /// The most tokens one input may have; the chunker keeps chunks at or below it.
+    fn max_input_tokens(&self) -> usize;
+
+    /// Counts tokens the way this model's tokenizer does (without special tokens), which is
+    /// what the chunker sizes chunks by.
+    fn count_tokens(&self, text: &str) -> usize;
+
+    /// How many texts one [`Embedder::embed`] call should carry for best throughput.
+    fn batch_size(&self) -> usize;
+
+    /// One L2-normalised vector per text, in order.
+    fn embed<'a>(&'a self, texts: &'a [String])
+    -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>>;
+
+    /// `Err(wait)` while the provider is known to be down (an open circuit breaker): callers
+    /// hold work back for `wait` instead of spending attempts on it.
+    fn ready(&self) -> Result<(), Duration> {
+        Ok(())
+    }
+}
+
+/// How embedding failed.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum EmbedError {
+    /// The provider is down, overloaded or rate-limiting (circuit open, `429`, repeated `5xx`):
+    /// hold the work back for `retry_after` without counting it as a failed attempt.
+    #[error("embedding provider unavailable: {message}")]
+    Unavailable {
+        /// What happened.
+        message: String,
+        /// How long to wait before trying again.
+        retry_after: Duration,
+    },
+    /// Retrying cannot help (an input the provider rejects, a model that will not load).
+    #[error("embedding failed permanently: {0}")]
+    Permanent(String),
+    /// A failure worth another attempt.
+    #[error("embedding failed: {0}")]
+    Transient(String),
+}
+
+/// Which provider to build, as written in configuration (`[embed]`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(tag = "provider", rename_all = "lowercase", deny_unknown_fields)]
+pub enum EmbedConfig {
+    /// [`hashing::HashingEmbedder`].
+    Hashing(hashing::HashingConfig),
+    /// [`local::LocalEmbedder`].
+    Local(local::LocalConfig),
+    /// [`openai::OpenAiEmbedder`].
+    Openai(openai::OpenAiConfig),
+}
+
+impl Default for EmbedConfig {
+    fn default() -> Self {
+        EmbedConfig::Hashing(hashing::HashingConfig::default())
+    }
+}
+
+/// Builds the configured provider (loading a local model can take a second or two).
+pub async fn build(config: &EmbedConfig) -> Result<Arc<dyn Embedder>, EmbedError> {
+    Ok(match config {
+        EmbedConfig::Hashing(c) => Arc::new(hashing::HashingEmbedder::new(c.clone())),
+        EmbedConfig::Local(c) => Arc::new(local::LocalEmbedder::load(c.clone()).await?),
+        EmbedConfig::Openai(c) => Arc::new(openai::OpenAiEmbedder::new(c.clone())?),
+    })
+}
+
+/// Scales `v` to unit length in place (leaves a zero vector alone).
+pub fn l2_normalize(v: &mut [f32]) {
+    let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt();
+    if norm > 0.0 {
+        v.iter_mut().for_each(|x| *x /= norm);
+    }
+}

@@ -1,0 +1,383 @@
+//! A BERT encoder forward pass for inference, on packed (unpadded) sequences.
+//!
+//! The four dense layers per block go through candle's matrix multiply (the `gemm` crate);
+//! everything else is fused by hand: the Q, K and V projections are one matmul, biases are
+//! added inside the following kernel, residual + LayerNorm is one pass, and attention runs
+//! per sequence without padding or masks.
+
+use std::collections::HashMap;
+use std::path::Path;
+
+use candle_core::{DType, Device, Storage, Tensor};
+use pulp::Arch;
+use rayon::prelude::*;
+use serde::Deserialize;
+
+use super::kernels::{self, Activation, AttnScratch};
+
+/// Rows per rayon task in the element-wise passes.
+const ROWS_PER_TASK: usize = 32;
+
+/// The subset of a Hugging Face `config.json` this encoder needs.
+#[derive(Debug, Clone, Deserialize)]
+pub(crate) struct BertConfig {
+    pub hidden_size: usize,
+    pub num_attention_heads: usize,
+    pub num_hidden_layers: usize,
+    pub intermediate_size: usize,
+    pub max_position_embeddings: usize,
+    #[serde(default = "default_eps")]
+    pub layer_norm_eps: f64,
+    #[serde(default = "default_act")]
+    pub hidden_act: String,
+    #[serde(default = "default_pos_type")]
+    pub position_embedding_type: String,
+}
+
+fn default_eps() -> f64 {
+    1e-12
+}
+fn default_act() -> String {
+    "gelu".into()
+}
+fn default_pos_type() -> String {
+    "absolute".into()
+}
+
+struct Layer {
+    /// `[Wq; Wk; Wv]ᵀ`, `(hidden, 3·hidden)`.
+    wqkv: Tensor,
+    bqkv: Vec<f32>,
+    /// `(hidden, hidden)`.
+    wo: Tensor,
+    bo: Vec<f32>,
+    ln1_g: Vec<f32>,
+    ln1_b: Vec<f32>,
+    /// `(hidden, intermediate)`.
+    wi: Tensor,
+    bi: Vec<f32>,
+    /// `(intermediate, hidden)`.
+    wo2: Tensor,
+    bo2: Vec<f32>,
+    ln2_g: Vec<f32>,
+    ln2_b: Vec<f32>,
+}
+
+/// A loaded BERT encoder.
+pub(crate) struct Bert {
+    cfg: BertConfig,
+    act: Activation,
+    eps: f32,
+    arch: Arch,
+    word: Vec<f32>,
+    pos: Vec<f32>,
+    token_type0: Vec<f32>,
+    emb_ln_g: Vec<f32>,
+    emb_ln_b: Vec<f32>,
+    layers: Vec<Layer>,
+}
+
+type Res<T> = Result<T, String>;
+
+fn ce(e: candle_core::Error) -> String {
+    e.to_string()
+}
+
+struct Weights {
+    map: HashMap<String, Tensor>,
+    prefix: &'static str,
+}
+
+impl Weights {
+    fn get(&self, name: &str) -> Res<Tensor> {
+        let full = format!("{}{name}", self.prefix);
+        let t = self
+            .map
+            .get(&full)
+            .or_else(|| {
+                // Old checkpoints name LayerNorm parameters gamma/beta.
+                let alt = full
+                    .replace("LayerNorm.weight", "LayerNorm.gamma")
+                    .replace("LayerNorm.bias", "LayerNorm.beta");
+                self.map.get(&alt)
+            })
+            .ok_or_else(|| format!("tensor `{full}` missing from model.safetensors"))?;
+        t.to_dtype(DType::F32).map_err(ce)
+    }
+
+    fn vec(&self, name: &str, len: usize) -> Res<Vec<f32>> {
+        let t = self.get(name)?;
+        if t.elem_count() != len {
+            return Err(format!(
+                "tensor `{name}` has {} values, expected {len}",
+                t.elem_count()
+            ));
+        }
+        t.flatten_all().and_then(|t| t.to_vec1()).map_err(ce)
+    }
+
+    /// A `(out, in)` linear weight, checked and returned as `(in, out)` contiguous.
+    fn linear_t(&self, name: &str, out: usize, inp: usize) -> Res<Tensor> {
+        let t = self.get(name)?;
+        if t.dims() != [out, inp] {
+            return Err(format!(
+                "tensor `{name}` has shape {:?}, expected [{out}, {inp}]",
+                t.dims()
+            ));
+        }
+        Ok(t)
+    }
+}
+
+fn contiguous_t(t: &Tensor) -> Res<Tensor> {
+    t.t().and_then(|t| t.contiguous()).map_err(ce)
+}
+
+impl Bert {
+    /// Loads `model.safetensors` (tensor names with or without a `bert.` prefix).
+    pub(crate) fn load(weights: &Path, cfg: BertConfig) -> Res<Self> {
+        if cfg.position_embedding_type != "absolute" {
+            return Err(format!(
+                "position_embedding_type `{}` is not supported",
+                cfg.position_embedding_type
+            ));
+        }
+        if cfg.num_attention_heads == 0 || !cfg.hidden_size.is_multiple_of(cfg.num_attention_heads)
+        {
+            return Err("hidden_size is not a multiple of num_attention_heads".into());
+        }
+        let act = match cfg.hidden_act.as_str() {
+            "gelu" => Activation::Gelu,
+            "gelu_new" | "gelu_pytorch_tanh" | "gelu_fast" => Activation::GeluTanh,
+            "relu" => Activation::Relu,
+            other => return Err(format!("hidden_act `{other}` is not supported")),
+        };
+        let map = candle_core::safetensors::load(weights, &Device::Cpu)
+            .map_err(|e| format!("cannot read {}: {e}", weights.display()))?;
+        let prefix = ["", "bert.", "model."]
+            .into_iter()
+            .find(|p| map.contains_key(&format!("{p}embeddings.word_embeddings.weight")))
+            .ok_or(
+                "model.safetensors has no `embeddings.word_embeddings.weight`: not a BERT model",
+            )?;
+        let w = Weights { map, prefix };
+        let h = cfg.hidden_size;
+        let i = cfg.intermediate_size;
+        let word_t = w.get("embeddings.word_embeddings.weight")?;
+        if word_t.dims().len() != 2 || word_t.dims()[1] != h {
+            return Err(format!(
+                "word embeddings have shape {:?}, hidden_size is {h}",
+                word_t.dims()
+            ));
+        }
+        let word = word_t.flatten_all().and_then(|t| t.to_vec1()).map_err(ce)?;
+        let pos = w.vec(
+            "embeddings.position_embeddings.weight",
+            cfg.max_position_embeddings * h,
+        )?;
+        let token_type0 = match w.get("embeddings.token_type_embeddings.weight") {
+            Ok(t) => t.get(0).and_then(|t| t.to_vec1()).map_err(ce)?,
+            Err(_) => vec![0.0; h],
+        };
+        let emb_ln_g = w.vec("embeddings.LayerNorm.weight", h)?;
+        let emb_ln_b = w.vec("embeddings.LayerNorm.bias", h)?;
+        let mut layers = Vec::with_capacity(cfg.num_hidden_layers);
+        for l in 0..cfg.num_hidden_layers {
+            let p = format!("encoder.layer.{l}.");
+            let q = w.linear_t(&format!("{p}attention.self.query.weight"), h, h)?;
+            let k = w.linear_t(&format!("{p}attention.self.key.weight"), h, h)?;
+            let v = w.linear_t(&format!("{p}attention.self.value.weight"), h, h)?;
+            let wqkv = contiguous_t(&Tensor::cat(&[&q, &k, &v], 0).map_err(ce)?)?;
+            let mut bqkv = w.vec(&format!("{p}attention.self.query.bias"), h)?;
+            bqkv.extend(w.vec(&format!("{p}attention.self.key.bias"), h)?);
+            bqkv.extend(w.vec(&format!("{p}attention.self.value.bias"), h)?);
+            layers.push(Layer {
+                wqkv,
+                bqkv,
+                wo: contiguous_t(&w.linear_t(
+                    &format!("{p}attention.output.dense.weight"),
+                    h,
+                    h,
+                )?)?,
+                bo: w.vec(&format!("{p}attention.output.dense.bias"), h)?,
+                ln1_g: w.vec(&format!("{p}attention.output.LayerNorm.weight"), h)?,
+                ln1_b: w.vec(&format!("{p}attention.output.LayerNorm.bias"), h)?,
+                wi: contiguous_t(&w.linear_t(&format!("{p}intermediate.dense.weight"), i, h)?)?,
+                bi: w.vec(&format!("{p}intermediate.dense.bias"), i)?,
+                wo2: contiguous_t(&w.linear_t(&format!("{p}output.dense.weight"), h, i)?)?,
+                bo2: w.vec(&format!("{p}output.dense.bias"), h)?,
+                ln2_g: w.vec(&format!("{p}output.LayerNorm.weight"), h)?,
+                ln2_b: w.vec(&format!("{p}output.LayerNorm.bias"), h)?,
+            });
+        }
+        Ok(Bert {
+            eps: cfg.layer_norm_eps as f32,
+            cfg,
+            act,
+            arch: Arch::new(),
+            word,
+            pos,
+            token_type0,
+            emb_ln_g,
+            emb_ln_b,
+            layers,
+        })
+    }
+
+    pub(crate) fn hidden_size(&self) -> usize {
+        self.cfg.hidden_size
+    }
+
+    pub(crate) fn max_positions(&self) -> usize {
+        self.cfg.max_position_embeddings
+    }
+
+    pub(crate) fn vocab_size(&self) -> usize {
+        self.word.len() / self.cfg.hidden_size
+    }
+
+    /// Mean-pooled (not yet normalised) embeddings of `seqs` (token ids with special tokens,
+    /// each no longer than `max_positions()` and with ids below `vocab_size()`).
+    /// Call inside the rayon pool that should do the work.
+    pub(crate) fn embed(&self, seqs: &[&[u32]]) -> Res<Vec<Vec<f32>>> {
+        let h = self.cfg.hidden_size;
+        let inter = self.cfg.intermediate_size;
+        let arch = self.arch;
+        let eps = self.eps;
+        let lens: Vec<usize> = seqs.iter().map(|s| s.len()).collect();
+        let total: usize = lens.iter().sum();
+        if total == 0 {
+            return Ok(vec![vec![0.0; h]; seqs.len()]);
+        }
+
+        // Embeddings: word + position + token type 0, then LayerNorm.
+        let mut x = vec![0.0f32; total * h];
+        {
+            let mut rows = x.chunks_exact_mut(h);
+            let mut jobs = Vec::with_capacity(total);
+            for s in seqs {
+                for (p, &id) in s.iter().enumerate() {
+                    jobs.push((rows.next().expect("row per token"), id as usize, p));
+                }
+            }
+            jobs.par_chunks_mut(ROWS_PER_TASK).for_each(|chunk| {
+                for (row, id, p) in chunk.iter_mut() {
+                    let word = &self.word[*id * h..(*id + 1) * h];
+                    let pos = &self.pos[*p * h..(*p + 1) * h];
+                    for (((o, &a), &b), &c) in
+                        row.iter_mut().zip(word).zip(pos).zip(&self.token_type0)
+                    {
+                        *o = a + b + c;
+                    }
+                    kernels::layer_norm(arch, row, &self.emb_ln_g, &self.emb_ln_b, eps);
+                }
+            });
+        }
+
+        let mut ctx = vec![0.0f32; total * h];
+        let mut act = vec![0.0f32; total * inter];
+        for layer in &self.layers {
+            // Attention block.
+            let qkv = matmul(&x, total, h, &layer.wqkv)?;
+            with_slice(&qkv, |qkv| {
+                let mut parts: Vec<(&[f32], &mut [f32])> = Vec::with_capacity(seqs.len());
+                let (mut q_rest, mut c_rest) = (qkv, ctx.as_mut_slice());
+                for &len in &lens {
+                    let (q, qr) = q_rest.split_at(len * 3 * h);
+                    let (c, cr) = c_rest.split_at_mut(len * h);
+                    parts.push((q, c));
+                    (q_rest, c_rest) = (qr, cr);
+                }
+                parts
+                    .into_par_iter()
+                    .for_each_init(AttnScratch::default, |scratch, (q, c)| {
+                        kernels::attention(
+                            arch,
+                            q,
+                            &layer.bqkv,
+                            c,
+                            self.cfg.num_attention_heads,
+                            scratch,
+                        )
+                    });
+            })?;
+            drop(qkv);
+            let y = matmul(&ctx, total, h, &layer.wo)?;
+            with_slice(&y, |y| {
+                x.par_chunks_mut(h * ROWS_PER_TASK)
+                    .zip(y.par_chunks(h * ROWS_PER_TASK))
+                    .for_each(|(x, y)| {
+                        kernels::residual_layer_norm(
+                            arch,
+                            y,
+                            &layer.bo,
+                            x,
+                            &layer.ln1_g,
+                            &layer.ln1_b,
+                            eps,
+                        )
+                    });
+            })?;
+            drop(y);
+            // Feed-forward block.
+            let pre = matmul(&x, total, h, &layer.wi)?;
+            with_slice(&pre, |pre| {
+                act.par_chunks_mut(inter * ROWS_PER_TASK)
+                    .zip(pre.par_chunks(inter * ROWS_PER_TASK))
+                    .for_each(|(o, i)| kernels::bias_act(arch, i, &layer.bi, o, self.act));
+            })?;
+            drop(pre);
+            let y = matmul(&act, total, inter, &layer.wo2)?;
+            with_slice(&y, |y| {
+                x.par_chunks_mut(h * ROWS_PER_TASK)
+                    .zip(y.par_chunks(h * ROWS_PER_TASK))
+                    .for_each(|(x, y)| {
+                        kernels::residual_layer_norm(
+                            arch,
+                            y,
+                            &layer.bo2,
+                            x,
+                            &layer.ln2_g,
+                            &layer.ln2_b,
+                            eps,
+                        )
+                    });
+            })?;
+        }
+
+        // Mean pooling over each sequence's tokens.
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut rest = x.as_slice();
+        for &len in &lens {
+            let (rows, r) = rest.split_at(len * h);
+            rest = r;
+            let mut v = vec![0.0f32; h];
+            for row in rows.chunks_exact(h) {
+                v.iter_mut().zip(row).for_each(|(a, &b)| *a += b);
+            }
+            let n = len.max(1) as f32;
+            v.iter_mut().for_each(|a| *a /= n);
+            out.push(v);
+        }
+        Ok(out)
+    }
+}
+
+/// `a (m×k, row-major) · w (k×n)` through candle's CPU matmul.
+fn matmul(a: &[f32], m: usize, k: usize, w: &Tensor) -> Res<Tensor> {
+    let a = Tensor::from_slice(a, (m, k), &Device::Cpu).map_err(ce)?;
+    a.matmul(w).map_err(ce)
+}
+
+/// Runs `f` on a contiguous f32 CPU tensor's values.
+fn with_slice<R>(t: &Tensor, f: impl FnOnce(&[f32]) -> R) -> Res<R> {
+    let (storage, layout) = t.storage_and_layout();
+    let Storage::Cpu(cpu) = &*storage else {
+        return Err("tensor is not on the CPU".into());
+    };
+    let data = cpu.as_slice::<f32>().map_err(ce)?;
+    let (start, end) = layout
+        .contiguous_offsets()
+        .ok_or("matmul result is not contiguous")?;
+    Ok(f(&data[start..end]))
+}

@@ -1,0 +1,1107 @@
+//! Any OpenAI-compatible `/v1/embeddings` endpoint: OpenAI itself, Ollama, vLLM, Hugging
+//! Face TEI, LiteLLM and the like.
+//!
+//! [`OpenAiEmbedder`] sends `POST {base_url}/embeddings` with
+//! `{"model", "input": [...], "encoding_format": "float"}` (plus `"dimensions"` when
+//! [`OpenAiConfig::send_dimensions`] is set), reads `data[].embedding` in `data[].index`
+//! order, checks the count and the length of every vector against
+//! [`OpenAiConfig::dimensions`], and L2-normalises them.
+//!
+//! # Token counts
+//!
+//! The provider's tokenizer is not available here, so tokens are **estimated**,
+//! conservatively (over rather than under): ASCII characters count a quarter token each,
+//! CJK characters (Han, kana, Hangul) a whole token, other non-ASCII characters half a token;
+//! the sum is rounded up and never fewer than the number of whitespace-separated words. For
+//! English this is the familiar "about four characters per token". The estimate sizes chunks
+//! ([`Embedder::count_tokens`]), rejects over-long inputs before they are sent
+//! ([`OpenAiConfig::max_input_tokens`]), packs requests
+//! ([`OpenAiConfig::max_tokens_per_request`]) and feeds the tokens-per-minute limiter.
+//!
+//! # Requests
+//!
+//! One [`Embedder::embed`] call is split into requests of at most
+//! [`OpenAiConfig::max_batch`] inputs and at most [`OpenAiConfig::max_tokens_per_request`]
+//! estimated tokens, sent one after another. Empty (or whitespace-only) inputs are not sent:
+//! providers reject them, and they embed to the zero vector.
+//!
+//! # Rate limits
+//!
+//! With [`OpenAiConfig::requests_per_minute`] and/or [`OpenAiConfig::tokens_per_minute`] set,
+//! requests are paced before they are sent (a GCRA-style schedule shared by every call on
+//! the embedder): requests are spaced `60 s / requests_per_minute` apart, and a request of
+//! `n` tokens pushes the next one back by `n × 60 s / tokens_per_minute`. This never bursts,
+//! so it stays under the provider's limits at the cost of a little throughput.
+//!
+//! # Failures
+//!
+//! | response | what happens |
+//! | --- | --- |
+//! | `429` | waits for `Retry-After` (or `retry-after-ms`; seconds or an HTTP date) in the call when that is at most 5 s and a retry is left; otherwise [`EmbedError::Unavailable`] with that wait. Other calls on the embedder hold back until then too. |
+//! | `5xx`, `408`, timeouts, connection errors, malformed bodies | retried in the call up to [`OpenAiConfig::max_retries`] times with exponential backoff (100 ms, 200 ms, 400 ms … at most 2 s, plus jitter); then the call fails with [`EmbedError::Transient`] and counts as a failure for the circuit breaker |
+//! | other `4xx` (bad input, bad key, unknown model) | [`EmbedError::Permanent`] with the provider's error message |
+//! | vectors of the wrong length | [`EmbedError::Permanent`]: the model or `dimensions` is misconfigured |
+//!
+//! # Circuit breaker
+//!
+//! After [`OpenAiConfig::breaker_threshold`] consecutive calls that failed transiently the
+//! breaker opens: for [`OpenAiConfig::breaker_cooldown_ms`], [`Embedder::ready`] returns
+//! `Err(remaining)` and [`Embedder::embed`] returns [`EmbedError::Unavailable`] without
+//! sending anything. After the cooldown one trial call goes through (half-open): its success
+//! closes the breaker, its failure opens it for another cooldown. An answer that is not a
+//! transient failure (a success, a `4xx`, wrong dimensions) counts as a success: the provider
+//! is up. A call that ends rate-limited ([`EmbedError::Unavailable`]) counts as neither, and a
+//! half-open trial that ends that way (or is cancelled) hands the trial on to the next call.
+
+use std::fmt;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime};
+
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use serde::{Deserialize, Serialize};
+
+use crate::{BoxFuture, EmbedError, Embedder, l2_normalize};
+
+/// The longest `429` wait spent inside a call; longer ones become [`EmbedError::Unavailable`].
+const MAX_INLINE_RATE_LIMIT_WAIT: Duration = Duration::from_secs(5);
+/// First retry backoff; doubles per retry.
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+/// Longest retry backoff.
+const BACKOFF_MAX: Duration = Duration::from_secs(2);
+/// The wait a `429` without any `Retry-After` asks for once retries are spent.
+const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
+/// How much of an error body goes into an error message.
+const MAX_ERROR_BODY_CHARS: usize = 500;
+
+/// Configuration of the `openai` provider.
+///
+/// Only `base_url`, `model` and `dimensions` are required. `Debug` never shows the API key.
+#[derive(Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct OpenAiConfig {
+    /// The API root, ending in `/v1`: `https://api.openai.com/v1`,
+    /// `http://127.0.0.1:11434/v1` (Ollama), … Requests go to `{base_url}/embeddings`.
+    pub base_url: String,
+    /// Sent as `Authorization: Bearer …` when set; never logged.
+    #[serde(default)]
+    pub api_key: Option<String>,
+    /// The model name the provider knows, e.g. `text-embedding-3-small`, `nomic-embed-text`.
+    pub model: String,
+    /// The expected vector length; every response is checked against it.
+    pub dimensions: usize,
+    /// Send `"dimensions"` in the request, asking the model to shorten its vectors
+    /// (OpenAI's `text-embedding-3-*`). Most other servers reject the field. Default false.
+    #[serde(default)]
+    pub send_dimensions: bool,
+    /// The most inputs in one request; default 64.
+    #[serde(default = "default_max_batch")]
+    pub max_batch: usize,
+    /// The most (estimated) tokens one input may have; default 8191.
+    #[serde(default = "default_max_input_tokens")]
+    pub max_input_tokens: usize,
+    /// The most (estimated) tokens in one request; default 300000. Lowered to
+    /// `tokens_per_minute` when that is smaller.
+    #[serde(default = "default_max_tokens_per_request")]
+    pub max_tokens_per_request: usize,
+    /// Paces requests to at most this many a minute; unlimited when unset.
+    #[serde(default)]
+    pub requests_per_minute: Option<u32>,
+    /// Paces requests to at most this many (estimated) tokens a minute; unlimited when unset.
+    #[serde(default)]
+    pub tokens_per_minute: Option<u32>,
+    /// Timeout of one HTTP request, connecting and reading the whole body included;
+    /// default 30000.
+    #[serde(default = "default_timeout_ms")]
+    pub timeout_ms: u64,
+    /// In-call retries after a `5xx`, a timeout, a connection error or a malformed body (and
+    /// after a short `429`); default 2.
+    #[serde(default = "default_max_retries")]
+    pub max_retries: u32,
+    /// Consecutive transiently failed calls that open the circuit breaker; default 5. Zero
+    /// turns the breaker off.
+    #[serde(default = "default_breaker_threshold")]
+    pub breaker_threshold: u32,
+    /// How long an open breaker refuses calls before letting a trial through; default 30000.
+    #[serde(default = "default_breaker_cooldown_ms")]
+    pub breaker_cooldown_ms: u64,
+}
+
+fn default_max_batch() -> usize {
+    64
+}
+fn default_max_input_tokens() -> usize {
+    8191
+}
+fn default_max_tokens_per_request() -> usize {
+    300_000
+}
+fn default_timeout_ms() -> u64 {
+    30_000
+}
+fn default_max_retries() -> u32 {
+    2
+}
+fn default_breaker_threshold() -> u32 {
+    5
+}
+fn default_breaker_cooldown_ms() -> u64 {
+    30_000
+}
+
+impl OpenAiConfig {
+    /// A configuration with every optional setting at its default.
+    pub fn new(base_url: impl Into<String>, model: impl Into<String>, dimensions: usize) -> Self {
+        OpenAiConfig {
+            base_url: base_url.into(),
+            api_key: None,
+            model: model.into(),
+            dimensions,
+            send_dimensions: false,
+            max_batch: default_max_batch(),
+            max_input_tokens: default_max_input_tokens(),
+            max_tokens_per_request: default_max_tokens_per_request(),
+            requests_per_minute: None,
+            tokens_per_minute: None,
+            timeout_ms: default_timeout_ms(),
+            max_retries: default_max_retries(),
+            breaker_threshold: default_breaker_threshold(),
+            breaker_cooldown_ms: default_breaker_cooldown_ms(),
+        }
+    }
+}
+
+impl fmt::Debug for OpenAiConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiConfig")
+            .field("base_url", &self.base_url)
+            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
+            .field("model", &self.model)
+            .field("dimensions", &self.dimensions)
+            .field("send_dimensions", &self.send_dimensions)
+            .field("max_batch", &self.max_batch)
+            .field("max_input_tokens", &self.max_input_tokens)
+            .field("max_tokens_per_request", &self.max_tokens_per_request)
+            .field("requests_per_minute", &self.requests_per_minute)
+            .field("tokens_per_minute", &self.tokens_per_minute)
+            .field("timeout_ms", &self.timeout_ms)
+            .field("max_retries", &self.max_retries)
+            .field("breaker_threshold", &self.breaker_threshold)
+            .field("breaker_cooldown_ms", &self.breaker_cooldown_ms)
+            .finish()
+    }
+}
+
+/// The circuit breaker's state, for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerState {
+    /// Calls go through.
+    Closed,
+    /// Calls are refused until the cooldown ends.
+    Open,
+    /// The cooldown has ended: the next call (or the one in flight) is the trial that decides
+    /// whether the breaker closes or opens again.
+    HalfOpen,
+}
+
+/// Counters since the embedder was built, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OpenAiStats {
+    /// HTTP requests sent (retries included).
+    pub requests: u64,
+    /// Requests answered with usable embeddings.
+    pub successes: u64,
+    /// `429` answers.
+    pub rate_limited: u64,
+    /// `5xx` and `408` answers.
+    pub server_errors: u64,
+    /// Timeouts and connection errors.
+    pub transport_errors: u64,
+    /// `2xx` answers whose body could not be used.
+    pub malformed: u64,
+    /// Requests that failed permanently (`4xx` other than `408`/`429`, wrong dimensions).
+    pub permanent_errors: u64,
+    /// Calls refused without sending because the breaker was open.
+    pub breaker_rejections: u64,
+    /// Times the breaker opened.
+    pub breaker_opens: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    requests: AtomicU64,
+    successes: AtomicU64,
+    rate_limited: AtomicU64,
+    server_errors: AtomicU64,
+    transport_errors: AtomicU64,
+    malformed: AtomicU64,
+    permanent_errors: AtomicU64,
+    breaker_rejections: AtomicU64,
+    breaker_opens: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+/// An OpenAI-compatible embeddings client: see the [module docs](self).
+pub struct OpenAiEmbedder {
+    config: OpenAiConfig,
+    name: String,
+    endpoint: String,
+    client: reqwest::Client,
+    max_tokens_per_request: usize,
+    limiter: Mutex<Limiter>,
+    breaker: Mutex<Breaker>,
+    counters: Counters,
+}
+
+impl fmt::Debug for OpenAiEmbedder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("OpenAiEmbedder")
+            .field("name", &self.name)
+            .field("endpoint", &self.endpoint)
+            .finish_non_exhaustive()
+    }
+}
+
+impl OpenAiEmbedder {
+    /// Checks `config` and builds the HTTP client; sends nothing. Its name is
+    /// `openai:{model}`.
+    pub fn new(config: OpenAiConfig) -> Result<Self, EmbedError> {
+        let invalid = |what: &str| {
+            Err(EmbedError::Permanent(format!(
+                "invalid openai embedder config: {what}"
+            )))
+        };
+        let base = config.base_url.trim().trim_end_matches('/');
+        match reqwest::Url::parse(base) {
+            Ok(url) if matches!(url.scheme(), "http" | "https") => {}
+            Ok(_) => return invalid("base_url must be http:// or https://"),
+            Err(e) => return invalid(&format!("base_url {base:?}: {e}")),
+        }
+        if config.model.trim().is_empty() {
+            return invalid("model is empty");
+        }
+        if config.dimensions == 0 {
+            return invalid("dimensions must be positive");
+        }
+        if config.max_batch == 0 {
+            return invalid("max_batch must be positive");
+        }
+        if config.max_input_tokens == 0 || config.max_tokens_per_request == 0 {
+            return invalid("max_input_tokens and max_tokens_per_request must be positive");
+        }
+        if config.requests_per_minute == Some(0) || config.tokens_per_minute == Some(0) {
+            return invalid("requests_per_minute and tokens_per_minute must be positive when set");
+        }
+        if config.timeout_ms == 0 {
+            return invalid("timeout_ms must be positive");
+        }
+        let client = reqwest::Client::builder()
+            .timeout(Duration::from_millis(config.timeout_ms))
+            .connect_timeout(Duration::from_millis(config.timeout_ms))
+            .build()
+            .map_err(|e| EmbedError::Permanent(format!("cannot build HTTP client: {e}")))?;
+        let max_tokens_per_request = match config.tokens_per_minute {
+            Some(tpm) => config.max_tokens_per_request.min(tpm as usize),
+            None => config.max_tokens_per_request,
+        };
+        Ok(OpenAiEmbedder {
+            name: format!("openai:{}", config.model),
+            endpoint: format!("{base}/embeddings"),
+            client,
+            max_tokens_per_request,
+            limiter: Mutex::new(Limiter::new(
+                config.requests_per_minute,
+                config.tokens_per_minute,
+                Instant::now(),
+            )),
+            breaker: Mutex::new(Breaker::new(
+                config.breaker_threshold,
+                Duration::from_millis(config.breaker_cooldown_ms),
+            )),
+            counters: Counters::default(),
+            config,
+        })
+    }
+
+    /// The configuration this embedder was built with.
+    pub fn config(&self) -> &OpenAiConfig {
+        &self.config
+    }
+
+    /// The circuit breaker's state now.
+    pub fn breaker_state(&self) -> BreakerState {
+        lock(&self.breaker).state(Instant::now())
+    }
+
+    /// A snapshot of the request and error counters.
+    pub fn stats(&self) -> OpenAiStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        OpenAiStats {
+            requests: get(&c.requests),
+            successes: get(&c.successes),
+            rate_limited: get(&c.rate_limited),
+            server_errors: get(&c.server_errors),
+            transport_errors: get(&c.transport_errors),
+            malformed: get(&c.malformed),
+            permanent_errors: get(&c.permanent_errors),
+            breaker_rejections: get(&c.breaker_rejections),
+            breaker_opens: get(&c.breaker_opens),
+        }
+    }
+
+    async fn embed_texts(&self, texts: &[String]) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut out: Vec<Vec<f32>> = vec![Vec::new(); texts.len()];
+        // (index in `texts`, estimated tokens) of every input to send.
+        let mut pending: Vec<(usize, usize)> = Vec::with_capacity(texts.len());
+        for (i, text) in texts.iter().enumerate() {
+            if text.trim().is_empty() {
+                out[i] = vec![0.0; self.config.dimensions];
+                continue;
+            }
+            let tokens = estimate_tokens(text);
+            if tokens > self.config.max_input_tokens {
+                return Err(EmbedError::Permanent(format!(
+                    "input {i} has about {tokens} tokens, more than max_input_tokens ({})",
+                    self.config.max_input_tokens
+                )));
+            }
+            pending.push((i, tokens));
+        }
+        if pending.is_empty() {
+            return Ok(out);
+        }
+
+        let trial = self.admit()?;
+        let result = self.send_all(texts, &pending, &mut out).await;
+        if let Err(EmbedError::Unavailable { .. }) = result {
+            // Rate-limited: says nothing about the provider's health. Dropping the guard
+            // hands a half-open trial on to the next call.
+            return result.map(|()| out);
+        }
+        let failed = matches!(result, Err(EmbedError::Transient(_)));
+        let opened = lock(&self.breaker).record(trial.is_trial, failed, Instant::now());
+        trial.finish();
+        if opened {
+            bump(&self.counters.breaker_opens);
+            tracing::warn!(
+                endpoint = %self.endpoint,
+                model = %self.config.model,
+                cooldown_ms = self.config.breaker_cooldown_ms,
+                "embedding provider circuit breaker opened"
+            );
+        }
+        result.map(|()| out)
+    }
+
+    /// Lets a call through the breaker, or refuses it with `Unavailable`.
+    fn admit(&self) -> Result<TrialGuard<'_>, EmbedError> {
+        let admitted = lock(&self.breaker).admit(Instant::now());
+        match admitted {
+            Ok(is_trial) => Ok(TrialGuard {
+                breaker: &self.breaker,
+                is_trial,
+                done: false,
+            }),
+            Err(wait) => {
+                bump(&self.counters.breaker_rejections);
+                Err(EmbedError::Unavailable {
+                    message: format!("circuit breaker open for {}", self.endpoint),
+                    retry_after: wait,
+                })
+            }
+        }
+    }
+
+    async fn send_all(
+        &self,
+        texts: &[String],
+        pending: &[(usize, usize)],
+        out: &mut [Vec<f32>],
+    ) -> Result<(), EmbedError> {
+        let mut start = 0;
+        while start < pending.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < pending.len()
+                && end - start < self.config.max_batch
+                && (end == start || tokens + pending[end].1 <= self.max_tokens_per_request)
+            {
+                tokens += pending[end].1;
+                end += 1;
+            }
+            let batch = &pending[start..end];
+            let inputs: Vec<&str> = batch.iter().map(|&(i, _)| texts[i].as_str()).collect();
+            let vectors = self.send_with_retries(&inputs, tokens).await?;
+            for (&(i, _), v) in batch.iter().zip(vectors) {
+                out[i] = v;
+            }
+            start = end;
+        }
+        Ok(())
+    }
+
+    async fn send_with_retries(
+        &self,
+        inputs: &[&str],
+        tokens: usize,
+    ) -> Result<Vec<Vec<f32>>, EmbedError> {
+        let mut retries = 0u32;
+        loop {
+            // Waits for the pacing schedule and for any rest a `429` asked for.
+            let reserved = lock(&self.limiter).reserve(tokens, Instant::now());
+            let wait = reserved.map_err(|blocked| EmbedError::Unavailable {
+                message: format!("{} asked for a pause (429)", self.endpoint),
+                retry_after: blocked,
+            })?;
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            bump(&self.counters.requests);
+            let failure = match self.send_once(inputs).await {
+                Ok(vectors) => {
+                    bump(&self.counters.successes);
+                    return Ok(vectors);
+                }
+                Err(f) => f,
+            };
+            match failure {
+                Failure::Permanent(message) => {
+                    bump(&self.counters.permanent_errors);
+                    return Err(EmbedError::Permanent(message));
+                }
+                Failure::RateLimited {
+                    message,
+                    retry_after,
+                } => {
+                    bump(&self.counters.rate_limited);
+                    let wait =
+                        retry_after.unwrap_or_else(|| backoff(retries).max(Duration::from_secs(1)));
+                    lock(&self.limiter).block_until(Instant::now() + wait);
+                    if wait <= MAX_INLINE_RATE_LIMIT_WAIT && retries < self.config.max_retries {
+                        // The limiter makes the retry (and every other call) wait it out.
+                        tracing::debug!(endpoint = %self.endpoint, wait_ms = wait.as_millis() as u64, "rate-limited; waiting");
+                        retries += 1;
+                        continue;
+                    }
+                    return Err(EmbedError::Unavailable {
+                        message,
+                        retry_after: retry_after.unwrap_or(DEFAULT_RATE_LIMIT_WAIT),
+                    });
+                }
+                Failure::Retryable { kind, message } => {
+                    bump(match kind {
+                        RetryKind::Server => &self.counters.server_errors,
+                        RetryKind::Transport => &self.counters.transport_errors,
+                        RetryKind::Malformed => &self.counters.malformed,
+                    });
+                    if retries < self.config.max_retries {
+                        let wait = backoff(retries);
+                        tracing::warn!(
+                            endpoint = %self.endpoint,
+                            retry = retries + 1,
+                            wait_ms = wait.as_millis() as u64,
+                            error = %message,
+                            "embedding request failed; retrying"
+                        );
+                        retries += 1;
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
+                    return Err(EmbedError::Transient(message));
+                }
+            }
+        }
+    }
+
+    async fn send_once(&self, inputs: &[&str]) -> Result<Vec<Vec<f32>>, Failure> {
+        let body = RequestBody {
+            model: &self.config.model,
+            input: inputs,
+            encoding_format: "float",
+            dimensions: self
+                .config
+                .send_dimensions
+                .then_some(self.config.dimensions),
+        };
+        let mut request = self.client.post(&self.endpoint).json(&body);
+        if let Some(key) = self.config.api_key.as_deref().filter(|k| !k.is_empty()) {
+            request = request.bearer_auth(key);
+        }
+        let response = request
+            .send()
+            .await
+            .map_err(|e| self.transport_failure(&e))?;
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| self.transport_failure(&e))?;
+
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            return Err(Failure::RateLimited {
+                message: format!("429 from {}: {}", self.endpoint, error_message(&bytes)),
+                retry_after: retry_after(&headers, SystemTime::now()),
+            });
+        }
+        if status.is_server_error() || status == StatusCode::REQUEST_TIMEOUT {
+            return Err(Failure::Retryable {
+                kind: RetryKind::Server,
+                message: format!("{status} from {}: {}", self.endpoint, error_message(&bytes)),
+            });
+        }
+        if !status.is_success() {
+            return Err(Failure::Permanent(format!(
+                "{status} from {}: {}",
+                self.endpoint,
+                error_message(&bytes)
+            )));
+        }
+        self.parse(&bytes, inputs.len())
+    }
+
+    fn parse(&self, bytes: &[u8], expected: usize) -> Result<Vec<Vec<f32>>, Failure> {
+        let malformed = |what: String| Failure::Retryable {
+            kind: RetryKind::Malformed,
+            message: format!("malformed response from {}: {what}", self.endpoint),
+        };
+        let body: ResponseBody =
+            serde_json::from_slice(bytes).map_err(|e| malformed(e.to_string()))?;
+        if body.data.len() != expected {
+            return Err(malformed(format!(
+                "{} embeddings for {expected} inputs",
+                body.data.len()
+            )));
+        }
+        let mut vectors: Vec<Option<Vec<f32>>> = vec![None; expected];
+        for item in body.data {
+            let slot = vectors
+                .get_mut(item.index)
+                .ok_or_else(|| malformed(format!("index {} out of range", item.index)))?;
+            if slot.is_some() {
+                return Err(malformed(format!("index {} repeated", item.index)));
+            }
+            if item.embedding.len() != self.config.dimensions {
+                return Err(Failure::Permanent(format!(
+                    "{} returned {}-dimensional vectors for model {}, expected {} (check `dimensions`)",
+                    self.endpoint,
+                    item.embedding.len(),
+                    self.config.model,
+                    self.config.dimensions
+                )));
+            }
+            let mut v = item.embedding;
+            if v.iter().any(|x| !x.is_finite()) {
+                return Err(malformed(format!(
+                    "non-finite value in embedding {}",
+                    item.index
+                )));
+            }
+            l2_normalize(&mut v);
+            *slot = Some(v);
+        }
+        // Every slot is filled: `expected` distinct in-range indices were seen.
+        Ok(vectors.into_iter().flatten().collect())
+    }
+
+    fn transport_failure(&self, e: &reqwest::Error) -> Failure {
+        let what = if e.is_timeout() {
+            format!("timed out after {} ms", self.config.timeout_ms)
+        } else if e.is_connect() {
+            format!("cannot connect: {}", error_chain(e))
+        } else {
+            error_chain(e)
+        };
+        Failure::Retryable {
+            kind: RetryKind::Transport,
+            message: format!("request to {} failed: {what}", self.endpoint),
+        }
+    }
+}
+
+impl Embedder for OpenAiEmbedder {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn dimensions(&self) -> usize {
+        self.config.dimensions
+    }
+
+    fn max_input_tokens(&self) -> usize {
+        self.config.max_input_tokens
+    }
+
+    /// A conservative estimate: see the [module docs](self#token-counts).
+    fn count_tokens(&self, text: &str) -> usize {
+        estimate_tokens(text)
+    }
+
+    fn batch_size(&self) -> usize {
+        self.config.max_batch
+    }
+
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+        Box::pin(self.embed_texts(texts))
+    }
+
+    /// `Err(wait)` while the breaker is open or the provider has asked (with a `429`) for
+    /// more than a few seconds' rest.
+    fn ready(&self) -> Result<(), Duration> {
+        let now = Instant::now();
+        lock(&self.breaker).ready(now)?;
+        match lock(&self.limiter).blocked_for(now) {
+            Some(wait) if wait > MAX_INLINE_RATE_LIMIT_WAIT => Err(wait),
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The conservative token estimate: see the [module docs](self#token-counts).
+pub fn estimate_tokens(text: &str) -> usize {
+    // In quarter tokens.
+    let quarters: usize = text
+        .chars()
+        .map(|c| {
+            if c.is_ascii() {
+                1
+            } else if is_cjk(c) {
+                4
+            } else {
+                2
+            }
+        })
+        .sum();
+    quarters.div_ceil(4).max(text.split_whitespace().count())
+}
+
+fn is_cjk(c: char) -> bool {
+    matches!(c as u32,
+        0x1100..=0x11FF      // Hangul Jamo
+        | 0x2E80..=0x2FDF    // CJK radicals
+        | 0x3000..=0x30FF    // CJK punctuation, hiragana, katakana
+        | 0x3100..=0x31FF    // bopomofo, Hangul compatibility jamo, katakana extensions
+        | 0x3400..=0x4DBF    // CJK extension A
+        | 0x4E00..=0x9FFF    // CJK unified ideographs
+        | 0xAC00..=0xD7AF    // Hangul syllables
+        | 0xF900..=0xFAFF    // CJK compatibility ideographs
+        | 0xFF00..=0xFFEF    // half- and full-width forms
+        | 0x20000..=0x3FFFF) // CJK extensions B and later
+}
+
+#[derive(Serialize)]
+struct RequestBody<'a> {
+    model: &'a str,
+    input: &'a [&'a str],
+    encoding_format: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    dimensions: Option<usize>,
+}
+
+#[derive(Deserialize)]
+struct ResponseBody {
+    data: Vec<ResponseItem>,
+}
+
+#[derive(Deserialize)]
+struct ResponseItem {
+    embedding: Vec<f32>,
+    index: usize,
+}
+
+enum Failure {
+    Permanent(String),
+    RateLimited {
+        message: String,
+        retry_after: Option<Duration>,
+    },
+    Retryable {
+        kind: RetryKind,
+        message: String,
+    },
+}
+
+enum RetryKind {
+    Server,
+    Transport,
+    Malformed,
+}
+
+/// The provider's error message from an error body: OpenAI's `{"error": {"message"}}`,
+/// TEI's and Ollama's `{"error": "..."}`, `{"message"}` / `{"detail"}`, or the body itself.
+fn error_message(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(body);
+    let from_json = serde_json::from_slice::<serde_json::Value>(body)
+        .ok()
+        .and_then(|v| {
+            let pick = |v: &serde_json::Value| v.as_str().map(str::to_owned);
+            v.get("error")
+                .and_then(|e| e.get("message").and_then(pick).or_else(|| pick(e)))
+                .or_else(|| v.get("message").and_then(pick))
+                .or_else(|| v.get("detail").and_then(pick))
+        });
+    let message = from_json.unwrap_or_else(|| text.trim().to_owned());
+    if message.is_empty() {
+        return "(empty body)".to_owned();
+    }
+    match message.char_indices().nth(MAX_ERROR_BODY_CHARS) {
+        Some((cut, _)) => format!("{}…", &message[..cut]),
+        None => message,
+    }
+}
+
+/// The wait a `429` asks for: `retry-after-ms`, else `Retry-After` as seconds or an HTTP date.
+fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
+    let header = |name| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
+        && ms.is_finite()
+        && ms >= 0.0
+    {
+        return Some(Duration::from_secs_f64(ms / 1000.0));
+    }
+    let value = header(RETRY_AFTER.as_str())?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return (secs.is_finite() && secs >= 0.0)
+            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
+    }
+    let at = httpdate::parse_http_date(value).ok()?;
+    Some(
+        at.duration_since(now)
+            .unwrap_or(Duration::ZERO)
+            .min(Duration::from_secs(86_400)),
+    )
+}
+
+/// Exponential backoff with up to 25 % jitter: 100 ms, 200 ms, 400 ms, … at most 2 s.
+fn backoff(retry: u32) -> Duration {
+    let base = BACKOFF_BASE
+        .saturating_mul(1u32 << retry.min(16))
+        .min(BACKOFF_MAX);
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
+}
+
+fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = e.to_string();
+    let mut source = e.source();
+    while let Some(inner) = source {
+        s.push_str(": ");
+        s.push_str(&inner.to_string());
+        source = inner.source();
+    }
+    s
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Paces requests (GCRA without burst) and holds them back after a `429`.
+struct Limiter {
+    request_interval: Option<Duration>,
+    token_interval: Option<Duration>,
+    next_request: Instant,
+    next_token: Instant,
+    blocked_until: Option<Instant>,
+}
+
+impl Limiter {
+    fn new(rpm: Option<u32>, tpm: Option<u32>, now: Instant) -> Self {
+        let per = |n: u32| Duration::from_secs(60) / n;
+        Limiter {
+            request_interval: rpm.map(per),
+            token_interval: tpm.map(|n| Duration::from_secs_f64(60.0 / f64::from(n))),
+            next_request: now,
+            next_token: now,
+            blocked_until: None,
+        }
+    }
+
+    /// Reserves a slot for a request of `tokens`: `Ok(wait before sending)`, or
+    /// `Err(remaining)` when a `429` asked for a longer rest than is worth waiting in a call.
+    fn reserve(&mut self, tokens: usize, now: Instant) -> Result<Duration, Duration> {
+        if let Some(blocked) = self.blocked_for(now)
+            && blocked > MAX_INLINE_RATE_LIMIT_WAIT
+        {
+            return Err(blocked);
+        }
+        let mut start = now.max(self.blocked_until.unwrap_or(now));
+        if let Some(interval) = self.request_interval {
+            start = start.max(self.next_request);
+            self.next_request = start + interval;
+        }
+        if let Some(interval) = self.token_interval {
+            start = start.max(self.next_token);
+            self.next_token = start + interval.mul_f64(tokens as f64);
+        }
+        Ok(start.saturating_duration_since(now))
+    }
+
+    fn block_until(&mut self, until: Instant) {
+        self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
+    }
+
+    fn blocked_for(&self, now: Instant) -> Option<Duration> {
+        self.blocked_until.filter(|&b| b > now).map(|b| b - now)
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum BreakerInner {
+    Closed { failures: u32 },
+    Open { until: Instant },
+    HalfOpen,
+}
+
+struct Breaker {
+    inner: BreakerInner,
+    threshold: u32,
+    cooldown: Duration,
+}
+
+impl Breaker {
+    fn new(threshold: u32, cooldown: Duration) -> Self {
+        Breaker {
+            inner: BreakerInner::Closed { failures: 0 },
+            threshold,
+            cooldown,
+        }
+    }
+
+    /// How long callers should wait while a half-open trial is in flight.
+    fn trial_wait(&self) -> Duration {
+        self.cooldown
+            .clamp(Duration::from_millis(10), Duration::from_secs(1))
+    }
+
+    fn state(&self, now: Instant) -> BreakerState {
+        match self.inner {
+            BreakerInner::Closed { .. } => BreakerState::Closed,
+            BreakerInner::Open { until } if now < until => BreakerState::Open,
+            BreakerInner::Open { .. } | BreakerInner::HalfOpen => BreakerState::HalfOpen,
+        }
+    }
+
+    fn ready(&self, now: Instant) -> Result<(), Duration> {
+        match self.inner {
+            BreakerInner::Closed { .. } => Ok(()),
+            BreakerInner::Open { until } if now < until => Err(until - now),
+            BreakerInner::Open { .. } => Ok(()),
+            BreakerInner::HalfOpen => Err(self.trial_wait()),
+        }
+    }
+
+    /// `Ok(is_trial)` to let a call through, `Err(wait)` to refuse it.
+    fn admit(&mut self, now: Instant) -> Result<bool, Duration> {
+        match self.inner {
+            BreakerInner::Closed { .. } => Ok(false),
+            BreakerInner::Open { until } if now < until => Err(until - now),
+            BreakerInner::Open { .. } => {
+                self.inner = BreakerInner::HalfOpen;
+                Ok(true)
+            }
+            BreakerInner::HalfOpen => Err(self.trial_wait()),
+        }
+    }
+
+    /// Records a finished call; true when this opened the breaker.
+    fn record(&mut self, is_trial: bool, failed: bool, now: Instant) -> bool {
+        if !failed {
+            self.inner = BreakerInner::Closed { failures: 0 };
+            return false;
+        }
+        match self.inner {
+            BreakerInner::Closed { failures } => {
+                let failures = failures.saturating_add(1);
+                if self.threshold > 0 && failures >= self.threshold {
+                    self.inner = BreakerInner::Open {
+                        until: now + self.cooldown,
+                    };
+                    true
+                } else {
+                    self.inner = BreakerInner::Closed { failures };
+                    false
+                }
+            }
+            BreakerInner::HalfOpen if is_trial => {
+                self.inner = BreakerInner::Open {
+                    until: now + self.cooldown,
+                };
+                true
+            }
+            // A call that started before the breaker opened, or while another call is the
+            // trial: the state already reflects the failures.
+            BreakerInner::Open { .. } | BreakerInner::HalfOpen => false,
+        }
+    }
+
+    /// A trial call that ended without a result (its future was dropped): let the next call
+    /// be the trial.
+    fn abandon_trial(&mut self, now: Instant) {
+        if let BreakerInner::HalfOpen = self.inner {
+            self.inner = BreakerInner::Open { until: now };
+        }
+    }
+}
+
+/// Hands the half-open trial back if a trial call is dropped before it records its outcome.
+struct TrialGuard<'a> {
+    breaker: &'a Mutex<Breaker>,
+    is_trial: bool,
+    done: bool,
+}
+
+impl TrialGuard<'_> {
+    fn finish(mut self) {
+        self.done = true;
+    }
+}
+
+impl Drop for TrialGuard<'_> {
+    fn drop(&mut self) {
+        if self.is_trial && !self.done {
+            lock(self.breaker).abandon_trial(Instant::now());
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_estimate_is_conservative() {
+        assert_eq!(estimate_tokens(""), 0);
+        assert_eq!(estimate_tokens("abcd"), 1);
+        assert_eq!(estimate_tokens("abcde"), 2);
+        // Never fewer than the words.
+        assert_eq!(estimate_tokens("a b c d e f"), 6);
+        // CJK: a token per character.
+        assert_eq!(estimate_tokens("日本語"), 3);
+        // Other non-ASCII: half a token per character.
+        assert_eq!(estimate_tokens("привет"), 3);
+    }
+
+    #[test]
+    fn retry_after_parses_seconds_dates_and_ms() {
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+        let mut h = HeaderMap::new();
+        assert_eq!(retry_after(&h, now), None);
+        h.insert(RETRY_AFTER, "7".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
+        h.insert(
+            RETRY_AFTER,
+            httpdate::fmt_http_date(now + Duration::from_secs(30))
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
+        h.insert(
+            RETRY_AFTER,
+            httpdate::fmt_http_date(now - Duration::from_secs(30))
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
+        h.insert(RETRY_AFTER, "soon".parse().unwrap());
+        assert_eq!(retry_after(&h, now), None);
+        h.insert("retry-after-ms", "250".parse().unwrap());
+        assert_eq!(retry_after(&h, now), Some(Duration::from_millis(250)));
+    }
+
+    #[test]
+    fn error_message_reads_common_shapes() {
+        assert_eq!(
+            error_message(br#"{"error":{"message":"bad key","type":"x"}}"#),
+            "bad key"
+        );
+        assert_eq!(
+            error_message(br#"{"error":"model not found"}"#),
+            "model not found"
+        );
+        assert_eq!(error_message(br#"{"detail":"nope"}"#), "nope");
+        assert_eq!(error_message(b"  plain text "), "plain text");
+        assert_eq!(error_message(b""), "(empty body)");
+        assert_eq!(
+            error_message("x".repeat(600).as_bytes()).chars().count(),
+            MAX_ERROR_BODY_CHARS + 1
+        );
+    }
+
+    #[test]
+    fn limiter_spaces_requests_and_tokens() {
+        let t0 = Instant::now();
+        let mut l = Limiter::new(Some(120), None, t0);
+        assert_eq!(l.reserve(10, t0), Ok(Duration::ZERO));
+        assert_eq!(l.reserve(10, t0), Ok(Duration::from_millis(500)));
+        assert_eq!(l.reserve(10, t0), Ok(Duration::from_millis(1000)));
+
+        let mut l = Limiter::new(None, Some(600), t0);
+        assert_eq!(l.reserve(5, t0), Ok(Duration::ZERO));
+        let w = l.reserve(5, t0).unwrap();
+        assert!(
+            w.abs_diff(Duration::from_millis(500)) < Duration::from_millis(1),
+            "{w:?}"
+        );
+
+        let mut l = Limiter::new(None, None, t0);
+        l.block_until(t0 + Duration::from_secs(2));
+        assert_eq!(l.reserve(1, t0), Ok(Duration::from_secs(2)));
+        l.block_until(t0 + Duration::from_secs(60));
+        assert_eq!(l.reserve(1, t0), Err(Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn breaker_opens_half_opens_and_closes() {
+        let t0 = Instant::now();
+        let cooldown = Duration::from_secs(10);
+        let mut b = Breaker::new(2, cooldown);
+        assert_eq!(b.admit(t0), Ok(false));
+        assert!(!b.record(false, true, t0));
+        assert_eq!(b.state(t0), BreakerState::Closed);
+        assert!(b.record(false, true, t0));
+        assert_eq!(b.state(t0), BreakerState::Open);
+        assert_eq!(b.ready(t0), Err(cooldown));
+        assert_eq!(
+            b.admit(t0 + Duration::from_secs(1)),
+            Err(Duration::from_secs(9))
+        );
+
+        let t1 = t0 + cooldown;
+        assert_eq!(b.state(t1), BreakerState::HalfOpen);
+        assert_eq!(b.ready(t1), Ok(()));
+        assert_eq!(b.admit(t1), Ok(true));
+        assert!(b.admit(t1).is_err(), "only one trial at a time");
+        assert!(b.record(true, true, t1), "a failed trial reopens");
+        assert_eq!(b.state(t1), BreakerState::Open);
+
+        let t2 = t1 + cooldown;
+        assert_eq!(b.admit(t2), Ok(true));
+        b.abandon_trial(t2);
+        assert_eq!(b.admit(t2), Ok(true), "an abandoned trial is handed on");
+        assert!(!b.record(true, false, t2));
+        assert_eq!(b.state(t2), BreakerState::Closed);
+
+        let mut off = Breaker::new(0, cooldown);
+        for _ in 0..100 {
+            assert!(!off.record(false, true, t0));
+        }
+        assert_eq!(off.state(t0), BreakerState::Closed);
+    }
+}
