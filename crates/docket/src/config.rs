@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use docket_embed::EmbedConfig;
+use docket_pipeline::config::{ChunkConfig, ParseConfig, StagesConfig, StorageConfig};
+use docket_pipeline::notify::NotifyConfig;
 use docket_queue::QueueConfig;
 use docket_queue::RuntimeConfig;
 use docket_queue::maintenance::{CleanerConfig, MaintenanceConfig, RescuerConfig, SchedulerConfig};
@@ -34,6 +37,18 @@ pub struct Config {
     pub maintenance: MaintenanceSection,
     /// PostgreSQL connection settings.
     pub postgres: PostgresConfig,
+    /// Where original files are kept.
+    pub storage: StorageConfig,
+    /// The parse stage's bounds.
+    pub parse: ParseConfig,
+    /// Chunk sizes.
+    pub chunk: ChunkConfig,
+    /// The embedding provider (`provider = "hashing" | "local" | "openai"`).
+    pub embed: EmbedConfig,
+    /// Webhooks and email.
+    pub notify: NotifyConfig,
+    /// How pipeline stages run.
+    pub pipeline: StagesConfig,
 }
 
 impl Default for Config {
@@ -45,6 +60,12 @@ impl Default for Config {
             worker: WorkerConfig::default(),
             maintenance: MaintenanceSection::default(),
             postgres: PostgresConfig::default(),
+            storage: StorageConfig::default(),
+            parse: ParseConfig::default(),
+            chunk: ChunkConfig::default(),
+            embed: EmbedConfig::default(),
+            notify: NotifyConfig::default(),
+            pipeline: StagesConfig::default(),
         }
     }
 }
@@ -259,6 +280,23 @@ impl Config {
                     .to_owned(),
             );
         }
+        if self.chunk.max_tokens == 0 || self.chunk.overlap_tokens >= self.chunk.max_tokens {
+            problems.push(format!(
+                "chunk.overlap_tokens ({}) must be below chunk.max_tokens ({}), which must be \
+                 above 0",
+                self.chunk.overlap_tokens, self.chunk.max_tokens
+            ));
+        }
+        if self.parse.timeout_ms == 0 || self.parse.memory_mb < 64 {
+            problems
+                .push("parse.timeout_ms must be positive and parse.memory_mb at least 64".into());
+        }
+        if self.pipeline.max_attempts < 1 || self.pipeline.embed_page == 0 {
+            problems.push("pipeline.max_attempts and pipeline.embed_page must be positive".into());
+        }
+        if let Err(e) = docket_pipeline::notify::Notifier::new(&self.notify) {
+            problems.push(format!("notify: {e}"));
+        }
         if self.postgres.max_connections < 2 {
             problems.push("postgres.max_connections must be at least 2".to_owned());
         }
@@ -305,6 +343,7 @@ impl Config {
                     cleanup_expression: m.cleanup_cron.clone(),
                     cleanup_timezone: m.cleanup_timezone.clone(),
                     cleanup_queue: m.cleanup_queue.clone(),
+                    builtin: vec![docket_pipeline::stuck::sweep_schedule(&self.pipeline.queue)],
                     ..Default::default()
                 },
             }),
@@ -316,6 +355,18 @@ impl Config {
     pub fn to_masked_toml(&self) -> String {
         let mut c = self.clone();
         c.database_url = mask_url(&c.database_url);
+        let stars = |s: &mut Option<String>| {
+            if s.is_some() {
+                *s = Some("****".to_owned());
+            }
+        };
+        stars(&mut c.notify.webhook.secret);
+        if let Some(url) = &mut c.notify.email.smtp_url {
+            *url = mask_url(url);
+        }
+        if let EmbedConfig::Openai(o) = &mut c.embed {
+            stars(&mut o.api_key);
+        }
         toml::to_string_pretty(&c).unwrap_or_default()
     }
 }

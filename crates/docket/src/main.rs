@@ -8,6 +8,7 @@ mod backend;
 mod builtin;
 mod commands;
 mod config;
+mod pipeline;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,10 +54,18 @@ enum Command {
     /// Benchmarks, printing JSON.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Internal: the isolated parser process the parse stage spawns (reads a file on stdin,
+    /// writes the extracted text as JSON on stdout).
+    #[command(hide = true)]
+    ParseChild,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if matches!(cli.command, Command::ParseChild) {
+        // Before configuration and logging: its stdout is the protocol.
+        return docket_parse::child_main();
+    }
     let config = match load_config(&cli) {
         Ok(c) => c,
         Err(e) => {
@@ -119,5 +128,6 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Queues(c) => commands::admin::queues(config, c).await,
         Command::Cron(c) => commands::admin::cron(config, c).await,
         Command::Bench(c) => commands::bench::bench(config, c).await,
+        Command::ParseChild => unreachable!("handled before the runtime starts"),
     }
 }

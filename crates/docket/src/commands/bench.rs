@@ -25,6 +25,8 @@ use crate::{builtin, with_driver};
 pub enum BenchCommand {
     /// Enqueue throughput, worked throughput and pickup latency of no-op jobs.
     Queue(QueueBench),
+    /// Documents through every stage, beside the raw embedding model on the same chunks.
+    Pipeline(super::bench_pipeline::PipelineBench),
 }
 
 /// Which backend to measure.
@@ -80,17 +82,18 @@ pub struct QueueBench {
 pub async fn bench(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         BenchCommand::Queue(q) => queue(config, q).await,
+        BenchCommand::Pipeline(b) => super::bench_pipeline::pipeline(config, b).await,
     }
 }
 
-struct Fresh {
-    backend: Backend,
+pub(crate) struct Fresh {
+    pub(crate) backend: Backend,
     _dir: Option<tempfile::TempDir>,
     schema: Option<(String, String)>,
 }
 
 impl Fresh {
-    async fn new(config: &Config, kind: BackendKind) -> anyhow::Result<Fresh> {
+    pub(crate) async fn new(config: &Config, kind: BackendKind) -> anyhow::Result<Fresh> {
         let mut c = config.clone();
         c.postgres.max_connections = c.postgres.max_connections.max(20);
         let (dir, schema) = match kind {
@@ -125,7 +128,7 @@ impl Fresh {
         })
     }
 
-    async fn drop_schema(self) {
+    pub(crate) async fn drop_schema(self) {
         if let Some((base, schema)) = self.schema {
             drop(self.backend);
             if let Ok(admin) = sqlx::PgPool::connect(&base).await {

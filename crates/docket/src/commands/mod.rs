@@ -2,4 +2,5 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_pipeline;
 pub mod run;

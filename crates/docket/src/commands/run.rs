@@ -46,11 +46,18 @@ pub async fn run(mut config: Config, args: RunArgs, serve: bool) -> anyhow::Resu
         backend = backend.name(),
         "docket {what} running; stop with Ctrl-C or SIGTERM"
     );
-    with_driver!(backend, |d| run_with(d, runtime).await)
+    with_driver!(backend, |d| run_with(d, &config, runtime).await)
 }
 
-async fn run_with<D: Driver>(driver: D, config: RuntimeConfig) -> anyhow::Result<ExitCode> {
-    let handle = Runtime::start(driver, builtin::workers(), config, Arc::new(SystemClock))?;
+async fn run_with<D: Driver>(
+    driver: D,
+    config: &Config,
+    runtime: RuntimeConfig,
+) -> anyhow::Result<ExitCode> {
+    let pipeline = crate::pipeline::build(driver.clone(), config).await?;
+    let mut workers = builtin::workers();
+    pipeline.register(&mut workers);
+    let handle = Runtime::start(driver, workers, runtime, Arc::new(SystemClock))?;
     let token = handle.shutdown_token();
     let mut signals = Signals::new()?;
     tokio::spawn(async move {

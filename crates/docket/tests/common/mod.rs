@@ -20,6 +20,8 @@ pub struct Db {
     pub pool: PgPool,
     pub schema: String,
     pub app: String,
+    /// The blob folder the test's processes share.
+    pub blob_dir: std::path::PathBuf,
 }
 
 impl Db {
@@ -42,11 +44,13 @@ impl Db {
         let sep = if base.contains('?') { '&' } else { '?' };
         let url = format!("{base}{sep}options=-c%20search_path%3D{schema}&application_name={app}");
         let pool = PgPool::connect(&url).await.unwrap();
+        let blob_dir = std::env::temp_dir().join(format!("docket-test-blobs-{}", &tag[..12]));
         Db {
             url,
             pool,
             schema,
             app,
+            blob_dir,
         }
     }
 
@@ -59,6 +63,7 @@ impl Db {
 
     pub async fn drop(self) {
         self.pool.close().await;
+        let _ = std::fs::remove_dir_all(&self.blob_dir);
         if let Ok(admin) = PgPool::connect(&base_url()).await {
             let _ = sqlx::query(&format!("DROP SCHEMA {} CASCADE", self.schema))
                 .execute(&admin)
@@ -136,6 +141,7 @@ pub fn worker(db: &Db, id: &str, extra: &[(&str, &str)]) -> Proc {
     c.arg("worker")
         .env("DOCKET_DATABASE_URL", &db.url)
         .env("DOCKET_WORKER__ID", id)
+        .env("DOCKET_STORAGE__BLOB_DIR", &db.blob_dir)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::inherit());

@@ -1,0 +1,430 @@
+//! The document pipeline: **parse → chunk → embed → complete → notify**, each stage a durable
+//! job that writes its outputs, completes itself and enqueues the next stage in one
+//! transaction, so a crash never leaves a document without a live job.
+//!
+//! [`Pipeline`] is the entry point: [`Pipeline::submit`] stores a document and enqueues its
+//! first stage, [`Pipeline::register`] adds the stage handlers to a runtime, and
+//! [`Pipeline::search`] ranks chunks by cosine similarity.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use docket_core::{
+    ChunkRow, ChunkVectorPageParams, DocumentInsertParams, DocumentReprocessParams, DocumentRow,
+    DocumentSource, Driver, Executor, Transaction,
+};
+use docket_embed::Embedder;
+use docket_parse::{Isolation, Limits};
+use docket_queue::{InsertOpts, JobArgs, Workers, insert_params};
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+pub mod batcher;
+pub mod blob;
+pub mod chunk;
+pub mod config;
+pub mod notify;
+pub mod progress;
+pub mod stages;
+pub mod stuck;
+
+use batcher::EmbedBatcher;
+use blob::{BlobError, BlobStore};
+use chunk::Chunker;
+use notify::Notifier;
+use progress::{ProgressEvent, ProgressHub};
+use stages::{ParseJob, Stage};
+
+/// What went wrong outside a job (submitting, searching, deleting).
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The file is larger than `storage.max_file_bytes`.
+    #[error("file is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// The file's size.
+        size: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The file is empty.
+    #[error("file is empty")]
+    Empty,
+    /// No such document.
+    #[error("document {0} not found")]
+    NotFound(Uuid),
+    /// The blob store failed.
+    #[error(transparent)]
+    Blob(#[from] BlobError),
+    /// The database failed.
+    #[error(transparent)]
+    Db(#[from] docket_core::Error),
+    /// The embedding provider failed.
+    #[error(transparent)]
+    Embed(#[from] docket_embed::EmbedError),
+}
+
+/// How the pipeline's parse stage is bounded.
+#[derive(Debug, Clone)]
+pub struct ParseSettings {
+    /// Size bounds.
+    pub limits: Limits,
+    /// The child process that parses, bounded in time and memory; `None` parses in-process.
+    pub isolation: Option<Isolation>,
+}
+
+/// Everything the pipeline runs with.
+pub struct PipelineParts<D: Driver> {
+    /// The database.
+    pub driver: D,
+    /// Where originals live.
+    pub blobs: Arc<dyn BlobStore>,
+    /// The embedding provider.
+    pub embedder: Arc<dyn Embedder>,
+    /// Parse bounds.
+    pub parse: ParseSettings,
+    /// Chunk sizes.
+    pub chunk: config::ChunkConfig,
+    /// Stage settings.
+    pub stages: config::StagesConfig,
+    /// Largest accepted file.
+    pub max_file_bytes: u64,
+    /// Webhooks and email.
+    pub notifier: Notifier,
+    /// Where progress events go.
+    pub progress: ProgressHub,
+}
+
+/// A new document.
+#[derive(Debug, Clone, Default)]
+pub struct NewDocument {
+    /// The file's bytes.
+    pub bytes: Bytes,
+    /// Its name, as given.
+    pub filename: Option<String>,
+    /// Its declared media type, as given.
+    pub content_type: Option<String>,
+    /// How it arrived.
+    pub source: Option<DocumentSource>,
+    /// Where to post the completion webhook.
+    pub callback_url: Option<String>,
+    /// Caller's metadata (a JSON object).
+    pub metadata: Option<serde_json::Value>,
+    /// Job priority, 0–10 (user uploads: 5).
+    pub priority: i16,
+    /// Process again even when identical bytes were seen before.
+    pub reprocess: bool,
+}
+
+/// What [`Pipeline::submit`] did.
+#[derive(Debug, Clone, Serialize)]
+pub struct Submitted {
+    /// The document.
+    pub document: DocumentRow,
+    /// `false` when identical bytes already had a document, which is returned instead.
+    pub created: bool,
+}
+
+/// One search result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    /// Cosine similarity to the query, −1 to 1.
+    pub score: f32,
+    /// The chunk.
+    pub chunk: ChunkRow,
+}
+
+pub(crate) struct Inner<D: Driver> {
+    pub(crate) driver: D,
+    pub(crate) blobs: Arc<dyn BlobStore>,
+    pub(crate) embedder: Arc<dyn Embedder>,
+    pub(crate) batcher: EmbedBatcher,
+    pub(crate) chunker: Chunker,
+    pub(crate) parse: ParseSettings,
+    pub(crate) stages: config::StagesConfig,
+    pub(crate) max_file_bytes: u64,
+    pub(crate) notifier: Notifier,
+    pub(crate) hub: ProgressHub,
+}
+
+/// The document pipeline. Cheap to clone.
+pub struct Pipeline<D: Driver> {
+    pub(crate) inner: Arc<Inner<D>>,
+}
+
+impl<D: Driver> Clone for Pipeline<D> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+/// The sha256 of `bytes`, lowercase hex.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl<D: Driver> Pipeline<D> {
+    /// Builds the pipeline; starts the embedding batcher on the current runtime.
+    pub fn new(parts: PipelineParts<D>) -> Result<Self, chunk::ChunkerError> {
+        let chunker = Chunker::new(
+            parts.embedder.clone(),
+            parts.chunk.max_tokens,
+            parts.chunk.overlap_tokens,
+        )?;
+        let batcher = EmbedBatcher::start(
+            parts.embedder.clone(),
+            Duration::from_millis(parts.stages.embed_linger_ms),
+            parts.stages.embed_concurrency,
+        );
+        Ok(Self {
+            inner: Arc::new(Inner {
+                driver: parts.driver,
+                blobs: parts.blobs,
+                embedder: parts.embedder,
+                batcher,
+                chunker,
+                parse: parts.parse,
+                stages: parts.stages,
+                max_file_bytes: parts.max_file_bytes,
+                notifier: parts.notifier,
+                hub: parts.progress,
+            }),
+        })
+    }
+
+    /// Adds the five stage handlers to `workers`.
+    pub fn register(&self, workers: &mut Workers<D>) {
+        stages::register(self, workers);
+        stuck::register(self, workers);
+    }
+
+    /// The progress broadcast.
+    pub fn progress(&self) -> &ProgressHub {
+        &self.inner.hub
+    }
+
+    /// The embedding provider.
+    pub fn embedder(&self) -> &Arc<dyn Embedder> {
+        &self.inner.embedder
+    }
+
+    /// The chunker.
+    pub fn chunker(&self) -> &Chunker {
+        &self.inner.chunker
+    }
+
+    /// The database.
+    pub fn driver(&self) -> &D {
+        &self.inner.driver
+    }
+
+    /// Stores a document and enqueues its parse stage. Identical bytes find the existing
+    /// document (`created: false`) unless `reprocess` is set, in which case that document is
+    /// processed again.
+    pub async fn submit(&self, new: NewDocument) -> Result<Submitted, PipelineError> {
+        let size = new.bytes.len() as u64;
+        if size > self.inner.max_file_bytes {
+            return Err(PipelineError::TooLarge {
+                size,
+                limit: self.inner.max_file_bytes,
+            });
+        }
+        if size == 0 {
+            return Err(PipelineError::Empty);
+        }
+        let sha256 = sha256_hex(&new.bytes);
+        let existing = {
+            let mut c = self.inner.driver.conn().await?;
+            c.document_find_by_sha256(&sha256).await?
+        };
+        if let Some(doc) = existing {
+            if !new.reprocess {
+                return Ok(Submitted {
+                    document: doc,
+                    created: false,
+                });
+            }
+            let document = self.reprocess(doc.id).await?;
+            return Ok(Submitted {
+                document,
+                created: false,
+            });
+        }
+        let id = Uuid::now_v7();
+        let storage_key = blob::original_key(id);
+        // The bytes go first: a crash after this leaves an orphan blob, never a document
+        // without its bytes.
+        self.inner
+            .blobs
+            .put(&storage_key, new.bytes.clone())
+            .await?;
+        let mut tx = self.inner.driver.begin().await?;
+        let doc = tx
+            .document_insert(&DocumentInsertParams {
+                id,
+                source: new.source.unwrap_or(DocumentSource::Upload),
+                filename: new.filename,
+                content_type: new.content_type,
+                size_bytes: size as i64,
+                sha256,
+                storage_key,
+                callback_url: new.callback_url,
+                metadata: new.metadata.unwrap_or_else(|| serde_json::json!({})),
+                priority: new.priority,
+                now: None,
+            })
+            .await?;
+        self.enqueue_in(&mut tx, Stage::Parse, &doc, None).await?;
+        tx.commit().await?;
+        self.inner.hub.publish(ProgressEvent::of(&doc));
+        Ok(Submitted {
+            document: doc,
+            created: true,
+        })
+    }
+
+    /// Processes a document again from its original bytes. Its current chunks stay
+    /// searchable until the new ones replace them.
+    pub async fn reprocess(&self, id: Uuid) -> Result<DocumentRow, PipelineError> {
+        let mut tx = self.inner.driver.begin().await?;
+        let Some(doc) = tx
+            .document_reprocess(&DocumentReprocessParams { id, now: None })
+            .await?
+        else {
+            tx.rollback().await?;
+            return Err(PipelineError::NotFound(id));
+        };
+        self.enqueue_in(&mut tx, Stage::Parse, &doc, None).await?;
+        tx.commit().await?;
+        self.inner.hub.publish(ProgressEvent::of(&doc));
+        Ok(doc)
+    }
+
+    /// Deletes a document, its chunks and its original bytes.
+    pub async fn delete(&self, id: Uuid) -> Result<bool, PipelineError> {
+        let doc = {
+            let mut c = self.inner.driver.conn().await?;
+            c.document_get(id).await?
+        };
+        let Some(doc) = doc else {
+            return Ok(false);
+        };
+        let deleted = {
+            let mut c = self.inner.driver.conn().await?;
+            c.document_delete(id).await?
+        };
+        // Rows first: a crash between the two leaves an orphan blob, never a document whose
+        // bytes are gone.
+        self.inner.blobs.delete(&doc.storage_key).await?;
+        Ok(deleted)
+    }
+
+    /// The `k` chunks most similar to `query` (cosine), among completed documents — all of
+    /// them, or those in `document_ids`.
+    ///
+    /// This is the portable search: it scans the stored vectors in pages and keeps the best
+    /// `k`, so its cost grows with the number of chunks searched.
+    pub async fn search(
+        &self,
+        query: &str,
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+    ) -> Result<Vec<SearchHit>, PipelineError> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let q = self
+            .inner
+            .embedder
+            .embed(&[query.to_owned()])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let mut best: Vec<(f32, i64)> = Vec::with_capacity(k + 1);
+        let mut after_id = 0;
+        loop {
+            let page = {
+                let mut c = self.inner.driver.conn().await?;
+                c.chunk_vectors_page(&ChunkVectorPageParams {
+                    document_ids: document_ids.clone(),
+                    after_id,
+                    limit: 2048,
+                })
+                .await?
+            };
+            let Some(last) = page.last() else { break };
+            after_id = last.id;
+            for v in &page {
+                if v.embedding.len() != q.len() {
+                    continue; // embedded by another model
+                }
+                let score: f32 = v.embedding.iter().zip(&q).map(|(a, b)| a * b).sum();
+                if best.len() < k || score > best[best.len() - 1].0 {
+                    let at = best.partition_point(|(s, _)| *s >= score);
+                    best.insert(at, (score, v.id));
+                    best.truncate(k);
+                }
+            }
+        }
+        let ids: Vec<i64> = best.iter().map(|(_, id)| *id).collect();
+        let rows = {
+            let mut c = self.inner.driver.conn().await?;
+            c.chunk_get_many(&ids).await?
+        };
+        Ok(best
+            .into_iter()
+            .filter_map(|(score, id)| {
+                rows.iter().find(|r| r.id == id).map(|r| SearchHit {
+                    score,
+                    chunk: r.clone(),
+                })
+            })
+            .collect())
+    }
+
+    /// Inserts the job for `stage` of `doc` inside `tx` (a duplicate of a live job is a
+    /// no-op).
+    pub(crate) async fn enqueue_in<T: Transaction>(
+        &self,
+        tx: &mut T,
+        stage: Stage,
+        doc: &DocumentRow,
+        failed: Option<bool>,
+    ) -> docket_core::Result<()> {
+        let opts = InsertOpts {
+            queue: Some(self.inner.stages.queue.clone()),
+            priority: Some(doc.priority.clamp(0, 10)),
+            max_attempts: Some(self.inner.stages.max_attempts),
+            unique_key: Some(stage.unique_key(doc.id, doc.generation)),
+            document_id: Some(doc.id),
+            ..InsertOpts::default()
+        };
+        let args = stages::StageArgs {
+            document_id: doc.id,
+            generation: doc.generation,
+            failed,
+        };
+        let params = match stage {
+            Stage::Parse => insert_params(&ParseJob(args), opts)?,
+            Stage::Chunk => insert_params(&stages::ChunkJob(args), opts)?,
+            Stage::Embed => insert_params(&stages::EmbedJob(args), opts)?,
+            Stage::Complete => insert_params(&stages::CompleteJob(args), opts)?,
+            Stage::Notify => insert_params(&stages::NotifyJob(args), opts)?,
+        };
+        tx.job_insert_many(docket_core::JobInsertManyParams { jobs: vec![params] })
+            .await?;
+        Ok(())
+    }
+}
+
+/// Every stage job kind, for listings and metrics.
+pub const STAGE_KINDS: [&str; 5] = [
+    ParseJob::KIND,
+    stages::ChunkJob::KIND,
+    stages::EmbedJob::KIND,
+    stages::CompleteJob::KIND,
+    stages::NotifyJob::KIND,
+];

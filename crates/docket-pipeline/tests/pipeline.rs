@@ -1,0 +1,644 @@
+//! The pipeline end to end on both backends: real files from the parse corpus, real parsers,
+//! the hashing embedder (the local model is checked against its reference in docket-embed),
+//! a real runtime working the stage jobs.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_core::*;
+use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+use docket_embed::{BoxFuture, EmbedError, Embedder};
+use docket_parse::Limits;
+use docket_pipeline::blob::ObjectStoreBlobs;
+use docket_pipeline::config::{ChunkConfig, StagesConfig};
+use docket_pipeline::notify::{Notifier, NotifyConfig};
+use docket_pipeline::progress::ProgressHub;
+use docket_pipeline::stuck::RepairAction;
+use docket_pipeline::*;
+use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
+
+fn corpus(name: &str) -> Bytes {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docket-parse/tests/corpus")
+        .join(name);
+    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+struct Setup<D: Driver> {
+    pipeline: Pipeline<D>,
+    _blobs: tempfile::TempDir,
+}
+
+fn hashing() -> Arc<dyn Embedder> {
+    Arc::new(HashingEmbedder::new(HashingConfig::default()))
+}
+
+fn setup<D: Driver>(driver: &D, embedder: Arc<dyn Embedder>, notifier: Notifier) -> Setup<D> {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(PipelineParts {
+        driver: driver.clone(),
+        blobs: Arc::new(ObjectStoreBlobs::local(dir.path()).unwrap()),
+        embedder,
+        parse: ParseSettings {
+            limits: Limits::default(),
+            isolation: None,
+        },
+        chunk: ChunkConfig {
+            max_tokens: 64,
+            overlap_tokens: 8,
+        },
+        stages: StagesConfig {
+            embed_page: 4,
+            ..StagesConfig::default()
+        },
+        max_file_bytes: 1024 * 1024,
+        notifier,
+        progress: ProgressHub::default(),
+    })
+    .unwrap();
+    Setup {
+        pipeline,
+        _blobs: dir,
+    }
+}
+
+fn start<D: Driver>(p: &Pipeline<D>) -> RuntimeHandle {
+    let mut workers = Workers::new();
+    p.register(&mut workers);
+    Runtime::start(
+        p.driver().clone(),
+        workers,
+        RuntimeConfig {
+            worker_id: Some(format!("test-{}", uuid::Uuid::new_v4().simple())),
+            poll_interval: Duration::from_millis(50),
+            heartbeat_interval: Duration::from_millis(200),
+            shutdown_grace: Duration::from_millis(500),
+            maintenance: None,
+            ..Default::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .unwrap()
+}
+
+async fn doc<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> DocumentRow {
+    let mut c = p.driver().conn().await.unwrap();
+    c.document_get(id).await.unwrap().expect("document exists")
+}
+
+/// Waits until the document is completed or failed.
+async fn finished<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> DocumentRow {
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let d = doc(p, id).await;
+            if d.status.is_terminal() {
+                return d;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("document {id} did not finish"))
+}
+
+async fn submit<D: Driver>(p: &Pipeline<D>, name: &str) -> Submitted {
+    p.submit(NewDocument {
+        bytes: corpus(name),
+        filename: Some(name.to_owned()),
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+async fn chunks<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> Vec<ChunkRow> {
+    let mut c = p.driver().conn().await.unwrap();
+    c.chunk_list(id, None, 10_000, 0).await.unwrap()
+}
+
+async fn jobs_of<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> Vec<JobRow> {
+    let mut c = p.driver().conn().await.unwrap();
+    c.job_list(JobListParams {
+        document_id: Some(id),
+        limit: 100,
+        ..Default::default()
+    })
+    .await
+    .unwrap()
+}
+
+// ---------------------------------------------------------------------------------------
+
+/// (file, a sentence in it, a heading or page the chunk with it must carry)
+const FILES: &[(&str, &str)] = &[
+    (
+        "notes.txt",
+        "The team agreed to ship the ingestion service on Friday.",
+    ),
+    ("guide.md", "Copy docket.toml and set the database URL."),
+    (
+        "page.html",
+        "Tomatoes need at least six hours of direct sunlight every day.",
+    ),
+    ("report.pdf", ""),
+    ("handbook.docx", ""),
+    ("data.csv", ""),
+    ("sheet.xlsx", ""),
+    ("data.json", ""),
+    ("legacy-latin1.txt", ""),
+    ("utf16.txt", ""),
+];
+
+async fn every_format_completes_and_is_searchable(db: impl TestDb) {
+    let s = setup(db.driver(), hashing(), Notifier::none());
+    let p = &s.pipeline;
+    let h = start(p);
+    let mut ids = Vec::new();
+    for (name, _) in FILES {
+        let sub = submit(p, name).await;
+        assert!(sub.created);
+        assert_eq!(sub.document.status, DocumentStatus::Queued);
+        ids.push(sub.document.id);
+    }
+    for (id, (name, _)) in ids.iter().zip(FILES) {
+        let d = finished(p, *id).await;
+        assert_eq!(d.status, DocumentStatus::Completed, "{name}: {:?}", d.error);
+        assert_eq!(d.progress, 100, "{name}");
+        assert!(d.chunk_count > 0, "{name}");
+        assert!(d.token_count > 0, "{name}");
+        assert_eq!(d.active_generation, Some(1));
+        assert_eq!(d.embedder.as_deref(), Some(p.embedder().name()));
+        for key in ["parse_ms", "chunk_ms", "embed_ms", "complete_ms"] {
+            assert!(
+                d.timings.get(key).is_some(),
+                "{name}: no {key} in {}",
+                d.timings
+            );
+        }
+        let cs = chunks(p, *id).await;
+        assert_eq!(cs.len() as i32, d.chunk_count, "{name}");
+        assert!(cs.iter().all(|c| c.has_embedding && c.token_count > 0));
+        assert!(
+            cs.iter()
+                .all(|c| c.token_count as usize <= p.chunker().max_tokens()),
+            "{name}: a chunk is above the maximum"
+        );
+        // Every stage job completed exactly once, each with one attempt.
+        let jobs = jobs_of(p, *id).await;
+        assert_eq!(jobs.len(), 4, "{name}: {jobs:?}");
+        assert!(
+            jobs.iter()
+                .all(|j| j.status == JobState::Completed && j.attempts == 1)
+        );
+    }
+    // Structure reached the chunks: the Markdown chunk knows its heading path, the PDF its
+    // page.
+    let md = chunks(p, ids[1]).await;
+    assert!(
+        md.iter()
+            .any(|c| c.heading_path.iter().any(|h| h == "Configure")),
+        "{md:?}"
+    );
+    let pdf = chunks(p, ids[3]).await;
+    assert!(pdf.iter().any(|c| c.page == Some(2)), "{pdf:?}");
+    // Character offsets point into the parsed text.
+    let text = {
+        let mut c = p.driver().conn().await.unwrap();
+        c.document_text_get(ids[0], 1).await.unwrap().unwrap().text
+    };
+    for c in chunks(p, ids[0]).await {
+        let piece: String = text
+            .chars()
+            .skip(c.char_start as usize)
+            .take((c.char_end - c.char_start) as usize)
+            .collect();
+        assert_eq!(piece, c.text);
+    }
+    // A sentence from a file finds that file first.
+    for (i, (name, sentence)) in FILES.iter().enumerate() {
+        if sentence.is_empty() {
+            continue;
+        }
+        let hits = p.search(sentence, 3, None).await.unwrap();
+        assert_eq!(hits[0].chunk.document_id, ids[i], "{name}: {hits:?}");
+        assert!(hits[0].score > 0.5, "{name}: {}", hits[0].score);
+        assert!(hits.windows(2).all(|w| w[0].score >= w[1].score));
+        // Restricted to other documents, it cannot be found there.
+        let others: Vec<_> = ids.iter().copied().filter(|d| *d != ids[i]).collect();
+        let hits = p.search(sentence, 3, Some(others)).await.unwrap();
+        assert!(hits.iter().all(|h| h.chunk.document_id != ids[i]));
+    }
+    h.shutdown().await;
+}
+
+async fn identical_bytes_find_the_document_and_reprocessing_swaps_chunks(db: impl TestDb) {
+    let s = setup(db.driver(), hashing(), Notifier::none());
+    let p = &s.pipeline;
+    let h = start(p);
+    let first = submit(p, "guide.md").await;
+    let d1 = finished(p, first.document.id).await;
+    let before = chunks(p, d1.id).await;
+
+    let again = submit(p, "guide.md").await;
+    assert!(!again.created);
+    assert_eq!(again.document.id, d1.id);
+    assert_eq!(again.document.generation, 1);
+
+    let re = p
+        .submit(NewDocument {
+            bytes: corpus("guide.md"),
+            filename: Some("guide.md".into()),
+            reprocess: true,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    assert_eq!(re.document.id, d1.id);
+    assert_eq!(re.document.generation, 2);
+    let d2 = finished(p, d1.id).await;
+    assert_eq!(d2.status, DocumentStatus::Completed);
+    assert_eq!(d2.active_generation, Some(2));
+    let after = chunks(p, d1.id).await;
+    assert!(after.iter().all(|c| c.generation == 2));
+    // Same bytes, same chunks: the swap replaced rows, it did not add any.
+    let key = |c: &ChunkRow| (c.chunk_index, c.text.clone(), c.char_start, c.char_end);
+    assert_eq!(
+        before.iter().map(key).collect::<Vec<_>>(),
+        after.iter().map(key).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        db.query_rows("SELECT 1 FROM document_chunks").await,
+        after.len()
+    );
+    h.shutdown().await;
+}
+
+async fn running_a_stage_twice_leaves_the_same_rows(db: impl TestDb) {
+    let s = setup(db.driver(), hashing(), Notifier::none());
+    let p = &s.pipeline;
+    let h = start(p);
+    let id = submit(p, "page.html").await.document.id;
+    finished(p, id).await;
+    let before = chunks(p, id).await;
+    h.shutdown().await;
+
+    // Enqueue the parse, chunk, embed and complete jobs of generation 1 again, as a retry or
+    // a rescued duplicate would, and run them all.
+    for kind in &STAGE_KINDS[..4] {
+        let mut c = p.driver().conn().await.unwrap();
+        c.job_insert_many(JobInsertManyParams {
+            jobs: vec![JobInsertParams {
+                job_type: kind.to_string(),
+                queue: "default".into(),
+                priority: 0,
+                payload: serde_json::json!({"document_id": id, "generation": 1}),
+                max_attempts: 3,
+                run_at: None,
+                unique_key: None,
+                document_id: Some(id),
+            }],
+        })
+        .await
+        .unwrap();
+    }
+    let h = start(p);
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let live = jobs_of(p, id)
+                .await
+                .iter()
+                .filter(|j| !j.status.is_finished())
+                .count();
+            if live == 0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap();
+    let d = finished(p, id).await;
+    assert_eq!(d.status, DocumentStatus::Completed);
+    let after = chunks(p, id).await;
+    let key = |c: &ChunkRow| {
+        (
+            c.chunk_index,
+            c.text.clone(),
+            c.char_start,
+            c.char_end,
+            c.heading_path.clone(),
+            c.has_embedding,
+        )
+    };
+    assert_eq!(
+        before.iter().map(key).collect::<Vec<_>>(),
+        after.iter().map(key).collect::<Vec<_>>()
+    );
+    assert_eq!(
+        db.query_rows("SELECT 1 FROM document_chunks").await,
+        before.len()
+    );
+    h.shutdown().await;
+}
+
+async fn bad_files_fail_with_a_clear_permanent_error(db: impl TestDb) {
+    let s = setup(db.driver(), hashing(), Notifier::none());
+    let p = &s.pipeline;
+    let h = start(p);
+    assert!(matches!(
+        p.submit(NewDocument {
+            bytes: Bytes::new(),
+            ..Default::default()
+        })
+        .await,
+        Err(PipelineError::Empty)
+    ));
+    assert!(matches!(
+        p.submit(NewDocument {
+            bytes: Bytes::from(vec![b'a'; 1024 * 1024 + 1]),
+            ..Default::default()
+        })
+        .await,
+        Err(PipelineError::TooLarge { .. })
+    ));
+    for name in [
+        "hostile/garbage.txt",
+        "hostile/truncated.pdf",
+        "hostile/bomb.docx",
+    ] {
+        let id = submit(p, name).await.document.id;
+        let d = finished(p, id).await;
+        assert_eq!(d.status, DocumentStatus::Failed, "{name}");
+        assert_eq!(d.error_stage.as_deref(), Some("parse"), "{name}");
+        let error = d.error.unwrap_or_default();
+        assert!(error.len() > 10, "{name}: {error:?}");
+        // One attempt, dead-lettered at once: never a retry loop.
+        let jobs = jobs_of(p, id).await;
+        assert_eq!(jobs.len(), 1, "{name}: {jobs:?}");
+        assert_eq!(jobs[0].status, JobState::Failed);
+        assert_eq!(jobs[0].attempts, 1);
+        assert_eq!(d.chunk_count, 0);
+    }
+    h.shutdown().await;
+}
+
+async fn progress_is_persisted_and_broadcast_through_every_stage(db: impl TestDb) {
+    let s = setup(db.driver(), hashing(), Notifier::none());
+    let p = &s.pipeline;
+    let mut events = p.progress().subscribe();
+    let h = start(p);
+    let text: String = (0..40)
+        .map(|i| {
+            format!("Paragraph {i} is about lighthouses, tides and the keepers who mind them.\n\n")
+        })
+        .collect();
+    let id = p
+        .submit(NewDocument {
+            bytes: Bytes::from(text),
+            filename: Some("long.txt".into()),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .document
+        .id;
+    let mut seen = Vec::new();
+    tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let e = events.recv().await.unwrap();
+            if e.document_id != id {
+                continue;
+            }
+            let last = e.is_final();
+            seen.push(e);
+            if last {
+                break;
+            }
+        }
+    })
+    .await
+    .unwrap();
+    let progress: Vec<i16> = seen.iter().map(|e| e.progress).collect();
+    assert!(progress.windows(2).all(|w| w[0] <= w[1]), "{progress:?}");
+    assert_eq!(*progress.last().unwrap(), 100);
+    let statuses: Vec<DocumentStatus> = seen.iter().map(|e| e.status).collect();
+    for s in [
+        DocumentStatus::Queued,
+        DocumentStatus::Parsing,
+        DocumentStatus::Chunking,
+        DocumentStatus::Embedding,
+        DocumentStatus::Completing,
+        DocumentStatus::Completed,
+    ] {
+        assert!(statuses.contains(&s), "{s:?} missing from {statuses:?}");
+    }
+    // Embedding moves within the stage (4 chunks a page here).
+    let within: Vec<i16> = seen
+        .iter()
+        .filter(|e| e.status == DocumentStatus::Embedding)
+        .map(|e| e.progress)
+        .collect();
+    assert!(within.len() >= 2, "{within:?}");
+    assert!(within.iter().any(|p| *p > 30 && *p < 90), "{within:?}");
+    h.shutdown().await;
+}
+
+async fn stuck_documents_are_found_and_repaired(db: impl TestDb) {
+    let s = setup(db.driver(), hashing(), Notifier::none());
+    let p = &s.pipeline;
+    // No runtime yet: cancel the parse job by hand, leaving the document with no live job.
+    let id = submit(p, "notes.txt").await.document.id;
+    let job = jobs_of(p, id).await.remove(0);
+    {
+        let mut c = p.driver().conn().await.unwrap();
+        c.job_cancel(JobCancelParams {
+            ids: vec![job.id],
+            now: None,
+        })
+        .await
+        .unwrap();
+    }
+    // Not idle long enough yet: nothing to do.
+    assert!(
+        p.repair_stuck(Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let repairs = p.repair_stuck(Duration::ZERO).await.unwrap();
+    assert_eq!(repairs.len(), 1);
+    assert_eq!(repairs[0].document_id, id);
+    assert_eq!(repairs[0].action, RepairAction::Requeued("parse".into()));
+    // Its job is live again: a second sweep finds nothing.
+    assert!(p.repair_stuck(Duration::ZERO).await.unwrap().is_empty());
+    let h = start(p);
+    assert_eq!(finished(p, id).await.status, DocumentStatus::Completed);
+    h.shutdown().await;
+}
+
+/// An embedder that is "down" for its first `down` calls.
+struct Flaky {
+    inner: Arc<dyn Embedder>,
+    down: usize,
+    calls: AtomicUsize,
+}
+
+impl Embedder for Flaky {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn dimensions(&self) -> usize {
+        self.inner.dimensions()
+    }
+    fn max_input_tokens(&self) -> usize {
+        self.inner.max_input_tokens()
+    }
+    fn count_tokens(&self, text: &str) -> usize {
+        self.inner.count_tokens(text)
+    }
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+        if self.calls.fetch_add(1, Ordering::SeqCst) < self.down {
+            return Box::pin(async {
+                Err(EmbedError::Unavailable {
+                    message: "provider down (test)".into(),
+                    retry_after: Duration::from_millis(100),
+                })
+            });
+        }
+        self.inner.embed(texts)
+    }
+}
+
+async fn an_unavailable_provider_holds_jobs_back_without_spending_attempts(db: impl TestDb) {
+    let flaky = Arc::new(Flaky {
+        inner: hashing(),
+        down: 6,
+        calls: AtomicUsize::new(0),
+    });
+    let s = setup(db.driver(), flaky.clone(), Notifier::none());
+    let p = &s.pipeline;
+    let h = start(p);
+    let id = submit(p, "notes.txt").await.document.id;
+    let d = finished(p, id).await;
+    assert_eq!(d.status, DocumentStatus::Completed, "{:?}", d.error);
+    // Six unavailable answers, more than max_attempts (4): none of them was spent.
+    assert!(flaky.calls.load(Ordering::SeqCst) > 6);
+    let embed = jobs_of(p, id)
+        .await
+        .into_iter()
+        .find(|j| j.job_type == "docket.embed")
+        .unwrap();
+    assert_eq!(embed.status, JobState::Completed);
+    assert_eq!(embed.attempts, 1, "snoozes must not count as attempts");
+    let attempts = {
+        let mut c = p.driver().conn().await.unwrap();
+        c.job_attempt_list(embed.id).await.unwrap()
+    };
+    let snoozed = attempts
+        .iter()
+        .filter(|a| {
+            a.outcome == AttemptOutcome::Released
+                && a.error.as_deref().is_some_and(|e| e.contains("snoozed"))
+        })
+        .count();
+    assert_eq!(snoozed, 6, "{attempts:?}");
+    h.shutdown().await;
+}
+
+async fn completion_webhook_is_signed_and_delivered(db: impl TestDb) {
+    use axum::routing::post;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(axum::http::HeaderMap, Bytes)>();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move |headers: axum::http::HeaderMap, body: Bytes| {
+            let tx = tx.clone();
+            async move {
+                let _ = tx.send((headers, body));
+                "ok"
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+    let mut config = NotifyConfig::default();
+    config.webhook.secret = Some(secret.into());
+    let notifier = Notifier::new(&config).unwrap();
+    let s = setup(db.driver(), hashing(), notifier);
+    let p = &s.pipeline;
+    let h = start(p);
+    let id = p
+        .submit(NewDocument {
+            bytes: corpus("notes.txt"),
+            filename: Some("notes.txt".into()),
+            callback_url: Some(format!("http://{addr}/hook")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .document
+        .id;
+    let d = finished(p, id).await;
+    assert_eq!(d.status, DocumentStatus::Completed);
+    assert!(d.timings.get("notify_ms").is_some());
+    let (headers, body) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok());
+    let signer = docket_notify::WebhookSigner::new(secret).unwrap();
+    docket_notify::verify(
+        &[signer],
+        &docket_notify::WebhookHeaders::from_lookup(header),
+        &body,
+        chrono::Utc::now().timestamp(),
+        Duration::from_secs(300),
+    )
+    .expect("signature verifies");
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["type"], "document.completed");
+    assert_eq!(event["data"]["id"], id.to_string());
+    assert_eq!(event["data"]["chunk_count"], d.chunk_count);
+    h.shutdown().await;
+}
+
+macro_rules! pipeline_suite {
+    ($backend:ident, $make:path) => {
+        mod $backend {
+            use super::*;
+            pipeline_suite!(@tests $make;
+                every_format_completes_and_is_searchable,
+                identical_bytes_find_the_document_and_reprocessing_swaps_chunks,
+                running_a_stage_twice_leaves_the_same_rows,
+                bad_files_fail_with_a_clear_permanent_error,
+                progress_is_persisted_and_broadcast_through_every_stage,
+                stuck_documents_are_found_and_repaired,
+                an_unavailable_provider_holds_jobs_back_without_spending_attempts,
+                completion_webhook_is_signed_and_delivered,
+            );
+        }
+    };
+    (@tests $make:path; $($name:ident),* $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() {
+                super::$name($make().await).await
+            }
+        )*
+    };
+}
+
+pipeline_suite!(pg, postgres);
+pipeline_suite!(lite, sqlite);

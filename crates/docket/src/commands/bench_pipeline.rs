@@ -1,0 +1,433 @@
+//! `docket bench pipeline`: documents through every stage, beside the raw model speed.
+//!
+//! One run, one JSON report:
+//! - `parse`: MB/s per format (in-process parsers on the generated corpus and the committed
+//!   sample files), and the chunker's speed on the same texts;
+//! - `raw_model`: the embedding provider alone on exactly the chunks the pipeline will embed,
+//!   in its preferred batch size (sentences/s);
+//! - `pipeline`: the same documents submitted and worked by a runtime in a fresh database
+//!   (documents/s, chunks/s, the share of stage time spent parsing and chunking), with the
+//!   ratio of its chunk rate to the raw model's;
+//! - `python_reference`: sentence-transformers on the same chunks, when it is installed and
+//!   the provider is `local`;
+//! - `peak_rss_mb`: the process's high-water mark.
+
+use std::collections::BTreeMap;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use clap::Args;
+use docket_core::{DocumentListParams, DocumentStatus, Driver, Executor, SystemClock};
+use docket_embed::EmbedConfig;
+use docket_parse::Format;
+use docket_pipeline::{NewDocument, Pipeline};
+use docket_queue::{Runtime, RuntimeConfig};
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use serde_json::json;
+
+use super::bench::{BackendKind, Fresh};
+use crate::config::Config;
+use crate::{builtin, with_driver};
+
+/// `docket bench pipeline` flags.
+#[derive(Debug, Args)]
+pub struct PipelineBench {
+    /// The backend.
+    #[arg(long, value_enum, default_value = "sqlite")]
+    backend: BackendKind,
+    /// Generated documents (Text, Markdown, HTML, JSON and CSV in turn).
+    #[arg(long, default_value_t = 100)]
+    documents: usize,
+    /// Words per generated document.
+    #[arg(long, default_value_t = 1_500)]
+    words: usize,
+    /// Stage jobs running at once.
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Python interpreter for the sentence-transformers comparison (skipped when it cannot
+    /// import sentence_transformers).
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+const SAMPLES: &[(&str, &[u8])] = &[
+    (
+        "report.pdf",
+        include_bytes!("../../../docket-parse/tests/corpus/report.pdf"),
+    ),
+    (
+        "handbook.docx",
+        include_bytes!("../../../docket-parse/tests/corpus/handbook.docx"),
+    ),
+    (
+        "sheet.xlsx",
+        include_bytes!("../../../docket-parse/tests/corpus/sheet.xlsx"),
+    ),
+];
+
+const PY_BENCH: &str = include_str!("../../../docket-embed/tests/fixtures/bench_speed.py");
+
+const WORDS: &[&str] = &[
+    "queue",
+    "worker",
+    "document",
+    "pipeline",
+    "embedding",
+    "vector",
+    "search",
+    "index",
+    "river",
+    "mountain",
+    "garden",
+    "library",
+    "station",
+    "harbour",
+    "village",
+    "market",
+    "engineer",
+    "teacher",
+    "farmer",
+    "captain",
+    "student",
+    "doctor",
+    "painter",
+    "writer",
+    "builds",
+    "reads",
+    "carries",
+    "measures",
+    "repairs",
+    "counts",
+    "plants",
+    "studies",
+    "quickly",
+    "carefully",
+    "slowly",
+    "rarely",
+    "often",
+    "together",
+    "again",
+    "later",
+    "the",
+    "a",
+    "of",
+    "and",
+    "to",
+    "in",
+    "with",
+    "for",
+    "on",
+    "from",
+    "by",
+    "under",
+    "large",
+    "small",
+    "ancient",
+    "modern",
+    "quiet",
+    "busy",
+    "bright",
+    "cold",
+    "green",
+];
+
+fn sentence(rng: &mut StdRng) -> String {
+    let n = rng.random_range(10..22);
+    let mut s: Vec<&str> = (0..n)
+        .map(|_| WORDS[rng.random_range(0..WORDS.len())])
+        .collect();
+    let first = s[0].to_owned();
+    let mut out = String::new();
+    out.push_str(&first[..1].to_uppercase());
+    out.push_str(&first[1..]);
+    s.remove(0);
+    for w in s {
+        out.push(' ');
+        out.push_str(w);
+    }
+    out.push('.');
+    out
+}
+
+fn paragraphs(rng: &mut StdRng, words: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut total = 0;
+    while total < words {
+        let mut p = String::new();
+        for _ in 0..rng.random_range(3..7) {
+            let s = sentence(rng);
+            total += s.split(' ').count();
+            if !p.is_empty() {
+                p.push(' ');
+            }
+            p.push_str(&s);
+        }
+        out.push(p);
+    }
+    out
+}
+
+/// Generated document `i`: unique bytes, so none is deduplicated.
+fn generate(i: usize, words: usize) -> (String, Bytes) {
+    let mut rng = StdRng::seed_from_u64(i as u64);
+    let paras = paragraphs(&mut rng, words);
+    let (name, body) = match i % 5 {
+        0 => (
+            format!("doc-{i}.txt"),
+            format!("Report {i}\n\n{}\n", paras.join("\n\n")),
+        ),
+        1 => {
+            let mut md = format!("# Guide {i}\n\n");
+            for (k, p) in paras.iter().enumerate() {
+                if k % 3 == 0 {
+                    md.push_str(&format!("## Part {k}\n\n"));
+                }
+                md.push_str(p);
+                md.push_str("\n\n");
+            }
+            (format!("doc-{i}.md"), md)
+        }
+        2 => {
+            let mut html = format!(
+                "<!doctype html><html><head><title>Page {i}</title><script>var x = 1;</script>\
+                 </head><body><nav><a href=\"/\">Home</a></nav><main><h1>Page {i}</h1>"
+            );
+            for (k, p) in paras.iter().enumerate() {
+                if k % 3 == 0 {
+                    html.push_str(&format!("<h2>Section {k}</h2>"));
+                }
+                html.push_str(&format!("<p>{p}</p>"));
+            }
+            html.push_str("</main><footer>Copyright</footer></body></html>");
+            (format!("doc-{i}.html"), html)
+        }
+        3 => (
+            format!("doc-{i}.json"),
+            serde_json::to_string_pretty(&json!({
+                "id": i,
+                "title": format!("Record {i}"),
+                "sections": paras.iter().map(|p| json!({"body": p})).collect::<Vec<_>>(),
+            }))
+            .unwrap_or_default(),
+        ),
+        _ => {
+            let mut csv = String::from("id,topic,notes\n");
+            for (k, p) in paras.iter().enumerate() {
+                csv.push_str(&format!("{k},topic {k},\"{p}\"\n"));
+            }
+            (format!("doc-{i}.csv"), csv)
+        }
+    };
+    (name, Bytes::from(body))
+}
+
+fn peak_rss_mb() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
+}
+
+/// Runs the pipeline benchmark.
+pub async fn pipeline(mut config: Config, b: PipelineBench) -> anyhow::Result<ExitCode> {
+    let mut docs: Vec<(String, Bytes)> = (0..b.documents).map(|i| generate(i, b.words)).collect();
+    for (name, bytes) in SAMPLES {
+        docs.push((name.to_string(), Bytes::from_static(bytes)));
+    }
+    let blob_dir = tempfile::tempdir()?;
+    config.storage.blob_dir = blob_dir.path().to_owned();
+    config.notify = Default::default();
+    let fresh = Fresh::new(&config, b.backend).await?;
+    let report = with_driver!(&fresh.backend, |d| run(d.clone(), &config, &b, &docs).await)?;
+    fresh.drop_schema().await;
+    println!("{}", serde_json::to_string_pretty(&report)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn run<D: Driver>(
+    driver: D,
+    config: &Config,
+    b: &PipelineBench,
+    docs: &[(String, Bytes)],
+) -> anyhow::Result<serde_json::Value> {
+    let pipeline = crate::pipeline::build(driver.clone(), config).await?;
+    let embedder = pipeline.embedder().clone();
+
+    // 1. Parse and chunk, in process, per format.
+    let limits = crate::pipeline::parse_settings(config)?.limits;
+    let mut per_format: BTreeMap<&'static str, (u64, Duration)> = BTreeMap::new();
+    let mut chunk_time = Duration::ZERO;
+    let mut texts: Vec<String> = Vec::new();
+    for (name, bytes) in docs {
+        let format = docket_parse::detect(bytes, Some(name), None)?;
+        let t = Instant::now();
+        let parsed = docket_parse::parse(bytes, format, &limits)?;
+        let e = per_format.entry(format_name(format)).or_default();
+        e.0 += bytes.len() as u64;
+        e.1 += t.elapsed();
+        let t = Instant::now();
+        let chunks = pipeline.chunker().chunk(&parsed);
+        chunk_time += t.elapsed();
+        texts.extend(chunks.into_iter().map(|c| c.text));
+    }
+    let parse_json: serde_json::Map<String, serde_json::Value> = per_format
+        .iter()
+        .map(|(f, (bytes, t))| {
+            (
+                f.to_string(),
+                json!({
+                    "bytes": bytes,
+                    "mb_per_s": *bytes as f64 / 1e6 / t.as_secs_f64().max(1e-9),
+                }),
+            )
+        })
+        .collect();
+
+    // 2. The raw model on exactly these chunks.
+    let t = Instant::now();
+    for batch in texts.chunks(embedder.batch_size().max(1)) {
+        embedder.embed(batch).await?;
+    }
+    let raw_s = t.elapsed().as_secs_f64();
+    let raw_rate = texts.len() as f64 / raw_s;
+
+    // 3. The pipeline.
+    let mut workers = builtin::workers();
+    pipeline.register(&mut workers);
+    let mut rc = RuntimeConfig {
+        maintenance: None,
+        ..Default::default()
+    };
+    rc.queues[0].concurrency = b.concurrency;
+    let t = Instant::now();
+    for (name, bytes) in docs {
+        pipeline
+            .submit(NewDocument {
+                bytes: bytes.clone(),
+                filename: Some(name.clone()),
+                ..Default::default()
+            })
+            .await?;
+    }
+    let handle = Runtime::start(driver.clone(), workers, rc, Arc::new(SystemClock))?;
+    let rows = wait_all(&pipeline, docs.len()).await?;
+    let wall = t.elapsed().as_secs_f64();
+    handle.shutdown().await;
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|d| d.status == DocumentStatus::Failed)
+        .map(|d| json!({"filename": d.filename, "error": d.error}))
+        .collect();
+    let chunks: i64 = rows.iter().map(|d| d.chunk_count as i64).sum();
+    let stage_ms = |key: &str| -> f64 {
+        rows.iter()
+            .filter_map(|d| d.timings.get(key).and_then(|v| v.as_f64()))
+            .sum()
+    };
+    let (parse_ms, chunk_ms, embed_ms, complete_ms) = (
+        stage_ms("parse_ms"),
+        stage_ms("chunk_ms"),
+        stage_ms("embed_ms"),
+        stage_ms("complete_ms"),
+    );
+    let pipeline_rate = chunks as f64 / wall;
+
+    // 4. sentence-transformers on the same chunks, when installed.
+    let python = match &config.embed {
+        EmbedConfig::Local(local) => python_reference(&b.python, &local.model, &texts).await,
+        _ => json!({"skipped": "the provider is not local"}),
+    };
+
+    Ok(json!({
+        "embedder": embedder.name(),
+        "backend": driver.name(),
+        "documents": docs.len(),
+        "chunks": chunks,
+        "chunk_max_tokens": pipeline.chunker().max_tokens(),
+        "parse": parse_json,
+        "chunker_chunks_per_s": texts.len() as f64 / chunk_time.as_secs_f64().max(1e-9),
+        "raw_model": {
+            "sentences": texts.len(),
+            "seconds": raw_s,
+            "sentences_per_s": raw_rate,
+        },
+        "pipeline": {
+            "seconds": wall,
+            "documents_per_s": docs.len() as f64 / wall,
+            "chunks_per_s": pipeline_rate,
+            "mb_per_s": docs.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / 1e6 / wall,
+            "failed": failed,
+            "stage_ms": {"parse": parse_ms, "chunk": chunk_ms, "embed": embed_ms, "complete": complete_ms},
+            "parse_chunk_share_of_embed": (parse_ms + chunk_ms) / embed_ms.max(1.0),
+            "embed_vs_raw_model": pipeline_rate / raw_rate,
+        },
+        "python_reference": python,
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+}
+
+fn format_name(f: Format) -> &'static str {
+    f.name()
+}
+
+async fn wait_all<D: Driver>(
+    p: &Pipeline<D>,
+    n: usize,
+) -> anyhow::Result<Vec<docket_core::DocumentRow>> {
+    loop {
+        let mut rows = Vec::new();
+        let mut before = None;
+        loop {
+            let page = {
+                let mut c = p.driver().conn().await?;
+                c.document_list(&DocumentListParams {
+                    status: None,
+                    source: None,
+                    before,
+                    limit: 1000,
+                })
+                .await?
+            };
+            let Some(last) = page.last() else { break };
+            before = Some(last.id);
+            rows.extend(page);
+        }
+        if rows.len() >= n && rows.iter().all(|d| d.status.is_terminal()) {
+            return Ok(rows);
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn python_reference(python: &str, model: &str, texts: &[String]) -> serde_json::Value {
+    let Ok(dir) = tempfile::tempdir() else {
+        return json!({"skipped": "no temporary directory"});
+    };
+    let script = dir.path().join("bench_speed.py");
+    let sentences = dir.path().join("sentences.txt");
+    let lines: Vec<String> = texts.iter().map(|t| t.replace(['\n', '\r'], " ")).collect();
+    if std::fs::write(&script, PY_BENCH).is_err()
+        || std::fs::write(&sentences, lines.join("\n") + "\n").is_err()
+    {
+        return json!({"skipped": "cannot write the script"});
+    }
+    let out = tokio::process::Command::new(python)
+        .arg(&script)
+        .arg(model)
+        .arg(&sentences)
+        .args(["--batch", "32", "--threads", "2"])
+        .output()
+        .await;
+    match out {
+        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
+            .unwrap_or_else(|e| json!({"skipped": format!("unreadable output: {e}")})),
+        Ok(o) => json!({
+            "skipped": "sentence-transformers did not run (not installed?)",
+            "stderr": String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default(),
+        }),
+        Err(e) => json!({"skipped": format!("{python}: {e}")}),
+    }
+}
