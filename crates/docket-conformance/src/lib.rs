@@ -71,6 +71,7 @@ macro_rules! driver_test_suite {
             document_delete_cascades,
             document_stuck_detection,
             document_validation,
+            vector_search_optional,
         );
         $crate::driver_test_suite!(@multi_thread ($make)
             concurrent_claims,

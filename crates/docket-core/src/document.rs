@@ -554,6 +554,61 @@ impl ChunkVectorPageParams {
     }
 }
 
+/// Nearest chunks to a query vector, by cosine similarity, among the embedded chunks of
+/// active generations whose vector has the query's dimensions
+/// ([`crate::Executor::chunk_search`]).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChunkSearchParams {
+    /// The query vector: at least one component, every one finite.
+    pub query: Vec<f32>,
+    /// At most this many chunks.
+    pub k: i64,
+    /// Only these documents' chunks (an empty list matches none); `None` for every document.
+    pub document_ids: Option<Vec<Uuid>>,
+}
+
+impl ChunkSearchParams {
+    /// A negative `k`, an empty query or a query with a NaN or infinite component is refused.
+    pub fn validate(&self) -> Result<()> {
+        if self.k < 0 {
+            return Err(Error::Invalid(format!("k {} is negative", self.k)));
+        }
+        if self.query.is_empty() {
+            return Err(Error::Invalid("query vector is empty".into()));
+        }
+        if !self.query.iter().all(|x| x.is_finite()) {
+            return Err(Error::Invalid(
+                "query vector has a NaN or infinite component".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// One chunk found by [`crate::Executor::chunk_search`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ChunkScore {
+    /// The chunk.
+    pub id: i64,
+    /// Its document.
+    pub document_id: Uuid,
+    /// Cosine similarity to the query (1 − cosine distance): 1 for the same direction.
+    pub score: f32,
+}
+
+/// The most dimensions [`crate::Executor::vector_index_ensure`] accepts.
+pub const VECTOR_INDEX_MAX_DIMS: i32 = 16_000;
+
+/// Checks the dimensions of a vector index: within `1..=`[`VECTOR_INDEX_MAX_DIMS`].
+pub fn validate_vector_index_dims(dims: i32) -> Result<()> {
+    if !(1..=VECTOR_INDEX_MAX_DIMS).contains(&dims) {
+        return Err(Error::Invalid(format!(
+            "vector index dimensions {dims} are outside 1..={VECTOR_INDEX_MAX_DIMS}"
+        )));
+    }
+    Ok(())
+}
+
 /// The unique-key prefix of a document's stage jobs: `document:<id>:`. A stage job's key is
 /// this prefix and the stage name; [`StuckDocumentsParams`] relies on it.
 pub fn document_job_key_prefix(id: Uuid) -> String {
@@ -616,6 +671,45 @@ mod tests {
         assert_eq!(bits(&back), bits(&v));
         assert!(decode_vector(&[]).unwrap().is_empty());
         assert!(matches!(decode_vector(&[1, 2, 3]), Err(Error::Decode(_))));
+    }
+
+    #[test]
+    fn chunk_search_params_and_index_dims_are_checked() {
+        let ok = ChunkSearchParams {
+            query: vec![0.5, -1.0],
+            k: 0,
+            document_ids: None,
+        };
+        assert!(ok.validate().is_ok());
+        let bad = [
+            ChunkSearchParams {
+                k: -1,
+                ..ok.clone()
+            },
+            ChunkSearchParams {
+                query: vec![],
+                ..ok.clone()
+            },
+            ChunkSearchParams {
+                query: vec![1.0, f32::NAN],
+                ..ok.clone()
+            },
+            ChunkSearchParams {
+                query: vec![f32::INFINITY],
+                ..ok.clone()
+            },
+        ];
+        for p in bad {
+            assert!(matches!(p.validate(), Err(Error::Invalid(_))), "{p:?}");
+        }
+        assert!(validate_vector_index_dims(1).is_ok());
+        assert!(validate_vector_index_dims(VECTOR_INDEX_MAX_DIMS).is_ok());
+        for dims in [0, -3, VECTOR_INDEX_MAX_DIMS + 1] {
+            assert!(matches!(
+                validate_vector_index_dims(dims),
+                Err(Error::Invalid(_))
+            ));
+        }
     }
 
     #[test]

@@ -345,4 +345,29 @@ pub trait Executor: Send {
     /// Chunks by id (of any generation), by id; ids that are gone are skipped.
     fn chunk_get_many(&mut self, ids: &[i64])
     -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
+
+    /// Whether the database searches vectors itself ([`Executor::chunk_search`] answers
+    /// `Some`): PostgreSQL with the pgvector extension installed. Otherwise callers scan the
+    /// vectors of [`Executor::chunk_vectors_page`].
+    fn vector_search_available(&mut self) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Ensures an approximate nearest-neighbour index over the stored vectors of `dims`
+    /// dimensions (idempotent; `dims` within `1..=`[`VECTOR_INDEX_MAX_DIMS`], else
+    /// [`Error::Invalid`]). Returns whether such an index exists: false, changing nothing,
+    /// where the database does not search vectors or cannot index that many dimensions.
+    /// Building it over many stored vectors takes a while and holds off chunk writes meanwhile:
+    /// call it once, at start, not per request.
+    fn vector_index_ensure(&mut self, dims: i32) -> impl Future<Output = Result<bool>> + Send;
+
+    /// The chunks nearest to `params.query` by cosine distance, best first, among the embedded
+    /// chunks of active generations whose vector has as many dimensions as the query. `None`
+    /// where the database does not search vectors: the caller scans
+    /// [`Executor::chunk_vectors_page`] instead. Invalid params are refused on every backend.
+    ///
+    /// An index makes the search approximate: with `document_ids`, or beyond a thousand
+    /// results, it may return fewer than `k` chunks although more match.
+    fn chunk_search(
+        &mut self,
+        params: &ChunkSearchParams,
+    ) -> impl Future<Output = Result<Option<Vec<ChunkScore>>>> + Send;
 }

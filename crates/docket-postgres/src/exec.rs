@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 use std::ops::DerefMut;
+use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use docket_core::*;
@@ -10,11 +11,13 @@ use uuid::Uuid;
 
 use crate::notify::Notifier;
 use crate::rows;
+use crate::vector::{self, VectorSupport};
 
 /// A PostgreSQL executor over a pooled connection or a transaction (`C`).
 pub struct PgExec<C> {
     conn: C,
     notifier: Notifier,
+    vector: Arc<VectorSupport>,
     in_tx: bool,
     inserted: bool,
 }
@@ -28,10 +31,16 @@ impl<C> std::fmt::Debug for PgExec<C> {
 }
 
 impl<C> PgExec<C> {
-    pub(crate) fn new(conn: C, notifier: Notifier, in_tx: bool) -> Self {
+    pub(crate) fn new(
+        conn: C,
+        notifier: Notifier,
+        vector: Arc<VectorSupport>,
+        in_tx: bool,
+    ) -> Self {
         Self {
             conn,
             notifier,
+            vector,
             in_tx,
             inserted: false,
         }
@@ -77,6 +86,22 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
 
 fn secs(d: chrono::Duration) -> f64 {
     d.num_microseconds().unwrap_or(i64::MAX) as f64 / 1e6
+}
+
+impl<C> PgExec<C>
+where
+    C: DerefMut<Target = PgConnection> + Send,
+{
+    /// pgvector's schema prefix where the vector path is usable, detected on first use when
+    /// the driver has not migrated.
+    async fn pgvector(&mut self) -> Result<Option<Arc<str>>> {
+        if let Some(known) = self.vector.get() {
+            return Ok(known);
+        }
+        let found = vector::detect(&mut self.conn, false).await?;
+        self.vector.set(found.clone());
+        Ok(found)
+    }
 }
 
 impl<C> Transaction for PgExec<C>
@@ -907,9 +932,28 @@ where
         }
         let ids: Vec<i64> = embeddings.iter().map(|(id, _)| *id).collect();
         let vectors: Vec<Vec<u8>> = embeddings.iter().map(|(_, v)| encode_vector(v)).collect();
-        sqlx::query(include_str!("../queries/chunk_set_embeddings.sql"))
+        let Some(ext) = self.pgvector().await? else {
+            return sqlx::query(include_str!("../queries/chunk_set_embeddings.sql"))
+                .bind(&ids)
+                .bind(&vectors)
+                .execute(&mut *self.conn)
+                .await
+                .map(|r| r.rows_affected())
+                .map_err(map_err);
+        };
+        let texts: Vec<Option<String>> = embeddings
+            .iter()
+            .map(|(_, v)| vector::vector_text(v))
+            .collect();
+        let sql = vector::render(
+            include_str!("../queries/chunk_set_embeddings_vector.sql"),
+            &ext,
+            None,
+        );
+        sqlx::query(&sql)
             .bind(&ids)
             .bind(&vectors)
+            .bind(&texts)
             .execute(&mut *self.conn)
             .await
             .map(|r| r.rows_affected())
@@ -955,6 +999,85 @@ where
             .iter()
             .map(rows::chunk)
             .collect()
+    }
+
+    async fn vector_search_available(&mut self) -> Result<bool> {
+        Ok(self.pgvector().await?.is_some())
+    }
+
+    async fn vector_index_ensure(&mut self, dims: i32) -> Result<bool> {
+        validate_vector_index_dims(dims)?;
+        let Some(ext) = self.pgvector().await? else {
+            return Ok(false);
+        };
+        if dims > vector::MAX_INDEX_DIMS {
+            return Ok(false);
+        }
+        // CREATE INDEX locks the table against writes even when the index exists: look first.
+        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
+            .bind(vector::index_name(dims))
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        if !exists {
+            let sql = vector::render(
+                include_str!("../queries/vector_index_create.sql"),
+                &ext,
+                Some(dims),
+            );
+            sqlx::query(&sql)
+                .execute(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        }
+        Ok(true)
+    }
+
+    async fn chunk_search(&mut self, p: &ChunkSearchParams) -> Result<Option<Vec<ChunkScore>>> {
+        p.validate()?;
+        let Some(ext) = self.pgvector().await? else {
+            return Ok(None);
+        };
+        let Some(query) = vector::vector_text(&p.query) else {
+            // Longer than any pgvector vector: no stored `vector` has its dimensions.
+            return Ok(None);
+        };
+        if p.k == 0 || p.document_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
+            return Ok(Some(Vec::new()));
+        }
+        let dims = i32::try_from(p.query.len()).expect("at most MAX_DIMS");
+        let sql = vector::render(
+            include_str!("../queries/chunk_search.sql"),
+            &ext,
+            Some(dims),
+        );
+        // An HNSW scan yields at most `hnsw.ef_search` rows (40 by default): widen it to k for
+        // this search (pgvector accepts up to 1000). A transaction (a savepoint inside the
+        // caller's) bounds the setting.
+        let ef_search = p.k.clamp(40, 1000).to_string();
+        let mut tx = self.conn.deref_mut().begin().await.map_err(map_err)?;
+        sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
+            .bind(&ef_search)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let rows: Vec<(i64, Uuid, f64)> = sqlx::query_as(&sql)
+            .bind(&query)
+            .bind(&p.document_ids)
+            .bind(p.k)
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)?;
+        Ok(Some(
+            rows.into_iter()
+                .map(|(id, document_id, distance)| ChunkScore {
+                    id,
+                    document_id,
+                    score: (1.0 - distance) as f32,
+                })
+                .collect(),
+        ))
     }
 }
 

@@ -6,11 +6,32 @@
 //! `LISTEN/NOTIFY`, with polling as the fallback for connection poolers that break `LISTEN`.
 //!
 //! Every SQL statement lives in `queries/`, one file per driver method.
+//!
+//! # pgvector, where installed
+//!
+//! Chunk vectors are always stored portably (`document_chunks.embedding`, little-endian
+//! `f32` bytes) and searchable by a scan of [`Executor::chunk_vectors_page`](docket_core::Executor::chunk_vectors_page).
+//! Where the [pgvector](https://github.com/pgvector/pgvector) extension is installed in the
+//! database, the driver also keeps each vector as pgvector's `vector` (in
+//! `document_chunks.embedding_vec`, untyped so that one column holds any dimensions), and
+//! [`chunk_search`](docket_core::Executor::chunk_search) answers nearest-neighbour queries in
+//! the database, by cosine distance, helped by the per-dimension HNSW index that
+//! [`vector_index_ensure`](docket_core::Executor::vector_index_ensure) builds. docket never
+//! installs the extension (that takes a superuser, and is the operator's choice): an operator
+//! runs `CREATE EXTENSION vector;` in the database and restarts every docket process; the
+//! first migration after that adds the column and fills it from the vectors already stored
+//! (holding chunk reads and writes meanwhile, once). The driver detects the extension when it
+//! migrates, or else on first use, and remembers the answer until the next migration. Without it,
+//! [`vector_search_available`](docket_core::Executor::vector_search_available) is false,
+//! `chunk_search` answers `None` and callers fall back to the portable scan. This path is
+//! exercised by the conformance suite only against a server where the extension is installed.
 
 mod exec;
 mod notify;
 mod rows;
+mod vector;
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use docket_core::{Driver, Error, Result, Wakeups};
@@ -56,6 +77,8 @@ pub struct PgDriver {
     control: PgPool,
     wakeups: Wakeups,
     notifier: notify::Notifier,
+    /// pgvector, as last detected; shared with every executor.
+    vector: Arc<vector::VectorSupport>,
 }
 
 impl PgDriver {
@@ -97,7 +120,12 @@ impl PgDriver {
             control,
             wakeups,
             notifier,
+            vector: Arc::default(),
         }
+    }
+
+    fn exec<C>(&self, conn: C, in_tx: bool) -> PgExec<C> {
+        PgExec::new(conn, self.notifier.clone(), self.vector.clone(), in_tx)
     }
 
     /// The pool, for callers that run their own SQL next to the queue's.
@@ -116,17 +144,17 @@ impl Driver for PgDriver {
 
     async fn conn(&self) -> Result<Self::Conn> {
         let conn = self.pool.acquire().await.map_err(exec::map_err)?;
-        Ok(PgExec::new(conn, self.notifier.clone(), false))
+        Ok(self.exec(conn, false))
     }
 
     async fn control_conn(&self) -> Result<Self::Conn> {
         let conn = self.control.acquire().await.map_err(exec::map_err)?;
-        Ok(PgExec::new(conn, self.notifier.clone(), false))
+        Ok(self.exec(conn, false))
     }
 
     async fn begin(&self) -> Result<Self::Tx> {
         let tx = self.pool.begin().await.map_err(exec::map_err)?;
-        Ok(PgExec::new(tx, self.notifier.clone(), true))
+        Ok(self.exec(tx, true))
     }
 
     async fn migrate(&self) -> Result<()> {
@@ -137,7 +165,19 @@ impl Driver for PgDriver {
             .map_err(|e| match e {
                 sqlx::migrate::MigrateError::Execute(e) => exec::map_err(e),
                 other => Error::Migration(Box::new(other)),
-            })
+            })?;
+        // pgvector, when the operator installed it: its column (added once; the check runs
+        // first so that a migrated schema takes no table lock), then the answer, remembered.
+        let mut conn = self.pool.acquire().await.map_err(exec::map_err)?;
+        let ext = vector::detect(&mut conn, true).await?;
+        match &ext {
+            Some(_) => {
+                tracing::info!("pgvector is installed: chunk vectors are searched in the database")
+            }
+            None => tracing::debug!("pgvector is not installed: chunk vectors are scanned"),
+        }
+        self.vector.set(ext);
+        Ok(())
     }
 
     fn wakeups(&self) -> Wakeups {

@@ -5,17 +5,17 @@ use std::ops::DerefMut;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    AttemptOutcome, ChunkInsert, ChunkRow, ChunkVector, ChunkVectorPageParams, CompletionOutcome,
-    CronRun, CronRunEnqueueParams, CronRunListParams, CronSchedule, CronScheduleUpsertParams,
-    DocumentActivateParams, DocumentFailParams, DocumentInsertParams, DocumentListParams,
-    DocumentProgressParams, DocumentReprocessParams, DocumentRow, DocumentSource,
-    DocumentStageParams, DocumentStatus, DocumentText, Error, Executor, JobAttempt,
-    JobCancelParams, JobCompleteManyParams, JobCompletion, JobDeleteFinishedParams,
-    JobGetAvailableParams, JobInsertManyParams, JobInsertParams, JobInsertResult, JobListParams,
-    JobRescueParams, JobRescueResult, JobRetryParams, JobRow, JobStatRow, JobState,
-    LeaderElectParams, LeaderRow, QueueRow, QueueSetPausedParams, Result, StuckDocumentsParams,
-    Transaction, Wakeups, WorkerHeartbeatParams, WorkerRow, encode_vector, validate_chunks,
-    validate_document_text,
+    AttemptOutcome, ChunkInsert, ChunkRow, ChunkScore, ChunkSearchParams, ChunkVector,
+    ChunkVectorPageParams, CompletionOutcome, CronRun, CronRunEnqueueParams, CronRunListParams,
+    CronSchedule, CronScheduleUpsertParams, DocumentActivateParams, DocumentFailParams,
+    DocumentInsertParams, DocumentListParams, DocumentProgressParams, DocumentReprocessParams,
+    DocumentRow, DocumentSource, DocumentStageParams, DocumentStatus, DocumentText, Error,
+    Executor, JobAttempt, JobCancelParams, JobCompleteManyParams, JobCompletion,
+    JobDeleteFinishedParams, JobGetAvailableParams, JobInsertManyParams, JobInsertParams,
+    JobInsertResult, JobListParams, JobRescueParams, JobRescueResult, JobRetryParams, JobRow,
+    JobStatRow, JobState, LeaderElectParams, LeaderRow, QueueRow, QueueSetPausedParams, Result,
+    StuckDocumentsParams, Transaction, Wakeups, WorkerHeartbeatParams, WorkerRow, encode_vector,
+    validate_chunks, validate_document_text, validate_vector_index_dims,
 };
 use sqlx::{Connection, Sqlite, SqliteConnection};
 use uuid::Uuid;
@@ -1119,6 +1119,21 @@ where
             .await
             .map_err(map_err)?;
         rows.iter().map(rows::chunk).collect()
+    }
+
+    /// SQLite does not search vectors: callers scan them.
+    async fn vector_search_available(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn vector_index_ensure(&mut self, dims: i32) -> Result<bool> {
+        validate_vector_index_dims(dims)?;
+        Ok(false)
+    }
+
+    async fn chunk_search(&mut self, p: &ChunkSearchParams) -> Result<Option<Vec<ChunkScore>>> {
+        p.validate()?;
+        Ok(None)
     }
 }
 

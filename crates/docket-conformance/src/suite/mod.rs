@@ -30,7 +30,7 @@ pub use documents::{
     document_activate_swaps_generations, document_delete_cascades, document_fail_records_stage,
     document_insert_get, document_list, document_progress_only_rises,
     document_reprocess_keeps_old_chunks, document_stage_updates, document_stuck_detection,
-    document_text_upsert_replaces, document_validation,
+    document_text_upsert_replaces, document_validation, vector_search_optional,
 };
 pub use driver::driver_basics;
 pub use insert::{insert_many, insert_one, insert_validation, unique_keys};
