@@ -86,10 +86,9 @@ pub struct StagesConfig {
     pub embed_linger_ms: u64,
     /// Embedding calls in flight at once (1 suits an in-process model).
     pub embed_concurrency: usize,
-    /// A document whose pipeline has had no live job for this long is repaired.
+    /// A document with no live job and no change for this long is repaired (the sweep runs
+    /// every minute as the built-in `docket.sweep_documents` schedule).
     pub stuck_after_ms: u64,
-    /// How often to look for stuck documents.
-    pub stuck_check_ms: u64,
 }
 
 impl Default for StagesConfig {
@@ -101,7 +100,6 @@ impl Default for StagesConfig {
             embed_linger_ms: 5,
             embed_concurrency: 1,
             stuck_after_ms: 300_000,
-            stuck_check_ms: 60_000,
         }
     }
 }

@@ -146,6 +146,8 @@ pub(crate) struct Inner<D: Driver> {
     pub(crate) max_file_bytes: u64,
     pub(crate) notifier: Notifier,
     pub(crate) hub: ProgressHub,
+    /// Whether the database's vector index for this embedder exists (pgvector).
+    pub(crate) vector_index: tokio::sync::OnceCell<bool>,
 }
 
 /// The document pipeline. Cheap to clone.
@@ -191,6 +193,7 @@ impl<D: Driver> Pipeline<D> {
                 max_file_bytes: parts.max_file_bytes,
                 notifier: parts.notifier,
                 hub: parts.progress,
+                vector_index: tokio::sync::OnceCell::new(),
             }),
         })
     }
@@ -325,8 +328,9 @@ impl<D: Driver> Pipeline<D> {
     /// The `k` chunks most similar to `query` (cosine), among completed documents — all of
     /// them, or those in `document_ids`.
     ///
-    /// This is the portable search: it scans the stored vectors in pages and keeps the best
-    /// `k`, so its cost grows with the number of chunks searched.
+    /// On PostgreSQL with pgvector installed, the database answers from its HNSW index.
+    /// Otherwise this is the portable search: it scans the stored vectors in pages and keeps
+    /// the best `k`, so its cost grows with the number of chunks searched.
     pub async fn search(
         &self,
         query: &str,
@@ -343,6 +347,42 @@ impl<D: Driver> Pipeline<D> {
             .await?
             .pop()
             .unwrap_or_default();
+        let indexed = {
+            let mut c = self.inner.driver.conn().await?;
+            c.chunk_search(&docket_core::ChunkSearchParams {
+                query: q.clone(),
+                k: k as i64,
+                document_ids: document_ids.clone(),
+            })
+            .await?
+        };
+        let best = match indexed {
+            Some(hits) => hits.into_iter().map(|h| (h.score, h.id)).collect(),
+            None => self.scan(&q, k, document_ids).await?,
+        };
+        let ids: Vec<i64> = best.iter().map(|(_, id)| *id).collect();
+        let rows = {
+            let mut c = self.inner.driver.conn().await?;
+            c.chunk_get_many(&ids).await?
+        };
+        Ok(best
+            .into_iter()
+            .filter_map(|(score, id)| {
+                rows.iter().find(|r| r.id == id).map(|r| SearchHit {
+                    score,
+                    chunk: r.clone(),
+                })
+            })
+            .collect())
+    }
+
+    /// The portable search: every stored vector, in pages, keeping the best `k`.
+    async fn scan(
+        &self,
+        q: &[f32],
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+    ) -> Result<Vec<(f32, i64)>, PipelineError> {
         let mut best: Vec<(f32, i64)> = Vec::with_capacity(k + 1);
         let mut after_id = 0;
         loop {
@@ -361,7 +401,7 @@ impl<D: Driver> Pipeline<D> {
                 if v.embedding.len() != q.len() {
                     continue; // embedded by another model
                 }
-                let score: f32 = v.embedding.iter().zip(&q).map(|(a, b)| a * b).sum();
+                let score: f32 = v.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
                 if best.len() < k || score > best[best.len() - 1].0 {
                     let at = best.partition_point(|(s, _)| *s >= score);
                     best.insert(at, (score, v.id));
@@ -369,20 +409,7 @@ impl<D: Driver> Pipeline<D> {
                 }
             }
         }
-        let ids: Vec<i64> = best.iter().map(|(_, id)| *id).collect();
-        let rows = {
-            let mut c = self.inner.driver.conn().await?;
-            c.chunk_get_many(&ids).await?
-        };
-        Ok(best
-            .into_iter()
-            .filter_map(|(score, id)| {
-                rows.iter().find(|r| r.id == id).map(|r| SearchHit {
-                    score,
-                    chunk: r.clone(),
-                })
-            })
-            .collect())
+        Ok(best)
     }
 
     /// Inserts the job for `stage` of `doc` inside `tx` (a duplicate of a live job is a

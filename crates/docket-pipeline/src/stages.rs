@@ -449,6 +449,7 @@ impl<D: Driver> Pipeline<D> {
         let Some(doc) = self.begin_stage(args, Stage::Embed).await? else {
             return Ok(());
         };
+        self.ensure_vector_index().await;
         let (mut done, total) = {
             let mut c = self.inner.driver.conn().await.map_err(db)?;
             c.chunk_count_embedded(doc.id, doc.generation)
@@ -642,6 +643,27 @@ impl<D: Driver> Pipeline<D> {
         // The document is done either way; an undelivered notification stays visible as this
         // job's error.
         sent.map_err(|e| JobError::permanent(e.to_string()))
+    }
+}
+
+impl<D: Driver> Pipeline<D> {
+    /// Creates the vector index for this embedder's dimension where the database has one
+    /// (pgvector), once per process.
+    async fn ensure_vector_index(&self) {
+        let dims = self.inner.embedder.dimensions() as i32;
+        let ensured = self
+            .inner
+            .vector_index
+            .get_or_try_init(|| async {
+                let mut c = self.inner.driver.conn().await?;
+                c.vector_index_ensure(dims).await
+            })
+            .await;
+        match ensured {
+            Ok(true) => {}
+            Ok(false) => {} // portable vectors only
+            Err(e) => tracing::warn!(error = %e, "could not create the vector index"),
+        }
     }
 }
 

@@ -611,6 +611,33 @@ async fn completion_webhook_is_signed_and_delivered(db: impl TestDb) {
     assert_eq!(event["type"], "document.completed");
     assert_eq!(event["data"]["id"], id.to_string());
     assert_eq!(event["data"]["chunk_count"], d.chunk_count);
+
+    // A document that fails is notified too, with the stage and the reason.
+    let bad = p
+        .submit(NewDocument {
+            bytes: corpus("hostile/garbage.txt"),
+            filename: Some("garbage.txt".into()),
+            callback_url: Some(format!("http://{addr}/hook")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .document
+        .id;
+    assert_eq!(finished(p, bad).await.status, DocumentStatus::Failed);
+    let (_, body) = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let event: serde_json::Value = serde_json::from_slice(&body).unwrap();
+    assert_eq!(event["type"], "document.failed");
+    assert_eq!(event["data"]["id"], bad.to_string());
+    assert_eq!(event["data"]["stage"], "parse");
+    assert!(
+        event["data"]["error"]
+            .as_str()
+            .is_some_and(|e| !e.is_empty())
+    );
     h.shutdown().await;
 }
 

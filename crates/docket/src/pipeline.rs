@@ -47,7 +47,7 @@ pub async fn build<D: Driver>(driver: D, config: &Config) -> anyhow::Result<Pipe
         "embedding provider ready"
     );
     if config.notify.webhook.secret.is_none() {
-        tracing::warn!(
+        tracing::info!(
             "notify.webhook.secret is not set: webhooks to callback URLs go out unsigned"
         );
     }
