@@ -18,6 +18,12 @@ use super::kernels::{self, Activation, AttnScratch};
 /// Rows per rayon task in the element-wise passes.
 const ROWS_PER_TASK: usize = 32;
 
+/// The fewest query rows an attention task takes when a sequence is split between threads.
+const MIN_ATTN_ROWS: usize = 32;
+
+/// Tokens per forward pass (longer batches are split at sequence boundaries).
+const TOKENS_PER_PASS: usize = 512;
+
 /// The subset of a Hugging Face `config.json` this encoder needs.
 #[derive(Debug, Clone, Deserialize)]
 pub(crate) struct BertConfig {
@@ -239,7 +245,28 @@ impl Bert {
     /// Mean-pooled (not yet normalised) embeddings of `seqs` (token ids with special tokens,
     /// each no longer than `max_positions()` and with ids below `vocab_size()`).
     /// Call inside the rayon pool that should do the work.
+    ///
+    /// Long batches run as consecutive passes of at most [`TOKENS_PER_PASS`] tokens, so that
+    /// the activations stay cache-sized and the allocator reuses their buffers.
     pub(crate) fn embed(&self, seqs: &[&[u32]]) -> Res<Vec<Vec<f32>>> {
+        let mut out = Vec::with_capacity(seqs.len());
+        let mut start = 0;
+        while start < seqs.len() {
+            let mut end = start;
+            let mut tokens = 0;
+            while end < seqs.len() && (end == start || tokens + seqs[end].len() <= TOKENS_PER_PASS)
+            {
+                tokens += seqs[end].len();
+                end += 1;
+            }
+            out.extend(self.embed_pass(&seqs[start..end])?);
+            start = end;
+        }
+        Ok(out)
+    }
+
+    /// [`Bert::embed`] in one pass.
+    fn embed_pass(&self, seqs: &[&[u32]]) -> Res<Vec<Vec<f32>>> {
         let h = self.cfg.hidden_size;
         let inter = self.cfg.intermediate_size;
         let arch = self.arch;
@@ -274,35 +301,45 @@ impl Bert {
             });
         }
 
-        let mut ctx = vec![0.0f32; total * h];
-        let mut act = vec![0.0f32; total * inter];
         for layer in &self.layers {
             // Attention block.
             let qkv = matmul(&x, total, h, &layer.wqkv)?;
+            let mut ctx = vec![0.0f32; total * h];
             with_slice(&qkv, |qkv| {
-                let mut parts: Vec<(&[f32], &mut [f32])> = Vec::with_capacity(seqs.len());
+                // One task per sequence, or per run of query rows when there are fewer
+                // sequences than threads (each task gathers its sequence's keys).
+                let splits = rayon::current_num_threads().div_ceil(seqs.len()).max(1);
+                let mut parts: Vec<(&[f32], &mut [f32], usize)> = Vec::with_capacity(seqs.len());
                 let (mut q_rest, mut c_rest) = (qkv, ctx.as_mut_slice());
                 for &len in &lens {
                     let (q, qr) = q_rest.split_at(len * 3 * h);
-                    let (c, cr) = c_rest.split_at_mut(len * h);
-                    parts.push((q, c));
+                    let (mut c, cr) = c_rest.split_at_mut(len * h);
+                    let mut first = 0;
+                    while !c.is_empty() {
+                        let n = len.div_ceil(splits).max(MIN_ATTN_ROWS).min(len - first);
+                        let (part, rest) = c.split_at_mut(n * h);
+                        parts.push((q, part, first));
+                        (c, first) = (rest, first + n);
+                    }
                     (q_rest, c_rest) = (qr, cr);
                 }
-                parts
-                    .into_par_iter()
-                    .for_each_init(AttnScratch::default, |scratch, (q, c)| {
+                parts.into_par_iter().for_each_init(
+                    AttnScratch::default,
+                    |scratch, (q, c, first)| {
                         kernels::attention(
                             arch,
                             q,
                             &layer.bqkv,
                             c,
+                            first,
                             self.cfg.num_attention_heads,
                             scratch,
                         )
-                    });
+                    },
+                );
             })?;
             drop(qkv);
-            let y = matmul(&ctx, total, h, &layer.wo)?;
+            let y = matmul_vec(ctx, total, h, &layer.wo)?;
             with_slice(&y, |y| {
                 x.par_chunks_mut(h * ROWS_PER_TASK)
                     .zip(y.par_chunks(h * ROWS_PER_TASK))
@@ -321,13 +358,14 @@ impl Bert {
             drop(y);
             // Feed-forward block.
             let pre = matmul(&x, total, h, &layer.wi)?;
+            let mut act = vec![0.0f32; total * inter];
             with_slice(&pre, |pre| {
                 act.par_chunks_mut(inter * ROWS_PER_TASK)
                     .zip(pre.par_chunks(inter * ROWS_PER_TASK))
                     .for_each(|(o, i)| kernels::bias_act(arch, i, &layer.bi, o, self.act));
             })?;
             drop(pre);
-            let y = matmul(&act, total, inter, &layer.wo2)?;
+            let y = matmul_vec(act, total, inter, &layer.wo2)?;
             with_slice(&y, |y| {
                 x.par_chunks_mut(h * ROWS_PER_TASK)
                     .zip(y.par_chunks(h * ROWS_PER_TASK))
@@ -366,6 +404,12 @@ impl Bert {
 /// `a (m×k, row-major) · w (k×n)` through candle's CPU matmul.
 fn matmul(a: &[f32], m: usize, k: usize, w: &Tensor) -> Res<Tensor> {
     let a = Tensor::from_slice(a, (m, k), &Device::Cpu).map_err(ce)?;
+    a.matmul(w).map_err(ce)
+}
+
+/// [`matmul`] taking ownership of `a`, which saves a copy.
+fn matmul_vec(a: Vec<f32>, m: usize, k: usize, w: &Tensor) -> Res<Tensor> {
+    let a = Tensor::from_vec(a, (m, k), &Device::Cpu).map_err(ce)?;
     a.matmul(w).map_err(ce)
 }
 
