@@ -214,7 +214,9 @@ pub trait Executor: Send {
     /// Copies the state of unfinished runs' jobs onto their run rows. Returns rows changed.
     fn cron_run_sync(&mut self) -> impl Future<Output = Result<u64>> + Send;
 
-    /// Stores a new document: `queued`, progress 0, generation 1. Returns the stored row.
+    /// Stores a new document: `queued`, progress 0, generation 1. Returns the stored row, or,
+    /// when a document with the same `sha256` exists (one document per content, also under
+    /// concurrent uploads), that document unchanged: compare ids to tell.
     fn document_insert(
         &mut self,
         params: &DocumentInsertParams,

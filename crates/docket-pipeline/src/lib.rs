@@ -273,13 +273,29 @@ impl<D: Driver> Pipeline<D> {
                 content_type: new.content_type,
                 size_bytes: size as i64,
                 sha256,
-                storage_key,
+                storage_key: storage_key.clone(),
                 callback_url: new.callback_url,
                 metadata: new.metadata.unwrap_or_else(|| serde_json::json!({})),
                 priority: new.priority,
                 now: None,
             })
             .await?;
+        if doc.id != id {
+            // The same bytes arrived concurrently and won: keep theirs.
+            tx.rollback().await?;
+            self.inner.blobs.delete(&storage_key).await?;
+            if new.reprocess {
+                let document = self.reprocess(doc.id).await?;
+                return Ok(Submitted {
+                    document,
+                    created: false,
+                });
+            }
+            return Ok(Submitted {
+                document: doc,
+                created: false,
+            });
+        }
         self.enqueue_in(&mut tx, Stage::Parse, &doc, None).await?;
         tx.commit().await?;
         self.inner.hub.publish(ProgressEvent::of(&doc));

@@ -35,7 +35,8 @@ CREATE TABLE documents (
 );
 
 -- Deduplication of uploads.
-CREATE INDEX documents_sha256_idx ON documents (sha256);
+-- One document per content: identical bytes find the existing document.
+CREATE UNIQUE INDEX documents_sha256_idx ON documents (sha256);
 -- The stuck-document sweep, and the dashboard's lists by status.
 CREATE INDEX documents_status_idx ON documents (status, updated_at);
 -- "The last 24 hours". Listing newest first uses the primary key: ids are UUID v7.

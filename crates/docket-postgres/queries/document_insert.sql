@@ -3,4 +3,5 @@ INSERT INTO documents
      metadata, priority, status, progress, generation, created_at, updated_at)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 'queued', 0, 1,
         coalesce($11::timestamptz, now()), coalesce($11::timestamptz, now()))
+ON CONFLICT (sha256) DO NOTHING
 RETURNING *

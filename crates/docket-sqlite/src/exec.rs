@@ -793,10 +793,18 @@ where
             .bind(json_text!(&p.metadata)?)
             .bind(p.priority)
             .bind(now_micros(p.now))
-            .fetch_one(&mut *self.conn)
+            .fetch_optional(&mut *self.conn)
             .await
             .map_err(map_err)?;
-        rows::document(&row)
+        match row {
+            Some(row) => rows::document(&row),
+            None => self
+                .document_find_by_sha256(&p.sha256)
+                .await?
+                .ok_or_else(|| {
+                    Error::Invalid("document with this sha256 vanished during insert".into())
+                }),
+        }
     }
 
     async fn document_get(&mut self, id: Uuid) -> Result<Option<DocumentRow>> {

@@ -56,7 +56,10 @@ async fn insert_doc<E: Executor>(c: &mut E, p: DocumentInsertParams) -> Document
 }
 
 async fn new_doc<E: Executor>(c: &mut E, at: DateTime<Utc>) -> DocumentRow {
-    insert_doc(c, doc(v7(at), DocumentSource::Upload, sha(1), at)).await
+    let id = v7(at);
+    // A content hash of its own: one document per sha256.
+    let sha = format!("{:032x}", id.as_u128()).repeat(2);
+    insert_doc(c, doc(id, DocumentSource::Upload, sha, at)).await
 }
 
 async fn get_doc<E: Executor>(c: &mut E, id: Uuid) -> DocumentRow {
@@ -215,7 +218,7 @@ pub async fn document_insert_get<T: TestDb>(db: &T) {
     assert_eq!(get_doc(&mut c, id).await, expected, "the stored row");
     assert!(c.document_get(Uuid::now_v7()).await.unwrap().is_none());
 
-    // A second document with the same content, created later: the newest is found.
+    // The same content again: nothing is inserted, the existing document comes back.
     let later = v7(t0 + Duration::seconds(5));
     let mut q = doc(
         later,
@@ -226,13 +229,14 @@ pub async fn document_insert_get<T: TestDb>(db: &T) {
     q.filename = None;
     q.content_type = None;
     let second = insert_doc(&mut c, q).await;
-    assert_eq!(second.filename, None);
+    assert_eq!(second, expected, "one document per content");
+    assert!(c.document_get(later).await.unwrap().is_none());
     let found = c
         .document_find_by_sha256(&sha(0xab))
         .await
         .unwrap()
         .expect("found by sha256");
-    assert_eq!(found.id, later, "the newest document with that content");
+    assert_eq!(found.id, id);
     assert!(
         c.document_find_by_sha256(&sha(0xcd))
             .await
@@ -240,7 +244,8 @@ pub async fn document_insert_get<T: TestDb>(db: &T) {
             .is_none()
     );
 
-    // The id is the key.
+    // The id is the key: the same id with other content is refused.
+    p.sha256 = sha(0xcd);
     let dup = c.document_insert(&p).await;
     assert!(dup.is_err(), "a second insert of one id: {dup:?}");
 }
