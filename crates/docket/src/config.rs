@@ -49,6 +49,25 @@ pub struct Config {
     pub notify: NotifyConfig,
     /// How pipeline stages run.
     pub pipeline: StagesConfig,
+    /// The HTTP API of `docket serve`.
+    pub http: HttpConfig,
+}
+
+/// `[http]`
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// Address `docket serve` listens on. Default `127.0.0.1:8080` (loopback: the API has
+    /// no authentication yet).
+    pub listen: String,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        Self {
+            listen: "127.0.0.1:8080".to_owned(),
+        }
+    }
 }
 
 impl Default for Config {
@@ -66,6 +85,7 @@ impl Default for Config {
             embed: EmbedConfig::default(),
             notify: NotifyConfig::default(),
             pipeline: StagesConfig::default(),
+            http: HttpConfig::default(),
         }
     }
 }
@@ -296,6 +316,12 @@ impl Config {
         }
         if let Err(e) = docket_pipeline::notify::Notifier::new(&self.notify) {
             problems.push(format!("notify: {e}"));
+        }
+        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
+            problems.push(format!(
+                "http.listen must be an address and port such as 127.0.0.1:8080 (got {:?})",
+                self.http.listen
+            ));
         }
         if self.postgres.max_connections < 2 {
             problems.push("postgres.max_connections must be at least 2".to_owned());

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Context;
 use clap::Args;
 use docket_core::{Driver, SystemClock};
 use docket_queue::{Runtime, RuntimeConfig};
@@ -46,18 +47,38 @@ pub async fn run(mut config: Config, args: RunArgs, serve: bool) -> anyhow::Resu
         backend = backend.name(),
         "docket {what} running; stop with Ctrl-C or SIGTERM"
     );
-    with_driver!(backend, |d| run_with(d, &config, runtime).await)
+    with_driver!(backend, |d| run_with(d, &config, runtime, serve).await)
 }
 
 async fn run_with<D: Driver>(
     driver: D,
     config: &Config,
     runtime: RuntimeConfig,
+    serve: bool,
 ) -> anyhow::Result<ExitCode> {
     let pipeline = crate::pipeline::build(driver.clone(), config).await?;
     let mut workers = builtin::workers();
     pipeline.register(&mut workers);
     let handle = Runtime::start(driver, workers, runtime, Arc::new(SystemClock))?;
+    if serve {
+        let listener = tokio::net::TcpListener::bind(&config.http.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.http.listen))?;
+        let addr = listener.local_addr()?;
+        let body_limit = (config.storage.max_file_bytes as usize).saturating_add(1 << 20);
+        let app = docket_http::router(pipeline.clone(), body_limit);
+        let stop = handle.shutdown_token();
+        tokio::spawn(async move {
+            let served = axum::serve(listener, app)
+                .with_graceful_shutdown(async move { stop.cancelled().await })
+                .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+        tracing::info!("HTTP API on http://{addr} (try: curl http://{addr}/healthz)");
+        println!("docket is listening on http://{addr}");
+    }
     let token = handle.shutdown_token();
     let mut signals = Signals::new()?;
     tokio::spawn(async move {

@@ -1,0 +1,323 @@
+//! The API over a real socket with a real HTTP client, on both backends: upload, follow the
+//! event stream to 100 %, search, and the failure answers.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_core::{Driver, SystemClock};
+use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+use docket_pipeline::blob::ObjectStoreBlobs;
+use docket_pipeline::config::{ChunkConfig, StagesConfig};
+use docket_pipeline::notify::Notifier;
+use docket_pipeline::progress::ProgressHub;
+use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
+use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
+use futures::StreamExt;
+use reqwest::StatusCode;
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+const MAX_BODY: usize = 256 * 1024;
+
+struct Server {
+    base: String,
+    runtime: RuntimeHandle,
+    _blobs: tempfile::TempDir,
+}
+
+async fn serve<D: Driver>(driver: &D) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(PipelineParts {
+        driver: driver.clone(),
+        blobs: Arc::new(ObjectStoreBlobs::local(dir.path()).unwrap()),
+        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
+        parse: ParseSettings {
+            limits: docket_parse::Limits::default(),
+            isolation: None,
+        },
+        chunk: ChunkConfig {
+            max_tokens: 32,
+            overlap_tokens: 4,
+        },
+        stages: StagesConfig {
+            embed_page: 2,
+            ..StagesConfig::default()
+        },
+        max_file_bytes: MAX_BODY as u64 / 2,
+        notifier: Notifier::none(),
+        progress: ProgressHub::default(),
+    })
+    .unwrap();
+    let mut workers = Workers::new();
+    pipeline.register(&mut workers);
+    let runtime = Runtime::start(
+        driver.clone(),
+        workers,
+        RuntimeConfig {
+            poll_interval: Duration::from_millis(50),
+            maintenance: None,
+            ..Default::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let app = docket_http::router(pipeline, MAX_BODY);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        base: format!("http://{addr}"),
+        runtime,
+        _blobs: dir,
+    }
+}
+
+fn corpus(name: &str) -> Vec<u8> {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("../docket-parse/tests/corpus")
+        .join(name);
+    std::fs::read(path).unwrap()
+}
+
+fn upload(name: &str, bytes: Vec<u8>) -> Form {
+    Form::new().part("file", Part::bytes(bytes).file_name(name.to_owned()))
+}
+
+async fn json(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+async fn upload_follow_the_events_to_100_and_search(db: impl TestDb) {
+    let s = serve(db.driver()).await;
+    let http = reqwest::Client::new();
+    let (status, body) = json(
+        http.post(format!("{}/v1/documents", s.base))
+            .multipart(upload("notes.txt", corpus("notes.txt")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    assert_eq!(body["created"], true);
+    assert_eq!(body["document"]["priority"], 5);
+    let id = body["document"]["id"].as_str().unwrap().to_owned();
+
+    // Follow the stream until the document finishes; it ends by itself.
+    let events = http
+        .get(format!("{}/v1/documents/{id}/events", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(events.status(), StatusCode::OK);
+    assert_eq!(
+        events.headers()["content-type"].to_str().unwrap(),
+        "text/event-stream"
+    );
+    let mut text = String::new();
+    let mut stream = events.bytes_stream();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+        }
+    })
+    .await
+    .expect("the event stream ends when the document finishes");
+    let progress: Vec<Value> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(progress.len() >= 2, "{text}");
+    let last = progress.last().unwrap();
+    assert_eq!(last["status"], "completed");
+    assert_eq!(last["progress"], 100);
+    let pcts: Vec<i64> = progress
+        .iter()
+        .map(|e| e["progress"].as_i64().unwrap())
+        .collect();
+    assert!(pcts.windows(2).all(|w| w[0] <= w[1]), "{pcts:?}");
+
+    let (status, doc) = json(
+        http.get(format!("{}/v1/documents/{id}", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(doc["status"], "completed");
+    let (_, chunks) = json(
+        http.get(format!("{}/v1/documents/{id}/chunks", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        chunks["chunks"].as_array().unwrap().len() as i64,
+        doc["chunk_count"].as_i64().unwrap()
+    );
+
+    let (status, hits) = json(
+        http.post(format!("{}/v1/search", s.base))
+            .json(&json!({"query": "the team agreed to ship the ingestion service", "k": 3}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{hits}");
+    assert_eq!(hits["hits"][0]["chunk"]["document_id"], id.as_str());
+
+    // The same bytes again: the same document, not a new one.
+    let (status, again) = json(
+        http.post(format!("{}/v1/documents", s.base))
+            .multipart(upload("copy.txt", corpus("notes.txt")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(again["created"], false);
+    assert_eq!(again["document"]["id"], id.as_str());
+
+    // Listed, then deleted with its chunks.
+    let (_, list) = json(
+        http.get(format!("{}/v1/documents?status=completed", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(list["documents"][0]["id"], id.as_str());
+    let r = http
+        .delete(format!("{}/v1/documents/{id}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    let r = http
+        .get(format!("{}/v1/documents/{id}", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NOT_FOUND);
+    s.runtime.shutdown().await;
+}
+
+async fn bad_requests_get_clear_errors(db: impl TestDb) {
+    let s = serve(db.driver()).await;
+    let http = reqwest::Client::new();
+    let get = |path: &str| http.get(format!("{}{path}", s.base)).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    let (status, ready) = json(get("/readyz").await.unwrap()).await;
+    assert_eq!(
+        (status, ready["status"].as_str()),
+        (StatusCode::OK, Some("ready"))
+    );
+
+    let missing = uuid::Uuid::now_v7();
+    for path in [
+        format!("/v1/documents/{missing}"),
+        format!("/v1/documents/{missing}/chunks"),
+        format!("/v1/documents/{missing}/events"),
+    ] {
+        let (status, body) = json(get(&path).await.unwrap()).await;
+        assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+        assert!(
+            body["error"].as_str().unwrap().contains("not found"),
+            "{path}"
+        );
+    }
+    let (status, _) = json(get("/v1/documents/not-a-uuid").await.unwrap()).await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    let (status, body) = json(get("/v1/documents?status=bogus").await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    let post = |form: Form| {
+        http.post(format!("{}/v1/documents", s.base))
+            .multipart(form)
+            .send()
+    };
+    // No file; an unknown field; an empty file; a bad callback URL.
+    let (status, body) = json(
+        post(Form::new().text("callback_url", "http://127.0.0.1/x"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = json(post(Form::new().text("colour", "blue")).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = json(post(upload("empty.txt", Vec::new())).await.unwrap()).await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+    let (status, _) = json(
+        post(upload("a.txt", b"hello".to_vec()).text("callback_url", "ftp://x"))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    // Over the document limit, and over the body limit.
+    let (status, body) = json(
+        post(upload("big.txt", vec![b'a'; MAX_BODY / 2 + 1]))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
+    let r = post(upload("huge.txt", vec![b'a'; MAX_BODY * 2]))
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+
+    // Search: malformed JSON, unknown fields, empty query.
+    let search = |body: &'static str| {
+        http.post(format!("{}/v1/search", s.base))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(
+        search("{not json").await.unwrap().status(),
+        StatusCode::BAD_REQUEST
+    );
+    assert_eq!(
+        search(r#"{"query": "x", "colour": 1}"#)
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    assert_eq!(
+        search(r#"{"query": "  "}"#).await.unwrap().status(),
+        StatusCode::UNPROCESSABLE_ENTITY
+    );
+    // The server is still up.
+    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    s.runtime.shutdown().await;
+}
+
+macro_rules! api_suite {
+    ($backend:ident, $make:path) => {
+        mod $backend {
+            use super::*;
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn upload_follow_the_events_to_100_and_search() {
+                super::upload_follow_the_events_to_100_and_search($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn bad_requests_get_clear_errors() {
+                super::bad_requests_get_clear_errors($make().await).await
+            }
+        }
+    };
+}
+
+api_suite!(pg, postgres);
+api_suite!(lite, sqlite);
