@@ -14,8 +14,8 @@
 //! | `GET /v1/documents/{id}/events` | progress as server-sent events, until it finishes |
 //! | `POST /v1/search` | `{query, k, document_ids}` → chunks and scores |
 //!
-//! Errors are `{"error": "..."}` with the matching status. Authentication comes with the rest
-//! of the API; until then bind it to loopback (the default).
+//! Errors are `{"error": "..."}` with the matching status. Every route but the health checks
+//! needs a bearer API key with the right scope ([`auth`]) once keys are configured.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -35,12 +35,14 @@ use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
+pub mod auth;
+
 /// Priority of documents uploaded by users (ahead of bulk ingestion at 0).
 pub const UPLOAD_PRIORITY: i16 = 5;
 
 /// An API error: a status and a message for the client.
 #[derive(Debug)]
-pub struct ApiError(StatusCode, String);
+pub struct ApiError(pub(crate) StatusCode, pub(crate) String);
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
@@ -81,8 +83,22 @@ fn not_found(id: Uuid) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("document {id} not found"))
 }
 
-/// The API's routes over `pipeline`. Request bodies above `max_body_bytes` get `413`.
-pub fn router<D: Driver>(pipeline: Pipeline<D>, max_body_bytes: usize) -> Router {
+/// The API's routes over `pipeline`. Request bodies above `max_body_bytes` get `413`. With
+/// `keys`, every route but the health checks needs a key with the route's scope; without,
+/// the API is open (for a server that listens on loopback only).
+pub fn router<D: Driver>(
+    pipeline: Pipeline<D>,
+    max_body_bytes: usize,
+    keys: Option<auth::ApiKeys>,
+) -> Router {
+    let api = routes(pipeline, max_body_bytes);
+    match keys {
+        Some(keys) => api.layer(axum::middleware::from_fn_with_state(keys, auth::check)),
+        None => api,
+    }
+}
+
+fn routes<D: Driver>(pipeline: Pipeline<D>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz::<D>))
@@ -93,7 +109,33 @@ pub fn router<D: Driver>(pipeline: Pipeline<D>, max_body_bytes: usize) -> Router
         .route("/v1/documents/{id}/events", get(events::<D>))
         .route("/v1/search", post(search::<D>))
         .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(axum::middleware::from_fn_with_state(
+            max_body_bytes,
+            refuse_announced_oversize,
+        ))
         .with_state(pipeline)
+}
+
+/// Answers `413` at once when the declared `Content-Length` is over the limit, before a byte
+/// of the body is read (bodies without a length are cut off at the limit while read).
+async fn refuse_announced_oversize(
+    State(max): State<usize>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let declared = req
+        .headers()
+        .get(axum::http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    match declared {
+        Some(n) if n > max as u64 => ApiError(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is {n} bytes; the limit is {max}"),
+        )
+        .into_response(),
+        _ => next.run(req).await,
+    }
 }
 
 async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {

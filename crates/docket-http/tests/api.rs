@@ -8,6 +8,7 @@ use std::time::Duration;
 use docket_conformance::harness::{TestDb, postgres, sqlite};
 use docket_core::{Driver, SystemClock};
 use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use docket_pipeline::blob::ObjectStoreBlobs;
 use docket_pipeline::config::{ChunkConfig, StagesConfig};
 use docket_pipeline::notify::Notifier;
@@ -28,6 +29,10 @@ struct Server {
 }
 
 async fn serve<D: Driver>(driver: &D) -> Server {
+    serve_with(driver, None).await
+}
+
+async fn serve_with<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server {
     let dir = tempfile::tempdir().unwrap();
     let pipeline = Pipeline::new(PipelineParts {
         driver: driver.clone(),
@@ -63,7 +68,7 @@ async fn serve<D: Driver>(driver: &D) -> Server {
         Arc::new(SystemClock),
     )
     .unwrap();
-    let app = docket_http::router(pipeline, MAX_BODY);
+    let app = docket_http::router(pipeline, MAX_BODY, keys);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
@@ -271,10 +276,26 @@ async fn bad_requests_get_clear_errors(db: impl TestDb) {
     )
     .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE, "{body}");
-    let r = post(upload("huge.txt", vec![b'a'; MAX_BODY * 2]))
-        .await
-        .unwrap();
-    assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    // A body announced above the limit is refused before it is read: the client need not
+    // send it (a client that keeps sending may see the connection closed instead).
+    {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let addr = s.base.trim_start_matches("http://");
+        let mut tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let head = format!(
+            "POST /v1/documents HTTP/1.1\r\nHost: {addr}\r\nContent-Type: multipart/form-data; \
+             boundary=x\r\nContent-Length: {}\r\n\r\n",
+            MAX_BODY * 4
+        );
+        tcp.write_all(head.as_bytes()).await.unwrap();
+        let mut answer = vec![0u8; 512];
+        let n = tokio::time::timeout(Duration::from_secs(10), tcp.read(&mut answer))
+            .await
+            .unwrap()
+            .unwrap();
+        let answer = String::from_utf8_lossy(&answer[..n]);
+        assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    }
 
     // Search: malformed JSON, unknown fields, empty query.
     let search = |body: &'static str| {
@@ -303,6 +324,109 @@ async fn bad_requests_get_clear_errors(db: impl TestDb) {
     s.runtime.shutdown().await;
 }
 
+fn key(name: &str, secret: &str, scopes: &[Scope]) -> ApiKey {
+    use sha2::Digest;
+    ApiKey {
+        name: name.into(),
+        sha256: format!("{:x}", sha2::Sha256::digest(secret.as_bytes())),
+        scopes: scopes.to_vec(),
+    }
+}
+
+async fn api_keys_and_scopes_are_checked(db: impl TestDb) {
+    let keys = ApiKeys::new(&[
+        key("reader", "read-key-123", &[Scope::Read]),
+        key("uploader", "ingest-key-456", &[Scope::Ingest]),
+        key("operator", "admin-key-789", &[Scope::Admin]),
+    ])
+    .unwrap();
+    let s = serve_with(db.driver(), Some(keys)).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", s.base);
+    // Health stays open.
+    assert_eq!(
+        http.get(url("/healthz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        http.get(url("/readyz")).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    // No key, a wrong key, a malformed header.
+    let r = http.get(url("/v1/documents")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(r.headers()["www-authenticate"], "Bearer");
+    for auth in ["Bearer wrong-key", "Basic cmVhZDpyZWFk", "Bearer "] {
+        let r = http
+            .get(url("/v1/documents"))
+            .header("authorization", auth)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), StatusCode::UNAUTHORIZED, "{auth}");
+    }
+    // The reader may read but not upload; the uploader may upload but not read.
+    let r = http
+        .get(url("/v1/documents"))
+        .bearer_auth("read-key-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let r = http
+        .post(url("/v1/documents"))
+        .bearer_auth("read-key-123")
+        .multipart(upload("notes.txt", corpus("notes.txt")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let (status, body) = json(
+        http.post(url("/v1/documents"))
+            .bearer_auth("ingest-key-456")
+            .multipart(upload("notes.txt", corpus("notes.txt")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{body}");
+    let id = body["document"]["id"].as_str().unwrap().to_owned();
+    let r = http
+        .get(url(&format!("/v1/documents/{id}")))
+        .bearer_auth("ingest-key-456")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Deleting needs admin.
+    let r = http
+        .delete(url(&format!("/v1/documents/{id}")))
+        .bearer_auth("read-key-123")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    let r = http
+        .delete(url(&format!("/v1/documents/{id}")))
+        .bearer_auth("admin-key-789")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::NO_CONTENT);
+    // Bad key configuration is refused up front.
+    assert!(
+        ApiKeys::new(&[ApiKey {
+            name: "x".into(),
+            sha256: "abc".into(),
+            scopes: vec![Scope::Read]
+        }])
+        .is_err()
+    );
+    assert!(ApiKeys::new(&[key("x", "k", &[])]).is_err());
+    s.runtime.shutdown().await;
+}
+
 macro_rules! api_suite {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -310,6 +434,10 @@ macro_rules! api_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn upload_follow_the_events_to_100_and_search() {
                 super::upload_follow_the_events_to_100_and_search($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn api_keys_and_scopes_are_checked() {
+                super::api_keys_and_scopes_are_checked($make().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn bad_requests_get_clear_errors() {

@@ -57,15 +57,18 @@ pub struct Config {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Address `docket serve` listens on. Default `127.0.0.1:8080` (loopback: the API has
-    /// no authentication yet).
+    /// Address `docket serve` listens on. Default `127.0.0.1:8080`.
     pub listen: String,
+    /// Accepted API keys (`{ name, sha256, scopes }`); with none, the API is open and may
+    /// listen on loopback only.
+    pub keys: Vec<docket_http::auth::ApiKey>,
 }
 
 impl Default for HttpConfig {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
+            keys: Vec::new(),
         }
     }
 }
@@ -317,11 +320,21 @@ impl Config {
         if let Err(e) = docket_pipeline::notify::Notifier::new(&self.notify) {
             problems.push(format!("notify: {e}"));
         }
-        if self.http.listen.parse::<std::net::SocketAddr>().is_err() {
-            problems.push(format!(
+        match self.http.listen.parse::<std::net::SocketAddr>() {
+            Err(_) => problems.push(format!(
                 "http.listen must be an address and port such as 127.0.0.1:8080 (got {:?})",
                 self.http.listen
-            ));
+            )),
+            Ok(addr) if !addr.ip().is_loopback() && self.http.keys.is_empty() => {
+                problems.push(format!(
+                    "http.listen {addr} is reachable from other hosts, so http.keys must hold \
+                     at least one API key"
+                ))
+            }
+            Ok(_) => {}
+        }
+        if let Err(e) = docket_http::auth::ApiKeys::new(&self.http.keys) {
+            problems.push(format!("http.keys: {e}"));
         }
         if self.postgres.max_connections < 2 {
             problems.push("postgres.max_connections must be at least 2".to_owned());

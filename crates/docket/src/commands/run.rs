@@ -66,7 +66,13 @@ async fn run_with<D: Driver>(
             .with_context(|| format!("listening on {}", config.http.listen))?;
         let addr = listener.local_addr()?;
         let body_limit = (config.storage.max_file_bytes as usize).saturating_add(1 << 20);
-        let app = docket_http::router(pipeline.clone(), body_limit);
+        let keys =
+            docket_http::auth::ApiKeys::new(&config.http.keys).map_err(anyhow::Error::msg)?;
+        if keys.is_empty() {
+            tracing::warn!("no API keys configured (http.keys): the API is open to local users");
+        }
+        let keys = (!keys.is_empty()).then_some(keys);
+        let app = docket_http::router(pipeline.clone(), body_limit, keys);
         let stop = handle.shutdown_token();
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
