@@ -108,6 +108,9 @@ fn required(method: &Method, path: &str) -> Option<Scope> {
     }
     Some(match (method, path) {
         (&Method::DELETE, _) => Scope::Admin,
+        (&Method::POST, p) if p.starts_with("/v1/jobs/") || p.starts_with("/v1/queues/") => {
+            Scope::Admin
+        }
         (&Method::POST, "/v1/documents") => Scope::Ingest,
         (&Method::POST, p) if p.ends_with("/reprocess") => Scope::Ingest,
         _ => Scope::Read,

@@ -14,6 +14,9 @@
 //! | `GET /v1/documents/{id}/events` | progress as server-sent events, until it finishes |
 //! | `POST /v1/search` | `{query, k, document_ids}` → chunks and scores |
 //!
+//!
+//! The job and queue routes are listed in the `jobs` module's source.
+//!
 //! Errors are `{"error": "..."}` with the matching status. Every route but the health checks
 //! needs a bearer API key with the right scope ([`auth`]) once keys are configured.
 
@@ -36,6 +39,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 pub mod auth;
+mod jobs;
 
 /// Priority of documents uploaded by users (ahead of bulk ingestion at 0).
 pub const UPLOAD_PRIORITY: i16 = 5;
@@ -108,6 +112,7 @@ fn routes<D: Driver>(pipeline: Pipeline<D>, max_body_bytes: usize) -> Router {
         .route("/v1/documents/{id}/chunks", get(chunks::<D>))
         .route("/v1/documents/{id}/events", get(events::<D>))
         .route("/v1/search", post(search::<D>))
+        .merge(jobs::routes::<D>())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             max_body_bytes,

@@ -427,6 +427,175 @@ async fn api_keys_and_scopes_are_checked(db: impl TestDb) {
     s.runtime.shutdown().await;
 }
 
+async fn wait_status(http: &reqwest::Client, base: &str, id: &str, want: &str) {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (_, d) = json(
+                http.get(format!("{base}/v1/documents/{id}"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            if d["status"] == want {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("document {id} never became {want}"))
+}
+
+async fn jobs_and_queues_are_inspected_and_repaired(db: impl TestDb) {
+    let s = serve(db.driver()).await;
+    let http = reqwest::Client::new();
+    let base = s.base.clone();
+    let url = |p: &str| format!("{base}{p}");
+    // A file that cannot be parsed: its parse job is dead-lettered.
+    let (_, body) = json(
+        http.post(url("/v1/documents"))
+            .multipart(upload("garbage.txt", corpus("hostile/garbage.txt")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let doc = body["document"]["id"].as_str().unwrap().to_owned();
+    wait_status(&http, &base, &doc, "failed").await;
+    let (_, failed) = json(http.get(url("/v1/jobs/failed")).send().await.unwrap()).await;
+    let job = &failed["jobs"][0];
+    assert_eq!(job["job_type"], "docket.parse");
+    assert_eq!(job["document_id"], doc.as_str());
+    let id = job["id"].as_i64().unwrap();
+    let (status, detail) = json(
+        http.get(url(&format!("/v1/jobs/{id}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(detail["attempts"][0]["outcome"], "failed");
+    let (_, by_doc) = json(
+        http.get(url(&format!("/v1/jobs?document_id={doc}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(by_doc["jobs"].as_array().unwrap().len(), 1);
+    let (_, stats) = json(http.get(url("/v1/jobs/stats")).send().await.unwrap()).await;
+    assert!(
+        stats["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["job_type"] == "docket.parse" && r["status"] == "failed")
+    );
+
+    // Retry it by hand: it runs again (and fails again: the bytes are still garbage).
+    let r = http
+        .post(url(&format!("/v1/jobs/{id}/retry")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (_, d) = json(
+                http.get(url(&format!("/v1/jobs/{id}")))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            if d["attempts"].as_array().unwrap().len() == 2 && d["job"]["status"] == "failed" {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the retried job ran again");
+    // Finished jobs cannot be cancelled; unknown ones are not found; bulk retry must say which.
+    assert_eq!(
+        http.post(url(&format!("/v1/jobs/{id}/cancel")))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::CONFLICT
+    );
+    assert_eq!(
+        http.get(url("/v1/jobs/999999"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::NOT_FOUND
+    );
+    let r = http
+        .post(url("/v1/jobs/retry"))
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, bulk) = json(
+        http.post(url("/v1/jobs/retry"))
+            .json(&json!({"kind": "docket.parse"}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(bulk["retried"], json!([id]));
+
+    // A paused queue holds new documents until it is resumed.
+    let r = http
+        .post(url("/v1/queues/default/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    let (_, queues) = json(http.get(url("/v1/queues")).send().await.unwrap()).await;
+    assert!(
+        queues["queues"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|q| q["name"] == "default" && !q["paused_at"].is_null())
+    );
+    let (_, body) = json(
+        http.post(url("/v1/documents"))
+            .multipart(upload("notes.txt", corpus("notes.txt")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    let held = body["document"]["id"].as_str().unwrap().to_owned();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let (_, d) = json(
+        http.get(url(&format!("/v1/documents/{held}")))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(d["status"], "queued");
+    let r = http
+        .post(url("/v1/queues/default/resume"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    wait_status(&http, &base, &held, "completed").await;
+    s.runtime.shutdown().await;
+}
+
 macro_rules! api_suite {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -438,6 +607,10 @@ macro_rules! api_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn api_keys_and_scopes_are_checked() {
                 super::api_keys_and_scopes_are_checked($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn jobs_and_queues_are_inspected_and_repaired() {
+                super::jobs_and_queues_are_inspected_and_repaired($make().await).await
             }
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn bad_requests_get_clear_errors() {

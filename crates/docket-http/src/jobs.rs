@@ -1,0 +1,231 @@
+//! Job and queue routes: the dead-letter view and its repairs, over HTTP.
+//!
+//! | route | scope | |
+//! |---|---|---|
+//! | `GET /v1/jobs` | read | newest first; `state`, `kind`, `queue`, `document_id`, `before`, `limit` |
+//! | `GET /v1/jobs/stats` | read | counts by kind, queue and state, with the oldest job's age |
+//! | `GET /v1/jobs/failed` | read | the dead-letter queue |
+//! | `GET /v1/jobs/{id}` | read | a job and every attempt |
+//! | `POST /v1/jobs/retry` | admin | `{ids}` or `{kind, queue}` or `{all: true}` |
+//! | `POST /v1/jobs/{id}/retry`, `/cancel` | admin | one job |
+//! | `GET /v1/queues` | read | queues and whether they are paused |
+//! | `POST /v1/queues/{name}/pause`, `/resume` | admin | |
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use docket_core::{
+    Driver, Executor, JobCancelParams, JobListParams, JobRetryParams, JobState,
+    QueueSetPausedParams,
+};
+use docket_pipeline::Pipeline;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::ApiError;
+
+pub(crate) fn routes<D: Driver>() -> Router<Pipeline<D>> {
+    Router::new()
+        .route("/v1/jobs", get(list::<D>))
+        .route("/v1/jobs/stats", get(stats::<D>))
+        .route("/v1/jobs/failed", get(failed::<D>))
+        .route("/v1/jobs/retry", post(retry_many::<D>))
+        .route("/v1/jobs/{id}", get(show::<D>))
+        .route("/v1/jobs/{id}/retry", post(retry_one::<D>))
+        .route("/v1/jobs/{id}/cancel", post(cancel_one::<D>))
+        .route("/v1/queues", get(queues::<D>))
+        .route("/v1/queues/{name}/pause", post(pause::<D>))
+        .route("/v1/queues/{name}/resume", post(resume::<D>))
+}
+
+fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, m.into())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ListQuery {
+    state: Option<String>,
+    kind: Option<String>,
+    queue: Option<String>,
+    document_id: Option<Uuid>,
+    before: Option<i64>,
+    limit: Option<i64>,
+}
+
+async fn list_jobs<D: Driver>(
+    p: &Pipeline<D>,
+    q: ListQuery,
+    states: Vec<JobState>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(invalid("limit must be between 1 and 1000"));
+    }
+    let mut c = p.driver().conn().await?;
+    let jobs = c
+        .job_list(JobListParams {
+            states,
+            job_types: q.kind.into_iter().collect(),
+            queue: q.queue,
+            document_id: q.document_id,
+            before_id: q.before,
+            limit,
+        })
+        .await?;
+    let next = (jobs.len() as i64 == limit)
+        .then(|| jobs.last().map(|j| j.id))
+        .flatten();
+    Ok(Json(json!({ "jobs": jobs, "next_before": next })).into_response())
+}
+
+async fn list<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    let states = match &q.state {
+        Some(s) => vec![s.parse::<JobState>().map_err(|e| invalid(e.to_string()))?],
+        None => Vec::new(),
+    };
+    list_jobs(&p, q, states).await
+}
+
+async fn failed<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Query(q): Query<ListQuery>,
+) -> Result<Response, ApiError> {
+    list_jobs(&p, q, vec![JobState::Failed]).await
+}
+
+async fn stats<D: Driver>(State(p): State<Pipeline<D>>) -> Result<Response, ApiError> {
+    let mut c = p.driver().conn().await?;
+    let rows = c.job_stats().await?;
+    Ok(Json(json!({ "stats": rows })).into_response())
+}
+
+async fn show<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let mut c = p.driver().conn().await?;
+    let job = c
+        .job_get(id)
+        .await?
+        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("job {id} not found")))?;
+    let attempts = c.job_attempt_list(id).await?;
+    Ok(Json(json!({ "job": job, "attempts": attempts })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RetryRequest {
+    #[serde(default)]
+    ids: Vec<i64>,
+    kind: Option<String>,
+    queue: Option<String>,
+    #[serde(default)]
+    all: bool,
+}
+
+async fn retry_many<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    body: Result<Json<RetryRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(r) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
+    if r.ids.is_empty() && r.kind.is_none() && r.queue.is_none() && !r.all {
+        return Err(invalid(
+            "say which jobs: ids, kind and/or queue, or all: true for every failed job",
+        ));
+    }
+    let mut c = p.driver().conn().await?;
+    let retried = c
+        .job_retry(JobRetryParams {
+            ids: r.ids,
+            job_type: r.kind,
+            queue: r.queue,
+            now: None,
+        })
+        .await?;
+    Ok(Json(json!({ "retried": retried })).into_response())
+}
+
+async fn retry_one<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let mut c = p.driver().conn().await?;
+    let retried = c
+        .job_retry(JobRetryParams {
+            ids: vec![id],
+            ..JobRetryParams::default()
+        })
+        .await?;
+    if retried.is_empty() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("job {id} is not failed or cancelled (or does not exist)"),
+        ));
+    }
+    Ok(Json(json!({ "retried": retried })).into_response())
+}
+
+async fn cancel_one<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Path(id): Path<i64>,
+) -> Result<Response, ApiError> {
+    let mut c = p.driver().conn().await?;
+    let cancelled = c
+        .job_cancel(JobCancelParams {
+            ids: vec![id],
+            now: None,
+        })
+        .await?;
+    if cancelled.is_empty() {
+        return Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("job {id} has already finished (or does not exist)"),
+        ));
+    }
+    Ok(Json(json!({ "cancelled": cancelled })).into_response())
+}
+
+async fn queues<D: Driver>(State(p): State<Pipeline<D>>) -> Result<Response, ApiError> {
+    let mut c = p.driver().conn().await?;
+    Ok(Json(json!({ "queues": c.queue_list().await? })).into_response())
+}
+
+async fn set_paused<D: Driver>(
+    p: &Pipeline<D>,
+    name: String,
+    paused: bool,
+) -> Result<Response, ApiError> {
+    if name.is_empty() || name.len() > 128 {
+        return Err(invalid("a queue name is 1 to 128 characters"));
+    }
+    let mut c = p.driver().conn().await?;
+    let q = c
+        .queue_set_paused(QueueSetPausedParams {
+            name,
+            paused,
+            now: None,
+        })
+        .await?;
+    Ok(Json(q).into_response())
+}
+
+async fn pause<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    set_paused(&p, name, true).await
+}
+
+async fn resume<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    set_paused(&p, name, false).await
+}
