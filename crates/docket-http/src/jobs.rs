@@ -10,6 +10,9 @@
 //! | `POST /v1/jobs/{id}/retry`, `/cancel` | admin | one job |
 //! | `GET /v1/queues` | read | queues and whether they are paused |
 //! | `POST /v1/queues/{name}/pause`, `/resume` | admin | |
+//! | `GET /v1/cron` | read | schedules with their next run |
+//! | `GET /v1/cron/history` | read | runs, newest first; `schedule`, `limit` |
+//! | `POST /v1/cron/{name}/run` | admin | enqueue a run now (`409` while one is live) |
 
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -39,6 +42,59 @@ pub(crate) fn routes<D: Driver>() -> Router<Pipeline<D>> {
         .route("/v1/queues", get(queues::<D>))
         .route("/v1/queues/{name}/pause", post(pause::<D>))
         .route("/v1/queues/{name}/resume", post(resume::<D>))
+        .route("/v1/cron", get(cron_list::<D>))
+        .route("/v1/cron/history", get(cron_history::<D>))
+        .route("/v1/cron/{name}/run", post(cron_run::<D>))
+}
+
+async fn cron_list<D: Driver>(State(p): State<Pipeline<D>>) -> Result<Response, ApiError> {
+    let mut c = p.driver().conn().await?;
+    Ok(Json(json!({ "schedules": c.cron_schedule_list().await? })).into_response())
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct HistoryQuery {
+    schedule: Option<String>,
+    limit: Option<i64>,
+}
+
+async fn cron_history<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Query(q): Query<HistoryQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=1000).contains(&limit) {
+        return Err(invalid("limit must be between 1 and 1000"));
+    }
+    let mut c = p.driver().conn().await?;
+    let runs = c
+        .cron_run_list(docket_core::CronRunListParams {
+            schedule_name: q.schedule,
+            limit,
+        })
+        .await?;
+    Ok(Json(json!({ "runs": runs })).into_response())
+}
+
+async fn cron_run<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    Path(name): Path<String>,
+) -> Result<Response, ApiError> {
+    let scheduler = docket_queue::maintenance::Scheduler::new(
+        p.driver().clone(),
+        Default::default(),
+        std::sync::Arc::new(docket_core::SystemClock),
+    )?;
+    match scheduler.run_now(&name).await {
+        Ok(Some(run)) => Ok((StatusCode::ACCEPTED, Json(json!({ "run": run }))).into_response()),
+        Ok(None) => Err(ApiError(
+            StatusCode::CONFLICT,
+            format!("a run of {name} is already live"),
+        )),
+        Err(docket_core::Error::Invalid(m)) => Err(ApiError(StatusCode::NOT_FOUND, m)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {

@@ -12,6 +12,7 @@
 //! | `POST /v1/documents/{id}/reprocess` | process again: `202` |
 //! | `GET /v1/documents/{id}/chunks` | the searchable chunks |
 //! | `GET /v1/documents/{id}/events` | progress as server-sent events, until it finishes |
+//! | `GET /v1/events` | every document's progress as server-sent events |
 //! | `POST /v1/search` | `{query, k, document_ids}` → chunks and scores |
 //!
 //!
@@ -111,6 +112,7 @@ fn routes<D: Driver>(pipeline: Pipeline<D>, max_body_bytes: usize) -> Router {
         .route("/v1/documents/{id}/reprocess", post(reprocess::<D>))
         .route("/v1/documents/{id}/chunks", get(chunks::<D>))
         .route("/v1/documents/{id}/events", get(events::<D>))
+        .route("/v1/events", get(all_events::<D>))
         .route("/v1/search", post(search::<D>))
         .merge(jobs::routes::<D>())
         .layer(DefaultBodyLimit::max(max_body_bytes))
@@ -347,6 +349,19 @@ async fn events<D: Driver>(
         })
         .map(|e| Ok(sse_event(&e)));
     Ok(Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15))))
+}
+
+async fn all_events<D: Driver>(
+    State(p): State<Pipeline<D>>,
+) -> Sse<impl Stream<Item = Result<Event, Infallible>>> {
+    let stream = BroadcastStream::new(p.progress().subscribe()).filter_map(|e| async move {
+        match e {
+            Ok(e) => Some(Ok(sse_event(&e))),
+            // Fell behind: say so; clients re-read the documents they follow.
+            Err(_) => Some(Ok(Event::default().event("lagged").data("{}"))),
+        }
+    });
+    Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
 }
 
 #[derive(Debug, Deserialize)]

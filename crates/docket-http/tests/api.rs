@@ -586,13 +586,53 @@ async fn jobs_and_queues_are_inspected_and_repaired(db: impl TestDb) {
     )
     .await;
     assert_eq!(d["status"], "queued");
+    // The stream of every document's progress shows it completing once the queue resumes.
+    let all = http.get(url("/v1/events")).send().await.unwrap();
+    assert_eq!(all.status(), StatusCode::OK);
     let r = http
         .post(url("/v1/queues/default/resume"))
         .send()
         .await
         .unwrap();
     assert_eq!(r.status(), StatusCode::OK);
+    let mut stream = all.bytes_stream();
+    let mut text = String::new();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while let Some(chunk) = stream.next().await {
+            text.push_str(&String::from_utf8_lossy(&chunk.unwrap()));
+            if text
+                .lines()
+                .any(|l| l.contains(held.as_str()) && l.contains("\"completed\""))
+            {
+                return;
+            }
+        }
+    })
+    .await
+    .expect("the completion came through /v1/events");
     wait_status(&http, &base, &held, "completed").await;
+
+    // Cron: schedules, history, and a run of an unknown schedule.
+    let (status, cron) = json(http.get(url("/v1/cron")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(cron["schedules"].is_array());
+    let (status, hist) = json(
+        http.get(url("/v1/cron/history?limit=5"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(hist["runs"].is_array());
+    let (status, body) = json(
+        http.post(url("/v1/cron/no-such-schedule/run"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{body}");
     s.runtime.shutdown().await;
 }
 
