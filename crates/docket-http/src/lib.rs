@@ -97,10 +97,33 @@ pub fn router<D: Driver>(
     keys: Option<auth::ApiKeys>,
 ) -> Router {
     let api = routes(pipeline, max_body_bytes);
-    match keys {
+    let api = match keys {
         Some(keys) => api.layer(axum::middleware::from_fn_with_state(keys, auth::check)),
         None => api,
-    }
+    };
+    // Outermost: every request gets an id (the client's `x-request-id`, or a new UUID),
+    // returned in the response and carried by the request's log span.
+    api.layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
+        .layer(
+            tower_http::trace::TraceLayer::new_for_http().make_span_with(
+                |req: &axum::http::Request<axum::body::Body>| {
+                    let id = req
+                        .headers()
+                        .get("x-request-id")
+                        .and_then(|v| v.to_str().ok())
+                        .unwrap_or("-");
+                    tracing::info_span!(
+                        "request",
+                        method = %req.method(),
+                        path = %req.uri().path(),
+                        request_id = %id
+                    )
+                },
+            ),
+        )
+        .layer(tower_http::request_id::SetRequestIdLayer::x_request_id(
+            tower_http::request_id::MakeRequestUuid,
+        ))
 }
 
 fn routes<D: Driver>(pipeline: Pipeline<D>, max_body_bytes: usize) -> Router {

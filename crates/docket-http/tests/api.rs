@@ -219,7 +219,22 @@ async fn bad_requests_get_clear_errors(db: impl TestDb) {
     let s = serve(db.driver()).await;
     let http = reqwest::Client::new();
     let get = |path: &str| http.get(format!("{}{path}", s.base)).send();
-    assert_eq!(get("/healthz").await.unwrap().status(), StatusCode::OK);
+    let health = get("/healthz").await.unwrap();
+    assert_eq!(health.status(), StatusCode::OK);
+    // Every answer carries a request id: a new one, or the client's own.
+    let generated = health.headers()["x-request-id"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&generated).is_ok(), "{generated}");
+    let echoed = http
+        .get(format!("{}/v1/documents/{}", s.base, uuid::Uuid::now_v7()))
+        .header("x-request-id", "trace-me-42")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(echoed.status(), StatusCode::NOT_FOUND);
+    assert_eq!(echoed.headers()["x-request-id"], "trace-me-42");
     let (status, ready) = json(get("/readyz").await.unwrap()).await;
     assert_eq!(
         (status, ready["status"].as_str()),
