@@ -24,7 +24,6 @@ struct Request {
 #[derive(Clone)]
 pub struct EmbedBatcher {
     tx: mpsc::Sender<Request>,
-    embedder: Arc<dyn Embedder>,
 }
 
 impl EmbedBatcher {
@@ -32,17 +31,12 @@ impl EmbedBatcher {
     pub fn start(embedder: Arc<dyn Embedder>, linger: Duration, concurrency: usize) -> Self {
         let (tx, rx) = mpsc::channel(256);
         tokio::spawn(run(
-            embedder.clone(),
+            embedder,
             rx,
             linger,
             Arc::new(Semaphore::new(concurrency.max(1))),
         ));
-        Self { tx, embedder }
-    }
-
-    /// The provider behind the batcher.
-    pub fn embedder(&self) -> &Arc<dyn Embedder> {
-        &self.embedder
+        Self { tx }
     }
 
     /// Embeds `texts`, batched with whatever else is waiting.

@@ -142,22 +142,21 @@ stage_job!(
 );
 
 pub(crate) fn register<D: Driver>(p: &Pipeline<D>, workers: &mut Workers<D>) {
-    let timeout = Duration::from_millis(p.inner.parse_timeout_ms()) + Duration::from_secs(30);
-    workers.register(ParseWorker(p.clone(), timeout));
-    workers.register(ChunkWorker(p.clone()));
-    workers.register(EmbedWorker(p.clone()));
-    workers.register(CompleteWorker(p.clone()));
-    workers.register(NotifyWorker(p.clone()));
-}
-
-impl<D: Driver> crate::Inner<D> {
-    fn parse_timeout_ms(&self) -> u64 {
-        self.parse
-            .isolation
-            .as_ref()
-            .map(|i| i.timeout.as_millis() as u64)
-            .unwrap_or(60_000)
-    }
+    let secs = Duration::from_secs;
+    // A parse attempt outlives the parser's own bound, so that the bound, not the job
+    // timeout, reports a hostile file (permanently).
+    let parse = p
+        .inner
+        .parse
+        .isolation
+        .as_ref()
+        .map_or(secs(60), |i| i.timeout)
+        + secs(30);
+    workers.register(ParseWorker(p.clone(), parse));
+    workers.register(ChunkWorker(p.clone(), secs(600)));
+    workers.register(EmbedWorker(p.clone(), secs(3600)));
+    workers.register(CompleteWorker(p.clone(), secs(300)));
+    workers.register(NotifyWorker(p.clone(), secs(120)));
 }
 
 pub(crate) fn stage_params(
@@ -690,8 +689,9 @@ fn embed_error(e: EmbedError) -> JobError {
 }
 
 macro_rules! stage_worker {
-    ($worker:ident, $args:ident, $stage:expr, $method:ident, $timeout:expr) => {
-        struct $worker<D: Driver>(Pipeline<D>);
+    ($worker:ident, $args:ident, $stage:expr, $method:ident) => {
+        /// A stage's handler and its attempt timeout.
+        struct $worker<D: Driver>(Pipeline<D>, Duration);
 
         impl<D: Driver> Worker<D> for $worker<D> {
             type Args = $args;
@@ -703,53 +703,14 @@ macro_rules! stage_worker {
             }
 
             fn timeout(&self) -> Duration {
-                $timeout
+                self.1
             }
         }
     };
 }
 
-struct ParseWorker<D: Driver>(Pipeline<D>, Duration);
-
-impl<D: Driver> Worker<D> for ParseWorker<D> {
-    type Args = ParseJob;
-
-    async fn work(&self, ctx: JobContext<D>, args: ParseJob) -> Result<(), JobError> {
-        let p = &self.0;
-        p.guarded(&ctx, &args.0, Stage::Parse, p.parse(&ctx, &args.0))
-            .await
-    }
-
-    fn timeout(&self) -> Duration {
-        self.1
-    }
-}
-
-stage_worker!(
-    ChunkWorker,
-    ChunkJob,
-    Stage::Chunk,
-    chunk,
-    Duration::from_secs(600)
-);
-stage_worker!(
-    EmbedWorker,
-    EmbedJob,
-    Stage::Embed,
-    embed,
-    Duration::from_secs(3600)
-);
-stage_worker!(
-    CompleteWorker,
-    CompleteJob,
-    Stage::Complete,
-    complete,
-    Duration::from_secs(300)
-);
-stage_worker!(
-    NotifyWorker,
-    NotifyJob,
-    Stage::Notify,
-    notify,
-    Duration::from_secs(120)
-);
+stage_worker!(ParseWorker, ParseJob, Stage::Parse, parse);
+stage_worker!(ChunkWorker, ChunkJob, Stage::Chunk, chunk);
+stage_worker!(EmbedWorker, EmbedJob, Stage::Embed, embed);
+stage_worker!(CompleteWorker, CompleteJob, Stage::Complete, complete);
+stage_worker!(NotifyWorker, NotifyJob, Stage::Notify, notify);
