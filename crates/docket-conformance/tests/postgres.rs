@@ -88,6 +88,62 @@ async fn wakeups_cross_process() {
         .expect("no cross-process wake-up after a committed insert");
 }
 
+/// A broadcast published by one driver reaches a driver (another process) listening on the
+/// same database, and the sender's own subscribers; a driver that does not listen keeps its
+/// broadcasts to itself.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn broadcasts_cross_process() {
+    let db = TempPgDatabase::create().await;
+    let a = harness::connect_pg(db.url(), true);
+    let b = harness::connect_pg(db.url(), true);
+    let quiet = harness::connect_pg(db.url(), false);
+    let mut at_b = b.broadcasts().subscribe();
+    let mut at_a = a.broadcasts().subscribe();
+    let mut at_quiet = quiet.broadcasts().subscribe();
+    // The listeners connect in the background: publish until the first message crosses.
+    let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    let got = loop {
+        a.broadcasts().publish("hello".into());
+        match tokio::time::timeout(StdDuration::from_millis(200), at_b.recv()).await {
+            Ok(m) => break m.expect("receive"),
+            Err(_) => assert!(
+                std::time::Instant::now() < deadline,
+                "no broadcast crossed to the other driver"
+            ),
+        }
+    };
+    assert_eq!(&*got, "hello");
+    let own = tokio::time::timeout(StdDuration::from_secs(5), at_a.recv())
+        .await
+        .expect("the sender's own subscriber hears it")
+        .expect("receive");
+    assert_eq!(&*own, "hello");
+    // In order, after the first.
+    for i in 0..50 {
+        a.broadcasts().publish(format!("m{i}"));
+    }
+    let mut seen = Vec::new();
+    while seen.len() < 50 {
+        let m = tokio::time::timeout(StdDuration::from_secs(5), at_b.recv())
+            .await
+            .expect("broadcasts keep arriving")
+            .expect("receive");
+        if m.starts_with('m') {
+            seen.push(m.to_string());
+        }
+    }
+    assert_eq!(seen, (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    // Without LISTEN nothing arrives from elsewhere; its own broadcasts still do.
+    assert!(
+        tokio::time::timeout(StdDuration::from_millis(300), at_quiet.recv())
+            .await
+            .is_err(),
+        "a driver that does not listen heard another's broadcast"
+    );
+    quiet.broadcasts().publish("mine".into());
+    assert_eq!(&*at_quiet.recv().await.expect("receive"), "mine");
+}
+
 type PgConn = <docket_postgres::PgDriver as Driver>::Conn;
 
 async fn insert(c: &mut PgConn, jobs: Vec<JobInsertParams>) -> Vec<i64> {

@@ -10,7 +10,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::Notify;
+use tokio::sync::{Notify, broadcast, mpsc};
 use uuid::Uuid;
 
 use crate::*;
@@ -48,6 +48,9 @@ pub trait Driver: Clone + Send + Sync + 'static {
     /// The signal raised when jobs are inserted, by this process or (PostgreSQL) any other.
     fn wakeups(&self) -> Wakeups;
 
+    /// Messages for every process that shares the database (progress events, for one).
+    fn broadcasts(&self) -> Broadcasts;
+
     /// Whether the database answers a trivial query.
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 }
@@ -76,6 +79,65 @@ impl Wakeups {
     /// wake-up between the check and the wait is not missed.
     pub fn notify(&self) -> &Notify {
         &self.0
+    }
+}
+
+/// Messages for every process that shares the database: PostgreSQL carries them by
+/// `NOTIFY`; SQLite, which one process owns, within the process.
+///
+/// Delivery is at most once and only to processes listening at the time: a hint that saves
+/// readers from polling, never the record (that is in the tables).
+#[derive(Debug, Clone)]
+pub struct Broadcasts {
+    received: broadcast::Sender<Arc<str>>,
+    outbound: Option<mpsc::UnboundedSender<String>>,
+}
+
+impl Broadcasts {
+    /// Messages that stay in this process; subscribers keep up to `capacity` unread.
+    pub fn local(capacity: usize) -> Self {
+        Self {
+            received: broadcast::channel(capacity.max(1)).0,
+            outbound: None,
+        }
+    }
+
+    /// Messages a driver carries to other processes: it takes what [`Broadcasts::publish`]
+    /// sends from the returned receiver, and hands what arrives (its own included) to
+    /// [`Broadcasts::deliver`].
+    pub fn carried(capacity: usize) -> (Self, mpsc::UnboundedReceiver<String>) {
+        let (tx, rx) = mpsc::unbounded_channel();
+        (
+            Self {
+                received: broadcast::channel(capacity.max(1)).0,
+                outbound: Some(tx),
+            },
+            rx,
+        )
+    }
+
+    /// Sends a message to every subscriber in every process (this one included).
+    pub fn publish(&self, message: String) {
+        match &self.outbound {
+            Some(tx) => {
+                if let Err(e) = tx.send(message) {
+                    // The carrier has stopped: this process still hears it.
+                    self.deliver(Arc::from(e.0));
+                }
+            }
+            None => self.deliver(Arc::from(message)),
+        }
+    }
+
+    /// Hands a received message to this process's subscribers (dropped when there are none).
+    pub fn deliver(&self, message: Arc<str>) {
+        let _ = self.received.send(message);
+    }
+
+    /// Every message from now on. A subscriber that falls behind skips messages
+    /// (`RecvError::Lagged`).
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<str>> {
+        self.received.subscribe()
     }
 }
 
@@ -145,6 +207,13 @@ pub trait Executor: Send {
 
     /// Rows of the `job_queue_stats` view.
     fn job_stats(&mut self) -> impl Future<Output = Result<Vec<JobStatRow>>> + Send;
+
+    /// Jobs finished in the last minute and hour, and the oldest due job's wait, per kind and
+    /// queue (kinds with neither are left out).
+    fn job_activity(
+        &mut self,
+        params: JobActivityParams,
+    ) -> impl Future<Output = Result<Vec<JobActivityRow>>> + Send;
 
     /// Pauses or resumes a queue.
     fn queue_set_paused(

@@ -348,3 +348,22 @@ pub struct JobStatRow {
     /// The oldest `created_at` among them.
     pub oldest_created_at: Option<DateTime<Utc>>,
 }
+
+/// Recent throughput and the wait of the oldest due job, per kind and queue.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobActivityRow {
+    /// The job kind.
+    pub job_type: String,
+    /// The queue.
+    pub queue: String,
+    /// Jobs completed in the minute before `now`.
+    pub completed_last_minute: i64,
+    /// Jobs dead-lettered in the minute before `now`.
+    pub failed_last_minute: i64,
+    /// Jobs completed in the hour before `now`.
+    pub completed_last_hour: i64,
+    /// Jobs dead-lettered in the hour before `now`.
+    pub failed_last_hour: i64,
+    /// When the longest-waiting due job (queued or retrying, `run_at` passed) became due.
+    pub oldest_due_at: Option<DateTime<Utc>>,
+}

@@ -19,7 +19,7 @@ mod params;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use document::*;
-pub use driver::{Driver, Executor, Transaction, Wakeups};
+pub use driver::{Broadcasts, Driver, Executor, Transaction, Wakeups};
 pub use error::{Error, Result};
 pub use job::*;
 pub use params::*;

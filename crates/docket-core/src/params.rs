@@ -257,6 +257,13 @@ pub struct JobDeleteFinishedParams {
     pub limit: i64,
 }
 
+/// Recent throughput and waits ([`crate::Executor::job_activity`]).
+#[derive(Debug, Clone, Default)]
+pub struct JobActivityParams {
+    /// The end of the windows; see the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
 /// Pause or resume a queue (or every queue, with [`crate::ALL_QUEUES`]).
 #[derive(Debug, Clone)]
 pub struct QueueSetPausedParams {

@@ -52,7 +52,7 @@ async fn serve_with<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server {
         },
         max_file_bytes: MAX_BODY as u64 / 2,
         notifier: Notifier::none(),
-        progress: ProgressHub::default(),
+        progress: ProgressHub::over(driver.broadcasts()),
     })
     .unwrap();
     let mut workers = Workers::new();

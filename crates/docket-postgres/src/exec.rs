@@ -454,6 +454,17 @@ where
             .collect()
     }
 
+    async fn job_activity(&mut self, params: JobActivityParams) -> Result<Vec<JobActivityRow>> {
+        sqlx::query(include_str!("../queries/job_activity.sql"))
+            .bind(params.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::activity)
+            .collect()
+    }
+
     async fn queue_set_paused(&mut self, params: QueueSetPausedParams) -> Result<QueueRow> {
         let row = sqlx::query(include_str!("../queries/queue_set_paused.sql"))
             .bind(&params.name)

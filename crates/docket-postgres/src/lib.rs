@@ -34,7 +34,7 @@ mod vector;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_core::{Driver, Error, Result, Wakeups};
+use docket_core::{Broadcasts, Driver, Error, Result, Wakeups};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -69,6 +69,9 @@ impl PgOptions {
 /// The channel that carries "jobs were inserted" notifications.
 pub const NOTIFY_CHANNEL: &str = "docket_jobs_inserted";
 
+/// The channel that carries [`Broadcasts`] between processes.
+pub const BROADCAST_CHANNEL: &str = "docket_broadcasts";
+
 /// The PostgreSQL driver. Cheap to clone: clones share the pool and the wake-up tasks.
 #[derive(Clone, Debug)]
 pub struct PgDriver {
@@ -76,6 +79,7 @@ pub struct PgDriver {
     /// Heartbeats and leader election: never queued behind handlers on `pool`.
     control: PgPool,
     wakeups: Wakeups,
+    broadcasts: Broadcasts,
     notifier: notify::Notifier,
     /// pgvector, as last detected; shared with every executor.
     vector: Arc<vector::VectorSupport>,
@@ -114,11 +118,12 @@ impl PgDriver {
 
     fn with_pools(pool: PgPool, control: PgPool, listen: bool) -> Self {
         let wakeups = Wakeups::default();
-        let notifier = notify::Notifier::start(pool.clone(), wakeups.clone(), listen);
+        let (broadcasts, notifier) = notify::Notifier::start(pool.clone(), wakeups.clone(), listen);
         Self {
             pool,
             control,
             wakeups,
+            broadcasts,
             notifier,
             vector: Arc::default(),
         }
@@ -182,6 +187,10 @@ impl Driver for PgDriver {
 
     fn wakeups(&self) -> Wakeups {
         self.wakeups.clone()
+    }
+
+    fn broadcasts(&self) -> Broadcasts {
+        self.broadcasts.clone()
     }
 
     async fn ping(&self) -> Result<()> {

@@ -9,12 +9,18 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_core::Wakeups;
+use docket_core::{Broadcasts, Wakeups};
 use sqlx::PgPool;
 use sqlx::postgres::PgListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, mpsc};
 
-use crate::NOTIFY_CHANNEL;
+use crate::{BROADCAST_CHANNEL, NOTIFY_CHANNEL};
+
+/// Unread broadcasts a slow subscriber may fall behind by.
+const BROADCAST_CAPACITY: usize = 4096;
+
+/// PostgreSQL refuses `NOTIFY` payloads of 8000 bytes or more.
+const MAX_PAYLOAD: usize = 7999;
 
 /// Pokes the sender task; dropping the last clone stops both tasks.
 #[derive(Clone, Debug)]
@@ -35,20 +41,32 @@ impl Drop for TaskGuard {
 }
 
 impl Notifier {
-    pub(crate) fn start(pool: PgPool, wakeups: Wakeups, listen: bool) -> Self {
+    /// Starts the wake-up sender and, with `listen`, the listener; broadcasts cross processes
+    /// only when listening (without it they stay in this process).
+    pub(crate) fn start(pool: PgPool, wakeups: Wakeups, listen: bool) -> (Broadcasts, Self) {
         let poke = Arc::new(Notify::new());
         let mut tasks = vec![tokio::spawn(send_loop(
             pool.clone(),
             poke.clone(),
             wakeups.clone(),
         ))];
-        if listen {
-            tasks.push(tokio::spawn(listen_loop(pool, wakeups)));
-        }
-        Self {
+        let broadcasts = if listen {
+            let (broadcasts, outbound) = Broadcasts::carried(BROADCAST_CAPACITY);
+            tasks.push(tokio::spawn(broadcast_loop(
+                pool.clone(),
+                outbound,
+                broadcasts.clone(),
+            )));
+            tasks.push(tokio::spawn(listen_loop(pool, wakeups, broadcasts.clone())));
+            broadcasts
+        } else {
+            Broadcasts::local(BROADCAST_CAPACITY)
+        };
+        let notifier = Self {
             poke,
             _guard: Arc::new(TaskGuard(tasks)),
-        }
+        };
+        (broadcasts, notifier)
     }
 
     /// Jobs were committed: make sure a `NOTIFY` follows.
@@ -76,10 +94,40 @@ async fn send_loop(pool: PgPool, poke: Arc<Notify>, local: Wakeups) {
     }
 }
 
-async fn listen_loop(pool: PgPool, wakeups: Wakeups) {
+/// Sends broadcasts in order, one `NOTIFY` each; the listener hands them back to this
+/// process along with every other's.
+async fn broadcast_loop(
+    pool: PgPool,
+    mut outbound: mpsc::UnboundedReceiver<String>,
+    broadcasts: Broadcasts,
+) {
+    while let Some(message) = outbound.recv().await {
+        if message.len() > MAX_PAYLOAD {
+            tracing::warn!(
+                bytes = message.len(),
+                "broadcast too large for NOTIFY; delivered in this process only"
+            );
+            broadcasts.deliver(Arc::from(message));
+            continue;
+        }
+        let sent = sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(BROADCAST_CHANNEL)
+            .bind(&message)
+            .execute(&pool)
+            .await;
+        if let Err(e) = sent {
+            // Other processes miss it (their readers re-read the tables); this one still
+            // hears it.
+            tracing::debug!(error = %e, "broadcast notify failed");
+            broadcasts.deliver(Arc::from(message));
+        }
+    }
+}
+
+async fn listen_loop(pool: PgPool, wakeups: Wakeups, broadcasts: Broadcasts) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match listen_once(&pool, &wakeups).await {
+        match listen_once(&pool, &wakeups, &broadcasts).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(error = %e, "listen connection lost; polling until it is back");
@@ -90,15 +138,24 @@ async fn listen_loop(pool: PgPool, wakeups: Wakeups) {
     }
 }
 
-async fn listen_once(pool: &PgPool, wakeups: &Wakeups) -> Result<(), sqlx::Error> {
+async fn listen_once(
+    pool: &PgPool,
+    wakeups: &Wakeups,
+    broadcasts: &Broadcasts,
+) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     // Returning errors instead of reconnecting silently lets us wake workers after an
     // outage: inserts made meanwhile were never announced to us.
     listener.ignore_pool_close_event(false);
-    listener.listen(NOTIFY_CHANNEL).await?;
+    listener
+        .listen_all([NOTIFY_CHANNEL, BROADCAST_CHANNEL])
+        .await?;
     wakeups.wake();
     loop {
         match listener.try_recv().await? {
+            Some(n) if n.channel() == BROADCAST_CHANNEL => {
+                broadcasts.deliver(Arc::from(n.payload()));
+            }
             Some(_) => wakeups.wake(),
             None => {
                 // The connection dropped and will be re-established by the next call.

@@ -1,8 +1,8 @@
 //! Decoding rows into docket's vocabulary.
 
 use docket_core::{
-    ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, JobAttempt,
-    JobRow, JobStatRow, QueueRow, Result, WorkerRow, decode_vector,
+    ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, JobActivityRow,
+    JobAttempt, JobRow, JobStatRow, QueueRow, Result, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -110,6 +110,18 @@ pub(crate) fn stat(row: &PgRow) -> Result<JobStatRow> {
         status: parse(row, "status")?,
         count: row.try_get("count").map_err(decode)?,
         oldest_created_at: row.try_get("oldest_created_at").map_err(decode)?,
+    })
+}
+
+pub(crate) fn activity(row: &PgRow) -> Result<JobActivityRow> {
+    Ok(JobActivityRow {
+        job_type: row.try_get("job_type").map_err(decode)?,
+        queue: row.try_get("queue").map_err(decode)?,
+        completed_last_minute: row.try_get("completed_last_minute").map_err(decode)?,
+        failed_last_minute: row.try_get("failed_last_minute").map_err(decode)?,
+        completed_last_hour: row.try_get("completed_last_hour").map_err(decode)?,
+        failed_last_hour: row.try_get("failed_last_hour").map_err(decode)?,
+        oldest_due_at: row.try_get("oldest_due_at").map_err(decode)?,
     })
 }
 

@@ -10,12 +10,13 @@ use docket_core::{
     CronSchedule, CronScheduleUpsertParams, DocumentActivateParams, DocumentFailParams,
     DocumentInsertParams, DocumentListParams, DocumentProgressParams, DocumentReprocessParams,
     DocumentRow, DocumentSource, DocumentStageParams, DocumentStatus, DocumentText, Error,
-    Executor, JobAttempt, JobCancelParams, JobCompleteManyParams, JobCompletion,
-    JobDeleteFinishedParams, JobGetAvailableParams, JobInsertManyParams, JobInsertParams,
-    JobInsertResult, JobListParams, JobRescueParams, JobRescueResult, JobRetryParams, JobRow,
-    JobStatRow, JobState, LeaderElectParams, LeaderRow, QueueRow, QueueSetPausedParams, Result,
-    StuckDocumentsParams, Transaction, Wakeups, WorkerHeartbeatParams, WorkerRow, encode_vector,
-    validate_chunks, validate_document_text, validate_vector_index_dims,
+    Executor, JobActivityParams, JobActivityRow, JobAttempt, JobCancelParams,
+    JobCompleteManyParams, JobCompletion, JobDeleteFinishedParams, JobGetAvailableParams,
+    JobInsertManyParams, JobInsertParams, JobInsertResult, JobListParams, JobRescueParams,
+    JobRescueResult, JobRetryParams, JobRow, JobStatRow, JobState, LeaderElectParams, LeaderRow,
+    QueueRow, QueueSetPausedParams, Result, StuckDocumentsParams, Transaction, Wakeups,
+    WorkerHeartbeatParams, WorkerRow, encode_vector, validate_chunks, validate_document_text,
+    validate_vector_index_dims,
 };
 use sqlx::{Connection, Sqlite, SqliteConnection};
 use uuid::Uuid;
@@ -558,6 +559,15 @@ where
             .await
             .map_err(map_err)?;
         rows.iter().map(rows::stat).collect()
+    }
+
+    async fn job_activity(&mut self, params: JobActivityParams) -> Result<Vec<JobActivityRow>> {
+        let rows = sqlx::query(sql!("job_activity"))
+            .bind(now_micros(params.now))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::activity).collect()
     }
 
     async fn queue_set_paused(&mut self, params: QueueSetPausedParams) -> Result<QueueRow> {

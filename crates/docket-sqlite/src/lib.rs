@@ -31,7 +31,10 @@ mod rows;
 use std::str::FromStr;
 use std::time::Duration;
 
-use docket_core::{Driver, Error, Result, Wakeups};
+use docket_core::{Broadcasts, Driver, Error, Result, Wakeups};
+
+/// Unread broadcasts a slow subscriber may fall behind by.
+const BROADCAST_CAPACITY: usize = 4096;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 
@@ -82,6 +85,7 @@ impl SqliteOptions {
 pub struct SqliteDriver {
     pool: SqlitePool,
     wakeups: Wakeups,
+    broadcasts: Broadcasts,
 }
 
 impl SqliteDriver {
@@ -105,6 +109,7 @@ impl SqliteDriver {
         Ok(Self {
             pool,
             wakeups: Wakeups::default(),
+            broadcasts: Broadcasts::local(BROADCAST_CAPACITY),
         })
     }
 
@@ -161,6 +166,10 @@ impl Driver for SqliteDriver {
 
     fn wakeups(&self) -> Wakeups {
         self.wakeups.clone()
+    }
+
+    fn broadcasts(&self) -> Broadcasts {
+        self.broadcasts.clone()
     }
 
     async fn ping(&self) -> Result<()> {

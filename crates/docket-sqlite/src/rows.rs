@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use docket_core::{
-    ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, JobAttempt,
-    JobRow, JobStatRow, LeaderRow, QueueRow, Result, WorkerRow, decode_vector,
+    ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, JobActivityRow,
+    JobAttempt, JobRow, JobStatRow, LeaderRow, QueueRow, Result, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -181,6 +181,18 @@ pub(crate) fn stat(row: &SqliteRow) -> Result<JobStatRow> {
         status: parse(row, "status")?,
         count: get(row, "count")?,
         oldest_created_at: time_opt(row, "oldest_created_at")?,
+    })
+}
+
+pub(crate) fn activity(row: &SqliteRow) -> Result<JobActivityRow> {
+    Ok(JobActivityRow {
+        job_type: get(row, "job_type")?,
+        queue: get(row, "queue")?,
+        completed_last_minute: get(row, "completed_last_minute")?,
+        failed_last_minute: get(row, "failed_last_minute")?,
+        completed_last_hour: get(row, "completed_last_hour")?,
+        failed_last_hour: get(row, "failed_last_hour")?,
+        oldest_due_at: time_opt(row, "oldest_due_at")?,
     })
 }
 

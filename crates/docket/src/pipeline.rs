@@ -59,6 +59,7 @@ pub async fn build<D: Driver>(driver: D, config: &Config) -> anyhow::Result<Pipe
     }
     let blobs = ObjectStoreBlobs::local(&config.storage.blob_dir)
         .with_context(|| format!("opening {}", config.storage.blob_dir.display()))?;
+    let progress = ProgressHub::over(driver.broadcasts());
     let pipeline = Pipeline::new(PipelineParts {
         driver,
         blobs: Arc::new(blobs),
@@ -68,7 +69,7 @@ pub async fn build<D: Driver>(driver: D, config: &Config) -> anyhow::Result<Pipe
         stages: config.pipeline.clone(),
         max_file_bytes: config.storage.max_file_bytes,
         notifier: Notifier::new(&config.notify)?,
-        progress: ProgressHub::default(),
+        progress,
     })?;
     Ok(pipeline)
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, Utc};
-use docket_core::{Executor, JobInsertParams, JobListParams, JobState};
+use docket_core::{Executor, JobActivityParams, JobInsertParams, JobListParams, JobState};
 use uuid::Uuid;
 
 use crate::harness::TestDb;
@@ -63,6 +63,84 @@ pub async fn job_stats<T: TestDb>(db: &T) {
         let oldest = s.oldest_created_at.expect("oldest_created_at");
         assert_near(oldest, before, Duration::seconds(30), "oldest_created_at");
     }
+}
+
+/// `job_activity`: completions and dead letters in the last minute and hour, by kind and
+/// queue, and the oldest due job's `run_at` (jobs not yet due do not count).
+pub async fn job_activity<T: TestDb>(db: &T) {
+    let mut c = conn(db).await;
+    let t0 = base_time();
+    let now = t0 + Duration::seconds(2);
+    // Each finished at `at + 1 s`.
+    let done = [
+        ("a", "act1", t0, None), // completed, last minute
+        ("a", "act1", t0 - Duration::seconds(10), Some("x")), // failed, last minute
+        ("a", "act1", t0 - Duration::minutes(30), None), // completed, last hour
+        ("a", "act1", t0 - Duration::minutes(40), Some("y")), // failed, last hour
+        ("a", "act1", t0 - Duration::hours(2), None), // too old
+        ("a", "act2", t0 - Duration::minutes(5), None), // another queue
+    ];
+    for (i, (kind, queue, at, error)) in done.iter().enumerate() {
+        // Alone in a queue of its own, so that `finish` claims exactly this job.
+        let solo = format!("{queue}-{i}");
+        add(&mut c, job(kind, &solo, *at)).await;
+        let outcome = match error {
+            Some(e) => failed(e),
+            None => docket_core::CompletionOutcome::Completed,
+        };
+        finish(&mut c, &solo, *at, outcome).await;
+    }
+    add(&mut c, job("b", "actw", t0 - Duration::minutes(5))).await;
+    add(&mut c, job("b", "actw", t0 - Duration::minutes(1))).await;
+    add(&mut c, job("b", "actw", t0 + Duration::hours(1))).await; // not due yet
+    add(&mut c, job("c", "actf", t0 + Duration::hours(1))).await; // nothing due, nothing done
+
+    let rows = c
+        .job_activity(JobActivityParams { now: Some(now) })
+        .await
+        .expect("job_activity");
+    let find = |t: &str, q: &str| rows.iter().find(|r| r.job_type == t && r.queue == q);
+    let counts = |r: &docket_core::JobActivityRow| {
+        (
+            r.completed_last_minute,
+            r.failed_last_minute,
+            r.completed_last_hour,
+            r.failed_last_hour,
+        )
+    };
+    let per_queue: Vec<_> = (0..done.len())
+        .map(|i| {
+            let (kind, queue, ..) = done[i];
+            find(kind, &format!("{queue}-{i}")).map(counts)
+        })
+        .collect();
+    assert_eq!(
+        per_queue,
+        vec![
+            Some((1, 0, 1, 0)),
+            Some((0, 1, 0, 1)),
+            Some((0, 0, 1, 0)),
+            Some((0, 0, 0, 1)),
+            None,
+            Some((0, 0, 1, 0)),
+        ],
+        "rows: {rows:?}"
+    );
+    for i in [0, 1, 2, 3, 5] {
+        let (kind, queue, ..) = done[i];
+        assert_eq!(
+            find(kind, &format!("{queue}-{i}")).and_then(|r| r.oldest_due_at),
+            None,
+            "nothing waits in a queue whose jobs are done"
+        );
+    }
+    let waiting = find("b", "actw").expect("a row for due jobs");
+    assert_eq!(counts(waiting), (0, 0, 0, 0));
+    assert_eq!(waiting.oldest_due_at, Some(t0 - Duration::minutes(5)));
+    assert!(
+        find("c", "actf").is_none(),
+        "a kind with nothing due or done: {rows:?}"
+    );
 }
 
 /// `job_list`: filters, newest first, cursor, limit.

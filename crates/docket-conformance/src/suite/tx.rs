@@ -120,3 +120,24 @@ pub async fn wakeups<T: TestDb>(db: &T) {
         .await
         .expect("no wake-up after a plain insert");
 }
+
+/// `broadcasts()` hands every published message to every subscriber of this driver, in order
+/// (PostgreSQL carries them through the server; see the PostgreSQL-only cross-process test).
+pub async fn broadcasts<T: TestDb>(db: &T) {
+    let b = db.driver().broadcasts();
+    let mut first = b.subscribe();
+    let mut second = b.subscribe();
+    let sent: Vec<String> = (0..20).map(|i| format!("{{\"n\":{i}}}")).collect();
+    for m in &sent {
+        b.publish(m.clone());
+    }
+    for rx in [&mut first, &mut second] {
+        for want in &sent {
+            let got = tokio::time::timeout(WAKE_TIMEOUT, rx.recv())
+                .await
+                .expect("a published broadcast never arrived")
+                .expect("receive");
+            assert_eq!(&*got, want.as_str(), "broadcasts arrive in order");
+        }
+    }
+}
