@@ -52,6 +52,14 @@
 //! transient failure (a success, a `4xx`, wrong dimensions) counts as a success: the provider
 //! is up. A call that ends rate-limited ([`EmbedError::Unavailable`]) counts as neither, and a
 //! half-open trial that ends that way (or is cancelled) hands the trial on to the next call.
+//!
+//! # Metrics
+//!
+//! Every [`Embedder::embed`] call is recorded through the `metrics` facade with
+//! `provider="openai"`: `docket_embed_requests_total{provider,outcome}` (`ok`, `unavailable`,
+//! `transient`, `permanent`), `docket_embed_batch_duration_seconds{provider}`, and
+//! `docket_embed_breaker_open{provider}`, 1 while the breaker is not closed (open, or
+//! half-open awaiting its trial), 0 once a call closes it.
 
 use std::fmt;
 use std::sync::Mutex;
@@ -650,7 +658,14 @@ impl Embedder for OpenAiEmbedder {
         &'a self,
         texts: &'a [String],
     ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
-        Box::pin(self.embed_texts(texts))
+        Box::pin(async move {
+            let started = Instant::now();
+            let result = self.embed_texts(texts).await;
+            record_call("openai", started, &result);
+            let open = f64::from(u8::from(self.breaker_state() != BreakerState::Closed));
+            metrics::gauge!("docket_embed_breaker_open", "provider" => "openai").set(open);
+            result
+        })
     }
 
     /// `Err(wait)` while the breaker is open or the provider has asked (with a `429`) for
@@ -663,6 +678,29 @@ impl Embedder for OpenAiEmbedder {
             _ => Ok(()),
         }
     }
+}
+
+/// Records one finished [`Embedder::embed`] call of `provider`: its outcome and how long it
+/// took.
+pub(crate) fn record_call<T>(
+    provider: &'static str,
+    started: Instant,
+    result: &Result<T, EmbedError>,
+) {
+    let outcome = match result {
+        Ok(_) => "ok",
+        Err(EmbedError::Unavailable { .. }) => "unavailable",
+        Err(EmbedError::Transient(_)) => "transient",
+        Err(EmbedError::Permanent(_)) => "permanent",
+    };
+    metrics::counter!(
+        "docket_embed_requests_total",
+        "provider" => provider,
+        "outcome" => outcome,
+    )
+    .increment(1);
+    metrics::histogram!("docket_embed_batch_duration_seconds", "provider" => provider)
+        .record(started.elapsed().as_secs_f64());
 }
 
 /// The conservative token estimate: see the [module docs](self#token-counts).

@@ -3,7 +3,8 @@
 //! Keys are configured as the lowercase hex SHA-256 of the key (`printf %s "$KEY" |
 //! sha256sum`), so the configuration holds no secret. Scopes: `ingest` (upload, reprocess),
 //! `read` (documents, chunks, events, search) and `admin` (everything, deletion included).
-//! Health endpoints are open.
+//! Health endpoints are open; the storage webhook is checked by its signature instead; job,
+//! queue and cron actions (POST) and deletions need `admin`.
 
 use axum::extract::{Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
@@ -103,12 +104,17 @@ fn hex_32(s: &str) -> Option<[u8; 32]> {
 
 /// The scope a request needs; `None` for open routes.
 fn required(method: &Method, path: &str) -> Option<Scope> {
-    if path == "/healthz" || path == "/readyz" {
+    // Health checks are open; storage webhooks are checked by their signature instead.
+    if path == "/healthz" || path == "/readyz" || path == "/v1/webhooks/storage" {
         return None;
     }
     Some(match (method, path) {
         (&Method::DELETE, _) => Scope::Admin,
-        (&Method::POST, p) if p.starts_with("/v1/jobs/") || p.starts_with("/v1/queues/") => {
+        (&Method::POST, p)
+            if p.starts_with("/v1/jobs/")
+                || p.starts_with("/v1/queues/")
+                || p.starts_with("/v1/cron/") =>
+        {
             Scope::Admin
         }
         (&Method::POST, "/v1/documents") => Scope::Ingest,

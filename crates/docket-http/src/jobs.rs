@@ -3,8 +3,10 @@
 //! | route | scope | |
 //! |---|---|---|
 //! | `GET /v1/jobs` | read | newest first; `state`, `kind`, `queue`, `document_id`, `before`, `limit` |
-//! | `GET /v1/jobs/stats` | read | counts by kind, queue and state, with the oldest job's age |
+//! | `GET /v1/jobs/stats` | read | counts by kind, queue and state; throughput; oldest due job's wait |
 //! | `GET /v1/jobs/failed` | read | the dead-letter queue |
+//! | `GET /v1/jobs/stuck` | read | running jobs whose worker stopped heartbeating |
+//! | `POST /v1/jobs/process` | admin | `{queue, limit}`: claim and run a batch now |
 //! | `GET /v1/jobs/{id}` | read | a job and every attempt |
 //! | `POST /v1/jobs/retry` | admin | `{ids}` or `{kind, queue}` or `{all: true}` |
 //! | `POST /v1/jobs/{id}/retry`, `/cancel` | admin | one job |
@@ -28,13 +30,15 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::ApiError;
+use crate::{ApiError, AppState};
 
-pub(crate) fn routes<D: Driver>() -> Router<Pipeline<D>> {
+pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
     Router::new()
         .route("/v1/jobs", get(list::<D>))
         .route("/v1/jobs/stats", get(stats::<D>))
         .route("/v1/jobs/failed", get(failed::<D>))
+        .route("/v1/jobs/stuck", get(stuck::<D>))
+        .route("/v1/jobs/process", post(process::<D>))
         .route("/v1/jobs/retry", post(retry_many::<D>))
         .route("/v1/jobs/{id}", get(show::<D>))
         .route("/v1/jobs/{id}/retry", post(retry_one::<D>))
@@ -97,6 +101,10 @@ async fn cron_run<D: Driver>(
     }
 }
 
+fn job_not_found(id: i64) -> ApiError {
+    ApiError(StatusCode::NOT_FOUND, format!("job {id} not found"))
+}
+
 fn invalid(m: impl Into<String>) -> ApiError {
     ApiError(StatusCode::UNPROCESSABLE_ENTITY, m.into())
 }
@@ -153,13 +161,96 @@ async fn failed<D: Driver>(
     State(p): State<Pipeline<D>>,
     Query(q): Query<ListQuery>,
 ) -> Result<Response, ApiError> {
+    if q.state.is_some() {
+        return Err(invalid(
+            "the failed list holds failed jobs only; leave out state",
+        ));
+    }
     list_jobs(&p, q, vec![JobState::Failed]).await
 }
 
 async fn stats<D: Driver>(State(p): State<Pipeline<D>>) -> Result<Response, ApiError> {
     let mut c = p.driver().conn().await?;
     let rows = c.job_stats().await?;
-    Ok(Json(json!({ "stats": rows })).into_response())
+    let activity = c
+        .job_activity(docket_core::JobActivityParams::default())
+        .await?;
+    let now = chrono::Utc::now();
+    let oldest = activity.iter().filter_map(|a| a.oldest_due_at).min();
+    let throughput: Vec<_> = activity
+        .iter()
+        .map(|a| {
+            json!({
+                "job_type": a.job_type,
+                "queue": a.queue,
+                "completed_last_minute": a.completed_last_minute,
+                "failed_last_minute": a.failed_last_minute,
+                "completed_last_hour": a.completed_last_hour,
+                "failed_last_hour": a.failed_last_hour,
+                "oldest_queued_age_seconds": a.oldest_due_at.map(|t| age_seconds(now, t)),
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "stats": rows,
+        "throughput": throughput,
+        "oldest_queued_age_seconds": oldest.map(|t| age_seconds(now, t)),
+    }))
+    .into_response())
+}
+
+fn age_seconds(now: chrono::DateTime<chrono::Utc>, t: chrono::DateTime<chrono::Utc>) -> f64 {
+    ((now - t).num_milliseconds().max(0) as f64) / 1000.0
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StuckQuery {
+    limit: Option<i64>,
+}
+
+async fn stuck<D: Driver>(
+    State(s): State<AppState<D>>,
+    Query(q): Query<StuckQuery>,
+) -> Result<Response, ApiError> {
+    let limit = q.limit.unwrap_or(100);
+    if !(1..=1000).contains(&limit) {
+        return Err(invalid("limit must be between 1 and 1000"));
+    }
+    let mut c = s.pipeline.driver().conn().await?;
+    let jobs = docket_queue::stuck_jobs(&mut c, s.stuck_after, limit).await?;
+    Ok(Json(json!({ "jobs": jobs })).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ProcessRequest {
+    queue: Option<String>,
+    limit: Option<usize>,
+}
+
+/// Claims and runs a batch of due jobs in this request, as the original job-processor
+/// endpoint did (for a cron pinger or an operator; the workers do this continuously).
+async fn process<D: Driver>(
+    State(s): State<AppState<D>>,
+    body: Result<Option<Json<ProcessRequest>>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let req = body
+        .map_err(|e| ApiError(e.status(), e.body_text()))?
+        .map(|Json(b)| b)
+        .unwrap_or_default();
+    let limit = req.limit.unwrap_or(10);
+    if !(1..=100).contains(&limit) {
+        return Err(invalid("limit must be between 1 and 100"));
+    }
+    let Some(processor) = &s.processor else {
+        return Err(ApiError(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "this server runs no workers".into(),
+        ));
+    };
+    let processed = processor.process(req.queue, limit).await?;
+    Ok(Json(json!({ "processed": processed })).into_response())
 }
 
 async fn show<D: Driver>(
@@ -167,10 +258,7 @@ async fn show<D: Driver>(
     Path(id): Path<i64>,
 ) -> Result<Response, ApiError> {
     let mut c = p.driver().conn().await?;
-    let job = c
-        .job_get(id)
-        .await?
-        .ok_or_else(|| ApiError(StatusCode::NOT_FOUND, format!("job {id} not found")))?;
+    let job = c.job_get(id).await?.ok_or_else(|| job_not_found(id))?;
     let attempts = c.job_attempt_list(id).await?;
     Ok(Json(json!({ "job": job, "attempts": attempts })).into_response())
 }
@@ -220,10 +308,16 @@ async fn retry_one<D: Driver>(
         })
         .await?;
     if retried.is_empty() {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            format!("job {id} is not failed or cancelled (or does not exist)"),
-        ));
+        return Err(match c.job_get(id).await? {
+            None => job_not_found(id),
+            Some(j) => ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "job {id} is {}; only failed or cancelled jobs are retried",
+                    j.status.as_str()
+                ),
+            ),
+        });
     }
     Ok(Json(json!({ "retried": retried })).into_response())
 }
@@ -240,10 +334,13 @@ async fn cancel_one<D: Driver>(
         })
         .await?;
     if cancelled.is_empty() {
-        return Err(ApiError(
-            StatusCode::CONFLICT,
-            format!("job {id} has already finished (or does not exist)"),
-        ));
+        return Err(match c.job_get(id).await? {
+            None => job_not_found(id),
+            Some(j) => ApiError(
+                StatusCode::CONFLICT,
+                format!("job {id} has already finished ({})", j.status.as_str()),
+            ),
+        });
     }
     Ok(Json(json!({ "cancelled": cancelled })).into_response())
 }

@@ -1,11 +1,14 @@
-//! docket's HTTP API (first part): documents, their live progress as server-sent events,
-//! search, and health.
+//! docket's HTTP API: documents, their live progress as server-sent events, search, storage
+//! webhooks, jobs, queues, cron, health and metrics. `GET /v1/openapi.json` describes every
+//! route; the tests check that it matches the router.
 //!
 //! | route | |
 //! |---|---|
 //! | `GET /healthz` | the process is up |
 //! | `GET /readyz` | the database answers (`503` while it does not) |
-//! | `POST /v1/documents` | multipart upload (`file`, optional `callback_url`): `202` |
+//! | `GET /metrics` | Prometheus text format |
+//! | `GET /v1/openapi.json` | the OpenAPI 3.1 document |
+//! | `POST /v1/documents` | multipart upload (`file`, `callback_url`, `reprocess`), or JSON `{url}` to fetch: `202` |
 //! | `GET /v1/documents` | newest first; `status`, `limit`, `before` |
 //! | `GET /v1/documents/{id}` | one document |
 //! | `DELETE /v1/documents/{id}` | the document, its chunks and its bytes |
@@ -14,12 +17,13 @@
 //! | `GET /v1/documents/{id}/events` | progress as server-sent events, until it finishes |
 //! | `GET /v1/events` | every document's progress as server-sent events |
 //! | `POST /v1/search` | `{query, k, document_ids}` → chunks and scores |
+//! | `POST /v1/webhooks/storage` | storage "object created" events, signed (no API key) |
 //!
-//!
-//! The job and queue routes are listed in the `jobs` module's source.
+//! The job, queue and cron routes are listed in the `jobs` module's source.
 //!
 //! Errors are `{"error": "..."}` with the matching status. Every route but the health checks
-//! needs a bearer API key with the right scope ([`auth`]) once keys are configured.
+//! and the storage webhook needs a bearer API key with the right scope ([`auth`]) once keys
+//! are configured.
 
 use std::convert::Infallible;
 use std::time::Duration;
@@ -31,8 +35,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use docket_core::{DocumentListParams, DocumentStatus, Driver, Executor};
+use docket_pipeline::fetch::Fetcher;
+use docket_pipeline::ingest::StorageIngest;
 use docket_pipeline::progress::ProgressEvent;
 use docket_pipeline::{NewDocument, Pipeline, PipelineError};
+use docket_queue::Processor;
 use futures::{Stream, StreamExt};
 use serde::Deserialize;
 use serde_json::json;
@@ -40,7 +47,10 @@ use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 pub mod auth;
+mod ingest;
 mod jobs;
+pub mod metrics;
+mod openapi;
 
 /// Priority of documents uploaded by users (ahead of bulk ingestion at 0).
 pub const UPLOAD_PRIORITY: i16 = 5;
@@ -88,19 +98,71 @@ fn not_found(id: Uuid) -> ApiError {
     ApiError(StatusCode::NOT_FOUND, format!("document {id} not found"))
 }
 
-/// The API's routes over `pipeline`. Request bodies above `max_body_bytes` get `413`. With
-/// `keys`, every route but the health checks needs a key with the route's scope; without,
-/// the API is open (for a server that listens on loopback only).
-pub fn router<D: Driver>(
-    pipeline: Pipeline<D>,
-    max_body_bytes: usize,
-    keys: Option<auth::ApiKeys>,
-) -> Router {
-    let api = routes(pipeline, max_body_bytes);
-    let api = match keys {
+/// What the API serves beyond the pipeline itself.
+pub struct ApiOptions<D: Driver> {
+    /// Request bodies above this get `413`.
+    pub max_body_bytes: usize,
+    /// With keys, every route but the health checks needs a key with the route's scope;
+    /// without, the API is open (for a server that listens on loopback only).
+    pub keys: Option<auth::ApiKeys>,
+    /// Fetches documents created by URL; without it, `{url}` bodies get `422`.
+    pub fetcher: Option<Fetcher>,
+    /// The storage webhook; without it, `POST /v1/webhooks/storage` answers `404`.
+    pub storage: Option<StorageIngest<D>>,
+    /// Runs a batch of jobs on request; without it (a server with no workers),
+    /// `POST /v1/jobs/process` answers `503`.
+    pub processor: Option<Processor>,
+    /// A running job whose worker has been silent this long is stuck (the rescuer's lease).
+    pub stuck_after: Duration,
+}
+
+impl<D: Driver> ApiOptions<D> {
+    /// Only a body limit: no keys, no URL fetching, no webhook, no processor.
+    pub fn new(max_body_bytes: usize) -> Self {
+        Self {
+            max_body_bytes,
+            keys: None,
+            fetcher: None,
+            storage: None,
+            processor: None,
+            stuck_after: Duration::from_secs(30),
+        }
+    }
+}
+
+/// The router's state: the pipeline and the optional parts.
+#[derive(Clone)]
+pub(crate) struct AppState<D: Driver> {
+    pub(crate) pipeline: Pipeline<D>,
+    pub(crate) fetcher: Option<Fetcher>,
+    pub(crate) storage: Option<StorageIngest<D>>,
+    pub(crate) processor: Option<Processor>,
+    pub(crate) stuck_after: Duration,
+}
+
+impl<D: Driver> axum::extract::FromRef<AppState<D>> for Pipeline<D> {
+    fn from_ref(s: &AppState<D>) -> Self {
+        s.pipeline.clone()
+    }
+}
+
+/// The API's routes over `pipeline`.
+pub fn router<D: Driver>(pipeline: Pipeline<D>, options: ApiOptions<D>) -> Router {
+    let max_body_bytes = options.max_body_bytes;
+    let state = AppState {
+        pipeline,
+        fetcher: options.fetcher,
+        storage: options.storage,
+        processor: options.processor,
+        stuck_after: options.stuck_after,
+    };
+    let api = routes(state, max_body_bytes);
+    let api = match options.keys {
         Some(keys) => api.layer(axum::middleware::from_fn_with_state(keys, auth::check)),
         None => api,
     };
+    // Outside the key check, so that refused requests are counted too.
+    let api = api.layer(metrics::layer());
     // Outermost: every request gets an id (the client's `x-request-id`, or a new UUID),
     // returned in the response and carried by the request's log span.
     api.layer(tower_http::request_id::PropagateRequestIdLayer::x_request_id())
@@ -126,7 +188,7 @@ pub fn router<D: Driver>(
         ))
 }
 
-fn routes<D: Driver>(pipeline: Pipeline<D>, max_body_bytes: usize) -> Router {
+fn routes<D: Driver>(state: AppState<D>, max_body_bytes: usize) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz::<D>))
@@ -137,13 +199,49 @@ fn routes<D: Driver>(pipeline: Pipeline<D>, max_body_bytes: usize) -> Router {
         .route("/v1/documents/{id}/events", get(events::<D>))
         .route("/v1/events", get(all_events::<D>))
         .route("/v1/search", post(search::<D>))
+        .route("/v1/webhooks/storage", post(ingest::storage_webhook::<D>))
+        .route("/v1/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::render::<D>))
         .merge(jobs::routes::<D>())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             max_body_bytes,
             refuse_announced_oversize,
         ))
-        .with_state(pipeline)
+        .layer(axum::middleware::from_fn(json_errors))
+        .with_state(state)
+}
+
+/// Errors the framework answers itself (an unreadable path parameter or query string, a body
+/// that is not the JSON a route takes) come as plain text: rewrite them as `{"error": ...}`
+/// like every other error.
+async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
+    let resp = next.run(req).await;
+    let plain = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/plain"));
+    if !(resp.status().is_client_error() || resp.status().is_server_error()) || !plain {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let text = match axum::body::to_bytes(body, 64 * 1024).await {
+        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
+        Err(_) => parts
+            .status
+            .canonical_reason()
+            .unwrap_or("error")
+            .to_owned(),
+    };
+    let mut json = ApiError(parts.status, text).into_response();
+    // Keep the framework's other headers (`Allow` on a 405, say).
+    for (name, value) in &parts.headers {
+        if name != axum::http::header::CONTENT_TYPE && name != axum::http::header::CONTENT_LENGTH {
+            json.headers_mut().insert(name.clone(), value.clone());
+        }
+    }
+    json
 }
 
 /// Answers `413` at once when the declared `Content-Length` is over the limit, before a byte
@@ -179,10 +277,118 @@ async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
     }
 }
 
+/// `POST /v1/documents`: a multipart upload, or JSON `{url}` to fetch.
 async fn create<D: Driver>(
-    State(p): State<Pipeline<D>>,
-    mut form: Multipart,
+    State(s): State<AppState<D>>,
+    req: axum::extract::Request,
 ) -> Result<Response, ApiError> {
+    use axum::extract::FromRequest;
+    let is_json = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
+    if is_json {
+        let Json(body) = Json::<UrlRequest>::from_request(req, &())
+            .await
+            .map_err(|e| ApiError(e.status(), e.body_text()))?;
+        return create_from_url(s, body).await;
+    }
+    let is_form = req
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.trim_start().starts_with("multipart/form-data"));
+    if !is_form {
+        return Err(ApiError(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "send the file as multipart/form-data (field `file`), or JSON {\"url\": ...}".into(),
+        ));
+    }
+    let form = Multipart::from_request(req, &())
+        .await
+        .map_err(|e| ApiError(e.status(), e.body_text()))?;
+    upload(s.pipeline, form).await
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct UrlRequest {
+    url: String,
+    callback_url: Option<String>,
+    #[serde(default)]
+    reprocess: bool,
+    metadata: Option<serde_json::Value>,
+}
+
+fn check_callback(url: &str) -> Result<(), ApiError> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(ApiError(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("callback_url must be an http or https URL (got {url:?})"),
+        ))
+    }
+}
+
+async fn create_from_url<D: Driver>(s: AppState<D>, req: UrlRequest) -> Result<Response, ApiError> {
+    let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
+    let Some(fetcher) = &s.fetcher else {
+        return Err(bad("this server does not fetch URLs".into()));
+    };
+    if let Some(cb) = &req.callback_url {
+        check_callback(cb)?;
+    }
+    let mut metadata = match req.metadata {
+        None => serde_json::Map::new(),
+        Some(serde_json::Value::Object(m)) => m,
+        Some(_) => return Err(bad("metadata must be a JSON object".into())),
+    };
+    let fetched = fetcher.get(&req.url, &[]).await.map_err(|e| {
+        use docket_pipeline::fetch::FetchError as F;
+        let status = match &e {
+            F::BadUrl(_) | F::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            F::TooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
+            F::Timeout(_) => StatusCode::GATEWAY_TIMEOUT,
+            F::Status(_) | F::TooManyRedirects(_) | F::Unreachable(_) => StatusCode::BAD_GATEWAY,
+        };
+        tracing::info!(error = %e, "URL fetch refused or failed");
+        ApiError(status, e.to_string())
+    })?;
+    metadata
+        .entry("source_url")
+        .or_insert_with(|| serde_json::Value::String(fetched.final_url.clone()));
+    let sub = s
+        .pipeline
+        .submit(NewDocument {
+            bytes: fetched.bytes,
+            filename: fetched.filename.as_deref().map(sanitize_filename),
+            content_type: fetched.content_type,
+            source: Some(docket_core::DocumentSource::Url),
+            callback_url: req.callback_url,
+            metadata: Some(serde_json::Value::Object(metadata)),
+            priority: UPLOAD_PRIORITY,
+            reprocess: req.reprocess,
+        })
+        .await?;
+    Ok(submitted(sub))
+}
+
+fn submitted(sub: docket_pipeline::Submitted) -> Response {
+    let status = if sub.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    (
+        status,
+        Json(json!({ "created": sub.created, "document": sub.document })),
+    )
+        .into_response()
+}
+
+async fn upload<D: Driver>(p: Pipeline<D>, mut form: Multipart) -> Result<Response, ApiError> {
     let bad = |m: String| ApiError(StatusCode::UNPROCESSABLE_ENTITY, m);
     let mut new = NewDocument {
         priority: UPLOAD_PRIORITY,
@@ -205,16 +411,16 @@ async fn create<D: Driver>(
             }
             Some("callback_url") => {
                 let url = field.text().await.map_err(|e| bad(e.body_text()))?;
-                if !(url.starts_with("http://") || url.starts_with("https://")) {
-                    return Err(bad(format!(
-                        "callback_url must be an http or https URL (got {url:?})"
-                    )));
-                }
+                check_callback(&url)?;
                 new.callback_url = Some(url);
             }
             Some("reprocess") => {
                 let v = field.text().await.map_err(|e| bad(e.body_text()))?;
-                new.reprocess = matches!(v.as_str(), "true" | "1");
+                new.reprocess = match v.trim().to_ascii_lowercase().as_str() {
+                    "true" | "1" | "on" | "yes" => true,
+                    "false" | "0" | "off" | "no" | "" => false,
+                    _ => return Err(bad(format!("reprocess must be true or false (got {v:?})"))),
+                };
             }
             Some(other) => return Err(bad(format!("unknown form field {other:?}"))),
             None => return Err(bad("a form field has no name".into())),
@@ -224,16 +430,7 @@ async fn create<D: Driver>(
         return Err(bad("the form has no `file` field".into()));
     }
     let sub = p.submit(new).await?;
-    let status = if sub.created {
-        StatusCode::ACCEPTED
-    } else {
-        StatusCode::OK
-    };
-    Ok((
-        status,
-        Json(json!({ "created": sub.created, "document": sub.document })),
-    )
-        .into_response())
+    Ok(submitted(sub))
 }
 
 /// Keeps the last path segment of a client's file name, without control characters.
@@ -318,10 +515,12 @@ async fn chunks<D: Driver>(
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let mut c = p.driver().conn().await?;
-    if c.document_get(id).await?.is_none() {
-        return Err(not_found(id));
-    }
-    let rows = c.chunk_list(id, None, 10_000, 0).await?;
+    let doc = c.document_get(id).await?.ok_or_else(|| not_found(id))?;
+    // The searchable generation only (a re-processing one is not visible until it completes).
+    let rows = match doc.active_generation {
+        Some(generation) => c.chunk_list(id, Some(generation), 10_000, 0).await?,
+        None => Vec::new(),
+    };
     Ok(Json(json!({ "chunks": rows })).into_response())
 }
 

@@ -68,7 +68,13 @@ async fn serve_with<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server {
         Arc::new(SystemClock),
     )
     .unwrap();
-    let app = docket_http::router(pipeline, MAX_BODY, keys);
+    let app = docket_http::router(
+        pipeline,
+        docket_http::ApiOptions {
+            keys,
+            ..docket_http::ApiOptions::new(MAX_BODY)
+        },
+    );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });

@@ -25,6 +25,8 @@ pub mod batcher;
 pub mod blob;
 pub mod chunk;
 pub mod config;
+pub mod fetch;
+pub mod ingest;
 pub mod notify;
 pub mod progress;
 pub mod stages;

@@ -288,7 +288,20 @@ impl<D: Driver> Pipeline<D> {
     where
         F: Future<Output = Result<(), JobError>>,
     {
+        let started = Instant::now();
         let result = body.await;
+        let outcome = match &result {
+            Ok(()) => "ok",
+            Err(e) if e.is_snooze() => "snoozed",
+            Err(e) if e.is_permanent() || ctx.job().attempts >= ctx.job().max_attempts => "failed",
+            Err(_) => "retry",
+        };
+        metrics::histogram!(
+            "docket_stage_duration_seconds",
+            "stage" => stage.name(),
+            "outcome" => outcome,
+        )
+        .record(started.elapsed().as_secs_f64());
         if let Err(e) = &result {
             let job = ctx.job();
             let last = job.attempts >= job.max_attempts;

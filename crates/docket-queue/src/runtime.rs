@@ -27,6 +27,7 @@ use docket_core::{
     JobCompletion, JobGetAvailableParams, JobRow, Result, WorkerHeartbeatParams,
 };
 use futures::FutureExt;
+use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
@@ -164,6 +165,7 @@ struct Inner<D: Driver> {
 #[derive(Debug)]
 pub struct RuntimeHandle {
     worker_id: String,
+    processor: Processor,
     soft: CancellationToken,
     done: tokio::task::JoinHandle<()>,
     leading: watch::Receiver<bool>,
@@ -195,6 +197,11 @@ impl RuntimeHandle {
     /// A token that starts the shutdown when cancelled (for signal handlers).
     pub fn shutdown_token(&self) -> CancellationToken {
         self.soft.clone()
+    }
+
+    /// Runs a batch of due jobs now, in the caller's task (see [`Processor`]).
+    pub fn processor(&self) -> Processor {
+        self.processor.clone()
     }
 
     /// Waits until the runtime has stopped (after its token was cancelled).
@@ -234,9 +241,11 @@ impl Runtime {
         });
         let soft = CancellationToken::new();
         let (leading_tx, leading) = watch::channel(false);
+        let processor = Processor::of(inner.clone(), soft.clone());
         let done = tokio::spawn(run(inner, rx, soft.clone(), maintenance, leading_tx));
         Ok(RuntimeHandle {
             worker_id,
+            processor,
             soft,
             done,
             leading,
@@ -587,6 +596,7 @@ fn spawn_job<D: Driver>(
 /// inside its own transaction.
 async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompletion> {
     let started_at = inner.clock.now();
+    let timer = std::time::Instant::now();
     let span = tracing::info_span!(
         "docket.job.execute",
         job_id = job.id,
@@ -631,7 +641,24 @@ async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompleti
         Some(failure(&job, err, &w.backoff(), inner.clock.now()))
     }
     .instrument(span)
-    .await?;
+    .await;
+    // `None`: the handler completed the job itself, inside its own transaction.
+    let label = match &outcome {
+        None | Some(CompletionOutcome::Completed) => "completed",
+        Some(CompletionOutcome::Retry { .. }) => "retry",
+        Some(CompletionOutcome::Failed { .. }) => "failed",
+        Some(CompletionOutcome::Snoozed { .. }) => "snoozed",
+        Some(CompletionOutcome::Released) => "released",
+    };
+    metrics::counter!(
+        "docket_job_attempts_total",
+        "job_type" => job.job_type.clone(),
+        "outcome" => label,
+    )
+    .increment(1);
+    metrics::histogram!("docket_job_attempt_duration_seconds", "job_type" => job.job_type.clone())
+        .record(timer.elapsed().as_secs_f64());
+    let outcome = outcome?;
     Some(JobCompletion {
         id: job.id,
         attempt: job.attempts,
@@ -770,4 +797,110 @@ async fn complete<D: Driver>(
             return;
         }
     }
+}
+
+/// What became of one job run by [`Processor::process`].
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Processed {
+    /// The job.
+    pub id: i64,
+    /// Its kind.
+    pub job_type: String,
+    /// Its queue.
+    pub queue: String,
+    /// `completed`, `retry`, `failed`, `snoozed` or `released`.
+    pub outcome: &'static str,
+    /// The attempt's error, when it failed.
+    pub error: Option<String>,
+}
+
+type ProcessFn =
+    dyn Fn(Option<String>, usize) -> BoxFuture<'static, Result<Vec<Processed>>> + Send + Sync;
+
+/// Claims due jobs and runs them now, in the caller's task, with the runtime's handlers and
+/// worker id (so its heartbeat keeps their lease), writing each attempt like any other: the
+/// original system's "process a batch now" endpoint. Cheap to clone.
+#[derive(Clone)]
+pub struct Processor(Arc<ProcessFn>);
+
+impl std::fmt::Debug for Processor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Processor")
+    }
+}
+
+impl Processor {
+    fn of<D: Driver>(inner: Arc<Inner<D>>, stop: CancellationToken) -> Self {
+        Self(Arc::new(move |queue, limit| {
+            let inner = inner.clone();
+            let stop = stop.clone();
+            Box::pin(async move { process_now(&inner, &stop, queue, limit).await })
+        }))
+    }
+
+    /// Claims up to `limit` due jobs, from `queue` or from each queue the runtime works in
+    /// turn, runs them one after another, and reports each outcome.
+    pub async fn process(&self, queue: Option<String>, limit: usize) -> Result<Vec<Processed>> {
+        (self.0)(queue, limit).await
+    }
+}
+
+async fn process_now<D: Driver>(
+    inner: &Arc<Inner<D>>,
+    stop: &CancellationToken,
+    queue: Option<String>,
+    limit: usize,
+) -> Result<Vec<Processed>> {
+    if stop.is_cancelled() {
+        return Err(Error::Unavailable("the runtime is shutting down".into()));
+    }
+    let queues: Vec<String> = match queue {
+        Some(q) => vec![q],
+        None => inner.config.queues.iter().map(|q| q.name.clone()).collect(),
+    };
+    let mut out = Vec::new();
+    for queue in queues {
+        let want = limit.saturating_sub(out.len());
+        if want == 0 {
+            break;
+        }
+        let jobs = {
+            let mut c = inner.driver.conn().await?;
+            c.job_get_available(JobGetAvailableParams {
+                worker_id: inner.worker_id.to_string(),
+                queue: queue.clone(),
+                limit: i32::try_from(want).unwrap_or(i32::MAX),
+                now: inner.clock.now_for_db(),
+            })
+            .await?
+        };
+        for job in jobs {
+            let (id, job_type, queue) = (job.id, job.job_type.clone(), job.queue.clone());
+            let (outcome, error) = match execute(inner, job).await {
+                // The handler completed the job in its own transaction.
+                None => ("completed", None),
+                Some(c) => {
+                    let summary = match &c.outcome {
+                        CompletionOutcome::Completed => ("completed", None),
+                        CompletionOutcome::Retry { error, .. } => ("retry", Some(error.clone())),
+                        CompletionOutcome::Failed { error } => ("failed", Some(error.clone())),
+                        CompletionOutcome::Snoozed { reason, .. } => {
+                            ("snoozed", Some(reason.clone()))
+                        }
+                        CompletionOutcome::Released => ("released", None),
+                    };
+                    write_completions(inner, vec![c]).await?;
+                    summary
+                }
+            };
+            out.push(Processed {
+                id,
+                job_type,
+                queue,
+                outcome,
+                error,
+            });
+        }
+    }
+    Ok(out)
 }

@@ -51,6 +51,10 @@ pub struct Config {
     pub pipeline: StagesConfig,
     /// The HTTP API of `docket serve`.
     pub http: HttpConfig,
+    /// Fetching documents by URL (and storage objects): the SSRF guard and its bounds.
+    pub fetch: docket_pipeline::fetch::FetchConfig,
+    /// The storage "object created" webhook (`POST /v1/webhooks/storage`); off when unset.
+    pub storage_webhook: Option<docket_pipeline::ingest::StorageWebhookConfig>,
 }
 
 /// `[http]`
@@ -89,6 +93,8 @@ impl Default for Config {
             notify: NotifyConfig::default(),
             pipeline: StagesConfig::default(),
             http: HttpConfig::default(),
+            fetch: Default::default(),
+            storage_webhook: None,
         }
     }
 }
@@ -216,14 +222,25 @@ impl Default for PostgresConfig {
 }
 
 impl Config {
-    /// Reads `file` (if given, else `docket.toml` when it exists), then the environment.
-    pub fn load(file: Option<&Path>) -> anyhow::Result<Config> {
+    /// Reads `file` (if given, else `docket.toml` when it exists), then the environment, then
+    /// `sets` (`key.path=value`, from `--set`).
+    pub fn load(file: Option<&Path>, sets: &[String]) -> anyhow::Result<Config> {
         let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::load_from(file, &env)
+        Self::load_with(file, &env, sets)
     }
 
-    /// [`Config::load`] with an explicit environment (for tests).
+    /// [`Config::load`] with an explicit environment and no flags.
+    #[cfg(test)]
     pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Config> {
+        Self::load_with(file, env, &[])
+    }
+
+    /// [`Config::load`] with an explicit environment.
+    pub fn load_with(
+        file: Option<&Path>,
+        env: &[(String, String)],
+        sets: &[String],
+    ) -> anyhow::Result<Config> {
         let path: Option<PathBuf> = match file {
             Some(p) => Some(p.to_owned()),
             None => Some(PathBuf::from("docket.toml")).filter(|p| p.exists()),
@@ -241,11 +258,23 @@ impl Config {
             let Some(rest) = k.strip_prefix("DOCKET_") else {
                 continue;
             };
-            if rest.starts_with("TEST_") {
-                continue; // the test suite's own settings
+            // The test suite's own settings, and the variables that are not configuration
+            // keys: the config file's path and the HTTP client commands' server and key.
+            if rest.starts_with("TEST_") || matches!(rest, "CONFIG" | "SERVER" | "API_KEY") {
+                continue;
             }
             let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
             set_path(&mut table, &path, parse_env_value(v));
+        }
+        for set in sets {
+            let Some((key, value)) = set.split_once('=') else {
+                bail!("--set {set:?}: expected KEY=VALUE, e.g. --set worker.concurrency=4");
+            };
+            let path: Vec<String> = key.trim().split('.').map(str::to_owned).collect();
+            if path.iter().any(String::is_empty) {
+                bail!("--set {set:?}: the key has an empty part");
+            }
+            set_path(&mut table, &path, parse_env_value(value.trim()));
         }
         let source = path
             .as_ref()
@@ -336,6 +365,14 @@ impl Config {
         if let Err(e) = docket_http::auth::ApiKeys::new(&self.http.keys) {
             problems.push(format!("http.keys: {e}"));
         }
+        if self.fetch.timeout_secs == 0 || self.fetch.max_redirects > 20 {
+            problems.push(
+                "fetch.timeout_secs must be positive and fetch.max_redirects at most 20".into(),
+            );
+        }
+        if let Some(Err(e)) = self.storage_webhook.as_ref().map(|w| w.validate()) {
+            problems.push(e);
+        }
         if self.postgres.max_connections < 2 {
             problems.push("postgres.max_connections must be at least 2".to_owned());
         }
@@ -405,6 +442,12 @@ impl Config {
         }
         if let EmbedConfig::Openai(o) = &mut c.embed {
             stars(&mut o.api_key);
+        }
+        if let Some(w) = &mut c.storage_webhook {
+            w.secret = "****".to_owned();
+            for v in w.headers.values_mut() {
+                *v = "****".to_owned();
+            }
         }
         toml::to_string_pretty(&c).unwrap_or_default()
     }
@@ -506,6 +549,23 @@ mod tests {
         std::fs::write(&f, "[worker]\nconcurency = 7\n").unwrap();
         let e = Config::load_from(Some(&f), &[]).unwrap_err().to_string();
         assert!(e.contains("concurency"), "{e}");
+        let set = Config::load_with(
+            None,
+            &env(&[("DOCKET_WORKER__CONCURRENCY", "9")]),
+            &[
+                "worker.concurrency=3".into(),
+                "fetch.allow_private=true".into(),
+            ],
+        )
+        .unwrap();
+        assert_eq!(set.worker.concurrency, 3, "flags override the environment");
+        assert!(set.fetch.allow_private);
+        for bad in ["worker.concurrency", "worker..x=1", "worker.nope=1"] {
+            assert!(
+                Config::load_with(None, &[], &[bad.into()]).is_err(),
+                "--set {bad} is refused"
+            );
+        }
         let e = Config::load_from(None, &env(&[("DOCKET_NOPE", "1")]))
             .unwrap_err()
             .to_string();

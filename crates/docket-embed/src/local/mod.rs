@@ -330,12 +330,17 @@ impl Embedder for LocalEmbedder {
             if texts.is_empty() {
                 return Ok(Vec::new());
             }
+            let started = std::time::Instant::now();
             let inner = Arc::clone(&self.inner);
             let texts = texts.to_vec();
             let batch_size = self.batch_size;
-            tokio::task::spawn_blocking(move || inner.embed_blocking(&texts, batch_size))
-                .await
-                .map_err(|e| EmbedError::Transient(format!("embedding task failed: {e}")))?
+            let result =
+                tokio::task::spawn_blocking(move || inner.embed_blocking(&texts, batch_size))
+                    .await
+                    .map_err(|e| EmbedError::Transient(format!("embedding task failed: {e}")))
+                    .and_then(|r| r);
+            crate::openai::record_call("local", started, &result);
+            result
         })
     }
 }

@@ -4,7 +4,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::Utc;
 use clap::{Args, Subcommand};
 use docket_core::{
     ALL_QUEUES, CronRunListParams, Driver, Executor, JobCancelParams, JobListParams,
@@ -272,23 +271,8 @@ async fn jobs_with<D: Driver>(
             print(out, &rows, job_table);
         }
         JobsCommand::Stuck(out) => {
-            let alive: std::collections::HashSet<String> = c
-                .worker_list()
-                .await?
-                .into_iter()
-                .filter(|w| w.heartbeat_at > Utc::now() - lease)
-                .map(|w| w.id)
-                .collect();
-            let rows: Vec<JobRow> = c
-                .job_list(JobListParams {
-                    states: vec![JobState::Running],
-                    limit: 10_000,
-                    ..Default::default()
-                })
-                .await?
-                .into_iter()
-                .filter(|j| !j.locked_by.as_ref().is_some_and(|w| alive.contains(w)))
-                .collect();
+            let lease = lease.to_std().unwrap_or_default();
+            let rows = docket_queue::stuck_jobs(&mut c, lease, 10_000).await?;
             print(out, &rows, job_table);
         }
         JobsCommand::Retry {

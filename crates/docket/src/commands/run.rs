@@ -59,6 +59,23 @@ async fn run_with<D: Driver>(
     let pipeline = crate::pipeline::build(driver.clone(), config).await?;
     let mut workers = builtin::workers();
     pipeline.register(&mut workers);
+    // Workers need the fetcher and the storage settings too: they run the ingest jobs.
+    let fetcher =
+        docket_pipeline::fetch::Fetcher::new(config.fetch.clone(), config.storage.max_file_bytes)?;
+    let storage = config
+        .storage_webhook
+        .clone()
+        .map(|w| docket_pipeline::ingest::StorageIngest::new(pipeline.clone(), fetcher.clone(), w))
+        .transpose()
+        .map_err(anyhow::Error::msg)?;
+    if let Some(s) = &storage {
+        s.register(&mut workers);
+    }
+    let stuck_after = Duration::from_millis(config.maintenance.lease_ms);
+    if serve {
+        // Before the first job runs, so that /metrics counts every attempt.
+        docket_http::metrics::install();
+    }
     let handle = Runtime::start(driver, workers, runtime, Arc::new(SystemClock))?;
     if serve {
         let listener = tokio::net::TcpListener::bind(&config.http.listen)
@@ -72,7 +89,17 @@ async fn run_with<D: Driver>(
             tracing::warn!("no API keys configured (http.keys): the API is open to local users");
         }
         let keys = (!keys.is_empty()).then_some(keys);
-        let app = docket_http::router(pipeline.clone(), body_limit, keys);
+        let app = docket_http::router(
+            pipeline.clone(),
+            docket_http::ApiOptions {
+                max_body_bytes: body_limit,
+                keys,
+                fetcher: Some(fetcher),
+                storage,
+                processor: Some(handle.processor()),
+                stuck_after,
+            },
+        );
         let stop = handle.shutdown_token();
         tokio::spawn(async move {
             let served = axum::serve(listener, app)

@@ -1,0 +1,320 @@
+//! Prometheus metrics: `GET /metrics` (scope `read`) in the text exposition format.
+//!
+//! The crates record through the `metrics` facade; this module installs the process-wide
+//! Prometheus recorder ([`install`], done when the router is built) and renders it. Series:
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `docket_http_requests_total` | counter | `method`, `route` (the route template, e.g. `/v1/documents/{id}`; `unmatched`), `status` |
+//! | `docket_http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `docket_job_attempts_total` | counter | `job_type`, `outcome` (`completed`, `retry`, `failed`, `snoozed`, `released`) |
+//! | `docket_job_attempt_duration_seconds` | histogram | `job_type` |
+//! | `docket_stage_duration_seconds` | histogram | `stage`, `outcome` (`ok`, `retry`, `failed`, `snoozed`) |
+//! | `docket_embed_requests_total` | counter | `provider`, `outcome` (`ok`, `unavailable`, `transient`, `permanent`) |
+//! | `docket_embed_batch_duration_seconds` | histogram | `provider` |
+//! | `docket_embed_breaker_open` | gauge | `provider` |
+//! | `docket_jobs` | gauge, read at scrape | `job_type`, `queue`, `state` |
+//! | `docket_queue_depth` | gauge, read at scrape | `queue` (queued + retrying jobs) |
+//! | `docket_queue_oldest_queued_age_seconds` | gauge, read at scrape | `queue` |
+//! | `docket_queue_paused` | gauge, read at scrape | `queue` |
+//! | `docket_database_up` | gauge, read at scrape | (1 when the scrape could read the database) |
+//!
+//! Counters and histograms are those of this process: a `docket worker` process records its
+//! own, which this endpoint does not see. The gauges read at scrape come from the database
+//! and so cover every process.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::{Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::{FromFnLayer, Next};
+use axum::response::{IntoResponse, Response};
+use docket_core::{ALL_QUEUES, Driver, Executor, JobStatRow, JobState, QueueRow};
+use docket_pipeline::Pipeline;
+use futures::future::BoxFuture;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// The exposition format's content type.
+pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+
+/// Histogram buckets, in seconds: from a fast HTTP answer to a long job attempt.
+const BUCKETS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
+    120.0, 300.0, 600.0,
+];
+
+/// How often histogram samples not yet scraped are folded in (bounds their memory).
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the Prometheus recorder for this process, once; later calls return the same
+/// handle. `None` when another recorder was installed first (logged): `/metrics` then
+/// answers `503`.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = match PrometheusBuilder::new().set_buckets(BUCKETS) {
+                Ok(b) => b,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot configure the metrics recorder");
+                    return None;
+                }
+            };
+            let handle = match builder.install_recorder() {
+                Ok(h) => h,
+                Err(e) => {
+                    tracing::warn!(
+                        error = %e,
+                        "another metrics recorder is installed; /metrics is unavailable"
+                    );
+                    return None;
+                }
+            };
+            describe();
+            let upkeep = handle.clone();
+            let spawned = std::thread::Builder::new()
+                .name("docket-metrics-upkeep".into())
+                .spawn(move || {
+                    loop {
+                        std::thread::sleep(UPKEEP_EVERY);
+                        upkeep.run_upkeep();
+                    }
+                });
+            if let Err(e) = spawned {
+                // Scrapes still fold samples in; only an unscraped process grows.
+                tracing::warn!(error = %e, "cannot start the metrics upkeep thread");
+            }
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    use metrics::{describe_counter, describe_gauge, describe_histogram};
+    describe_counter!(
+        "docket_http_requests_total",
+        "HTTP requests answered, by method, route template and status"
+    );
+    describe_histogram!(
+        "docket_http_request_duration_seconds",
+        "Time to answer an HTTP request (to the response head), by method and route template"
+    );
+    describe_counter!(
+        "docket_job_attempts_total",
+        "Job attempts finished in this process, by job type and outcome"
+    );
+    describe_histogram!(
+        "docket_job_attempt_duration_seconds",
+        "Duration of job attempts in this process, by job type"
+    );
+    describe_histogram!(
+        "docket_stage_duration_seconds",
+        "Duration of pipeline stage runs, by stage and outcome"
+    );
+    describe_counter!(
+        "docket_embed_requests_total",
+        "Embedding calls, by provider and outcome"
+    );
+    describe_histogram!(
+        "docket_embed_batch_duration_seconds",
+        "Duration of one embedding call (one batch of texts), by provider"
+    );
+    describe_gauge!(
+        "docket_embed_breaker_open",
+        "1 while the embedding provider's circuit breaker is not closed"
+    );
+    describe_gauge!(
+        "docket_jobs",
+        "Jobs in the database, by job type, queue and state"
+    );
+    describe_gauge!(
+        "docket_queue_depth",
+        "Jobs waiting to run (queued or retrying)"
+    );
+    describe_gauge!(
+        "docket_queue_oldest_queued_age_seconds",
+        "Age (since creation) of the oldest queued job; 0 when none is queued"
+    );
+    describe_gauge!(
+        "docket_queue_paused",
+        "1 while the queue is paused (by itself or by the switch for every queue)"
+    );
+    describe_gauge!(
+        "docket_database_up",
+        "1 when the last scrape could read the job statistics from the database"
+    );
+}
+
+type Track = fn(Request, Next) -> BoxFuture<'static, Response>;
+
+/// The HTTP middleware, for `Router::layer` (where the matched route is known). Building it
+/// installs the recorder, so that a server records from its start.
+pub(crate) fn layer() -> FromFnLayer<Track, (), (Request,)> {
+    install();
+    axum::middleware::from_fn(track_boxed as Track)
+}
+
+fn track_boxed(req: Request, next: Next) -> BoxFuture<'static, Response> {
+    Box::pin(track(req, next))
+}
+
+async fn track(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = method_label(req.method().as_str());
+    // The template, never the path: ids must not become label values.
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let response = next.run(req).await;
+    let status = response.status().as_u16().to_string();
+    metrics::counter!(
+        "docket_http_requests_total",
+        "method" => method,
+        "route" => route.clone(),
+        "status" => status,
+    )
+    .increment(1);
+    metrics::histogram!(
+        "docket_http_request_duration_seconds",
+        "method" => method,
+        "route" => route,
+    )
+    .record(started.elapsed().as_secs_f64());
+    response
+}
+
+/// Standard methods as they are; anything else (extension methods) as `other`.
+fn method_label(m: &str) -> &'static str {
+    match m {
+        "GET" => "GET",
+        "POST" => "POST",
+        "PUT" => "PUT",
+        "DELETE" => "DELETE",
+        "PATCH" => "PATCH",
+        "HEAD" => "HEAD",
+        "OPTIONS" => "OPTIONS",
+        _ => "other",
+    }
+}
+
+/// `GET /metrics`: refreshes the gauges read from the database, then renders everything.
+pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
+    let Some(handle) = install() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+            "metrics are unavailable: another metrics recorder was installed in this process \
+             before docket's Prometheus recorder\n",
+        )
+            .into_response();
+    };
+    let up = match read_db(&p).await {
+        Ok((stats, queues)) => {
+            set_db_gauges(&stats, &queues);
+            1.0
+        }
+        Err(e) => {
+            // The process's own series are still worth a scrape; the database gauges keep
+            // their last values and `docket_database_up` says they are stale.
+            tracing::warn!(error = %e, "metrics: cannot read job statistics");
+            0.0
+        }
+    };
+    metrics::gauge!("docket_database_up").set(up);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], handle.render()).into_response()
+}
+
+async fn read_db<D: Driver>(
+    p: &Pipeline<D>,
+) -> docket_core::Result<(Vec<JobStatRow>, Vec<QueueRow>)> {
+    let mut c = p.driver().conn().await?;
+    let stats = c.job_stats().await?;
+    let queues = c.queue_list().await?;
+    Ok((stats, queues))
+}
+
+/// Series set by earlier scrapes, so that one whose rows have gone is set to 0 rather than
+/// left at its last value.
+struct Seen {
+    jobs: BTreeSet<(String, String, &'static str)>,
+    queues: BTreeSet<String>,
+}
+
+static SEEN: Mutex<Seen> = Mutex::new(Seen {
+    jobs: BTreeSet::new(),
+    queues: BTreeSet::new(),
+});
+
+#[derive(Default)]
+struct QueueStats {
+    depth: i64,
+    oldest_queued_ms: Option<i64>,
+    paused: bool,
+}
+
+fn set_db_gauges(stats: &[JobStatRow], queue_rows: &[QueueRow]) {
+    let mut jobs: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
+    let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
+    for r in stats {
+        *jobs
+            .entry((r.job_type.clone(), r.queue.clone(), r.status.as_str()))
+            .or_default() += r.count;
+        let q = queues.entry(r.queue.clone()).or_default();
+        if matches!(r.status, JobState::Queued | JobState::Retrying) {
+            q.depth += r.count;
+        }
+        if r.status == JobState::Queued
+            && let Some(t) = r.oldest_created_at
+        {
+            let t = t.timestamp_millis();
+            q.oldest_queued_ms = Some(q.oldest_queued_ms.map_or(t, |o| o.min(t)));
+        }
+    }
+    let all_paused = queue_rows
+        .iter()
+        .any(|r| r.name == ALL_QUEUES && r.paused_at.is_some());
+    for r in queue_rows.iter().filter(|r| r.name != ALL_QUEUES) {
+        queues.entry(r.name.clone()).or_default().paused = r.paused_at.is_some();
+    }
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    for key in &seen.jobs {
+        if !jobs.contains_key(key) {
+            job_gauge(key).set(0.0);
+        }
+    }
+    for (key, count) in &jobs {
+        job_gauge(key).set(*count as f64);
+    }
+    seen.jobs.extend(jobs.into_keys());
+    // A queue seen before reports zeros rather than its last values.
+    for name in &seen.queues {
+        queues.entry(name.clone()).or_default();
+    }
+    for (name, q) in &queues {
+        let age = q
+            .oldest_queued_ms
+            .map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
+        let paused = f64::from(u8::from(q.paused || all_paused));
+        metrics::gauge!("docket_queue_depth", "queue" => name.clone()).set(q.depth as f64);
+        metrics::gauge!("docket_queue_oldest_queued_age_seconds", "queue" => name.clone()).set(age);
+        metrics::gauge!("docket_queue_paused", "queue" => name.clone()).set(paused);
+    }
+    seen.queues.extend(queues.into_keys());
+}
+
+fn job_gauge((job_type, queue, state): &(String, String, &'static str)) -> metrics::Gauge {
+    metrics::gauge!(
+        "docket_jobs",
+        "job_type" => job_type.clone(),
+        "queue" => queue.clone(),
+        "state" => *state,
+    )
+}
