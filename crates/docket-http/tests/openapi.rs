@@ -1,0 +1,1230 @@
+//! The OpenAPI document (`openapi.json`, served at `GET /v1/openapi.json`) against the server
+//! it describes: it is a valid OpenAPI 3.1 document; it lists exactly the routes the router
+//! serves (read from this crate's source), each of which answers; the statuses, media types
+//! and JSON bodies the server answers with are the documented ones; and each operation's
+//! documented scope is the one the server enforces.
+//!
+//! The checks run Python's `openapi-spec-validator` and `jsonschema` (a dependency of the
+//! former): `pip install openapi-spec-validator`. A missing validator fails the tests.
+//!
+//! Response schemas are checked strictly: every object schema that lists `properties` (and
+//! says nothing about others) is made to refuse properties it does not list, so that a field
+//! the server adds or renames is caught here, while the published document leaves clients free
+//! to ignore new fields.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use docket_conformance::harness::{TestDb, sqlite};
+use docket_core::{
+    Clock, CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, MissedRunPolicy,
+    SystemClock,
+};
+use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+use docket_http::auth::{ApiKey, ApiKeys, Scope};
+use docket_pipeline::blob::ObjectStoreBlobs;
+use docket_pipeline::config::{ChunkConfig, StagesConfig};
+use docket_pipeline::fetch::{FetchConfig, Fetcher};
+use docket_pipeline::ingest::{StorageIngest, StorageWebhookConfig};
+use docket_pipeline::notify::Notifier;
+use docket_pipeline::progress::ProgressHub;
+use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
+use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
+use reqwest::Method;
+use reqwest::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use reqwest::multipart::{Form, Part};
+use serde_json::{Value, json};
+
+const MAX_BODY: usize = 256 * 1024;
+
+/// The storage webhook's signing secret.
+const WEBHOOK_SECRET: &str = "openapi-webhook-secret";
+
+/// The HTTP methods an OpenAPI path item may hold, as its keys spell them.
+const METHODS: [&str; 8] = [
+    "get", "put", "post", "delete", "options", "head", "patch", "trace",
+];
+
+struct Server {
+    base: String,
+    runtime: RuntimeHandle,
+    _blobs: tempfile::TempDir,
+}
+
+/// A server with every optional part: URL fetching (with the SSRF guard on), the storage
+/// webhook (its objects fetched from a loopback address, which the guard refuses), and the
+/// processor of `POST /v1/jobs/process`.
+async fn serve<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(PipelineParts {
+        driver: driver.clone(),
+        blobs: Arc::new(ObjectStoreBlobs::local(dir.path()).unwrap()),
+        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
+        parse: ParseSettings {
+            limits: docket_parse::Limits::default(),
+            isolation: None,
+        },
+        chunk: ChunkConfig {
+            max_tokens: 32,
+            overlap_tokens: 4,
+        },
+        stages: StagesConfig {
+            embed_page: 2,
+            ..StagesConfig::default()
+        },
+        max_file_bytes: MAX_BODY as u64 / 2,
+        notifier: Notifier::none(),
+        progress: ProgressHub::over(driver.broadcasts()),
+    })
+    .unwrap();
+    let fetcher = Fetcher::new(FetchConfig::default(), MAX_BODY as u64 / 2).unwrap();
+    let storage = StorageIngest::new(
+        pipeline.clone(),
+        fetcher.clone(),
+        StorageWebhookConfig {
+            secret: WEBHOOK_SECRET.into(),
+            tolerance_secs: 300,
+            object_url: "http://127.0.0.1:9/{bucket}/{key}".into(),
+            headers: Default::default(),
+            priority: 5,
+        },
+    )
+    .unwrap();
+    let mut workers = Workers::new();
+    pipeline.register(&mut workers);
+    storage.register(&mut workers);
+    let runtime = Runtime::start(
+        driver.clone(),
+        workers,
+        RuntimeConfig {
+            poll_interval: Duration::from_millis(50),
+            maintenance: None,
+            ..Default::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    let app = docket_http::router(
+        pipeline,
+        docket_http::ApiOptions {
+            keys,
+            fetcher: Some(fetcher),
+            storage: Some(storage),
+            processor: Some(runtime.processor()),
+            ..docket_http::ApiOptions::new(MAX_BODY)
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        base: format!("http://{addr}"),
+        runtime,
+        _blobs: dir,
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Python validators.
+
+/// Validates instances against schemas of the document: argv[1] is the document, argv[2] a
+/// JSON list of `{label, pointer, instance}` where `pointer` is a JSON pointer to a schema
+/// inside the document. `$ref`s resolve against the whole document.
+const CHECK_INSTANCES: &str = r##"
+import json, sys
+from urllib.parse import quote
+from jsonschema import Draft202012Validator
+from referencing import Registry
+from referencing.jsonschema import DRAFT202012
+
+doc = json.load(open(sys.argv[1]))
+checks = json.load(open(sys.argv[2]))
+
+def strict(node):
+    if isinstance(node, dict):
+        if (isinstance(node.get("properties"), dict)
+                and "additionalProperties" not in node
+                and "unevaluatedProperties" not in node):
+            node["additionalProperties"] = False
+        for key, value in node.items():
+            if key not in ("example", "examples", "enum", "const", "default"):
+                strict(value)
+    elif isinstance(node, list):
+        for value in node:
+            strict(value)
+
+strict(doc)
+base = "urn:docket-openapi"
+registry = Registry().with_resource(base, DRAFT202012.create_resource(doc))
+errors = 0
+for c in checks:
+    schema = {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "$ref": base + "#" + quote(c["pointer"], safe="/~"),
+    }
+    validator = Draft202012Validator(
+        schema, registry=registry, format_checker=Draft202012Validator.FORMAT_CHECKER
+    )
+    for e in sorted(validator.iter_errors(c["instance"]), key=lambda e: list(e.absolute_path)):
+        errors += 1
+        where = "/".join(str(p) for p in e.absolute_path)
+        print(f"{c['label']}: at /{where}: {e.message}")
+print(f"{len(checks)} instances checked, {errors} errors")
+sys.exit(1 if errors else 0)
+"##;
+
+fn python(args: &[&str]) -> std::process::Output {
+    std::process::Command::new("python3")
+        .args(args)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("python3 could not be started ({e}); the OpenAPI checks need it")
+        })
+}
+
+fn require_validators() {
+    let out = python(&[
+        "-c",
+        "import openapi_spec_validator, jsonschema, referencing",
+    ]);
+    assert!(
+        out.status.success(),
+        "the OpenAPI checks need Python's openapi-spec-validator (and jsonschema, which it \
+         brings): pip install openapi-spec-validator\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// One JSON value to validate against a schema of the document.
+struct Check {
+    label: String,
+    pointer: String,
+    instance: Value,
+}
+
+/// Validates every check in one Python run; panics with every error.
+fn validate_instances(doc: &Value, checks: &[Check]) {
+    require_validators();
+    let dir = tempfile::tempdir().unwrap();
+    let doc_path = dir.path().join("openapi.json");
+    let checks_path = dir.path().join("checks.json");
+    std::fs::write(&doc_path, serde_json::to_vec(doc).unwrap()).unwrap();
+    let list: Vec<Value> = checks
+        .iter()
+        .map(|c| json!({"label": c.label, "pointer": c.pointer, "instance": c.instance}))
+        .collect();
+    std::fs::write(&checks_path, serde_json::to_vec(&list).unwrap()).unwrap();
+    let out = python(&[
+        "-c",
+        CHECK_INSTANCES,
+        doc_path.to_str().unwrap(),
+        checks_path.to_str().unwrap(),
+    ]);
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success(),
+        "values do not match the document's schemas:\n{text}"
+    );
+    eprintln!("{}", text.trim());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The document.
+
+/// A JSON pointer segment.
+fn esc(segment: &str) -> String {
+    segment.replace('~', "~0").replace('/', "~1")
+}
+
+/// `v`, with local `$ref`s followed; and the pointer of what it ends at (`at` when `v` is no
+/// reference).
+fn deref<'a>(doc: &'a Value, mut v: &'a Value, mut at: String) -> (&'a Value, String) {
+    while let Some(r) = v.get("$ref").and_then(Value::as_str) {
+        let p = r
+            .strip_prefix('#')
+            .unwrap_or_else(|| panic!("only local references are expected, not {r}"));
+        v = doc
+            .pointer(p)
+            .unwrap_or_else(|| panic!("dangling reference {r}"));
+        at = p.to_owned();
+    }
+    (v, at)
+}
+
+/// Every (method, path) the document describes.
+fn documented_operations(doc: &Value) -> BTreeSet<(String, String)> {
+    let mut out = BTreeSet::new();
+    for (path, item) in doc["paths"].as_object().expect("paths") {
+        for m in METHODS {
+            if item.get(m).is_some() {
+                out.insert((m.to_owned(), path.clone()));
+            }
+        }
+    }
+    out
+}
+
+/// The parameters of an operation: the path item's and the operation's own, dereferenced.
+fn parameters<'a>(doc: &'a Value, method: &str, path: &str) -> Vec<&'a Value> {
+    let item = &doc["paths"][path];
+    let mut out = Vec::new();
+    for list in [&item["parameters"], &item[method]["parameters"]] {
+        for p in list.as_array().into_iter().flatten() {
+            out.push(deref(doc, p, String::new()).0);
+        }
+    }
+    out
+}
+
+/// `path` with its parameters filled: a random UUID, 1, or a word, by each one's schema.
+fn fill(doc: &Value, method: &str, path: &str) -> String {
+    let params = parameters(doc, method, path);
+    let mut out = path.to_owned();
+    while let Some(start) = out.find('{') {
+        let end = start + out[start..].find('}').expect("closing brace");
+        let name = &out[start + 1..end];
+        let p = params
+            .iter()
+            .find(|p| p["in"] == "path" && p["name"] == name)
+            .unwrap_or_else(|| panic!("{method} {path}: path parameter {name} is not described"));
+        let schema = deref(doc, &p["schema"], String::new()).0;
+        let value = match (schema["type"].as_str(), schema["format"].as_str()) {
+            (Some("integer"), _) => "1".to_owned(),
+            (Some("string"), Some("uuid")) => uuid::Uuid::new_v4().to_string(),
+            _ => "openapi-probe".to_owned(),
+        };
+        out.replace_range(start..=end, &value);
+    }
+    out
+}
+
+/// The scope an operation's description names (`Scope: \`read\``), or `None` for an open one
+/// (`security: []`).
+fn documented_scope(doc: &Value, method: &str, path: &str) -> Option<Scope> {
+    let op = &doc["paths"][path][method];
+    let open = op["security"].as_array().is_some_and(Vec::is_empty);
+    let description = op["description"].as_str().unwrap_or("");
+    let named: Vec<Scope> = [
+        ("`ingest`", Scope::Ingest),
+        ("`read`", Scope::Read),
+        ("`admin`", Scope::Admin),
+    ]
+    .into_iter()
+    .filter(|(word, _)| description.contains(&format!("Scope: {word}")))
+    .map(|(_, s)| s)
+    .collect();
+    if open {
+        assert!(
+            named.is_empty(),
+            "{method} {path} is open (security: []) but its description names a scope"
+        );
+        None
+    } else {
+        assert_eq!(
+            named.len(),
+            1,
+            "{method} {path}: the description must name its scope once, as Scope: `read`"
+        );
+        Some(named[0])
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The routes the router serves, read from this crate's source.
+
+/// Every `.rs` file under `dir`.
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// If a string or character literal starts at `i`, the index just after it.
+fn skip_literal(s: &str, i: usize) -> Option<usize> {
+    let b = s.as_bytes();
+    let ident = |j: usize| j > 0 && (b[j - 1].is_ascii_alphanumeric() || b[j - 1] == b'_');
+    match b[i] {
+        b'"' => {
+            let mut j = i + 1;
+            while j < b.len() {
+                match b[j] {
+                    b'\\' => j += 2,
+                    b'"' => return Some(j + 1),
+                    _ => j += 1,
+                }
+            }
+            Some(b.len())
+        }
+        b'r' if !ident(i) && matches!(b.get(i + 1), Some(b'"' | b'#')) => {
+            let hashes = b[i + 1..].iter().take_while(|&&c| c == b'#').count();
+            if b.get(i + 1 + hashes) != Some(&b'"') {
+                return None;
+            }
+            let close = format!("\"{}", "#".repeat(hashes));
+            let body = i + 2 + hashes;
+            Some(
+                s[body..]
+                    .find(&close)
+                    .map_or(b.len(), |k| body + k + close.len()),
+            )
+        }
+        b'\'' => {
+            if b.get(i + 1) == Some(&b'\\') {
+                return Some(s[i + 3..].find('\'').map_or(b.len(), |k| i + 3 + k + 1));
+            }
+            let c = s[i + 1..].chars().next()?;
+            let after = i + 1 + c.len_utf8();
+            // A character literal; otherwise a lifetime.
+            (b.get(after) == Some(&b'\'')).then_some(after + 1)
+        }
+        _ => None,
+    }
+}
+
+/// `src` without its comments.
+fn strip_comments(src: &str) -> String {
+    let mut out = String::with_capacity(src.len());
+    let mut i = 0;
+    while i < src.len() {
+        if let Some(end) = skip_literal(src, i) {
+            out.push_str(&src[i..end]);
+            i = end;
+        } else if src[i..].starts_with("//") {
+            i = src[i..].find('\n').map_or(src.len(), |k| i + k);
+        } else if src[i..].starts_with("/*") {
+            i = src[i + 2..].find("*/").map_or(src.len(), |k| i + 2 + k + 2);
+        } else {
+            let c = src[i..].chars().next().unwrap();
+            out.push(c);
+            i += c.len_utf8();
+        }
+    }
+    out
+}
+
+/// Walks `s` outside literals, calling `f(index, byte, depth)` for each bracket-level byte;
+/// stops at the `)`, `]` or `}` that closes depth 0 and returns its index.
+fn walk(s: &str, mut f: impl FnMut(usize, u8, usize)) -> Option<usize> {
+    let b = s.as_bytes();
+    let mut depth = 0usize;
+    let mut i = 0;
+    while i < b.len() {
+        if let Some(end) = skip_literal(s, i) {
+            i = end;
+            continue;
+        }
+        f(i, b[i], depth);
+        match b[i] {
+            b'(' | b'[' | b'{' => depth += 1,
+            b')' | b']' | b'}' => {
+                if depth == 0 {
+                    return Some(i);
+                }
+                depth -= 1;
+            }
+            _ => {}
+        }
+        i += 1;
+    }
+    None
+}
+
+/// The methods of a method-router expression such as `post(create::<D>).get(list::<D>)`:
+/// the names of the calls at its top level that are HTTP methods.
+fn methods_of(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    walk(expr, |i, c, depth| {
+        if c == b'(' && depth == 0 {
+            let end = expr[..i].trim_end().len();
+            let start = expr[..end]
+                .rfind(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                .map_or(0, |k| k + 1);
+            names.push(expr[start..end].to_owned());
+        }
+    });
+    for n in &names {
+        assert!(
+            !matches!(
+                n.as_str(),
+                "any" | "on" | "get_service" | "post_service" | "on_service"
+            ),
+            "a route uses {n}(..): list its methods one by one so this test can read them"
+        );
+    }
+    names
+        .into_iter()
+        .filter(|n| METHODS.contains(&n.as_str()))
+        .collect()
+}
+
+/// Every (method, path) of the `.route("PATH", get(..).post(..))` calls in this crate's source.
+fn served_routes() -> BTreeSet<(String, String)> {
+    let mut files = Vec::new();
+    rust_files(
+        &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
+        &mut files,
+    );
+    files.sort();
+    let mut out = BTreeSet::new();
+    for file in files {
+        let src = strip_comments(&std::fs::read_to_string(&file).unwrap());
+        let mut rest = src.as_str();
+        while let Some(i) = rest.find(".route(") {
+            let args = &rest[i + ".route(".len()..];
+            let close = walk(args, |_, _, _| {})
+                .unwrap_or_else(|| panic!("{}: unclosed .route(", file.display()));
+            let (call, after) = args.split_at(close);
+            let call = call.trim_start();
+            let path_end = call
+                .strip_prefix('"')
+                .and_then(|c| c.find('"'))
+                .unwrap_or_else(|| {
+                    panic!(
+                        "{}: a route's path is not a string literal: .route({call})",
+                        file.display()
+                    )
+                });
+            let path = &call[1..=path_end];
+            let expr = call[path_end + 2..]
+                .trim_start()
+                .strip_prefix(',')
+                .unwrap_or_else(|| panic!("{}: .route({call}) has no handler", file.display()));
+            let methods = methods_of(expr);
+            assert!(
+                !methods.is_empty(),
+                "{}: no HTTP method found in .route({call})",
+                file.display()
+            );
+            for m in methods {
+                out.insert((m, path.to_owned()));
+            }
+            rest = after;
+        }
+    }
+    out
+}
+
+// ---------------------------------------------------------------------------------------------
+// Talking to the server, and checking each answer against the document.
+
+/// A request body.
+enum Body {
+    None,
+    Json(Value),
+    File(&'static str, Vec<u8>),
+}
+
+/// What the server answered.
+struct Answer {
+    status: u16,
+    content_type: Option<String>,
+    www_authenticate: Option<String>,
+    json: Option<Value>,
+    text: String,
+}
+
+impl Answer {
+    /// A `404` of the router itself (no route), not a handler's `{"error": ...}`.
+    fn is_routing_404(&self) -> bool {
+        self.status == 404
+            && !self
+                .json
+                .as_ref()
+                .is_some_and(|v| v.get("error").is_some_and(Value::is_string))
+    }
+}
+
+/// A media type without its parameters, lowercased.
+fn essence(media_type: &str) -> String {
+    media_type
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
+}
+
+struct Client {
+    http: reqwest::Client,
+    base: String,
+    doc: Value,
+    /// JSON bodies to validate, with the schema each must match.
+    checks: Vec<Check>,
+    /// Answers the document does not describe.
+    failures: Vec<String>,
+}
+
+impl Client {
+    fn new(base: &str, doc: Value) -> Self {
+        Self {
+            http: reqwest::Client::builder()
+                .timeout(Duration::from_secs(60))
+                .build()
+                .unwrap(),
+            base: base.to_owned(),
+            doc,
+            checks: Vec::new(),
+            failures: Vec::new(),
+        }
+    }
+
+    /// Sends a request to `path` (an instance of the documented `template`) and checks the
+    /// answer against the document: its status and media type must be documented, and a JSON
+    /// body is queued for validation against the documented schema.
+    async fn send(
+        &mut self,
+        method: &str,
+        template: &str,
+        path: &str,
+        body: Body,
+        key: Option<&str>,
+    ) -> Answer {
+        let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{path}", self.base));
+        if let Some(key) = key {
+            req = req.bearer_auth(key);
+        }
+        req = match body {
+            Body::None => req,
+            Body::Json(v) => req.json(&v),
+            Body::File(name, bytes) => {
+                req.multipart(Form::new().part("file", Part::bytes(bytes).file_name(name)))
+            }
+        };
+        let r = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let answer = Self::answer(r, method, path).await;
+        self.check(method, template, &answer);
+        answer
+    }
+
+    /// Reads an answer (the headers only, for an event stream).
+    async fn answer(r: reqwest::Response, method: &str, path: &str) -> Answer {
+        let header = |name| {
+            r.headers()
+                .get(name)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        };
+        let content_type = header(CONTENT_TYPE);
+        let www_authenticate = header(WWW_AUTHENTICATE);
+        let status = r.status().as_u16();
+        // An event stream may never end: its headers are the answer.
+        let text = if content_type
+            .as_deref()
+            .is_some_and(|c| essence(c) == "text/event-stream")
+        {
+            String::new()
+        } else {
+            r.text()
+                .await
+                .unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+        };
+        let json = content_type
+            .as_deref()
+            .filter(|c| essence(c) == "application/json")
+            .and_then(|_| serde_json::from_str(&text).ok());
+        Answer {
+            status,
+            content_type,
+            www_authenticate,
+            json,
+            text,
+        }
+    }
+
+    /// Records whether `answer` is one the document describes for `method template`.
+    fn check(&mut self, method: &str, template: &str, a: &Answer) {
+        let label = format!("{} {template} -> {}", method.to_ascii_uppercase(), a.status);
+        let doc = &self.doc;
+        let Some(op) = doc["paths"].get(template).and_then(|p| p.get(method)) else {
+            self.failures
+                .push(format!("{label}: the operation is not documented"));
+            return;
+        };
+        let code = a.status.to_string();
+        let (key, response) = match op["responses"].get(&code) {
+            Some(r) => (code, r),
+            None => match op["responses"].get("default") {
+                Some(r) => ("default".to_owned(), r),
+                None => {
+                    self.failures.push(format!(
+                        "{label}: status {} is not documented (body: {})",
+                        a.status,
+                        a.text.chars().take(300).collect::<String>()
+                    ));
+                    return;
+                }
+            },
+        };
+        let at = format!("/paths/{}/{method}/responses/{}", esc(template), esc(&key));
+        let (response, at) = deref(doc, response, at);
+        let (content, ct) = match (response["content"].as_object(), a.content_type.as_deref()) {
+            (None, None) => return,
+            (None, Some(ct)) => {
+                if !a.text.is_empty() {
+                    self.failures.push(format!(
+                        "{label}: documented without a body, answered with {ct}"
+                    ));
+                }
+                return;
+            }
+            (Some(_), None) => {
+                self.failures.push(format!(
+                    "{label}: documented with a body, answered without one"
+                ));
+                return;
+            }
+            (Some(content), Some(ct)) => (content, ct),
+        };
+        let Some(media) = content.keys().find(|k| essence(k) == essence(ct)) else {
+            self.failures.push(format!(
+                "{label}: answered {ct}, documented as {:?}",
+                content.keys().collect::<Vec<_>>()
+            ));
+            return;
+        };
+        if essence(media) == "application/json" {
+            match &a.json {
+                Some(v) => self.checks.push(Check {
+                    label,
+                    pointer: format!("{at}/content/{}/schema", esc(media)),
+                    instance: v.clone(),
+                }),
+                None => self.failures.push(format!(
+                    "{label}: the body is not JSON: {}",
+                    a.text.chars().take(300).collect::<String>()
+                )),
+            }
+        }
+    }
+
+    /// Sends a JSON `body` as is, with `headers`, to an operation without path parameters.
+    async fn send_with_headers(
+        &mut self,
+        method: &str,
+        path: &str,
+        body: &[u8],
+        headers: &[(&str, String)],
+    ) -> Answer {
+        let m = Method::from_bytes(method.to_ascii_uppercase().as_bytes()).unwrap();
+        let mut req = self
+            .http
+            .request(m, format!("{}{path}", self.base))
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_vec());
+        for (name, value) in headers {
+            req = req.header(*name, value);
+        }
+        let r = req
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("{method} {path}: {e}"));
+        let answer = Self::answer(r, method, path).await;
+        self.check(method, path, &answer);
+        answer
+    }
+
+    /// A probe of a documented operation: its path filled in, and a body as documented (a
+    /// small file for a form, the JSON example otherwise).
+    async fn probe(&mut self, method: &str, template: &str, key: Option<&str>) -> Answer {
+        let path = fill(&self.doc, method, template);
+        let content = &self.doc["paths"][template][method]["requestBody"]["content"];
+        let body = if content.get("multipart/form-data").is_some() {
+            Body::File("probe.txt", b"A probe of the API description.\n".to_vec())
+        } else if let Some(example) = content.get("application/json").map(|c| &c["example"])
+            && !example.is_null()
+        {
+            Body::Json(example.clone())
+        } else {
+            Body::None
+        };
+        self.send(method, template, &path, body, key).await
+    }
+
+    /// Panics with every undocumented answer, then validates the JSON bodies.
+    fn finish(self) {
+        assert!(
+            self.failures.is_empty(),
+            "answers the document does not describe:\n{}",
+            self.failures.join("\n")
+        );
+        validate_instances(&self.doc, &self.checks);
+    }
+}
+
+async fn fetch_document(base: &str, key: Option<&str>) -> (reqwest::StatusCode, String, String) {
+    let mut req = reqwest::Client::new().get(format!("{base}/v1/openapi.json"));
+    if let Some(key) = key {
+        req = req.bearer_auth(key);
+    }
+    let r = req.send().await.unwrap();
+    let status = r.status();
+    let ct = r
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned();
+    (status, ct, r.text().await.unwrap())
+}
+
+/// The document the server serves.
+async fn served_document(base: &str) -> Value {
+    let (status, _, text) = fetch_document(base, None).await;
+    assert_eq!(status, 200, "GET /v1/openapi.json: {text}");
+    serde_json::from_str(&text).expect("the document is JSON")
+}
+
+// ---------------------------------------------------------------------------------------------
+// The tests.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_served_document_is_valid_openapi_3_1() {
+    require_validators();
+    let db = sqlite().await;
+    let s = serve(db.driver(), None).await;
+    let (status, content_type, text) = fetch_document(&s.base, None).await;
+    assert_eq!(status, 200, "{text}");
+    assert_eq!(essence(&content_type), "application/json");
+    let doc: Value = serde_json::from_str(&text).expect("the document is JSON");
+    assert!(
+        doc["openapi"]
+            .as_str()
+            .is_some_and(|v| v.starts_with("3.1.")),
+        "an OpenAPI 3.1 document"
+    );
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, &text).unwrap();
+    let out = python(&["-m", "openapi_spec_validator", file.to_str().unwrap()]);
+    let report = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        out.status.success() && report.contains(": OK"),
+        "openapi-spec-validator refuses the document:\n{report}"
+    );
+
+    // The JSON examples of request bodies match their schemas.
+    let mut checks = Vec::new();
+    for (method, path) in documented_operations(&doc) {
+        let at = format!("/paths/{}/{method}/requestBody", esc(&path));
+        let Some(body) = doc.pointer(&at) else {
+            continue;
+        };
+        let (body, at) = deref(&doc, body, at);
+        for (media, content) in body["content"].as_object().into_iter().flatten() {
+            if let Some(example) = content.get("example") {
+                checks.push(Check {
+                    label: format!("example of {} {path} ({media})", method.to_uppercase()),
+                    pointer: format!("{at}/content/{}/schema", esc(media)),
+                    instance: example.clone(),
+                });
+            }
+        }
+    }
+    validate_instances(&doc, &checks);
+    s.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_served_route_is_documented_and_every_documented_one_is_served() {
+    let db = sqlite().await;
+    let s = serve(db.driver(), None).await;
+    let doc = served_document(&s.base).await;
+
+    let served = served_routes();
+    let documented = documented_operations(&doc);
+    let show = |set: BTreeSet<&(String, String)>| {
+        set.into_iter()
+            .map(|(m, p)| format!("  {} {p}", m.to_uppercase()))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    let undocumented = served.difference(&documented).collect::<BTreeSet<_>>();
+    let unserved = documented.difference(&served).collect::<BTreeSet<_>>();
+    let mut problems = Vec::new();
+    if !undocumented.is_empty() {
+        problems.push(format!(
+            "served but not documented:\n{}",
+            show(undocumented)
+        ));
+    }
+    if !unserved.is_empty() {
+        problems.push(format!(
+            "documented but not served (no .route in src/):\n{}",
+            show(unserved)
+        ));
+    }
+
+    // Each documented operation reaches a handler, and answers as documented.
+    let mut client = Client::new(&s.base, doc.clone());
+    for (method, path) in &documented {
+        let a = client.probe(method, path, None).await;
+        if a.status == 405 || a.is_routing_404() {
+            problems.push(format!(
+                "{} {path}: the router answers {} (no such route)",
+                method.to_uppercase(),
+                a.status
+            ));
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    client.finish();
+    s.runtime.shutdown().await;
+}
+
+fn key(name: &str, secret: &str, scopes: &[Scope]) -> ApiKey {
+    use sha2::Digest;
+    ApiKey {
+        name: name.into(),
+        sha256: format!("{:x}", sha2::Sha256::digest(secret.as_bytes())),
+        scopes: scopes.to_vec(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_documented_scopes_are_the_enforced_ones() {
+    const READ: &str = "openapi-read-key";
+    const INGEST: &str = "openapi-ingest-key";
+    const ADMIN: &str = "openapi-admin-key";
+    let keys = ApiKeys::new(&[
+        key("reader", READ, &[Scope::Read]),
+        key("uploader", INGEST, &[Scope::Ingest]),
+        key("operator", ADMIN, &[Scope::Admin]),
+    ])
+    .unwrap();
+    let db = sqlite().await;
+    let s = serve(db.driver(), Some(keys)).await;
+    let (status, _, text) = fetch_document(&s.base, Some(READ)).await;
+    assert_eq!(status, 200, "{text}");
+    let doc: Value = serde_json::from_str(&text).unwrap();
+
+    let mut client = Client::new(&s.base, doc.clone());
+    let mut problems = Vec::new();
+    let bearer_401 =
+        |a: &Answer| a.status == 401 && a.www_authenticate.as_deref() == Some("Bearer");
+    for (method, path) in documented_operations(&doc) {
+        let op = format!("{} {path}", method.to_uppercase());
+        let Some(scope) = documented_scope(&doc, &method, &path) else {
+            let a = client.probe(&method, &path, None).await;
+            if bearer_401(&a) || a.status == 403 {
+                problems.push(format!(
+                    "{op} is documented as open, but without a key it answers {}",
+                    a.status
+                ));
+            }
+            continue;
+        };
+        let a = client.probe(&method, &path, None).await;
+        if !bearer_401(&a) {
+            problems.push(format!(
+                "{op} needs a key, but without one it answers {} (not 401 with WWW-Authenticate: Bearer)",
+                a.status
+            ));
+        }
+        let (right, wrong): (&str, &[&str]) = match scope {
+            Scope::Read => (READ, &[INGEST]),
+            Scope::Ingest => (INGEST, &[READ]),
+            Scope::Admin => (ADMIN, &[READ, INGEST]),
+        };
+        for k in wrong {
+            let a = client.probe(&method, &path, Some(k)).await;
+            if a.status != 403 {
+                problems.push(format!(
+                    "{op} is documented as needing {scope:?}, but a key without it gets {}",
+                    a.status
+                ));
+            }
+        }
+        for k in [right, ADMIN] {
+            let a = client.probe(&method, &path, Some(k)).await;
+            if bearer_401(&a) || a.status == 403 {
+                problems.push(format!(
+                    "{op} is documented as needing {scope:?}, but a key with it gets {}",
+                    a.status
+                ));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+    client.finish();
+    s.runtime.shutdown().await;
+}
+
+const MARKDOWN: &str = "# Ingestion service\n\n\
+The team agreed to ship the ingestion service before the end of the quarter, once the \
+parsers handle every format in the corpus.\n\n\
+## Search\n\n\
+Search embeds the query and returns the chunks most similar to it, best first, among the \
+documents that completed.\n\n\
+## Jobs\n\n\
+Every stage runs as a job; failed jobs wait in the dead-letter queue until someone retries \
+them by hand.\n";
+
+/// `GET path` (an instance of `template`), which must answer `200`; its JSON body.
+async fn get(c: &mut Client, template: &str, path: &str) -> Value {
+    let a = c.send("get", template, path, Body::None, None).await;
+    assert_eq!(a.status, 200, "GET {path}: {}", a.text);
+    a.json.unwrap_or(Value::Null)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn real_answers_match_the_documented_schemas() {
+    let db = sqlite().await;
+    let s = serve(db.driver(), None).await;
+    let doc = served_document(&s.base).await;
+    let mut c = Client::new(&s.base, doc);
+    let file = || Body::File("openapi-check.md", MARKDOWN.as_bytes().to_vec());
+
+    let a = c
+        .send("post", "/v1/documents", "/v1/documents", file(), None)
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let id = a.json.as_ref().unwrap()["document"]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let doc_path = format!("/v1/documents/{id}");
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let d: Value = reqwest::get(format!("{}{doc_path}", s.base))
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            match d["status"].as_str() {
+                Some("completed") => return,
+                Some("failed") => panic!("the document failed: {d}"),
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
+    })
+    .await
+    .expect("the document completes");
+
+    let d = get(&mut c, "/v1/documents/{id}", &doc_path).await;
+    assert_eq!(d["status"], "completed");
+    get(&mut c, "/v1/documents", "/v1/documents").await;
+    let page = get(
+        &mut c,
+        "/v1/documents",
+        "/v1/documents?status=completed&limit=1",
+    )
+    .await;
+    assert_eq!(page["next_before"], id.as_str());
+    let chunks = get(
+        &mut c,
+        "/v1/documents/{id}/chunks",
+        &format!("{doc_path}/chunks"),
+    )
+    .await;
+    assert!(!chunks["chunks"].as_array().unwrap().is_empty());
+    let a = c
+        .send(
+            "post",
+            "/v1/search",
+            "/v1/search",
+            Body::Json(json!({"query": "when does the ingestion service ship", "k": 3})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    assert!(!a.json.unwrap()["hits"].as_array().unwrap().is_empty());
+
+    let jobs = get(&mut c, "/v1/jobs", &format!("/v1/jobs?document_id={id}")).await;
+    let job = jobs["jobs"][0]["id"].as_i64().expect("the document's jobs");
+    get(&mut c, "/v1/jobs", "/v1/jobs?limit=1").await;
+    let detail = get(&mut c, "/v1/jobs/{id}", &format!("/v1/jobs/{job}")).await;
+    assert!(!detail["attempts"].as_array().unwrap().is_empty());
+    get(&mut c, "/v1/jobs/failed", "/v1/jobs/failed").await;
+    get(&mut c, "/v1/jobs/stats", "/v1/jobs/stats").await;
+
+    for action in ["pause", "resume"] {
+        let template = format!("/v1/queues/{{name}}/{action}");
+        let a = c
+            .send(
+                "post",
+                &template,
+                &format!("/v1/queues/openapi/{action}"),
+                Body::None,
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 200, "{}", a.text);
+    }
+    let queues = get(&mut c, "/v1/queues", "/v1/queues").await;
+    assert!(!queues["queues"].as_array().unwrap().is_empty());
+
+    // A schedule, and a run of it by hand.
+    {
+        let mut conn = db.driver().conn().await.unwrap();
+        conn.cron_schedule_upsert(CronScheduleUpsertParams {
+            spec: CronScheduleSpec {
+                name: "openapi-nightly".into(),
+                expression: "0 3 * * *".into(),
+                timezone: "UTC".into(),
+                job_type: "openapi.nothing".into(),
+                queue: "openapi".into(),
+                payload: json!({}),
+                priority: 0,
+                enabled: true,
+                missed_policy: MissedRunPolicy::Skip,
+            },
+            next_run_at: SystemClock.now(),
+        })
+        .await
+        .unwrap();
+    }
+    let schedules = get(&mut c, "/v1/cron", "/v1/cron").await;
+    assert_eq!(schedules["schedules"][0]["name"], "openapi-nightly");
+    let a = c
+        .send(
+            "post",
+            "/v1/cron/{name}/run",
+            "/v1/cron/openapi-nightly/run",
+            Body::None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let runs = get(&mut c, "/v1/cron/history", "/v1/cron/history?limit=5").await;
+    assert!(!runs["runs"].as_array().unwrap().is_empty());
+
+    // The lead's additions: processing by request, stuck jobs, metrics, URL ingestion (the
+    // guard refuses a loopback target), and the storage webhook, signed and not.
+    let a = c
+        .send(
+            "post",
+            "/v1/jobs/process",
+            "/v1/jobs/process",
+            Body::Json(json!({"limit": 5})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    get(&mut c, "/v1/jobs/stuck", "/v1/jobs/stuck").await;
+    let a = c
+        .send("get", "/metrics", "/metrics", Body::None, None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = c
+        .send(
+            "post",
+            "/v1/documents",
+            "/v1/documents",
+            Body::Json(json!({"url": "http://127.0.0.1:9/report.pdf"})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+    let signer = docket_notify::WebhookSigner::new(WEBHOOK_SECRET).unwrap();
+    let events = [
+        json!({
+            "type": "INSERT", "table": "objects", "schema": "storage",
+            "record": {"id": "6a1f", "bucket_id": "docs", "name": "reports/q3.pdf",
+                       "metadata": {"size": 10, "mimetype": "application/pdf", "eTag": "\"abc\""}},
+            "old_record": null
+        }),
+        json!({"Records": [
+            {"eventName": "ObjectCreated:Put",
+             "s3": {"bucket": {"name": "docs"}, "object": {"key": "a+b.txt", "size": 3, "eTag": "e1"}}},
+            {"eventName": "ObjectRemoved:Delete",
+             "s3": {"bucket": {"name": "docs"}, "object": {"key": "gone.txt"}}}
+        ]}),
+    ];
+    for (i, event) in events.iter().enumerate() {
+        let body = serde_json::to_vec(event).unwrap();
+        let id = format!("msg_openapi_{i}");
+        let ts = SystemClock.now().timestamp();
+        for signature in [signer.sign(&id, ts, &body), "v1,bm9wZQ==".to_owned()] {
+            let a = c
+                .send_with_headers(
+                    "post",
+                    "/v1/webhooks/storage",
+                    &body,
+                    &[
+                        ("webhook-id", id.clone()),
+                        ("webhook-timestamp", ts.to_string()),
+                        ("webhook-signature", signature.clone()),
+                    ],
+                )
+                .await;
+            let want = if signature.starts_with("v1,bm9") {
+                401
+            } else {
+                202
+            };
+            assert_eq!(a.status, want, "{}", a.text);
+        }
+    }
+
+    // The same bytes again; processing again; deleting; and the errors after.
+    let a = c
+        .send("post", "/v1/documents", "/v1/documents", file(), None)
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let a = c
+        .send(
+            "post",
+            "/v1/documents/{id}/reprocess",
+            &format!("{doc_path}/reprocess"),
+            Body::None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 202, "{}", a.text);
+    let a = c
+        .send("delete", "/v1/documents/{id}", &doc_path, Body::None, None)
+        .await;
+    assert_eq!(a.status, 204, "{}", a.text);
+    let a = c
+        .send("get", "/v1/documents/{id}", &doc_path, Body::None, None)
+        .await;
+    assert_eq!(a.status, 404, "{}", a.text);
+    let a = c
+        .send(
+            "get",
+            "/v1/documents/{id}",
+            "/v1/documents/not-a-uuid",
+            Body::None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = c
+        .send("get", "/v1/jobs", "/v1/jobs?colour=blue", Body::None, None)
+        .await;
+    assert_eq!(a.status, 400, "{}", a.text);
+    let a = c
+        .send(
+            "post",
+            "/v1/search",
+            "/v1/search",
+            Body::Json(json!({"query": "x", "colour": 1})),
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
+
+    c.finish();
+    s.runtime.shutdown().await;
+}
