@@ -2,7 +2,8 @@
 //!
 //! `serve` and `worker` run the queue; `migrate`, `config`, `jobs`, `queues` and `cron` talk
 //! to the database directly (they are operator tools that must work when no server is up);
-//! `bench` measures.
+//! `submit`, `status` and `search` talk to a running `docket serve` over HTTP; `bench`
+//! measures.
 
 mod backend;
 mod builtin;
@@ -27,6 +28,10 @@ struct Cli {
     /// Database URL; overrides the file and DOCKET_DATABASE_URL.
     #[arg(long, global = true)]
     database_url: Option<String>,
+    /// Set any configuration key, over the file and the environment (repeatable), e.g.
+    /// `--set worker.concurrency=4 --set embed.provider=hashing`.
+    #[arg(long = "set", global = true, value_name = "KEY=VALUE")]
+    set: Vec<String>,
     #[command(subcommand)]
     command: Command,
 }
@@ -51,6 +56,12 @@ enum Command {
     /// Cron schedules and their history. Talks to the database directly.
     #[command(subcommand)]
     Cron(commands::admin::CronCommand),
+    /// Upload files (or URLs) to a running docket server over HTTP; --wait follows them.
+    Submit(commands::client::SubmitArgs),
+    /// Show a document's processing state, from a running docket server over HTTP.
+    Status(commands::client::StatusArgs),
+    /// Search the indexed documents of a running docket server over HTTP.
+    Search(commands::client::SearchArgs),
     /// Benchmarks, printing JSON.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -94,7 +105,7 @@ fn main() -> ExitCode {
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
-    let mut c = Config::load(cli.config.as_deref())?;
+    let mut c = Config::load(cli.config.as_deref(), &cli.set)?;
     if let Some(url) = &cli.database_url {
         c.database_url = url.clone();
         c.validate()?;
@@ -127,6 +138,9 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Jobs(c) => commands::admin::jobs(config, c).await,
         Command::Queues(c) => commands::admin::queues(config, c).await,
         Command::Cron(c) => commands::admin::cron(config, c).await,
+        Command::Submit(a) => commands::client::submit(config, a).await,
+        Command::Status(a) => commands::client::status(config, a).await,
+        Command::Search(a) => commands::client::search(config, a).await,
         Command::Bench(c) => commands::bench::bench(config, c).await,
         Command::ParseChild => unreachable!("handled before the runtime starts"),
     }

@@ -3,4 +3,5 @@
 pub mod admin;
 pub mod bench;
 pub mod bench_pipeline;
+pub mod client;
 pub mod run;

@@ -1,0 +1,358 @@
+//! The HTTP client commands (`submit`, `status`, `search`) of the real binary against a real
+//! `docket serve` on SQLite, listening on loopback: results, failures and exit codes.
+
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+/// A key and the SHA-256 the server is configured with (`printf %s KEY | sha256sum`).
+const INGEST_KEY: &str = "test-key-ingest-and-read";
+const INGEST_KEY_SHA256: &str = "c3cd58d2fa3845db104e58b291126eec680071c6fde3d45cc3c176b8f3292525";
+const READ_KEY: &str = "test-key-read-only";
+const READ_KEY_SHA256: &str = "7a5bc428805438f3bfdd797738864ffcf114af70f448cf562bf4b86f36586480";
+
+fn corpus(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docket-parse/tests/corpus")
+        .join(name)
+}
+
+/// The binary, with no `DOCKET_*` setting inherited from the test's environment.
+fn docket(dir: &Path) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docket"));
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DOCKET_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// A `docket serve` process, killed when dropped.
+struct Server {
+    child: Child,
+    url: String,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Server {
+    /// Starts a server in a fresh folder; `config` is written to `docket.toml` there.
+    fn start(config: &str) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("docket.toml"), config).unwrap();
+        let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
+        let mut child = docket(dir.path())
+            .args(["--config", "docket.toml", "serve"])
+            .env(
+                "DOCKET_DATABASE_URL",
+                format!("sqlite://{}", dir.path().join("docket.db").display()),
+            )
+            .env("DOCKET_HTTP__LISTEN", "127.0.0.1:0")
+            .env("DOCKET_EMBED__PROVIDER", "hashing")
+            .env("DOCKET_STORAGE__BLOB_DIR", dir.path().join("blobs"))
+            .env("DOCKET_WORKER__POLL_INTERVAL_MS", "100")
+            .stdout(Stdio::piped())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Some(url) = line.strip_prefix("docket is listening on ") {
+                    let _ = tx.send(url.trim().to_owned());
+                }
+            }
+        });
+        let mut server = Server {
+            child,
+            url: String::new(),
+            dir,
+        };
+        match rx.recv_timeout(Duration::from_secs(60)) {
+            Ok(url) => server.url = url,
+            Err(_) => panic!(
+                "docket serve did not start; its log:\n{}",
+                std::fs::read_to_string(server.dir.path().join("serve.log")).unwrap_or_default()
+            ),
+        }
+        assert!(
+            server.url.starts_with("http://127.0.0.1:"),
+            "{}",
+            server.url
+        );
+        server
+    }
+
+    /// Runs a client command against this server.
+    fn cli(&self, args: &[&str]) -> Run {
+        let mut all = args.to_vec();
+        all.extend(["--server", &self.url]);
+        run(self.dir.path(), &all)
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("serve.log")).unwrap_or_default()
+    }
+}
+
+/// A finished command.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+impl Run {
+    fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e}): {self}"))
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// Runs the binary in `dir`, killing it after two minutes.
+fn run(dir: &Path, args: &[&str]) -> Run {
+    let mut child = docket(dir)
+        .args(args)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pipe = |mut r: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = r.read_to_string(&mut s);
+            s
+        })
+    };
+    let out = pipe(Box::new(child.stdout.take().unwrap()));
+    let err = pipe(Box::new(child.stderr.take().unwrap()));
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("docket {args:?} ran for more than two minutes");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    Run {
+        code: status.code().unwrap_or(-1),
+        stdout: out.join().unwrap(),
+        stderr: err.join().unwrap(),
+    }
+}
+
+fn path(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+#[test]
+fn submit_wait_then_status_and_search() {
+    let s = Server::start("");
+    let (md, pdf) = (corpus("guide.md"), corpus("report.pdf"));
+    let r = s.cli(&["submit", path(&md), path(&pdf), "--wait", "--json"]);
+    assert_eq!(r.code, 0, "{r}\n--- server\n{}", s.log());
+    let docs = r.json();
+    let docs = docs.as_array().expect("an array of documents");
+    assert_eq!(docs.len(), 2, "{r}");
+    for (d, name) in docs.iter().zip(["guide.md", "report.pdf"]) {
+        assert_eq!(d["status"], "completed", "{r}");
+        assert_eq!(d["progress"], 100, "{r}");
+        assert_eq!(d["filename"], name, "{r}");
+        assert!(d["chunk_count"].as_i64().unwrap() > 0, "{r}");
+    }
+    let guide = docs[0]["id"].as_str().unwrap();
+
+    let r = s.cli(&["status", guide, "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.json()["status"], "completed");
+    assert_eq!(r.json()["id"], guide);
+
+    let r = s.cli(&[
+        "search",
+        "If the worker does not start, check the log for a migration error",
+        "-k",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    let hits = r.json();
+    assert_eq!(hits["hits"][0]["chunk"]["document_id"], guide, "{r}");
+    assert!(hits["hits"].as_array().unwrap().len() <= 3);
+
+    // The same bytes again, with --wait: already completed, so the wait ends at once.
+    let r = s.cli(&["submit", path(&md), "--wait", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.json()[0]["id"], guide);
+}
+
+#[test]
+fn a_corrupt_file_fails_with_its_reason_and_exit_code_1() {
+    let s = Server::start("");
+    let pdf = std::fs::read(corpus("report.pdf")).unwrap();
+    let broken = s.dir.path().join("broken.pdf");
+    std::fs::write(&broken, &pdf[..200]).unwrap();
+    let r = s.cli(&["submit", path(&broken), "--wait"]);
+    assert_eq!(r.code, 1, "{r}");
+    let line = r.stdout.lines().next().unwrap_or_default();
+    assert!(
+        line.contains("failed") && line.contains("broken.pdf"),
+        "{r}"
+    );
+    let reason = line.split("error: ").nth(1).unwrap_or_default();
+    assert!(reason.len() > 10, "an unclear reason: {r}");
+    assert!(r.stderr.contains("1 of 1 documents failed"), "{r}");
+
+    // The same with --json: the failed document, its error, exit 1.
+    let r = s.cli(&["submit", path(&broken), "--wait", "--json"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert_eq!(r.json()[0]["status"], "failed");
+    assert!(r.json()[0]["error"].as_str().unwrap().len() > 10, "{r}");
+}
+
+#[test]
+fn not_found_unreachable_and_usage_errors() {
+    let s = Server::start("");
+    let id = uuid::Uuid::new_v4().to_string();
+    let r = s.cli(&["status", &id]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("not found"), "{r}");
+
+    // A port nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let url = format!("http://127.0.0.1:{port}");
+    let r = run(s.dir.path(), &["status", &id, "--server", &url]);
+    assert_eq!(r.code, 3, "{r}");
+    assert!(
+        r.stderr
+            .contains(&format!("cannot reach the docket server at {url}")),
+        "{r}"
+    );
+
+    // Usage: a missing file submits nothing; a bad k; a bad id.
+    let r = s.cli(&["submit", "no-such-file.pdf"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("no-such-file.pdf"), "{r}");
+    assert_eq!(s.cli(&["search", "x", "-k", "0"]).code, 2);
+    assert_eq!(s.cli(&["status", "not-a-uuid"]).code, 2);
+}
+
+#[test]
+fn api_keys_are_sent_and_a_refused_key_exits_4() {
+    let s = Server::start(&format!(
+        "[[http.keys]]\nname = \"ingest\"\nsha256 = \"{INGEST_KEY_SHA256}\"\n\
+         scopes = [\"ingest\", \"read\"]\n\n\
+         [[http.keys]]\nname = \"reader\"\nsha256 = \"{READ_KEY_SHA256}\"\nscopes = [\"read\"]\n"
+    ));
+    let notes = corpus("notes.txt");
+    let r = s.cli(&["submit", path(&notes)]);
+    assert_eq!(r.code, 4, "{r}");
+    assert!(r.stderr.contains("API key"), "{r}");
+    let r = s.cli(&["submit", path(&notes), "--api-key", "wrong"]);
+    assert_eq!(r.code, 4, "{r}");
+    // A valid key without the ingest scope.
+    let r = s.cli(&["submit", path(&notes), "--api-key", READ_KEY]);
+    assert_eq!(r.code, 4, "{r}");
+    assert!(r.stderr.contains("scope"), "{r}");
+
+    let r = s.cli(&["submit", path(&notes), "--api-key", INGEST_KEY, "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let id = r.json()[0]["id"].as_str().unwrap().to_owned();
+    let r = s.cli(&["status", &id, "--api-key", READ_KEY, "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.json()["id"], id.as_str());
+    assert_eq!(s.cli(&["status", &id]).code, 4);
+}
+
+#[test]
+fn human_output() {
+    let s = Server::start("");
+    let notes = corpus("notes.txt");
+    let r = s.cli(&["submit", path(&notes)]);
+    assert_eq!(r.code, 0, "{r}");
+    let line = r.stdout.lines().next().unwrap_or_default();
+    let id = line
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "no id first: {r}");
+    assert!(line.contains("notes.txt"), "{r}");
+
+    // Not a terminal: no bars, one line per finished document.
+    let r = s.cli(&["submit", path(&notes), "--wait"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains(&id) && r.stdout.contains("completed"),
+        "{r}"
+    );
+
+    let r = s.cli(&["status", &id]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("completed (100%"), "{r}");
+    assert!(r.stdout.contains("notes.txt"), "{r}");
+
+    let r = s.cli(&["search", "the team agreed to ship the ingestion service"]);
+    assert_eq!(r.code, 0, "{r}");
+    let mut lines = r.stdout.lines();
+    assert!(lines.next().unwrap_or_default().starts_with("RANK"), "{r}");
+    let first = lines.next().unwrap_or_default();
+    assert!(first.starts_with('1') && first.contains(&id), "{r}");
+    assert!(first.chars().count() <= 4 + 2 + 6 + 2 + 36 + 2 + 100, "{r}");
+}
+
+#[test]
+fn help_says_which_commands_use_http_and_which_the_database() {
+    let dir = tempfile::tempdir().unwrap();
+    let r = run(dir.path(), &["--help"]);
+    assert_eq!(r.code, 0, "{r}");
+    for cmd in ["submit", "status", "search"] {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(cmd))
+            .unwrap_or_else(|| panic!("{cmd} missing: {r}"));
+        assert!(line.contains("over HTTP"), "{line}");
+    }
+    for cmd in ["jobs", "queues", "cron"] {
+        let line = r
+            .stdout
+            .lines()
+            .find(|l| l.trim_start().starts_with(cmd))
+            .unwrap();
+        assert!(line.contains("database directly"), "{line}");
+    }
+    let r = run(dir.path(), &["submit", "--help"]);
+    assert!(
+        r.stdout.contains("Exit codes:") && r.stdout.contains("--server"),
+        "{r}"
+    );
+}
