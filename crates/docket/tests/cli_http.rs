@@ -356,3 +356,59 @@ fn help_says_which_commands_use_http_and_which_the_database() {
         "{r}"
     );
 }
+
+/// Serves `body` for any path, on loopback, for as long as the test runs; the address.
+fn origin(body: &'static [u8]) -> String {
+    use std::io::Write;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            // Read the request head, then answer and close.
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-type: text/markdown\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let _ = stream.write_all(body);
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn submit_a_url() {
+    const PAGE: &[u8] =
+        b"# Harbour log\n\nThe ferry to the outer islands leaves at dawn on Tuesdays.\n";
+    let origin = origin(PAGE);
+    let url = format!("{origin}/harbour.md");
+    // This server may fetch from loopback: the SSRF guard is relaxed by its explicit setting.
+    let s = Server::start("[fetch]\nallow_private = true\n");
+    let r = s.cli(&["submit", &url, "--wait", "--json"]);
+    assert_eq!(r.code, 0, "{r}\n--- server\n{}", s.log());
+    let doc = &r.json()[0];
+    assert_eq!(doc["status"], "completed", "{r}");
+    assert_eq!(doc["source"], "url", "{r}");
+    assert_eq!(doc["filename"], "harbour.md", "{r}");
+    let r = s.cli(&["search", "ferry outer islands dawn", "--json"]);
+    assert_eq!(
+        r.json()["hits"][0]["chunk"]["document_id"],
+        doc["id"],
+        "{r}"
+    );
+
+    // The default guard refuses loopback: a clear error and exit 1, nothing stored.
+    let guarded = Server::start("");
+    let r = guarded.cli(&["submit", &url]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("refused"), "{r}");
+}
