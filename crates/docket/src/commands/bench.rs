@@ -27,6 +27,8 @@ pub enum BenchCommand {
     Queue(QueueBench),
     /// Documents through every stage, beside the raw embedding model on the same chunks.
     Pipeline(super::bench_pipeline::PipelineBench),
+    /// The HTTP API: idle memory of `docket serve`, upload latency, event-stream delay.
+    Http(super::bench_http::HttpBench),
 }
 
 /// Which backend to measure.
@@ -83,6 +85,7 @@ pub async fn bench(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode
     match cmd {
         BenchCommand::Queue(q) => queue(config, q).await,
         BenchCommand::Pipeline(b) => super::bench_pipeline::pipeline(config, b).await,
+        BenchCommand::Http(b) => super::bench_http::http(config, b).await,
     }
 }
 
@@ -90,6 +93,7 @@ pub(crate) struct Fresh {
     pub(crate) backend: Backend,
     _dir: Option<tempfile::TempDir>,
     schema: Option<(String, String)>,
+    url: String,
 }
 
 impl Fresh {
@@ -125,7 +129,13 @@ impl Fresh {
             backend,
             _dir: dir,
             schema,
+            url: c.database_url,
         })
+    }
+
+    /// The database URL this backend was opened with (its own schema, on PostgreSQL).
+    pub(crate) fn url(&self) -> &str {
+        &self.url
     }
 
     pub(crate) async fn drop_schema(self) {

@@ -2,6 +2,7 @@
 
 pub mod admin;
 pub mod bench;
+pub mod bench_http;
 pub mod bench_pipeline;
 pub mod client;
 pub mod run;
