@@ -144,6 +144,20 @@ async fn broadcasts_cross_process() {
     assert_eq!(&*at_quiet.recv().await.expect("receive"), "mine");
 }
 
+/// A database no one has migrated reports every migration as pending, and none after.
+#[tokio::test]
+async fn pending_migrations_before_and_after_migrate() {
+    let db = TempPgDatabase::create().await;
+    let d = harness::connect_pg(db.url(), false);
+    let pending = d.pending_migrations().await.expect("pending");
+    assert!(
+        pending.len() >= 2,
+        "every migration is pending: {pending:?}"
+    );
+    d.migrate().await.expect("migrate");
+    assert!(d.pending_migrations().await.expect("pending").is_empty());
+}
+
 type PgConn = <docket_postgres::PgDriver as Driver>::Conn;
 
 async fn insert(c: &mut PgConn, jobs: Vec<JobInsertParams>) -> Vec<i64> {

@@ -45,6 +45,10 @@ pub trait Driver: Clone + Send + Sync + 'static {
     /// Applies the driver's migrations (idempotent).
     fn migrate(&self) -> impl Future<Output = Result<()>> + Send;
 
+    /// The versions of this build's migrations that the database has not applied (empty when
+    /// the schema is current).
+    fn pending_migrations(&self) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
     /// The signal raised when jobs are inserted, by this process or (PostgreSQL) any other.
     fn wakeups(&self) -> Wakeups;
 

@@ -5,7 +5,7 @@
 //! | route | |
 //! |---|---|
 //! | `GET /healthz` | the process is up |
-//! | `GET /readyz` | the database answers (`503` while it does not) |
+//! | `GET /readyz` | the database answers and its schema is current (`503` otherwise) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document |
 //! | `POST /v1/documents` | multipart upload (`file`, `callback_url`, `reprocess`), or JSON `{url}` to fetch: `202` |
@@ -267,13 +267,16 @@ async fn refuse_announced_oversize(
 }
 
 async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
-    match p.driver().ping().await {
-        Ok(()) => Json(json!({ "status": "ready" })).into_response(),
-        Err(e) => ApiError(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!("database unavailable: {e}"),
-        )
-        .into_response(),
+    let unready = |m: String| ApiError(StatusCode::SERVICE_UNAVAILABLE, m).into_response();
+    if let Err(e) = p.driver().ping().await {
+        return unready(format!("database unavailable: {e}"));
+    }
+    match p.driver().pending_migrations().await {
+        Ok(pending) if pending.is_empty() => Json(json!({ "status": "ready" })).into_response(),
+        Ok(pending) => unready(format!(
+            "the database schema is behind this build: migrations {pending:?} are pending (run docket migrate)"
+        )),
+        Err(e) => unready(format!("cannot read the schema's migrations: {e}")),
     }
 }
 

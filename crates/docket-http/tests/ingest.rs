@@ -992,3 +992,30 @@ async fn pg_progress_crosses_processes() {
     let other = docket_conformance::harness::connect_pg(db.url(), true);
     progress_crosses_processes(server, other).await
 }
+
+/// `/readyz` is 503 while the schema is behind the build, and 200 once migrated.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readyz_waits_for_migrations() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
+    let driver = docket_sqlite::SqliteDriver::connect(&docket_sqlite::SqliteOptions::new(url))
+        .await
+        .unwrap();
+    let base = listen(docket_http::router(
+        pipeline(&driver, dir.path()),
+        ApiOptions::new(MAX_BODY),
+    ))
+    .await;
+    let http = reqwest::Client::builder().no_proxy().build().unwrap();
+    let (status, body) = json(http.get(format!("{base}/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+    assert!(
+        body["error"].as_str().unwrap().contains("docket migrate"),
+        "{body}"
+    );
+    let r = http.get(format!("{base}/healthz")).send().await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK, "the process is up all the same");
+    driver.migrate().await.unwrap();
+    let (status, body) = json(http.get(format!("{base}/readyz")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+}

@@ -164,6 +164,25 @@ impl Driver for SqliteDriver {
             })
     }
 
+    async fn pending_migrations(&self) -> Result<Vec<i64>> {
+        // No table yet: nothing applied.
+        let applied: Vec<i64> =
+            sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+                .fetch_all(&self.pool)
+                .await
+                .or_else(|e| match &e {
+                    sqlx::Error::Database(d) if d.message().contains("no such table") => {
+                        Ok(Vec::new())
+                    }
+                    _ => Err(exec::map_err(e)),
+                })?;
+        Ok(sqlx::migrate!("./migrations")
+            .iter()
+            .map(|m| m.version)
+            .filter(|v| !applied.contains(v))
+            .collect())
+    }
+
     fn wakeups(&self) -> Wakeups {
         self.wakeups.clone()
     }

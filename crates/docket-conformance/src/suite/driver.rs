@@ -6,7 +6,7 @@ use crate::harness::TestDb;
 
 use super::{all_jobs, base_time, cancel_jobs, claim, complete, conn, insert};
 
-/// `name`, `ping`, idempotent `migrate`; a fresh database is empty; empty calls are no-ops.
+/// `name`, `ping`, idempotent `migrate` (nothing pending after it); a fresh database is empty; empty calls are no-ops.
 pub async fn driver_basics<T: TestDb>(db: &T) {
     let d = db.driver();
     assert_eq!(d.name(), db.backend(), "Driver::name");
@@ -14,6 +14,11 @@ pub async fn driver_basics<T: TestDb>(db: &T) {
     d.migrate()
         .await
         .expect("migrate a second time (must be idempotent)");
+    assert_eq!(
+        d.pending_migrations().await.expect("pending_migrations"),
+        Vec::<i64>::new(),
+        "a migrated database has no pending migrations"
+    );
 
     let mut c = conn(db).await;
     assert!(
