@@ -67,10 +67,10 @@ pub enum JobsCommand {
     Retry {
         /// Job ids.
         ids: Vec<i64>,
-        /// Every failed job of this kind.
+        /// Every failed or cancelled job of this kind.
         #[arg(long)]
         kind: Option<String>,
-        /// Every failed job of this queue.
+        /// Every failed or cancelled job of this queue.
         #[arg(long)]
         queue: Option<String>,
         /// Every failed or cancelled job (needed when no id or filter is given).
