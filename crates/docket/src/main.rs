@@ -65,6 +65,10 @@ enum Command {
     /// Benchmarks, printing JSON.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
+    /// Reliability drills (crashes and faults), printing a JSON summary; exit 1 when anything
+    /// was lost.
+    #[command(subcommand)]
+    Drill(commands::drill::DrillCommand),
     /// Internal: the isolated parser process the parse stage spawns (reads a file on stdin,
     /// writes the extracted text as JSON on stdout).
     #[command(hide = true)]
@@ -142,6 +146,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Status(a) => commands::client::status(config, a).await,
         Command::Search(a) => commands::client::search(config, a).await,
         Command::Bench(c) => commands::bench::bench(config, c).await,
+        Command::Drill(c) => commands::drill::drill(config, c).await,
         Command::ParseChild => unreachable!("handled before the runtime starts"),
     }
 }

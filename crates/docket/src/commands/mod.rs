@@ -5,4 +5,5 @@ pub mod bench;
 pub mod bench_http;
 pub mod bench_pipeline;
 pub mod client;
+pub mod drill;
 pub mod run;

@@ -1,0 +1,54 @@
+//! The fast versions of the reliability drills (`docket drill …`), run by the test suite:
+//! each runs the real binary and reads its JSON summary.
+
+mod common;
+
+use std::process::Command;
+
+use serde_json::Value;
+
+fn drill(args: &[&str]) -> Value {
+    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["drill"])
+        .args(args)
+        .args(["--database-url", &common::base_url()])
+        .env_remove("DOCKET_DATABASE_URL")
+        .env("DOCKET_LOG__LEVEL", "warn")
+        .output()
+        .expect("run docket drill");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let summary: Value = serde_json::from_str(&stdout).unwrap_or_else(|e| {
+        panic!(
+            "no JSON summary ({e}); stdout:\n{stdout}\nstderr:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    assert!(
+        out.status.success() && summary["ok"] == true,
+        "the drill lost something: {summary:#}\nstderr:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    summary
+}
+
+/// 200 documents through three worker processes while one is killed every 700 ms: every
+/// document completes, nothing is stored or finished twice, every attempt is recorded.
+#[test]
+fn crash_drill_loses_nothing() {
+    let s = drill(&[
+        "crash",
+        "--documents",
+        "200",
+        "--workers",
+        "3",
+        "--kill-every-ms",
+        "700",
+        "--timeout-secs",
+        "240",
+    ]);
+    assert_eq!(s["completed"], 200, "{s:#}");
+    assert!(
+        s["kills"].as_u64().unwrap() >= 1,
+        "no worker was killed: {s:#}"
+    );
+}
