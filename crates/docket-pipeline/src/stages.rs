@@ -181,9 +181,19 @@ fn ms(since: Instant) -> i64 {
     since.elapsed().as_millis() as i64
 }
 
+/// A database error in a stage: when the database is unreachable (restarting, connections
+/// cut), the job is not at fault, so it is tried again in a few seconds without spending an
+/// attempt; any other database error is an ordinary retryable failure.
 fn db(e: docket_core::Error) -> JobError {
-    JobError::retryable(e)
+    if e.is_unavailable() {
+        JobError::snooze(format!("database unavailable: {e}"), DATABASE_RETRY)
+    } else {
+        JobError::retryable(e)
+    }
 }
+
+/// How soon a stage that lost the database runs again.
+const DATABASE_RETRY: Duration = Duration::from_secs(3);
 
 impl<D: Driver> Pipeline<D> {
     /// Loads the document and marks it as in `stage`; `None` when the job is stale (the
@@ -639,7 +649,9 @@ impl<D: Driver> Pipeline<D> {
             ))
             .await
             .map_err(db)?;
-        if !moved || !ctx.complete_in(&mut tx).await.map_err(db)? {
+        // A delivery that failed leaves the job to fail with its error (below), so the job
+        // is completed together with the document only when the delivery succeeded.
+        if !moved || (sent.is_ok() && !ctx.complete_in(&mut tx).await.map_err(db)?) {
             tx.rollback().await.map_err(db)?;
             return Ok(());
         }

@@ -52,3 +52,19 @@ fn crash_drill_loses_nothing() {
         "no worker was killed: {s:#}"
     );
 }
+
+/// A server and a worker lose every database connection five times over two seconds while
+/// documents are uploaded: both stay up and reconnect, uploads refused meanwhile succeed when
+/// retried, and nothing is lost. (The PostgreSQL restart variant, `--mode restart`, restarts
+/// the shared server, so it runs by hand, not in the suite.)
+#[test]
+fn outage_drill_loses_nothing() {
+    let s = drill(&["outage", "--mode", "terminate", "--documents", "120"]);
+    assert_eq!(s["completed"], 120, "{s:#}");
+    assert!(s["connections_terminated"].as_i64().unwrap() > 0, "{s:#}");
+    assert_eq!(s["server_stayed_up"], true);
+    assert_eq!(
+        s["readyz_unanswered"], 0,
+        "the server stopped answering: {s:#}"
+    );
+}

@@ -5,8 +5,13 @@
 //!   PostgreSQL while a random worker is killed (SIGKILL) every few seconds and started again.
 //!   Every document must complete, no chunk may be stored twice, every attempt must be
 //!   recorded and no job may finish twice.
+//! - `outage`: a `docket serve` and a `docket worker` lose the database mid-run (their
+//!   connections terminated, or PostgreSQL restarted) while documents are uploaded: both
+//!   processes stay up and reconnect, uploads refused meanwhile (`503`) succeed when retried,
+//!   `/readyz` reports the outage while it lasts, and the same invariants hold.
 
 use std::process::{ExitCode, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand};
@@ -26,6 +31,37 @@ pub enum DrillCommand {
     /// Kill random worker processes (SIGKILL) while documents go through the pipeline
     /// (PostgreSQL; needs --database-url).
     Crash(CrashDrill),
+    /// Cut the database away from a running server and worker: terminate their connections,
+    /// or restart PostgreSQL (needs --database-url; `restart` needs the right to restart it).
+    Outage(OutageDrill),
+}
+
+/// How the database goes away.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum OutageMode {
+    /// `pg_terminate_backend` on every connection of the drill's processes, five times over
+    /// two seconds (only theirs: they carry an application name of their own).
+    Terminate,
+    /// Restart the PostgreSQL server (`--restart-command`).
+    Restart,
+}
+
+/// `docket drill outage` flags.
+#[derive(Debug, Args)]
+pub struct OutageDrill {
+    /// How the database goes away.
+    #[arg(long, value_enum, default_value = "terminate")]
+    mode: OutageMode,
+    /// Documents to push through (half before the outage, half during and after it).
+    #[arg(long, default_value_t = 300)]
+    documents: usize,
+    /// The command that restarts PostgreSQL (mode `restart`); default: pg_ctlcluster on the
+    /// newest cluster in /etc/postgresql.
+    #[arg(long)]
+    restart_command: Option<String>,
+    /// Give up (and fail) after this many seconds.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
 }
 
 /// `docket drill crash` flags.
@@ -52,6 +88,7 @@ pub struct CrashDrill {
 pub async fn drill(config: Config, cmd: DrillCommand) -> anyhow::Result<ExitCode> {
     match cmd {
         DrillCommand::Crash(c) => crash(config, c).await,
+        DrillCommand::Outage(o) => outage(config, o).await,
     }
 }
 
@@ -203,18 +240,68 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
         let _ = p.kill().await;
     }
 
-    let pool = driver.pool().clone();
-    let scalar = |sql: &'static str| {
-        let pool = pool.clone();
-        async move {
-            sqlx::query_scalar::<_, i64>(sql)
-                .fetch_one(&pool)
-                .await
-                .map_err(|e| anyhow::anyhow!("{sql}: {e}"))
+    drop(pipeline);
+    let (lost, checks) = verify(driver.pool(), c.documents as i64, done).await?;
+    let ok = lost == 0;
+    let mut summary = json!({
+        "drill": "crash",
+        "ok": ok,
+        "documents": c.documents,
+        "completed": done,
+        "failed": failed,
+        "workers": c.workers,
+        "kills": kills,
+        "worker_processes_started": workers.started,
+        "submit_seconds": submitted_in.as_secs_f64(),
+        "elapsed_seconds": elapsed.as_secs_f64(),
+        "documents_per_second": done as f64 / elapsed.saturating_sub(submitted_in).as_secs_f64().max(0.001),
+    });
+    merge(&mut summary, checks);
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    if !ok {
+        let logs: Vec<_> = std::fs::read_dir(log_dir.path())?
+            .filter_map(|e| e.ok())
+            .map(|e| e.path())
+            .collect();
+        for l in logs.iter().take(3) {
+            let text = std::fs::read_to_string(l).unwrap_or_default();
+            let tail: Vec<&str> = text.lines().rev().take(20).collect();
+            eprintln!(
+                "--- {}\n{}",
+                l.display(),
+                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+            );
         }
+    }
+    fresh.drop_schema().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
+    if let (Some(a), serde_json::Value::Object(b)) = (into.as_object_mut(), from) {
+        a.extend(b);
+    }
+}
+
+/// The invariants every drill checks in the database once its documents have finished:
+/// what was lost (0 when nothing) and the figures.
+async fn verify(
+    pool: &sqlx::PgPool,
+    documents: i64,
+    completed: i64,
+) -> anyhow::Result<(i64, serde_json::Value)> {
+    let scalar = |sql: &'static str| async move {
+        sqlx::query_scalar::<_, i64>(sql)
+            .fetch_one(pool)
+            .await
+            .map_err(|e| anyhow::anyhow!("{sql}: {e}"))
     };
     // No chunk stored twice (the unique index forbids it; count anyway), and every completed
-    // document holds exactly the chunks it says it has.
+    // document holds exactly the chunks it says it has, each with its vector.
     let duplicate_chunks = scalar(
         "SELECT count(*) FROM (SELECT 1 FROM document_chunks \
          GROUP BY document_id, generation, chunk_index HAVING count(*) > 1) d",
@@ -245,7 +332,8 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
          GROUP BY unique_key HAVING count(*) > 1) j",
     )
     .await?;
-    // Every attempt recorded: each claim (the job's attempt counter) left exactly one row.
+    // Every attempt recorded: each claim (the job's attempt counter) left exactly one row
+    // (attempts given back uncounted, `released`, aside).
     let attempts_unrecorded = scalar(
         "SELECT count(*) FROM processing_jobs j WHERE j.attempts <> \
          (SELECT count(*) FROM job_attempts a WHERE a.job_id = j.id AND a.outcome <> 'released')",
@@ -259,7 +347,7 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
     let outcomes: Vec<(String, i64)> = sqlx::query_as(
         "SELECT outcome, count(*) FROM job_attempts GROUP BY outcome ORDER BY outcome",
     )
-    .fetch_all(&pool)
+    .fetch_all(pool)
     .await?;
     let jobs_not_completed = scalar(
         "SELECT count(*) FROM processing_jobs WHERE job_type LIKE 'docket.%' \
@@ -267,8 +355,7 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
          AND status <> 'completed'",
     )
     .await?;
-    drop(pipeline);
-    let lost = (c.documents as i64 - done)
+    let lost = (documents - completed)
         + duplicate_chunks
         + chunk_count_mismatches
         + unembedded
@@ -276,52 +363,21 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
         + stages_completed_twice
         + attempts_unrecorded
         + completed_jobs_without_attempt;
-    let ok = lost == 0;
-    let summary = json!({
-        "drill": "crash",
-        "ok": ok,
-        "documents": c.documents,
-        "completed": done,
-        "failed": failed,
-        "workers": c.workers,
-        "kills": kills,
-        "worker_processes_started": workers.started,
-        "chunks": chunks,
-        "duplicate_chunks": duplicate_chunks,
-        "chunk_count_mismatches": chunk_count_mismatches,
-        "chunks_without_vector": unembedded,
-        "jobs_completed_twice": jobs_completed_twice,
-        "stages_completed_twice": stages_completed_twice,
-        "attempts_unrecorded": attempts_unrecorded,
-        "completed_jobs_without_attempt": completed_jobs_without_attempt,
-        "jobs_not_completed": jobs_not_completed,
-        "attempts_by_outcome": outcomes.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
-        "submit_seconds": submitted_in.as_secs_f64(),
-        "elapsed_seconds": elapsed.as_secs_f64(),
-        "documents_per_second": done as f64 / elapsed.saturating_sub(submitted_in).as_secs_f64().max(0.001),
-    });
-    println!("{}", serde_json::to_string_pretty(&summary)?);
-    if !ok {
-        let logs: Vec<_> = std::fs::read_dir(log_dir.path())?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .collect();
-        for l in logs.iter().take(3) {
-            let text = std::fs::read_to_string(l).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            eprintln!(
-                "--- {}\n{}",
-                l.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
-    }
-    fresh.drop_schema().await;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok((
+        lost,
+        json!({
+            "chunks": chunks,
+            "duplicate_chunks": duplicate_chunks,
+            "chunk_count_mismatches": chunk_count_mismatches,
+            "chunks_without_vector": unembedded,
+            "jobs_completed_twice": jobs_completed_twice,
+            "stages_completed_twice": stages_completed_twice,
+            "attempts_unrecorded": attempts_unrecorded,
+            "completed_jobs_without_attempt": completed_jobs_without_attempt,
+            "jobs_not_completed": jobs_not_completed,
+            "attempts_by_outcome": outcomes.into_iter().collect::<std::collections::BTreeMap<_, _>>(),
+        }),
+    ))
 }
 
 async fn counts<D: Driver>(driver: &D) -> anyhow::Result<(i64, i64)> {
@@ -355,4 +411,250 @@ async fn counts<D: Driver>(driver: &D) -> anyhow::Result<(i64, i64)> {
         }
     }
     Ok((done, failed))
+}
+
+fn child_env(cmd: &mut tokio::process::Command, url: &str, blob_dir: &std::path::Path) {
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DOCKET_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd.env("DOCKET_DATABASE_URL", url)
+        .env("DOCKET_STORAGE__BLOB_DIR", blob_dir)
+        .env("DOCKET_MIGRATE_ON_START", "false")
+        .envs(WORKER_ENV.iter().copied())
+        .kill_on_drop(true);
+}
+
+/// Uploads a document, retrying while the server answers 503 or cannot be reached; the
+/// number of retries.
+async fn upload_retrying(
+    http: &reqwest::Client,
+    base: &str,
+    name: String,
+    bytes: bytes::Bytes,
+) -> anyhow::Result<u32> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut retries = 0;
+    loop {
+        let form = reqwest::multipart::Form::new().part(
+            "file",
+            reqwest::multipart::Part::bytes(bytes.to_vec()).file_name(name.clone()),
+        );
+        match http
+            .post(format!("{base}/v1/documents"))
+            .multipart(form)
+            .send()
+            .await
+        {
+            Ok(r) if r.status().is_success() => return Ok(retries),
+            Ok(r) if r.status() != reqwest::StatusCode::SERVICE_UNAVAILABLE => {
+                anyhow::bail!(
+                    "upload of {name}: {} {}",
+                    r.status(),
+                    r.text().await.unwrap_or_default()
+                )
+            }
+            _ => {}
+        }
+        anyhow::ensure!(
+            Instant::now() < deadline,
+            "upload of {name}: still failing after 120 s"
+        );
+        retries += 1;
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        config.database_url.starts_with("postgres"),
+        "the outage drill needs PostgreSQL: pass --database-url postgres://…"
+    );
+    let started = Instant::now();
+    let blob_dir = tempfile::tempdir()?;
+    config.storage.blob_dir = blob_dir.path().to_owned();
+    let fresh = Fresh::new(&config, BackendKind::Postgres).await?;
+    let Backend::Postgres(driver) = fresh.backend.clone() else {
+        anyhow::bail!("expected PostgreSQL");
+    };
+    let app = format!(
+        "docket_drill_{}",
+        &uuid::Uuid::new_v4().simple().to_string()[..10]
+    );
+    let url = format!("{}&application_name={app}", fresh.url());
+    let exe = std::env::current_exe()?;
+
+    // The server (API, workers, maintenance) and one more worker.
+    let mut server = {
+        let mut cmd = tokio::process::Command::new(&exe);
+        child_env(&mut cmd, &url, blob_dir.path());
+        cmd.arg("serve")
+            .env("DOCKET_HTTP__LISTEN", "127.0.0.1:0")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null());
+        cmd.spawn()?
+    };
+    let mut worker = {
+        let mut cmd = tokio::process::Command::new(&exe);
+        child_env(&mut cmd, &url, blob_dir.path());
+        cmd.arg("worker")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
+        cmd.spawn()?
+    };
+    let stdout = server
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let base = tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("docket is listening on ") {
+                return Some(url.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| anyhow::anyhow!("docket serve did not start"))?;
+    let http = reqwest::Client::builder().no_proxy().build()?;
+
+    let mut rng = StdRng::seed_from_u64(11);
+    let docs: Vec<_> = (0..o.documents).map(|i| document(i, &mut rng)).collect();
+    let half = o.documents / 2;
+    let mut upload_retries = 0;
+    for (name, bytes) in &docs[..half] {
+        upload_retries += upload_retrying(&http, &base, name.clone(), bytes.clone()).await?;
+    }
+
+    // /readyz, every 100 ms, from now to the end.
+    let seen: Arc<std::sync::Mutex<Vec<(f64, u16)>>> = Arc::default();
+    let probe = {
+        let (http, base, seen) = (http.clone(), base.clone(), seen.clone());
+        tokio::spawn(async move {
+            let t0 = Instant::now();
+            loop {
+                let status = match http
+                    .get(format!("{base}/readyz"))
+                    .timeout(Duration::from_secs(2))
+                    .send()
+                    .await
+                {
+                    Ok(r) => r.status().as_u16(),
+                    Err(_) => 0, // the server did not answer at all
+                };
+                seen.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .push((t0.elapsed().as_secs_f64(), status));
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        })
+    };
+
+    // The outage.
+    let outage_started = Instant::now();
+    let mut terminated = 0i64;
+    match o.mode {
+        OutageMode::Terminate => {
+            let admin = sqlx::PgPool::connect(&config.database_url).await?;
+            for _ in 0..5 {
+                terminated += sqlx::query_scalar::<_, i64>(
+                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+                     WHERE application_name = $1 AND pid <> pg_backend_pid()) t",
+                )
+                .bind(&app)
+                .fetch_one(&admin)
+                .await?;
+                tokio::time::sleep(Duration::from_millis(400)).await;
+            }
+            admin.close().await;
+        }
+        OutageMode::Restart => {
+            let command = match &o.restart_command {
+                Some(c) => c.clone(),
+                None => {
+                    let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")?
+                        .filter_map(|e| e.ok())
+                        .map(|e| e.file_name().to_string_lossy().into_owned())
+                        .collect();
+                    versions.sort_by_key(|v| v.parse::<u32>().unwrap_or(0));
+                    let v = versions
+                        .pop()
+                        .ok_or_else(|| anyhow::anyhow!("no cluster in /etc/postgresql"))?;
+                    format!("pg_ctlcluster --skip-systemctl-redirect {v} main restart")
+                }
+            };
+            let st = tokio::process::Command::new("sh")
+                .args(["-c", &command])
+                .status()
+                .await?;
+            anyhow::ensure!(st.success(), "{command}: {st}");
+        }
+    }
+    let outage_secs = outage_started.elapsed().as_secs_f64();
+
+    // The rest, during the recovery.
+    for (name, bytes) in &docs[half..] {
+        upload_retries += upload_retrying(&http, &base, name.clone(), bytes.clone()).await?;
+    }
+    let deadline = started + Duration::from_secs(o.timeout_secs);
+    let (done, failed) = loop {
+        match counts(&driver).await {
+            Ok((done, failed)) if done + failed >= o.documents as i64 => break (done, failed),
+            Ok(_) | Err(_) if Instant::now() > deadline => {
+                let (d, f) = counts(&driver).await.unwrap_or((0, 0));
+                break (d, f);
+            }
+            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        }
+    };
+    let elapsed = started.elapsed();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    probe.abort();
+    let seen = std::mem::take(&mut *seen.lock().unwrap_or_else(|e| e.into_inner()));
+    let server_alive = server.try_wait()?.is_none();
+    let worker_alive = worker.try_wait()?.is_none();
+    let _ = server.kill().await;
+    let _ = worker.kill().await;
+
+    let (lost, checks) = verify(driver.pool(), o.documents as i64, done).await?;
+    let unready: Vec<f64> = seen
+        .iter()
+        .filter(|(_, s)| *s == 503)
+        .map(|(t, _)| *t)
+        .collect();
+    let unanswered = seen.iter().filter(|(_, s)| *s == 0).count();
+    let ready_at_end = seen.last().is_some_and(|(_, s)| *s == 200);
+    let saw_outage = o.mode != OutageMode::Restart || !unready.is_empty();
+    let ok = lost == 0 && server_alive && worker_alive && ready_at_end && saw_outage;
+    let mut summary = json!({
+        "drill": "outage",
+        "mode": format!("{:?}", o.mode).to_lowercase(),
+        "ok": ok,
+        "documents": o.documents,
+        "completed": done,
+        "failed": failed,
+        "connections_terminated": terminated,
+        "outage_seconds": outage_secs,
+        "upload_retries": upload_retries,
+        "readyz_probes": seen.len(),
+        "readyz_503": unready.len(),
+        "readyz_unanswered": unanswered,
+        "readyz_503_window_seconds": unready.first().zip(unready.last()).map(|(a, b)| b - a),
+        "ready_at_end": ready_at_end,
+        "server_stayed_up": server_alive,
+        "worker_stayed_up": worker_alive,
+        "elapsed_seconds": elapsed.as_secs_f64(),
+    });
+    merge(&mut summary, checks);
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    fresh.drop_schema().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
