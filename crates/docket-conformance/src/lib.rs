@@ -47,6 +47,7 @@ macro_rules! driver_test_suite {
             delete_finished,
             job_stats,
             job_activity,
+            job_throughput,
             job_list,
             workers,
             leader,

@@ -219,6 +219,13 @@ pub trait Executor: Send {
         params: JobActivityParams,
     ) -> impl Future<Output = Result<Vec<JobActivityRow>>> + Send;
 
+    /// Jobs completed and dead-lettered per minute from `since` to `now`, oldest minute
+    /// first; minutes in which nothing finished are left out.
+    fn job_throughput(
+        &mut self,
+        params: JobThroughputParams,
+    ) -> impl Future<Output = Result<Vec<JobThroughputRow>>> + Send;
+
     /// Pauses or resumes a queue.
     fn queue_set_paused(
         &mut self,

@@ -349,6 +349,17 @@ pub struct JobStatRow {
     pub oldest_created_at: Option<DateTime<Utc>>,
 }
 
+/// Jobs finished in one minute ([`crate::Executor::job_throughput`]).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobThroughputRow {
+    /// The start of the minute (UTC, seconds zero).
+    pub minute: DateTime<Utc>,
+    /// Jobs completed in it.
+    pub completed: i64,
+    /// Jobs dead-lettered in it.
+    pub failed: i64,
+}
+
 /// Recent throughput and the wait of the oldest due job, per kind and queue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobActivityRow {

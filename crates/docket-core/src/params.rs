@@ -264,6 +264,15 @@ pub struct JobActivityParams {
     pub now: Option<DateTime<Utc>>,
 }
 
+/// Jobs finished per minute ([`crate::Executor::job_throughput`]).
+#[derive(Debug, Clone)]
+pub struct JobThroughputParams {
+    /// The start of the window: jobs finished at or after it count.
+    pub since: DateTime<Utc>,
+    /// The end of the window; see the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
 /// Pause or resume a queue (or every queue, with [`crate::ALL_QUEUES`]).
 #[derive(Debug, Clone)]
 pub struct QueueSetPausedParams {

@@ -281,7 +281,7 @@ async fn retry_many<D: Driver>(
     let Json(r) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
     if r.ids.is_empty() && r.kind.is_none() && r.queue.is_none() && !r.all {
         return Err(invalid(
-            "say which jobs: ids, kind and/or queue, or all: true for every failed job",
+            "say which jobs: ids, kind and/or queue, or all: true for every failed or cancelled job",
         ));
     }
     let mut c = p.driver().conn().await?;
@@ -310,6 +310,13 @@ async fn retry_one<D: Driver>(
     if retried.is_empty() {
         return Err(match c.job_get(id).await? {
             None => job_not_found(id),
+            Some(j) if matches!(j.status, JobState::Failed | JobState::Cancelled) => ApiError(
+                StatusCode::CONFLICT,
+                format!(
+                    "job {id} cannot run again while another live job holds its unique key {:?}",
+                    j.unique_key.as_deref().unwrap_or("")
+                ),
+            ),
             Some(j) => ApiError(
                 StatusCode::CONFLICT,
                 format!(

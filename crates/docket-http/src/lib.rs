@@ -18,6 +18,7 @@
 //! | `GET /v1/events` | every document's progress as server-sent events |
 //! | `POST /v1/search` | `{query, k, document_ids}` → chunks and scores |
 //! | `POST /v1/webhooks/storage` | storage "object created" events, signed (no API key) |
+//! | `GET /`, `/ui/...` | the operator dashboard (HTML; a login form and a session cookie) |
 //!
 //! The job, queue and cron routes are listed in the `jobs` module's source.
 //!
@@ -47,6 +48,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 pub mod auth;
+mod dashboard;
 mod ingest;
 mod jobs;
 pub mod metrics;
@@ -203,6 +205,7 @@ fn routes<D: Driver>(state: AppState<D>, max_body_bytes: usize) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::render::<D>))
         .merge(jobs::routes::<D>())
+        .merge(dashboard::routes::<D>())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             max_body_bytes,
@@ -213,8 +216,8 @@ fn routes<D: Driver>(state: AppState<D>, max_body_bytes: usize) -> Router {
 }
 
 /// Errors the framework answers itself (an unreadable path parameter or query string, a body
-/// that is not the JSON a route takes) come as plain text: rewrite them as `{"error": ...}`
-/// like every other error.
+/// that is not the JSON a route takes: plain text; no such route, a wrong method: empty) are
+/// rewritten as `{"error": ...}` like every other error.
 async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) -> Response {
     let resp = next.run(req).await;
     let plain = resp
@@ -222,13 +225,18 @@ async fn json_errors(req: axum::extract::Request, next: axum::middleware::Next) 
         .get(axum::http::header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/plain"));
-    if !(resp.status().is_client_error() || resp.status().is_server_error()) || !plain {
+    let untyped = resp
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_none();
+    if !(resp.status().is_client_error() || resp.status().is_server_error()) || !(plain || untyped)
+    {
         return resp;
     }
     let (parts, body) = resp.into_parts();
     let text = match axum::body::to_bytes(body, 64 * 1024).await {
-        Ok(b) => String::from_utf8_lossy(&b).into_owned(),
-        Err(_) => parts
+        Ok(b) if !b.is_empty() => String::from_utf8_lossy(&b).into_owned(),
+        _ => parts
             .status
             .canonical_reason()
             .unwrap_or("error")
@@ -547,9 +555,12 @@ async fn events<D: Driver>(
     let first = ProgressEvent::of(&doc);
     let done = first.is_final();
     // This document's events, up to and including the one that finishes it.
+    // Progress never goes back within a generation: an event published late (a batch's
+    // percentage overtaken by the stage's end) is skipped.
+    let start = (first.generation, first.progress);
     let updates = futures::stream::unfold(
-        (BroadcastStream::new(rx), false),
-        move |(mut rx, finished)| async move {
+        (BroadcastStream::new(rx), false, start),
+        move |(mut rx, finished, mut high)| async move {
             if finished {
                 return None;
             }
@@ -557,7 +568,11 @@ async fn events<D: Driver>(
                 match rx.next().await? {
                     Ok(e) if e.document_id == id => {
                         let last = e.is_final();
-                        return Some((e, (rx, last)));
+                        if !last && (e.generation, e.progress) < high {
+                            continue;
+                        }
+                        high = high.max((e.generation, e.progress));
+                        return Some((e, (rx, last, high)));
                     }
                     // Other documents' events, or a gap after falling behind: the next
                     // event of this document carries its whole state anyway.

@@ -136,7 +136,7 @@ fn describe() {
     );
     describe_gauge!(
         "docket_queue_oldest_queued_age_seconds",
-        "Age (since creation) of the oldest queued job; 0 when none is queued"
+        "How long the longest-waiting due job (queued or retrying) has waited since it became due; 0 when none waits"
     );
     describe_gauge!(
         "docket_queue_paused",
@@ -213,8 +213,8 @@ pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response 
             .into_response();
     };
     let up = match read_db(&p).await {
-        Ok((stats, queues)) => {
-            set_db_gauges(&stats, &queues);
+        Ok((stats, queues, activity)) => {
+            set_db_gauges(&stats, &queues, &activity);
             1.0
         }
         Err(e) => {
@@ -228,13 +228,20 @@ pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response 
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], handle.render()).into_response()
 }
 
-async fn read_db<D: Driver>(
-    p: &Pipeline<D>,
-) -> docket_core::Result<(Vec<JobStatRow>, Vec<QueueRow>)> {
+type DbRows = (
+    Vec<JobStatRow>,
+    Vec<QueueRow>,
+    Vec<docket_core::JobActivityRow>,
+);
+
+async fn read_db<D: Driver>(p: &Pipeline<D>) -> docket_core::Result<DbRows> {
     let mut c = p.driver().conn().await?;
     let stats = c.job_stats().await?;
     let queues = c.queue_list().await?;
-    Ok((stats, queues))
+    let activity = c
+        .job_activity(docket_core::JobActivityParams::default())
+        .await?;
+    Ok((stats, queues, activity))
 }
 
 /// Series set by earlier scrapes, so that one whose rows have gone is set to 0 rather than
@@ -256,7 +263,11 @@ struct QueueStats {
     paused: bool,
 }
 
-fn set_db_gauges(stats: &[JobStatRow], queue_rows: &[QueueRow]) {
+fn set_db_gauges(
+    stats: &[JobStatRow],
+    queue_rows: &[QueueRow],
+    activity: &[docket_core::JobActivityRow],
+) {
     let mut jobs: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
     let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
     for r in stats {
@@ -267,10 +278,13 @@ fn set_db_gauges(stats: &[JobStatRow], queue_rows: &[QueueRow]) {
         if matches!(r.status, JobState::Queued | JobState::Retrying) {
             q.depth += r.count;
         }
-        if r.status == JobState::Queued
-            && let Some(t) = r.oldest_created_at
-        {
+    }
+    // How long the longest-waiting due job has waited (as `oldest_queued_age_seconds` in
+    // GET /v1/jobs/stats): jobs scheduled for later are not waiting.
+    for a in activity {
+        if let Some(t) = a.oldest_due_at {
             let t = t.timestamp_millis();
+            let q = queues.entry(a.queue.clone()).or_default();
             q.oldest_queued_ms = Some(q.oldest_queued_ms.map_or(t, |o| o.min(t)));
         }
     }

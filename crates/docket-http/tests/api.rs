@@ -484,7 +484,19 @@ async fn jobs_and_queues_are_inspected_and_repaired(db: impl TestDb) {
     .await;
     let doc = body["document"]["id"].as_str().unwrap().to_owned();
     wait_status(&http, &base, &doc, "failed").await;
-    let (_, failed) = json(http.get(url("/v1/jobs/failed")).send().await.unwrap()).await;
+    // The document fails inside the stage; the job's own failure is written a moment later,
+    // with the runtime's next batch of completions.
+    let failed = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let (_, failed) = json(http.get(url("/v1/jobs/failed")).send().await.unwrap()).await;
+            if failed["jobs"].as_array().is_some_and(|j| !j.is_empty()) {
+                return failed;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the parse job never reached the dead-letter list");
     let job = &failed["jobs"][0];
     assert_eq!(job["job_type"], "docket.parse");
     assert_eq!(job["document_id"], doc.as_str());

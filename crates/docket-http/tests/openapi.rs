@@ -475,6 +475,10 @@ fn served_routes() -> BTreeSet<(String, String)> {
         &Path::new(env!("CARGO_MANIFEST_DIR")).join("src"),
         &mut files,
     );
+    // The dashboard (src/dashboard/) serves HTML pages for browsers, not the JSON API that
+    // the document describes.
+    let dashboard = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/dashboard");
+    files.retain(|f| !f.starts_with(&dashboard));
     files.sort();
     let mut out = BTreeSet::new();
     for file in files {

@@ -465,6 +465,21 @@ where
             .collect()
     }
 
+    async fn job_throughput(
+        &mut self,
+        params: JobThroughputParams,
+    ) -> Result<Vec<JobThroughputRow>> {
+        sqlx::query(include_str!("../queries/job_throughput.sql"))
+            .bind(params.since)
+            .bind(params.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::throughput)
+            .collect()
+    }
+
     async fn queue_set_paused(&mut self, params: QueueSetPausedParams) -> Result<QueueRow> {
         let row = sqlx::query(include_str!("../queries/queue_set_paused.sql"))
             .bind(&params.name)

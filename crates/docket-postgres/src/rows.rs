@@ -113,6 +113,14 @@ pub(crate) fn stat(row: &PgRow) -> Result<JobStatRow> {
     })
 }
 
+pub(crate) fn throughput(row: &PgRow) -> Result<docket_core::JobThroughputRow> {
+    Ok(docket_core::JobThroughputRow {
+        minute: row.try_get("minute").map_err(decode)?,
+        completed: row.try_get("completed").map_err(decode)?,
+        failed: row.try_get("failed").map_err(decode)?,
+    })
+}
+
 pub(crate) fn activity(row: &PgRow) -> Result<JobActivityRow> {
     Ok(JobActivityRow {
         job_type: row.try_get("job_type").map_err(decode)?,

@@ -570,6 +570,19 @@ where
         rows.iter().map(rows::activity).collect()
     }
 
+    async fn job_throughput(
+        &mut self,
+        params: docket_core::JobThroughputParams,
+    ) -> Result<Vec<docket_core::JobThroughputRow>> {
+        let rows = sqlx::query(sql!("job_throughput"))
+            .bind(rows::micros(params.since))
+            .bind(now_micros(params.now))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::throughput).collect()
+    }
+
     async fn queue_set_paused(&mut self, params: QueueSetPausedParams) -> Result<QueueRow> {
         let row = sqlx::query(sql!("queue_set_paused"))
             .bind(params.name.as_str())

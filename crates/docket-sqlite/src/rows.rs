@@ -184,6 +184,14 @@ pub(crate) fn stat(row: &SqliteRow) -> Result<JobStatRow> {
     })
 }
 
+pub(crate) fn throughput(row: &SqliteRow) -> Result<docket_core::JobThroughputRow> {
+    Ok(docket_core::JobThroughputRow {
+        minute: time(row, "minute")?,
+        completed: get(row, "completed")?,
+        failed: get(row, "failed")?,
+    })
+}
+
 pub(crate) fn activity(row: &SqliteRow) -> Result<JobActivityRow> {
     Ok(JobActivityRow {
         job_type: get(row, "job_type")?,

@@ -34,7 +34,7 @@ pub use documents::{
 };
 pub use driver::driver_basics;
 pub use insert::{insert_many, insert_one, insert_validation, unique_keys};
-pub use read::{job_activity, job_list, job_stats};
+pub use read::{job_activity, job_list, job_stats, job_throughput};
 pub use repair::{cancel, delete_finished, manual_retry, rescue};
 pub use tx::{broadcasts, transaction_commit_visibility, transaction_rollback, wakeups};
 pub use views::monitoring_views;

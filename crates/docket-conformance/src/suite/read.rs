@@ -3,7 +3,9 @@
 use std::collections::BTreeSet;
 
 use chrono::{Duration, Utc};
-use docket_core::{Executor, JobActivityParams, JobInsertParams, JobListParams, JobState};
+use docket_core::{
+    Executor, JobActivityParams, JobInsertParams, JobListParams, JobState, JobThroughputParams,
+};
 use uuid::Uuid;
 
 use crate::harness::TestDb;
@@ -140,6 +142,52 @@ pub async fn job_activity<T: TestDb>(db: &T) {
     assert!(
         find("c", "actf").is_none(),
         "a kind with nothing due or done: {rows:?}"
+    );
+}
+
+/// `job_throughput`: completions and dead letters per minute between `since` and `now`,
+/// oldest minute first, minutes with nothing finished left out.
+pub async fn job_throughput<T: TestDb>(db: &T) {
+    use chrono::DurationRound;
+    let mut c = conn(db).await;
+    let m0 = (base_time() - Duration::hours(3))
+        .duration_trunc(Duration::minutes(1))
+        .expect("a minute boundary");
+    let now = m0 + Duration::minutes(10);
+    // Each finished at `at + 1 s`.
+    let done = [
+        (m0 + Duration::seconds(10), None),      // minute 0
+        (m0 + Duration::seconds(40), Some("x")), // minute 0, failed
+        (m0 + Duration::minutes(5) + Duration::seconds(30), None), // minute 5
+        (m0 - Duration::minutes(1), None),       // before `since`
+        (m0 + Duration::minutes(20), None),      // after `now`
+    ];
+    for (i, (at, error)) in done.iter().enumerate() {
+        let solo = format!("tput-{i}");
+        add(&mut c, job("a", &solo, *at)).await;
+        let outcome = match error {
+            Some(e) => failed(e),
+            None => docket_core::CompletionOutcome::Completed,
+        };
+        finish(&mut c, &solo, *at, outcome).await;
+    }
+    add(&mut c, job("a", "tput-waiting", m0)).await; // never finishes
+
+    let rows = c
+        .job_throughput(JobThroughputParams {
+            since: m0,
+            now: Some(now),
+        })
+        .await
+        .expect("job_throughput");
+    let got: Vec<_> = rows
+        .iter()
+        .map(|r| (r.minute, r.completed, r.failed))
+        .collect();
+    assert_eq!(
+        got,
+        vec![(m0, 1, 1), (m0 + Duration::minutes(5), 1, 0)],
+        "rows: {rows:?}"
     );
 }
 

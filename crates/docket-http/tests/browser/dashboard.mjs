@@ -1,0 +1,226 @@
+// Drives docket's operator dashboard in headless Chromium (the system's, through
+// playwright-core; no browser download). Run by tests/dashboard.rs:
+//
+//   node dashboard.mjs <base-url> <admin-api-key> <screenshot-dir>
+//
+// The server it talks to has a `test.flaky` job that failed for good on its first run (it
+// succeeds when retried) and one cron schedule. Exits non-zero on the first failed check.
+
+import { chromium } from "playwright-core";
+import fs from "node:fs";
+import os from "node:os";
+import path from "node:path";
+
+const [base, key, shots] = process.argv.slice(2);
+if (!base || !key || !shots) {
+  console.error("usage: node dashboard.mjs <base-url> <admin-api-key> <screenshot-dir>");
+  process.exit(2);
+}
+fs.mkdirSync(shots, { recursive: true });
+const executablePath = process.env.DOCKET_CHROMIUM || "/usr/bin/chromium";
+const profile = process.env.DOCKET_PROFILE_DIR || fs.mkdtempSync(path.join(os.tmpdir(), "docket-chromium-"));
+const WIDE = { width: 1280, height: 800 };
+const NARROW = { width: 390, height: 844 };
+const started = Date.now();
+const log = (...a) => console.log(`[${((Date.now() - started) / 1000).toFixed(1)} s]`, ...a);
+
+function check(cond, msg) {
+  if (!cond) throw new Error("check failed: " + msg);
+  log("ok:", msg);
+}
+
+const context = await chromium.launchPersistentContext(profile, {
+  executablePath,
+  headless: true,
+  viewport: WIDE,
+  args: [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+  ],
+});
+const origin = new URL(base).origin;
+// Nothing but the server under test: any other request is refused.
+await context.route("**/*", (route) => {
+  const url = route.request().url();
+  if (url.startsWith(origin + "/") || url === origin) return route.continue();
+  log("blocked a request to", url);
+  return route.abort();
+});
+
+const page = context.pages()[0] || (await context.newPage());
+page.setDefaultTimeout(30_000);
+page.on("pageerror", (e) => {
+  console.error("page error:", e.message);
+  process.exitCode = 1;
+});
+page.on("dialog", (d) => d.accept());
+let eventStreams = 0;
+page.on("request", (r) => {
+  if (new URL(r.url()).pathname === "/ui/events") eventStreams += 1;
+});
+
+async function shoot(name) {
+  for (const [label, size] of [["1280", WIDE], ["390", NARROW]]) {
+    await page.setViewportSize(size);
+    await page.waitForTimeout(150);
+    await page.screenshot({ path: path.join(shots, `${name}-${label}.png`), fullPage: true });
+  }
+  await page.setViewportSize(WIDE);
+}
+
+try {
+  // --- Log in -------------------------------------------------------------------------------
+  await page.goto(base + "/");
+  check(new URL(page.url()).pathname === "/ui/login", "an anonymous visit is sent to the login form");
+  await shoot("login");
+  await page.getByLabel("API key").fill("not-a-key");
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByText("That key is not valid.").waitFor();
+  check(true, "a wrong key is refused");
+  await page.getByLabel("API key").fill(key);
+  await page.getByRole("button", { name: "Log in" }).click();
+  await page.getByRole("heading", { name: "Overview" }).waitFor();
+  // All cookies: asked for by an http:// URL, Playwright would leave out the Secure one.
+  const session = (await context.cookies()).find((c) => c.name === "docket_session");
+  check(session && session.httpOnly && session.secure && session.sameSite === "Strict",
+    "the session cookie is HttpOnly, Secure and SameSite=Strict (accepted over http://127.0.0.1)");
+  check(await page.evaluate(() => !document.cookie.includes("docket_session")), "scripts cannot read the session cookie");
+
+  // --- Dead letters: find the failed job, retry it, see it complete ---------------------------
+  await page.goto(base + "/ui/jobs/failed");
+  const flakyRow = page.locator("#dead tr", { hasText: "test.flaky" });
+  await flakyRow.first().waitFor();
+  check(await flakyRow.count() === 1, "the job that failed for good is in the dead-letter view");
+  check((await flakyRow.first().textContent()).includes("fail for good <once>"), "its error is shown, escaped");
+  await shoot("dead-letters");
+  const jobId = (await flakyRow.first().locator("td.num a").first().textContent()).trim();
+  await flakyRow.first().getByRole("checkbox").check();
+  await page.getByRole("button", { name: "Retry selected" }).click();
+  await page.waitForURL(base + "/ui/jobs/failed");
+  await page.goto(`${base}/ui/jobs/${jobId}`);
+  await page.locator("#job-state .badge.state-completed").first().waitFor();
+  check(true, `job ${jobId} completes after the retry`);
+  check(await page.locator("#job-state table tbody tr").count() === 2, "the job page lists both attempts");
+  await shoot("job");
+
+  // --- Pause the default queue; an upload waits ---------------------------------------------
+  await page.goto(base + "/ui/queues");
+  await page.getByRole("button", { name: "Pause queue default" }).click();
+  await page.locator('#queue-table tr[data-queue="default"] .badge', { hasText: "paused" }).waitFor();
+  check(true, "the default queue is paused");
+
+  await page.goto(base + "/ui/documents");
+  const text = "# Lighthouse log\n\n" + Array.from({ length: 40 }, (_, i) =>
+    `Entry ${i}: the keeper noted a passing ship, the weather, and the state of the lamp.`).join("\n\n");
+  await page.getByLabel("Upload a document").setInputFiles({
+    name: "lighthouse <log>.md",
+    mimeType: "text/markdown",
+    buffer: Buffer.from(text),
+  });
+  await page.getByRole("button", { name: "Upload" }).click();
+  await page.waitForURL(base + "/ui/documents");
+  const docRow = page.locator("#doc-list tr", { hasText: "lighthouse <log>.md" });
+  await docRow.waitFor();
+  check(true, "the uploaded document is listed, its name escaped");
+  await page.waitForTimeout(2500);
+  check((await docRow.locator(".badge").first().textContent()).trim() === "queued",
+    "while its queue is paused the document waits, queued");
+  check((await docRow.locator(".pct").textContent()).trim() === "0 %", "its progress bar shows 0 %");
+  await shoot("documents-waiting");
+
+  // Resume from a second tab; the first one is never reloaded.
+  await page.evaluate(() => { window.__notReloaded = true; });
+  const other = await context.newPage();
+  await other.goto(base + "/ui/queues");
+  await shootOther(other, "queues-paused");
+  await other.getByRole("button", { name: "Resume queue default" }).click();
+  await other.locator('#queue-table tr[data-queue="default"] .badge', { hasText: "running" }).waitFor();
+  check(true, "the default queue is resumed");
+  await other.close();
+  await page.bringToFront();
+  await docRow.locator(".pct", { hasText: "100 %" }).waitFor({ timeout: 60_000 });
+  check(await page.evaluate(() => window.__notReloaded === true), "the progress bar reached 100 % without a reload");
+  check((await docRow.locator("progress").getAttribute("value")) === "100", "the <progress> element's value is 100");
+  check((await docRow.locator(".badge").first().textContent()).trim() === "completed", "the document is completed");
+  check(eventStreams > 0, "the page follows the server's progress events (/ui/events)");
+  await shoot("documents");
+
+  // --- Every other page ------------------------------------------------------------------------
+  await docRow.getByRole("link").click();
+  await page.locator("ol.chunks li").first().waitFor();
+  check(await page.locator("ol.chunks li").count() > 1, "the document page lists its chunks");
+  await shoot("document");
+
+  await page.goto(base + "/");
+  await page.locator("#kinds").getByText("test.flaky").waitFor();
+  check(await page.locator("#throughput rect.c").count() > 0, "the throughput chart has bars");
+  await shoot("overview");
+
+  await page.goto(base + "/ui/jobs");
+  await shoot("jobs");
+  await page.getByLabel("Kind").selectOption("test.flaky");
+  await page.getByLabel("State").selectOption("completed");
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/kind=test.flaky/);
+  const rows = page.locator("#job-list tbody tr");
+  check(await rows.count() === 1 && (await rows.first().textContent()).includes("test.flaky"),
+    "the jobs list filters by kind and state");
+  await page.goto(base + "/ui/jobs/stuck");
+  await page.getByText("No stuck jobs").waitFor();
+  await shoot("stuck");
+  // Cron: run a schedule now; its run shows in the history.
+  await page.goto(base + "/ui/queues");
+  await page.getByRole("button", { name: "Run nightly-cleanup now" }).click();
+  await page.waitForURL(base + "/ui/queues");
+  await page.locator("#history tr", { hasText: "nightly-cleanup" }).first().waitFor();
+  check(true, "“Run now” records a run of the schedule");
+  await shoot("queues");
+
+  // Keyboard: the skip link is the first stop, and moves to the content.
+  await page.keyboard.press("Tab");
+  check(await page.evaluate(() => document.activeElement.classList.contains("skip")), "Tab reaches the skip link first");
+
+  // Reprocess, then delete, the document.
+  await page.goto(base + "/ui/documents");
+  await docRow.getByRole("link").click();
+  const docUrl = page.url();
+  await page.getByRole("button", { name: "Reprocess" }).click();
+  await page.waitForURL(docUrl);
+  await page.locator("#doc-state .badge.state-completed").first().waitFor();
+  check(/searchable: 2/.test(await page.locator("#doc-state").textContent()), "reprocessing completes a second generation");
+  await page.getByRole("button", { name: "Delete" }).click(); // confirmed by the dialog handler
+  await page.waitForURL(base + "/ui/documents");
+  await page.getByText("No documents yet").waitFor();
+  check(true, "a deleted document leaves the list (and its empty state shows)");
+
+  // --- Log out ---------------------------------------------------------------------------------
+  await page.getByRole("button", { name: "Log out" }).click();
+  await page.waitForURL(base + "/ui/login");
+  await page.goto(base + "/ui/jobs");
+  check(new URL(page.url()).pathname === "/ui/login", "after logging out the pages ask for the key again");
+  log("all checks passed");
+} catch (e) {
+  console.error(e);
+  try {
+    await page.screenshot({ path: path.join(shots, "failure.png"), fullPage: true });
+    console.error("page at failure:", page.url());
+  } catch {}
+  process.exitCode = 1;
+} finally {
+  await context.close();
+}
+
+async function shootOther(p, name) {
+  for (const [label, size] of [["1280", WIDE], ["390", NARROW]]) {
+    await p.setViewportSize(size);
+    await p.waitForTimeout(150);
+    await p.screenshot({ path: path.join(shots, `${name}-${label}.png`), fullPage: true });
+  }
+  await p.setViewportSize(WIDE);
+}

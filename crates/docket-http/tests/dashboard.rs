@@ -1,0 +1,557 @@
+//! The operator dashboard in a real headless browser: a server like `docket serve` (SQLite, an
+//! admin key, workers) driven by `tests/browser/dashboard.mjs` (Playwright's `playwright-core`
+//! over the system's Chromium). Log in; upload a document and watch its progress bar reach
+//! 100 % without a reload while its queue is paused and resumed; find a job that failed for
+//! good in the dead-letter view, retry it and see it complete; log out. It screenshots every
+//! page at 1280×800 and 390×844: into a temporary folder, or into `docs/screenshots/` with
+//! `DOCKET_UPDATE_SCREENSHOTS=1`.
+//!
+//! Needs `node` and `/usr/bin/chromium` (or `DOCKET_CHROMIUM`), and `npm ci` run once in
+//! `crates/docket-http/tests/browser/`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use docket_conformance::harness::{TestDb, sqlite};
+use docket_core::{
+    CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, MissedRunPolicy, SystemClock,
+};
+use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+use docket_http::auth::{ApiKey, ApiKeys, Scope};
+use docket_pipeline::blob::ObjectStoreBlobs;
+use docket_pipeline::config::{ChunkConfig, StagesConfig};
+use docket_pipeline::notify::Notifier;
+use docket_pipeline::progress::ProgressHub;
+use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
+use docket_queue::{
+    InsertOpts, JobArgs, JobContext, JobError, Runtime, RuntimeConfig, Worker, Workers,
+};
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+const MAX_BODY: usize = 1024 * 1024;
+const ADMIN_KEY: &str = "dashboard-test-admin-key";
+
+/// A job that fails for good on its first run and succeeds on every later one: the
+/// dead-letter flow.
+#[derive(Debug, Serialize, Deserialize)]
+struct FlakyArgs {
+    note: String,
+}
+
+impl JobArgs for FlakyArgs {
+    const KIND: &'static str = "test.flaky";
+}
+
+struct Flaky(Arc<AtomicUsize>);
+
+impl<D: Driver> Worker<D> for Flaky {
+    type Args = FlakyArgs;
+
+    async fn work(&self, _ctx: JobContext<D>, _args: FlakyArgs) -> Result<(), JobError> {
+        if self.0.fetch_add(1, Ordering::SeqCst) == 0 {
+            Err(JobError::permanent(
+                "the test asked this job to fail for good <once>",
+            ))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
+}
+
+struct Server<D: Driver> {
+    base: String,
+    driver: D,
+    runtime: docket_queue::RuntimeHandle,
+    _blobs: tempfile::TempDir,
+}
+
+/// A server like `docket serve`: the real router over SQLite with workers (the pipeline's and
+/// `test.flaky`), a cron schedule (nothing runs it: no maintenance), and `keys`.
+async fn serve<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server<D> {
+    let driver = driver.clone();
+    let blobs = tempfile::tempdir().unwrap();
+    let pipeline = Pipeline::new(PipelineParts {
+        driver: driver.clone(),
+        blobs: Arc::new(ObjectStoreBlobs::local(blobs.path()).unwrap()),
+        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
+        parse: ParseSettings {
+            limits: docket_parse::Limits::default(),
+            isolation: None,
+        },
+        chunk: ChunkConfig {
+            max_tokens: 32,
+            overlap_tokens: 4,
+        },
+        stages: StagesConfig {
+            embed_page: 2,
+            ..StagesConfig::default()
+        },
+        max_file_bytes: MAX_BODY as u64 / 2,
+        notifier: Notifier::none(),
+        progress: ProgressHub::over(driver.broadcasts()),
+    })
+    .unwrap();
+    let mut workers = Workers::new();
+    pipeline.register(&mut workers);
+    workers.register(Flaky(Arc::new(AtomicUsize::new(0))));
+    let runtime = Runtime::start(
+        driver.clone(),
+        workers,
+        RuntimeConfig {
+            poll_interval: Duration::from_millis(100),
+            maintenance: None,
+            ..Default::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    {
+        let mut c = driver.conn().await.unwrap();
+        c.cron_schedule_upsert(CronScheduleUpsertParams {
+            spec: CronScheduleSpec {
+                name: "nightly-cleanup".into(),
+                expression: "0 3 * * *".into(),
+                timezone: "UTC".into(),
+                job_type: "test.flaky".into(),
+                queue: "default".into(),
+                payload: serde_json::json!({ "note": "cron" }),
+                priority: 0,
+                enabled: true,
+                missed_policy: MissedRunPolicy::RunOnce,
+            },
+            next_run_at: chrono::Utc::now() + chrono::Duration::hours(6),
+        })
+        .await
+        .unwrap();
+    }
+    let app = docket_http::router(
+        pipeline,
+        docket_http::ApiOptions {
+            keys,
+            ..docket_http::ApiOptions::new(MAX_BODY)
+        },
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    Server {
+        base,
+        driver,
+        runtime,
+        _blobs: blobs,
+    }
+}
+
+const READ_KEY: &str = "dashboard-test-read-key";
+
+/// An admin key and a read-only one.
+fn keys() -> ApiKeys {
+    ApiKeys::new(&[
+        ApiKey {
+            name: "operator".into(),
+            sha256: hex(&Sha256::digest(ADMIN_KEY.as_bytes())),
+            scopes: vec![Scope::Admin],
+        },
+        ApiKey {
+            name: "reader".into(),
+            sha256: hex(&Sha256::digest(READ_KEY.as_bytes())),
+            scopes: vec![Scope::Read],
+        },
+    ])
+    .unwrap()
+}
+
+fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Who may see and do what, without a browser: the login form, sessions, scopes, cross-site
+/// posts, escaping, logout, and the bearer-key API beside it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn access_rules() {
+    let db = sqlite().await;
+    let s = serve(db.driver(), Some(keys())).await;
+    let http = no_redirects();
+    let url = |p: &str| format!("{}{p}", s.base);
+
+    // Pages send strangers to the login form; actions answer 401.
+    let r = http.get(url("/")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/login".into())
+    );
+    let r = http.get(url("/ui/jobs/failed")).send().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/login".into())
+    );
+    let r = http
+        .post(url("/ui/queues/default/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    // A bearer key opens the JSON API, not the dashboard.
+    let r = http
+        .get(url("/ui/queues"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let r = http
+        .get(url("/v1/queues"))
+        .bearer_auth(ADMIN_KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    // The login form and the assets are open.
+    let r = http.get(url("/ui/login")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(r.text().await.unwrap().contains("name=\"key\""));
+    let r = http.get(url("/ui/assets/app.js")).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert!(
+        r.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .contains("javascript")
+    );
+
+    // A wrong key, a key without admin: no session.
+    for (key, want) in [
+        ("nope", "/ui/login?error=invalid"),
+        (READ_KEY, "/ui/login?error=scope"),
+    ] {
+        let r = http
+            .post(url("/ui/login"))
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(format!("key={}", key))
+            .send()
+            .await
+            .unwrap();
+        assert!(r.headers().get("set-cookie").is_none());
+        assert_eq!((r.status().as_u16(), location(&r)), (303, want.into()));
+    }
+    // A login posted from another site: refused.
+    let r = http
+        .post(url("/ui/login"))
+        .header("sec-fetch-site", "cross-site")
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={}", ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+
+    // The admin key: a session cookie, HttpOnly, Secure, SameSite=Strict.
+    let r = http
+        .post(url("/ui/login"))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(format!("key={}", ADMIN_KEY))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), location(&r)), (303, "/".into()));
+    let set = r.headers()["set-cookie"].to_str().unwrap().to_owned();
+    for part in ["HttpOnly", "Secure", "SameSite=Strict", "Path=/"] {
+        assert!(set.contains(part), "{set}");
+    }
+    let cookie = set.split(';').next().unwrap().to_owned();
+    let token = cookie.strip_prefix("docket_session=").unwrap();
+    assert_eq!(token.len(), 64, "32 random bytes in hex");
+    let page = http
+        .get(url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(page.status(), 200);
+    let html = page.text().await.unwrap();
+    assert!(
+        html.contains("<h1>Overview</h1>") && html.contains("operator"),
+        "{html}"
+    );
+
+    // User data is escaped: a document named like markup.
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(b"# Title\n\nSome words to index.".to_vec())
+            .file_name("<img src=x onerror=alert(1)>.md"),
+    );
+    let r = http
+        .post(url("/ui/documents"))
+        .header("cookie", &cookie)
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/documents".into())
+    );
+    let html = http
+        .get(url("/ui/documents"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("&lt;img src=x onerror=alert(1)&gt;.md"),
+        "{html}"
+    );
+    assert!(!html.contains("<img src=x"), "{html}");
+
+    // Cross-site posts are refused even with the cookie; same-origin ones work.
+    let r = http
+        .post(url("/ui/queues/default/pause"))
+        .header("cookie", &cookie)
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .post(url("/ui/queues/default/pause"))
+        .header("cookie", &cookie)
+        .header("origin", &s.base)
+        .header("sec-fetch-site", "same-origin")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/queues".into())
+    );
+    let mut c = s.driver.conn().await.unwrap();
+    let q = c.queue_list().await.unwrap();
+    assert!(
+        q.iter()
+            .any(|q| q.name == "default" && q.paused_at.is_some()),
+        "{q:?}"
+    );
+    drop(c);
+
+    // While the queue is paused a job waits: cancel it, then retry it (it is queued again).
+    let job = docket_queue::Client::new(s.driver.clone())
+        .insert(
+            &FlakyArgs {
+                note: "waits".into(),
+            },
+            InsertOpts::default(),
+        )
+        .await
+        .unwrap()
+        .id;
+    let state = |id: i64| {
+        let driver = s.driver.clone();
+        async move {
+            let mut c = driver.conn().await.unwrap();
+            c.job_get(id).await.unwrap().unwrap().status
+        }
+    };
+    let page = http
+        .get(url(&format!("/ui/jobs/{job}")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        page.contains(&format!("action=\"/ui/jobs/{job}/cancel\"")),
+        "{page}"
+    );
+    for (action, want) in [
+        ("cancel", docket_core::JobState::Cancelled),
+        ("retry", docket_core::JobState::Queued),
+    ] {
+        let r = http
+            .post(url(&format!("/ui/jobs/{job}/{action}")))
+            .header("cookie", &cookie)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            (r.status().as_u16(), location(&r)),
+            (303, format!("/ui/jobs/{job}"))
+        );
+        assert_eq!(state(job).await, want, "after {action}");
+    }
+
+    // Logging out ends the session on the server, not only in the browser.
+    let r = http
+        .post(url("/ui/logout"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/login".into())
+    );
+    assert!(
+        r.headers()["set-cookie"]
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let r = http
+        .get(url("/"))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/login".into())
+    );
+    s.runtime.shutdown().await;
+}
+
+/// Without keys (a loopback-only server) the dashboard is open and has no login.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn open_without_keys() {
+    let db = sqlite().await;
+    let s = serve(db.driver(), None).await;
+    let http = no_redirects();
+    let r = http.get(format!("{}/", s.base)).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(!html.contains("Log out"), "{html}");
+    for page in [
+        "/ui/jobs",
+        "/ui/jobs/failed",
+        "/ui/jobs/stuck",
+        "/ui/documents",
+        "/ui/queues",
+    ] {
+        let r = http.get(format!("{}{page}", s.base)).send().await.unwrap();
+        assert_eq!(r.status(), 200, "{page}");
+    }
+    let r = http
+        .get(format!("{}/ui/login", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!((r.status().as_u16(), location(&r)), (303, "/".into()));
+    // Still no cross-site posts.
+    let r = http
+        .post(format!("{}/ui/queues/default/pause", s.base))
+        .header("sec-fetch-site", "cross-site")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 403);
+    let r = http
+        .get(format!("{}/ui/jobs/424242", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 404);
+    s.runtime.shutdown().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dashboard_in_a_real_browser() {
+    let dir = browser_dir();
+    assert!(
+        dir.join("node_modules/playwright-core").is_dir(),
+        "the browser test needs its npm packages: run `npm ci` in {}",
+        dir.display()
+    );
+    let chromium = std::env::var("DOCKET_CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
+    assert!(
+        std::path::Path::new(&chromium).exists(),
+        "the browser test needs Chromium at {chromium} (apt-get install chromium, or set DOCKET_CHROMIUM)"
+    );
+    let db = sqlite().await;
+    let s = serve(db.driver(), Some(keys())).await;
+    let base = s.base.clone();
+
+    // A job that fails for good at once: the browser finds it in the dead-letter view.
+    docket_queue::Client::new(s.driver.clone())
+        .insert(
+            &FlakyArgs {
+                note: "fails once, then works".into(),
+            },
+            InsertOpts::default(),
+        )
+        .await
+        .unwrap();
+
+    let update = std::env::var("DOCKET_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
+    let shots_tmp = tempfile::tempdir().unwrap();
+    let shots = if update {
+        let d = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../docs/screenshots");
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    } else {
+        shots_tmp.path().to_owned()
+    };
+    let profile = tempfile::tempdir().unwrap();
+
+    let mut cmd = tokio::process::Command::new("node");
+    cmd.arg(dir.join("dashboard.mjs"))
+        .arg(&base)
+        .arg(ADMIN_KEY)
+        .arg(&shots)
+        .env("DOCKET_CHROMIUM", &chromium)
+        .env("DOCKET_PROFILE_DIR", profile.path())
+        .env("PLAYWRIGHT_SKIP_BROWSER_DOWNLOAD", "1")
+        .current_dir(&dir)
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(Duration::from_secs(180), cmd.output())
+        .await
+        .expect("the browser script finishes within 3 minutes")
+        .expect("node runs (is Node.js installed?)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    println!("--- dashboard.mjs stdout ---\n{stdout}\n--- stderr ---\n{stderr}");
+    assert!(
+        out.status.success(),
+        "the browser script failed: {}",
+        out.status
+    );
+    let mut pngs: Vec<String> = std::fs::read_dir(&shots)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".png"))
+        .collect();
+    pngs.sort();
+    println!("screenshots in {}: {pngs:?}", shots.display());
+    assert!(
+        pngs.len() >= 16,
+        "a screenshot per page and width: {pngs:?}"
+    );
+
+    s.runtime.shutdown().await;
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
