@@ -76,7 +76,7 @@ pub enum VerifyError {
 /// [`retryable`](Self::retryable) is `true` for failures that may go away by
 /// themselves (connection refused, timeouts, HTTP 5xx, 408, 429, SMTP 4xx)
 /// and `false` for failures that will repeat (other HTTP 4xx and 3xx, invalid
-/// URLs, SMTP 5xx, a message that cannot be built).
+/// or refused URLs, SMTP 5xx, a message that cannot be built).
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum DeliveryError {
@@ -88,6 +88,11 @@ pub enum DeliveryError {
         /// Why it was rejected.
         reason: String,
     },
+    /// The SSRF guard refused the target: a private, loopback, link-local or
+    /// reserved address, or a name that resolves only to such addresses.
+    /// Nothing was sent. Permanent.
+    #[error("refused: {0}")]
+    Refused(String),
     /// The connection could not be established (refused, DNS, TLS
     /// handshake). Retryable.
     #[error("cannot connect: {0}")]
@@ -143,7 +148,10 @@ impl DeliveryError {
     /// Whether trying again later may succeed.
     pub fn retryable(&self) -> bool {
         match self {
-            Self::InvalidUrl { .. } | Self::SmtpPermanent { .. } | Self::InvalidMessage(_) => false,
+            Self::InvalidUrl { .. }
+            | Self::Refused(_)
+            | Self::SmtpPermanent { .. }
+            | Self::InvalidMessage(_) => false,
             Self::Connect(_)
             | Self::Timeout(_)
             | Self::Transport(_)

@@ -4,6 +4,8 @@
 //!   ([`WebhookSigner`], [`WebhookSender`]) and the matching verifier
 //!   ([`verify`]), which the HTTP layer also uses for inbound webhooks.
 //! * [`email`]: plain-text email over SMTP ([`Mailer`]).
+//! * [`guard`]: the SSRF guard every outbound request on a user's behalf goes
+//!   through (webhooks here, fetches by URL in the pipeline).
 //! * [`notice`]: rendering a document's completed/failed notice as an email
 //!   or as a webhook `data` object ([`DocumentNotice`]).
 //!
@@ -16,6 +18,7 @@
 
 pub mod email;
 mod error;
+pub mod guard;
 pub mod notice;
 pub mod webhook;
 

@@ -24,6 +24,7 @@
 //! [Standard Webhooks]: https://www.standardwebhooks.com/
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
@@ -35,6 +36,7 @@ use serde::{Deserialize, Serialize};
 use sha2::Sha256;
 
 use crate::error::{DeliveryError, NotifyError, VerifyError};
+use crate::guard::{self, GuardError, GuardedResolver, Resolver, SystemResolver};
 
 type HmacSha256 = Hmac<Sha256>;
 
@@ -270,6 +272,10 @@ pub struct WebhookConfig {
     /// At most this many bytes of the response body are read (and kept for
     /// logging); the rest is discarded. Default 4096.
     pub max_response_bytes: usize,
+    /// Allow private, loopback and link-local targets. Off by default: a callback URL comes
+    /// from a user, and must not make docket post into its own network (see
+    /// [`guard`]).
+    pub allow_private: bool,
 }
 
 impl Default for WebhookConfig {
@@ -279,6 +285,7 @@ impl Default for WebhookConfig {
             secret: None,
             timeout_ms: default_timeout_ms(),
             max_response_bytes: default_max_response_bytes(),
+            allow_private: false,
         }
     }
 }
@@ -290,6 +297,7 @@ impl fmt::Debug for WebhookConfig {
             .field("secret", &self.secret.as_ref().map(|_| "***"))
             .field("timeout_ms", &self.timeout_ms)
             .field("max_response_bytes", &self.max_response_bytes)
+            .field("allow_private", &self.allow_private)
             .finish()
     }
 }
@@ -318,6 +326,7 @@ pub struct WebhookSender {
     default_url: Option<String>,
     timeout: Duration,
     max_response_bytes: usize,
+    allow_private: bool,
 }
 
 fn parse_target(url: &str) -> Result<reqwest::Url, String> {
@@ -360,13 +369,30 @@ fn parse_retry_after(value: &str, now: DateTime<Utc>) -> Option<Duration> {
 
 impl WebhookSender {
     /// Builds a sender: validates the default URL and secret and creates an
-    /// HTTP client that never follows redirects and gives up after
-    /// `timeout_ms`.
+    /// HTTP client that never follows redirects, ignores proxies, gives up
+    /// after `timeout_ms` and, unless `allow_private`, refuses private,
+    /// loopback and link-local targets (see [`guard`]).
     pub fn new(config: &WebhookConfig) -> Result<Self, NotifyError> {
+        Self::with_resolver(config, Arc::new(SystemResolver))
+    }
+
+    /// A sender that resolves names with `resolver` (tests point names at
+    /// addresses without touching the network).
+    pub fn with_resolver(
+        config: &WebhookConfig,
+        resolver: Arc<dyn Resolver>,
+    ) -> Result<Self, NotifyError> {
         if let Some(url) = &config.url {
-            parse_target(url).map_err(|reason| NotifyError::InvalidUrl {
+            let target = parse_target(url).map_err(|reason| NotifyError::InvalidUrl {
                 url: url.clone(),
                 reason,
+            })?;
+            // An address the guard would refuse at every delivery fails at startup instead.
+            guard::check_url_for(&target, config.allow_private, "posting to it").map_err(|e| {
+                NotifyError::InvalidUrl {
+                    url: url.clone(),
+                    reason: format!("{e} (allow it with allow_private = true)"),
+                }
             })?;
         }
         let signer = config
@@ -379,10 +405,15 @@ impl WebhookSender {
         }
         let timeout = Duration::from_millis(config.timeout_ms.max(1));
         let client = reqwest::Client::builder()
+            .no_proxy()
             .redirect(reqwest::redirect::Policy::none())
             .timeout(timeout)
             .connect_timeout(timeout)
             .user_agent(USER_AGENT)
+            .dns_resolver(Arc::new(GuardedResolver::new(
+                resolver,
+                config.allow_private,
+            )))
             .build()
             .map_err(|e| NotifyError::HttpClient(error_chain(&e)))?;
         Ok(Self {
@@ -391,6 +422,7 @@ impl WebhookSender {
             default_url: config.url.clone(),
             timeout,
             max_response_bytes: config.max_response_bytes,
+            allow_private: config.allow_private,
         })
     }
 
@@ -414,7 +446,10 @@ impl WebhookSender {
     ///
     /// Any 2xx answer is success. Everything else is a [`DeliveryError`]
     /// whose [`retryable`](DeliveryError::retryable) says whether to retry;
-    /// redirects are not followed and count as permanent failures.
+    /// redirects are not followed and count as permanent failures. A target
+    /// the guard refuses (a private, loopback or link-local address, by
+    /// itself or by what its name resolves to, unless `allow_private`) is a
+    /// permanent [`DeliveryError::Refused`], and nothing is sent.
     pub async fn send(
         &self,
         url: &str,
@@ -425,6 +460,15 @@ impl WebhookSender {
             url: url.to_owned(),
             reason,
         })?;
+        guard::check_url_for(&target, self.allow_private, "posting to it").map_err(
+            |e| match e {
+                GuardError::BadUrl(reason) => DeliveryError::InvalidUrl {
+                    url: url.to_owned(),
+                    reason,
+                },
+                GuardError::Refused(why) => DeliveryError::Refused(why),
+            },
+        )?;
         if msg_id.is_empty() || !msg_id.bytes().all(|b| b.is_ascii_graphic()) {
             return Err(DeliveryError::InvalidMessage(format!(
                 "webhook-id {msg_id:?} must be non-empty printable ASCII without spaces"
@@ -497,7 +541,9 @@ impl WebhookSender {
     }
 
     fn classify(&self, url: &str, error: &reqwest::Error) -> DeliveryError {
-        if error.is_timeout() {
+        if let Some(refused) = guard::refused_in(error) {
+            DeliveryError::Refused(refused.0.clone())
+        } else if error.is_timeout() {
             DeliveryError::Timeout(self.timeout)
         } else if error.is_builder() {
             DeliveryError::InvalidUrl {
@@ -604,6 +650,22 @@ mod tests {
             WebhookSender::new(&bad_url),
             Err(NotifyError::InvalidUrl { .. })
         ));
+        let private_default = WebhookConfig {
+            url: Some("http://10.1.2.3/hook".into()),
+            ..Default::default()
+        };
+        let err = WebhookSender::new(&private_default).unwrap_err();
+        assert!(
+            err.to_string().contains("10.1.2.3 is a private address"),
+            "{err}"
+        );
+        assert!(
+            WebhookSender::new(&WebhookConfig {
+                allow_private: true,
+                ..private_default
+            })
+            .is_ok()
+        );
         let bad_secret = WebhookConfig {
             secret: Some("whsec_***".into()),
             ..Default::default()

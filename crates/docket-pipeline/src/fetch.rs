@@ -14,14 +14,16 @@
 //! [`FetchConfig::allow_private`] turns the address check off, for deployments that fetch
 //! from their own network on purpose (and for tests, which may only use loopback).
 
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
+use docket_notify::guard::{self, GuardError, GuardedResolver, TooManyRedirects};
 use futures::StreamExt;
-use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
+
+/// The address guard, shared with outbound webhooks (see [`docket_notify::guard`]).
+pub use docket_notify::guard::{Resolver, SystemResolver, is_public};
 
 /// How URLs are fetched.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -101,28 +103,6 @@ pub struct Fetched {
     pub final_url: String,
 }
 
-/// Resolves host names to addresses (the system resolver, unless a test provides one).
-pub trait Resolver: Send + Sync + 'static {
-    /// The addresses of `host`.
-    fn lookup(&self, host: &str) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>>;
-}
-
-/// The operating system's resolver.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct SystemResolver;
-
-impl Resolver for SystemResolver {
-    fn lookup(&self, host: &str) -> BoxFuture<'static, std::io::Result<Vec<IpAddr>>> {
-        let host = host.to_owned();
-        Box::pin(async move {
-            Ok(tokio::net::lookup_host((host.as_str(), 0))
-                .await?
-                .map(|a| a.ip())
-                .collect())
-        })
-    }
-}
-
 /// Fetches URLs within the configured bounds. Cheap to clone.
 #[derive(Clone)]
 pub struct Fetcher {
@@ -136,52 +116,6 @@ impl std::fmt::Debug for Fetcher {
         f.debug_struct("Fetcher")
             .field("config", &self.config)
             .finish_non_exhaustive()
-    }
-}
-
-/// The resolver reqwest calls at connection time: drops refused addresses, and fails when
-/// none is left.
-struct Guarded {
-    inner: Arc<dyn Resolver>,
-    allow_private: bool,
-}
-
-#[derive(Debug)]
-struct RefusedTarget(String);
-
-impl std::fmt::Display for RefusedTarget {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-
-impl std::error::Error for RefusedTarget {}
-
-impl reqwest::dns::Resolve for Guarded {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let host = name.as_str().to_owned();
-        let lookup = self.inner.lookup(&host);
-        let allow_private = self.allow_private;
-        Box::pin(async move {
-            let ips = lookup.await?;
-            let allowed: Vec<SocketAddr> = ips
-                .iter()
-                .filter(|ip| allow_private || is_public(**ip))
-                .map(|ip| SocketAddr::new(*ip, 0))
-                .collect();
-            if allowed.is_empty() {
-                let why = if ips.is_empty() {
-                    format!("{host} has no address")
-                } else {
-                    format!(
-                        "{host} resolves to {}, a private, loopback or reserved address",
-                        ips[0]
-                    )
-                };
-                return Err(Box::new(RefusedTarget(why)) as _);
-            }
-            Ok(Box::new(allowed.into_iter()) as reqwest::dns::Addrs)
-        })
     }
 }
 
@@ -201,25 +135,14 @@ impl Fetcher {
     ) -> Result<Self, FetchError> {
         let allow_private = config.allow_private;
         let max_redirects = config.max_redirects;
-        let policy = reqwest::redirect::Policy::custom(move |attempt| {
-            if attempt.previous().len() > max_redirects {
-                return attempt.error(TooManyRedirects(max_redirects));
-            }
-            match check_url(attempt.url(), allow_private) {
-                Ok(()) => attempt.follow(),
-                Err(e) => attempt.error(RefusedTarget(e.to_string())),
-            }
-        });
+        let policy = guard::redirect_policy(max_redirects, allow_private);
         let client = reqwest::Client::builder()
             .no_proxy()
             .redirect(policy)
             .timeout(Duration::from_secs(config.timeout_secs.max(1)))
             .connect_timeout(Duration::from_secs(config.timeout_secs.clamp(1, 10)))
             .user_agent(concat!("docket/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(Guarded {
-                inner: resolver,
-                allow_private,
-            }))
+            .dns_resolver(Arc::new(GuardedResolver::new(resolver, allow_private)))
             .build()
             .map_err(|e| FetchError::Unreachable(format!("cannot build the HTTP client: {e}")))?;
         let max_bytes = config.max_bytes.unwrap_or(default_max_bytes);
@@ -289,17 +212,6 @@ impl Fetcher {
     }
 }
 
-#[derive(Debug)]
-struct TooManyRedirects(usize);
-
-impl std::fmt::Display for TooManyRedirects {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "more than {} redirects", self.0)
-    }
-}
-
-impl std::error::Error for TooManyRedirects {}
-
 fn parse_url(url: &str) -> Result<reqwest::Url, FetchError> {
     let parsed =
         reqwest::Url::parse(url).map_err(|e| FetchError::BadUrl(format!("{url:?}: {e}")))?;
@@ -322,91 +234,18 @@ fn parse_url(url: &str) -> Result<reqwest::Url, FetchError> {
 /// The checks a URL must pass before any connection: scheme, and the host when it is an
 /// address (names are checked when resolved).
 fn check_url(url: &reqwest::Url, allow_private: bool) -> Result<(), FetchError> {
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err(FetchError::Refused(format!(
-            "{url}: only http and https URLs can be fetched"
-        )));
-    }
-    let ip = match url.host() {
-        Some(url::Host::Ipv4(ip)) => IpAddr::V4(ip),
-        Some(url::Host::Ipv6(ip)) => IpAddr::V6(ip),
-        Some(url::Host::Domain(name)) => {
-            // "localhost" and its subdomains never leave the machine, whatever DNS says.
-            let name = name.trim_end_matches('.').to_ascii_lowercase();
-            if !allow_private && (name == "localhost" || name.ends_with(".localhost")) {
-                return Err(FetchError::Refused(format!(
-                    "{name} is a loopback name; fetching from it is not allowed"
-                )));
-            }
-            return Ok(());
-        }
-        None => return Err(FetchError::BadUrl(format!("{url} names no host"))),
-    };
-    if allow_private || is_public(ip) {
-        Ok(())
-    } else {
-        Err(FetchError::Refused(format!(
-            "{ip} is a private, loopback or reserved address; fetching from it is not allowed"
-        )))
-    }
-}
-
-/// Whether an address is on the public internet: not private, loopback, link-local, shared
-/// (CGNAT), documentation, benchmarking, multicast, reserved or unspecified; IPv6 forms that
-/// embed an IPv4 address are judged by it.
-pub fn is_public(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => is_public_v4(v4),
-        IpAddr::V6(v6) => is_public_v6(v6),
-    }
-}
-
-fn is_public_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, c, _] = ip.octets();
-    !(a == 0
-        || a == 10
-        || a == 127
-        || (a == 100 && (64..128).contains(&b))
-        || (a == 169 && b == 254)
-        || (a == 172 && (16..32).contains(&b))
-        || (a == 192 && b == 0 && c == 0)
-        || (a == 192 && b == 0 && c == 2)
-        || (a == 192 && b == 88 && c == 99)
-        || (a == 192 && b == 168)
-        || (a == 198 && (b == 18 || b == 19))
-        || (a == 198 && b == 51 && c == 100)
-        || (a == 203 && b == 0 && c == 113)
-        || a >= 224)
-}
-
-fn is_public_v6(ip: Ipv6Addr) -> bool {
-    if let Some(v4) = ip.to_ipv4_mapped() {
-        return is_public_v4(v4);
-    }
-    let s = ip.segments();
-    // NAT64 (64:ff9b::/96) carries an IPv4 address in its last 32 bits.
-    if s[0] == 0x64 && s[1] == 0xff9b && s[2..6].iter().all(|x| *x == 0) {
-        let [a, b] = s[6].to_be_bytes();
-        let [c, d] = s[7].to_be_bytes();
-        return is_public_v4(Ipv4Addr::new(a, b, c, d));
-    }
-    !(ip.is_unspecified()
-        || ip.is_loopback()
-        || s[0] & 0xfe00 == 0xfc00 // unique local
-        || s[0] & 0xffc0 == 0xfe80 // link-local
-        || s[0] & 0xffc0 == 0xfec0 // site-local (deprecated)
-        || s[0] & 0xff00 == 0xff00 // multicast
-        || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-        || (s[0] == 0x0100 && s[1..4].iter().all(|x| *x == 0)) // discard
-        || s[..6].iter().all(|x| *x == 0)) // IPv4-compatible (deprecated)
+    guard::check_url_for(url, allow_private, "fetching from it").map_err(|e| match e {
+        GuardError::BadUrl(m) => FetchError::BadUrl(m),
+        GuardError::Refused(m) => FetchError::Refused(m),
+    })
 }
 
 fn classify(e: reqwest::Error, timeout: Duration) -> FetchError {
+    if let Some(r) = guard::refused_in(&e) {
+        return FetchError::Refused(r.0.clone());
+    }
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(&e);
     while let Some(err) = source {
-        if let Some(r) = err.downcast_ref::<RefusedTarget>() {
-            return FetchError::Refused(r.0.clone());
-        }
         if let Some(t) = err.downcast_ref::<TooManyRedirects>() {
             return FetchError::TooManyRedirects(t.0);
         }

@@ -603,6 +603,8 @@ async fn completion_webhook_is_signed_and_delivered(db: impl TestDb) {
     let secret = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
     let mut config = NotifyConfig::default();
     config.webhook.secret = Some(secret.into());
+    // The receiver is on loopback, which the SSRF guard refuses by default.
+    config.webhook.allow_private = true;
     let notifier = Notifier::new(&config).unwrap();
     let s = setup(db.driver(), hashing(), notifier);
     let p = &s.pipeline;
@@ -669,6 +671,65 @@ async fn completion_webhook_is_signed_and_delivered(db: impl TestDb) {
     h.shutdown().await;
 }
 
+/// With the guard on (the default), a callback URL on loopback is refused without a request:
+/// the document completes, and the notify job records the refusal once, without retrying.
+async fn a_refused_callback_completes_the_document_without_retrying(db: impl TestDb) {
+    use axum::routing::post;
+    let hits = Arc::new(AtomicUsize::new(0));
+    let counter = hits.clone();
+    let app = axum::Router::new().route(
+        "/hook",
+        post(move || {
+            counter.fetch_add(1, Ordering::SeqCst);
+            async { "ok" }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+
+    let notifier = Notifier::new(&NotifyConfig::default()).unwrap();
+    let s = setup(db.driver(), hashing(), notifier);
+    let p = &s.pipeline;
+    let h = start(p);
+    let id = p
+        .submit(NewDocument {
+            bytes: corpus("notes.txt"),
+            filename: Some("notes.txt".into()),
+            callback_url: Some(format!("http://{addr}/hook")),
+            ..Default::default()
+        })
+        .await
+        .unwrap()
+        .document
+        .id;
+    assert_eq!(finished(p, id).await.status, DocumentStatus::Completed);
+    // The notify job fails (permanently, on its first attempt) with the refusal as its error.
+    let notify = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let jobs = jobs_of(p, id).await;
+            if let Some(j) = jobs
+                .into_iter()
+                .find(|j| j.job_type == "docket.notify" && j.last_error.is_some())
+            {
+                return j;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the notify job records the refusal");
+    assert_eq!(notify.status, JobState::Failed, "{notify:?}");
+    let error = notify.last_error.unwrap();
+    assert!(
+        error.contains("refused") && error.contains("127.0.0.1"),
+        "{error}"
+    );
+    assert_eq!(notify.attempts, 1, "a refusal is not retried");
+    assert_eq!(hits.load(Ordering::SeqCst), 0);
+    h.shutdown().await;
+}
+
 async fn the_local_model_finds_meaning_not_just_words(db: impl TestDb) {
     use docket_embed::local::{LocalConfig, LocalEmbedder};
     let dir = docket_embed::test_model_dir().unwrap_or_else(|e| panic!("{e}"));
@@ -731,6 +792,7 @@ macro_rules! pipeline_suite {
                 stuck_documents_are_found_and_repaired,
                 an_unavailable_provider_holds_jobs_back_without_spending_attempts,
                 completion_webhook_is_signed_and_delivered,
+                a_refused_callback_completes_the_document_without_retrying,
                 the_local_model_finds_meaning_not_just_words,
             );
         }
