@@ -38,7 +38,7 @@
 //! | response | what happens |
 //! | --- | --- |
 //! | `429` | waits for `Retry-After` (or `retry-after-ms`; seconds or an HTTP date) in the call when that is at most 5 s and a retry is left; otherwise [`EmbedError::Unavailable`] with that wait. Other calls on the embedder hold back until then too. |
-//! | `5xx`, `408`, timeouts, connection errors, malformed bodies | retried in the call up to [`OpenAiConfig::max_retries`] times with exponential backoff (100 ms, 200 ms, 400 ms … at most 2 s, plus jitter); then the call fails with [`EmbedError::Transient`] and counts as a failure for the circuit breaker |
+//! | `5xx`, `408`, timeouts, connection errors, malformed bodies | retried in the call up to [`OpenAiConfig::max_retries`] times with exponential backoff (100 ms, 200 ms, 400 ms … at most 2 s, plus jitter); then the call fails with [`EmbedError::Transient`] and counts as a failure for the circuit breaker; when that failure leaves the breaker open, [`EmbedError::Unavailable`] instead (see below) |
 //! | other `4xx` (bad input, bad key, unknown model) | [`EmbedError::Permanent`] with the provider's error message |
 //! | vectors of the wrong length | [`EmbedError::Permanent`]: the model or `dimensions` is misconfigured |
 //!
@@ -48,7 +48,11 @@
 //! breaker opens: for [`OpenAiConfig::breaker_cooldown_ms`], [`Embedder::ready`] returns
 //! `Err(remaining)` and [`Embedder::embed`] returns [`EmbedError::Unavailable`] without
 //! sending anything. After the cooldown one trial call goes through (half-open): its success
-//! closes the breaker, its failure opens it for another cooldown. An answer that is not a
+//! closes the breaker, its failure opens it for another cooldown. A transient failure that
+//! leaves the breaker open (the call that opens it, a failed trial, a call that was already
+//! under way when it opened) is returned as [`EmbedError::Unavailable`] for the rest of the
+//! cooldown, not [`EmbedError::Transient`]: the provider is down, so callers hold the work
+//! back instead of spending attempts on it, however long the outage lasts. An answer that is not a
 //! transient failure (a success, a `4xx`, wrong dimensions) counts as a success: the provider
 //! is up. A call that ends rate-limited ([`EmbedError::Unavailable`]) counts as neither, and a
 //! half-open trial that ends that way (or is cancelled) hands the trial on to the next call.
@@ -392,7 +396,12 @@ impl OpenAiEmbedder {
             return result.map(|()| out);
         }
         let failed = matches!(result, Err(EmbedError::Transient(_)));
-        let opened = lock(&self.breaker).record(trial.is_trial, failed, Instant::now());
+        let (opened, down_for) = {
+            let mut breaker = lock(&self.breaker);
+            let now = Instant::now();
+            let opened = breaker.record(trial.is_trial, failed, now);
+            (opened, breaker.ready(now).err())
+        };
         trial.finish();
         if opened {
             bump(&self.counters.breaker_opens);
@@ -403,7 +412,16 @@ impl OpenAiEmbedder {
                 "embedding provider circuit breaker opened"
             );
         }
-        result.map(|()| out)
+        match (result, down_for) {
+            // The failure that opened the breaker (or a failed half-open trial, or one that
+            // ended while the breaker was already open): the provider is down, so the work
+            // is held back rather than spending an attempt.
+            (Err(EmbedError::Transient(message)), Some(wait)) => Err(EmbedError::Unavailable {
+                message: format!("{message} (circuit breaker open)"),
+                retry_after: wait,
+            }),
+            (result, _) => result.map(|()| out),
+        }
     }
 
     /// Lets a call through the breaker, or refuses it with `Unavailable`.
@@ -468,6 +486,11 @@ impl OpenAiEmbedder {
             })?;
             if !wait.is_zero() {
                 tokio::time::sleep(wait).await;
+                // Another call may have been told to pause (`429`) while this one waited for
+                // its slot: take a new one after the pause.
+                if lock(&self.limiter).blocked_for(Instant::now()).is_some() {
+                    continue;
+                }
             }
             bump(&self.counters.requests);
             let failure = match self.send_once(inputs).await {
@@ -1141,5 +1164,117 @@ mod tests {
             assert!(!off.record(false, true, t0));
         }
         assert_eq!(off.state(t0), BreakerState::Closed);
+    }
+
+    /// An address nothing listens on: connecting fails at once.
+    fn dead_endpoint() -> String {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        drop(listener);
+        format!("http://{addr}/v1")
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_unavailable_once_the_breaker_opens() {
+        let cooldown = Duration::from_millis(300);
+        let e = OpenAiEmbedder::new(OpenAiConfig {
+            max_retries: 0,
+            breaker_threshold: 2,
+            breaker_cooldown_ms: cooldown.as_millis() as u64,
+            ..OpenAiConfig::new(dead_endpoint(), "m", 4)
+        })
+        .unwrap();
+        let texts = vec!["x".to_owned()];
+        let unavailable_for_a_cooldown = |r: Result<Vec<Vec<f32>>, EmbedError>| match r {
+            Err(EmbedError::Unavailable { retry_after, .. }) => {
+                retry_after > cooldown / 2 && retry_after <= cooldown
+            }
+            _ => false,
+        };
+
+        // Below the threshold: an ordinary transient failure, worth another attempt.
+        let r = e.embed(&texts).await;
+        assert!(matches!(r, Err(EmbedError::Transient(_))), "{r:?}");
+        assert_eq!(e.breaker_state(), BreakerState::Closed);
+        // The failure that opens the breaker: the provider is down, hold the work back.
+        let r = e.embed(&texts).await;
+        assert!(unavailable_for_a_cooldown(r.clone()), "{r:?}");
+        assert_eq!(e.breaker_state(), BreakerState::Open);
+        // Open: refused without sending.
+        assert!(matches!(
+            e.embed(&texts).await,
+            Err(EmbedError::Unavailable { .. })
+        ));
+        assert_eq!(e.stats().requests, 2);
+
+        // A failed half-open trial: down for another cooldown.
+        tokio::time::sleep(cooldown + Duration::from_millis(50)).await;
+        let r = e.embed(&texts).await;
+        assert!(unavailable_for_a_cooldown(r.clone()), "{r:?}");
+        assert_eq!(e.breaker_state(), BreakerState::Open);
+        assert_eq!((e.stats().requests, e.stats().breaker_opens), (3, 2));
+    }
+
+    #[tokio::test]
+    async fn a_call_waiting_for_its_slot_honours_a_pause_asked_of_another() {
+        use axum::http::{StatusCode as Status, header};
+        use axum::response::IntoResponse;
+        use std::sync::Arc;
+
+        // Answers the first request with `429`, `Retry-After: 1`, and every other with a
+        // vector; records when each arrived.
+        let arrivals: Arc<Mutex<Vec<Instant>>> = Arc::default();
+        let seen = arrivals.clone();
+        let app = axum::Router::new().route(
+            "/v1/embeddings",
+            axum::routing::post(move || {
+                let seen = seen.clone();
+                async move {
+                    let first = {
+                        let mut seen = lock(&seen);
+                        seen.push(Instant::now());
+                        seen.len() == 1
+                    };
+                    if first {
+                        (
+                            Status::TOO_MANY_REQUESTS,
+                            [(header::RETRY_AFTER, "1")],
+                            "{}",
+                        )
+                            .into_response()
+                    } else {
+                        (
+                            Status::OK,
+                            [(header::CONTENT_TYPE, "application/json")],
+                            r#"{"data":[{"embedding":[1.0,0.0,0.0,0.0],"index":0}]}"#,
+                        )
+                            .into_response()
+                    }
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+
+        // Requests 200 ms apart: the second call waits for its slot while the first is told
+        // to pause for a second.
+        let e = OpenAiEmbedder::new(OpenAiConfig {
+            requests_per_minute: Some(300),
+            ..OpenAiConfig::new(format!("http://{addr}/v1"), "m", 4)
+        })
+        .unwrap();
+        let (a, b) = (vec!["a".to_owned()], vec!["b".to_owned()]);
+        let (ra, rb) = tokio::join!(e.embed(&a), e.embed(&b));
+        assert!(ra.is_ok() && rb.is_ok(), "{ra:?} {rb:?}");
+        let arrivals = lock(&arrivals).clone();
+        assert_eq!(arrivals.len(), 3);
+        for &at in &arrivals[1..] {
+            assert!(
+                at - arrivals[0] >= Duration::from_secs(1),
+                "a request came {:?} after a 429 asking for 1 s",
+                at - arrivals[0]
+            );
+        }
     }
 }

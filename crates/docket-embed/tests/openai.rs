@@ -617,7 +617,7 @@ async fn breaker_opens_refuses_then_half_opens() {
     assert_eq!(e.ready(), Ok(()));
     assert!(matches!(
         e.embed(&texts).await,
-        Err(EmbedError::Transient(_))
+        Err(EmbedError::Unavailable { .. })
     ));
     assert_eq!(e.breaker_state(), BreakerState::Open);
     let wait = e.ready().unwrap_err();
@@ -644,7 +644,7 @@ async fn breaker_opens_refuses_then_half_opens() {
     assert_eq!(e.breaker_state(), BreakerState::HalfOpen);
     assert!(matches!(
         e.embed(&texts).await,
-        Err(EmbedError::Transient(_))
+        Err(EmbedError::Unavailable { .. })
     ));
     assert_eq!(server.hits(), 3);
     assert_eq!(e.breaker_state(), BreakerState::Open);
@@ -672,7 +672,7 @@ async fn a_rate_limited_trial_neither_closes_nor_reopens() {
     server.push(Fault::Status(500), 1);
     assert!(matches!(
         e.embed(&texts).await,
-        Err(EmbedError::Transient(_))
+        Err(EmbedError::Unavailable { .. })
     ));
     assert_eq!(e.breaker_state(), BreakerState::Open);
     tokio::time::sleep(Duration::from_millis(250)).await;
