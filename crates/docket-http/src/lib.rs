@@ -276,17 +276,32 @@ async fn refuse_announced_oversize(
 
 async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
     let unready = |m: String| ApiError(StatusCode::SERVICE_UNAVAILABLE, m).into_response();
-    if let Err(e) = p.driver().ping().await {
-        return unready(format!("database unavailable: {e}"));
-    }
-    match p.driver().pending_migrations().await {
-        Ok(pending) if pending.is_empty() => Json(json!({ "status": "ready" })).into_response(),
-        Ok(pending) => unready(format!(
+    // Answer within the probe's patience: a pool waiting to reconnect is not ready.
+    let check = async {
+        p.driver()
+            .ping()
+            .await
+            .map_err(|e| format!("database unavailable: {e}"))?;
+        p.driver()
+            .pending_migrations()
+            .await
+            .map_err(|e| format!("cannot read the schema's migrations: {e}"))
+    };
+    match tokio::time::timeout(READY_WITHIN, check).await {
+        Err(_) => unready(format!(
+            "database unavailable: no answer within {} ms",
+            READY_WITHIN.as_millis()
+        )),
+        Ok(Err(m)) => unready(m),
+        Ok(Ok(pending)) if pending.is_empty() => Json(json!({ "status": "ready" })).into_response(),
+        Ok(Ok(pending)) => unready(format!(
             "the database schema is behind this build: migrations {pending:?} are pending (run docket migrate)"
         )),
-        Err(e) => unready(format!("cannot read the schema's migrations: {e}")),
     }
 }
+
+/// How long `/readyz` waits for the database before it answers `503`.
+const READY_WITHIN: Duration = Duration::from_millis(1000);
 
 /// `POST /v1/documents`: a multipart upload, or JSON `{url}` to fetch.
 async fn create<D: Driver>(

@@ -42,7 +42,7 @@ pub enum OutageMode {
     /// `pg_terminate_backend` on every connection of the drill's processes, five times over
     /// two seconds (only theirs: they carry an application name of their own).
     Terminate,
-    /// Restart the PostgreSQL server (`--restart-command`).
+    /// Stop the PostgreSQL server, keep it down `--down-secs` while uploads go on, start it.
     Restart,
 }
 
@@ -55,10 +55,13 @@ pub struct OutageDrill {
     /// Documents to push through (half before the outage, half during and after it).
     #[arg(long, default_value_t = 300)]
     documents: usize,
-    /// The command that restarts PostgreSQL (mode `restart`); default: pg_ctlcluster on the
-    /// newest cluster in /etc/postgresql.
+    /// The command that stops and starts PostgreSQL when given `stop` or `start` (mode
+    /// `restart`); default: pg_ctlcluster on the newest cluster in /etc/postgresql.
     #[arg(long)]
-    restart_command: Option<String>,
+    pg_ctl: Option<String>,
+    /// How long PostgreSQL stays down (mode `restart`), while uploads go on.
+    #[arg(long, default_value_t = 3)]
+    down_secs: u64,
     /// Give up (and fail) after this many seconds.
     #[arg(long, default_value_t = 300)]
     timeout_secs: u64,
@@ -530,7 +533,7 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
         upload_retries += upload_retrying(&http, &base, name.clone(), bytes.clone()).await?;
     }
 
-    // /readyz, every 100 ms, from now to the end.
+    // /readyz, every 20 ms (a restart can leave the database down for well under a second), from now to the end.
     let seen: Arc<std::sync::Mutex<Vec<(f64, u16)>>> = Arc::default();
     let probe = {
         let (http, base, seen) = (http.clone(), base.clone(), seen.clone());
@@ -549,7 +552,7 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
                 seen.lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .push((t0.elapsed().as_secs_f64(), status));
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
         })
     };
@@ -573,7 +576,7 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
             admin.close().await;
         }
         OutageMode::Restart => {
-            let command = match &o.restart_command {
+            let pg_ctl = match &o.pg_ctl {
                 Some(c) => c.clone(),
                 None => {
                     let mut versions: Vec<String> = std::fs::read_dir("/etc/postgresql")?
@@ -584,21 +587,46 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
                     let v = versions
                         .pop()
                         .ok_or_else(|| anyhow::anyhow!("no cluster in /etc/postgresql"))?;
-                    format!("pg_ctlcluster --skip-systemctl-redirect {v} main restart")
+                    format!("pg_ctlcluster --skip-systemctl-redirect {v} main")
                 }
             };
-            let st = tokio::process::Command::new("sh")
-                .args(["-c", &command])
-                .status()
-                .await?;
-            anyhow::ensure!(st.success(), "{command}: {st}");
+            let run = |action: &'static str| {
+                let command = format!("{pg_ctl} {action}");
+                async move {
+                    let st = tokio::process::Command::new("sh")
+                        .args(["-c", &command])
+                        .status()
+                        .await?;
+                    anyhow::ensure!(st.success(), "{command}: {st}");
+                    Ok::<_, anyhow::Error>(())
+                }
+            };
+            run("stop").await?;
+            // The second half is uploaded while the database is down: refused with 503,
+            // retried by the client until it is back.
+            let uploads = {
+                let (http, base) = (http.clone(), base.clone());
+                let rest: Vec<_> = docs[half..].to_vec();
+                tokio::spawn(async move {
+                    let mut retries = 0;
+                    for (name, bytes) in rest {
+                        retries += upload_retrying(&http, &base, name, bytes).await?;
+                    }
+                    Ok::<_, anyhow::Error>(retries)
+                })
+            };
+            tokio::time::sleep(Duration::from_secs(o.down_secs)).await;
+            run("start").await?;
+            upload_retries += uploads.await??;
         }
     }
     let outage_secs = outage_started.elapsed().as_secs_f64();
 
-    // The rest, during the recovery.
-    for (name, bytes) in &docs[half..] {
-        upload_retries += upload_retrying(&http, &base, name.clone(), bytes.clone()).await?;
+    // The rest, during the recovery (mode `restart` uploaded them during the outage).
+    if o.mode == OutageMode::Terminate {
+        for (name, bytes) in &docs[half..] {
+            upload_retries += upload_retrying(&http, &base, name.clone(), bytes.clone()).await?;
+        }
     }
     let deadline = started + Duration::from_secs(o.timeout_secs);
     let (done, failed) = loop {
@@ -626,6 +654,11 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
         .filter(|(_, s)| *s == 503)
         .map(|(t, _)| *t)
         .collect();
+    // The longest stretch without an answer from /readyz (a probe that hung).
+    let longest_probe_gap = seen
+        .windows(2)
+        .map(|w| w[1].0 - w[0].0)
+        .fold(0.0f64, f64::max);
     let unanswered = seen.iter().filter(|(_, s)| *s == 0).count();
     let ready_at_end = seen.last().is_some_and(|(_, s)| *s == 200);
     let saw_outage = o.mode != OutageMode::Restart || !unready.is_empty();
@@ -644,6 +677,7 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
         "readyz_503": unready.len(),
         "readyz_unanswered": unanswered,
         "readyz_503_window_seconds": unready.first().zip(unready.last()).map(|(a, b)| b - a),
+        "readyz_longest_gap_seconds": longest_probe_gap,
         "ready_at_end": ready_at_end,
         "server_stayed_up": server_alive,
         "worker_stayed_up": worker_alive,
