@@ -68,3 +68,21 @@ fn outage_drill_loses_nothing() {
         "the server stopped answering: {s:#}"
     );
 }
+
+/// The hostile corpus through a real server, twice: every file gets a clear error at parse
+/// (or is read despite its damage), empty and oversized uploads are refused with the right
+/// status, nothing is parsed twice, and the server stays up.
+#[test]
+fn hostile_drill_keeps_the_server_up() {
+    let out = Command::new(env!("CARGO_BIN_EXE_docket"))
+        .args(["drill", "hostile", "--rounds", "2"])
+        .env_remove("DOCKET_DATABASE_URL")
+        .output()
+        .expect("run docket drill");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let s: Value =
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("no JSON summary ({e}): {stdout}"));
+    assert!(out.status.success() && s["ok"] == true, "{s:#}");
+    assert_eq!(s["files"]["bomb.docx"]["status"], "failed", "{s:#}");
+    assert_eq!(s["refused_at_upload"]["huge.txt"]["status"], 413, "{s:#}");
+}
