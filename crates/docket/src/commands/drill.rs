@@ -38,6 +38,30 @@ pub enum DrillCommand {
     /// HTML, invalid UTF-8, garbage, empty and oversized files) to a real `docket serve`, over
     /// and over: each gets a clear error, the server stays up, its memory stays bounded.
     Hostile(HostileDrill),
+    /// Steady ingestion on PostgreSQL for a long time, with a transaction held open for part
+    /// of it (vacuum cannot clean behind it): throughput, latency, table sizes and dead rows
+    /// over time, then cleanup.
+    Soak(SoakDrill),
+}
+
+/// `docket drill soak` flags.
+#[derive(Debug, Args)]
+pub struct SoakDrill {
+    /// How long documents keep coming.
+    #[arg(long, default_value_t = 60)]
+    minutes: u64,
+    /// Documents submitted per second.
+    #[arg(long, default_value_t = 10)]
+    rate: u64,
+    /// When the open transaction starts, in minutes from the start.
+    #[arg(long, default_value_t = 15)]
+    hold_from: u64,
+    /// How long it stays open, in minutes.
+    #[arg(long, default_value_t = 20)]
+    hold_minutes: u64,
+    /// Seconds between samples.
+    #[arg(long, default_value_t = 60)]
+    sample_secs: u64,
 }
 
 /// `docket drill hostile` flags.
@@ -144,6 +168,7 @@ pub async fn drill(config: Config, cmd: DrillCommand) -> anyhow::Result<ExitCode
         DrillCommand::Crash(c) => crash(config, c).await,
         DrillCommand::Outage(o) => outage(config, o).await,
         DrillCommand::Hostile(h) => hostile(h).await,
+        DrillCommand::Soak(k) => soak(config, k).await,
     }
 }
 
@@ -946,6 +971,215 @@ async fn hostile(h: HostileDrill) -> anyhow::Result<ExitCode> {
     });
     println!("{}", serde_json::to_string_pretty(&summary)?);
     Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// Sizes and dead rows of the hot tables.
+async fn table_figures(pool: &sqlx::PgPool) -> anyhow::Result<serde_json::Value> {
+    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+        "SELECT relname::text, pg_total_relation_size(relid), pg_indexes_size(relid), \
+                n_live_tup, n_dead_tup \
+         FROM pg_stat_user_tables \
+         WHERE schemaname = current_schema() \
+           AND relname IN ('processing_jobs', 'job_attempts', 'documents', 'document_chunks') \
+         ORDER BY relname",
+    )
+    .fetch_all(pool)
+    .await?;
+    Ok(serde_json::Value::Object(
+        rows.into_iter()
+            .map(|(name, total, idx, live, dead)| {
+                (
+                    name,
+                    json!({
+                        "total_mb": total as f64 / 1048576.0,
+                        "indexes_mb": idx as f64 / 1048576.0,
+                        "live_rows": live,
+                        "dead_rows": dead,
+                    }),
+                )
+            })
+            .collect(),
+    ))
+}
+
+async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
+    anyhow::ensure!(
+        config.database_url.starts_with("postgres"),
+        "the soak drill runs on PostgreSQL: pass --database-url postgres://…"
+    );
+    let started = Instant::now();
+    let blob_dir = tempfile::tempdir()?;
+    config.storage.blob_dir = blob_dir.path().to_owned();
+    config.embed = docket_embed::EmbedConfig::Hashing(Default::default());
+    config.notify = Default::default();
+    let fresh = Fresh::new(&config, BackendKind::Postgres).await?;
+    let Backend::Postgres(driver) = fresh.backend.clone() else {
+        anyhow::bail!("expected PostgreSQL");
+    };
+    let pool = driver.pool().clone();
+    let pipeline = crate::pipeline::build(driver.clone(), &config).await?;
+    let mut workers = crate::builtin::workers();
+    pipeline.register(&mut workers);
+    let mut runtime = config.runtime()?;
+    runtime.maintenance = None; // cleanup is run at the end, explicitly
+    let handle = docket_queue::Runtime::start(
+        driver.clone(),
+        workers,
+        runtime,
+        std::sync::Arc::new(docket_core::SystemClock),
+    )?;
+
+    let total = Duration::from_secs(k.minutes * 60);
+    let hold_at = Duration::from_secs(k.hold_from * 60);
+    let hold_until = hold_at + Duration::from_secs(k.hold_minutes * 60);
+    let mut holder: Option<sqlx::Transaction<'static, sqlx::Postgres>> = None;
+    let mut held = false;
+    let mut rng = StdRng::seed_from_u64(3);
+    let mut samples = Vec::new();
+    let mut next_sample = Instant::now() + Duration::from_secs(k.sample_secs);
+    let mut submit_lat = hdrhistogram::Histogram::<u64>::new(3)?;
+    let mut submitted = 0usize;
+    let tick = Duration::from_secs_f64(1.0 / k.rate.max(1) as f64);
+    let mut next = Instant::now();
+    while started.elapsed() < total {
+        let t = started.elapsed();
+        if !held && t >= hold_at && t < hold_until {
+            // A transaction with a snapshot, held open: vacuum keeps every row version
+            // deleted or updated after it began.
+            let mut tx = pool.begin().await?;
+            sqlx::query("SELECT txid_current()")
+                .execute(&mut *tx)
+                .await?;
+            holder = Some(tx);
+            held = true;
+        }
+        if t >= hold_until
+            && let Some(tx) = holder.take()
+        {
+            tx.rollback().await?;
+        }
+        let (name, bytes) = document(submitted, &mut rng);
+        let t0 = Instant::now();
+        pipeline
+            .submit(NewDocument {
+                bytes,
+                filename: Some(name),
+                ..Default::default()
+            })
+            .await?;
+        submit_lat.record(t0.elapsed().as_micros() as u64)?;
+        submitted += 1;
+        if Instant::now() >= next_sample {
+            let (lat_p50, lat_p99): (Option<f64>, Option<f64>) = sqlx::query_as(
+                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), \
+                        percentile_cont(0.99) WITHIN GROUP (ORDER BY x) \
+                 FROM (SELECT extract(epoch FROM completed_at - created_at) AS x FROM documents \
+                       WHERE completed_at > now() - make_interval(secs => $1)) d",
+            )
+            .bind(k.sample_secs as f64)
+            .fetch_one(&pool)
+            .await?;
+            let done: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM documents WHERE completed_at > now() - make_interval(secs => $1)",
+            )
+            .bind(k.sample_secs as f64)
+            .fetch_one(&pool)
+            .await?;
+            samples.push(json!({
+                "minute": t.as_secs_f64() / 60.0,
+                "transaction_held": holder.is_some(),
+                "completed_per_sec": done as f64 / k.sample_secs as f64,
+                "submit_p50_ms": submit_lat.value_at_quantile(0.5) as f64 / 1000.0,
+                "submit_p99_ms": submit_lat.value_at_quantile(0.99) as f64 / 1000.0,
+                "document_latency_p50_s": lat_p50,
+                "document_latency_p99_s": lat_p99,
+                "tables": table_figures(&pool).await?,
+            }));
+            eprintln!(
+                "{}",
+                samples.last().map(|s| s.to_string()).unwrap_or_default()
+            );
+            submit_lat.reset();
+            next_sample = Instant::now() + Duration::from_secs(k.sample_secs);
+        }
+        next += tick;
+        if let Some(wait) = next.checked_duration_since(Instant::now()) {
+            tokio::time::sleep(wait).await;
+        }
+    }
+    if let Some(tx) = holder.take() {
+        tx.rollback().await?;
+    }
+    // Let the queue drain, then clean up as the maintenance would (retention 0 here) and let
+    // vacuum reclaim the dead rows.
+    let drain_deadline = Instant::now() + Duration::from_secs(600);
+    loop {
+        let (done, failed) = counts(&driver).await?;
+        if done + failed >= submitted as i64 || Instant::now() > drain_deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    handle.shutdown().await;
+    // The invariants, before cleanup deletes the finished jobs and their attempts.
+    let (done, failed) = counts(&driver).await?;
+    let (lost, checks) = verify(&pool, submitted as i64, done).await?;
+    let before_cleanup = table_figures(&pool).await?;
+    let deleted = {
+        let mut c = driver.conn().await?;
+        let mut n = 0u64;
+        loop {
+            let d = c
+                .job_delete_finished(docket_core::JobDeleteFinishedParams {
+                    completed_before: chrono::Utc::now(),
+                    failed_before: chrono::Utc::now(),
+                    limit: 10_000,
+                })
+                .await?;
+            n += d;
+            if d == 0 {
+                break;
+            }
+        }
+        n
+    };
+    sqlx::query("VACUUM ANALYZE processing_jobs")
+        .execute(&pool)
+        .await?;
+    sqlx::query("VACUUM ANALYZE job_attempts")
+        .execute(&pool)
+        .await?;
+    sqlx::query("VACUUM ANALYZE documents")
+        .execute(&pool)
+        .await?;
+    sqlx::query("VACUUM ANALYZE document_chunks")
+        .execute(&pool)
+        .await?;
+    let after_cleanup = table_figures(&pool).await?;
+    let mut summary = json!({
+        "drill": "soak",
+        "ok": lost == 0,
+        "minutes": k.minutes,
+        "rate": k.rate,
+        "hold": { "from_minute": k.hold_from, "minutes": k.hold_minutes },
+        "documents": submitted,
+        "completed": done,
+        "failed": failed,
+        "samples": samples,
+        "jobs_deleted_by_cleanup": deleted,
+        "tables_before_cleanup": before_cleanup,
+        "tables_after_cleanup": after_cleanup,
+        "elapsed_seconds": started.elapsed().as_secs_f64(),
+    });
+    merge(&mut summary, checks);
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    drop(pipeline);
+    fresh.drop_schema().await;
+    Ok(if lost == 0 {
         ExitCode::SUCCESS
     } else {
         ExitCode::FAILURE
