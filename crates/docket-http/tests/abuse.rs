@@ -19,22 +19,19 @@ use axum::extract::State;
 use axum::routing::get;
 use docket_conformance::harness::{TestDb, postgres, sqlite};
 use docket_core::Driver;
-use docket_embed::hashing::{HashingConfig, HashingEmbedder};
 use docket_http::ApiOptions;
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use docket_notify::WebhookSigner;
-use docket_pipeline::blob::ObjectStoreBlobs;
-use docket_pipeline::config::{ChunkConfig, StagesConfig};
+use docket_pipeline::Pipeline;
 use docket_pipeline::fetch::{FetchConfig, Fetcher, Resolver};
 use docket_pipeline::ingest::{StorageIngest, StorageWebhookConfig};
-use docket_pipeline::notify::Notifier;
-use docket_pipeline::progress::ProgressHub;
-use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
 use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+mod common;
 
 const MAX_BODY: usize = 64 * 1024;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -156,24 +153,7 @@ fn error_text(body: &Value) -> &str {
 }
 
 fn pipeline<D: Driver>(driver: &D, blobs: &Path) -> Pipeline<D> {
-    Pipeline::new(PipelineParts {
-        driver: driver.clone(),
-        blobs: Arc::new(ObjectStoreBlobs::local(blobs).unwrap()),
-        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
-        parse: ParseSettings {
-            limits: docket_parse::Limits::default(),
-            isolation: None,
-        },
-        chunk: ChunkConfig {
-            max_tokens: 32,
-            overlap_tokens: 4,
-        },
-        stages: StagesConfig::default(),
-        max_file_bytes: MAX_BODY as u64 / 2,
-        notifier: Notifier::none(),
-        progress: ProgressHub::over(driver.broadcasts()),
-    })
-    .unwrap()
+    common::pipeline(driver, blobs, MAX_BODY)
 }
 
 fn stub() -> StubResolver {

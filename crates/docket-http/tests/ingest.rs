@@ -17,16 +17,11 @@ use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use docket_conformance::harness::{TestDb, postgres, sqlite};
 use docket_core::{Driver, Executor, JobGetAvailableParams, JobInsertManyParams, SystemClock};
-use docket_embed::hashing::{HashingConfig, HashingEmbedder};
 use docket_http::ApiOptions;
 use docket_notify::WebhookSigner;
-use docket_pipeline::blob::ObjectStoreBlobs;
-use docket_pipeline::config::{ChunkConfig, StagesConfig};
+use docket_pipeline::Pipeline;
 use docket_pipeline::fetch::{FetchConfig, Fetcher, Resolver};
 use docket_pipeline::ingest::{StorageIngest, StorageWebhookConfig};
-use docket_pipeline::notify::Notifier;
-use docket_pipeline::progress::ProgressHub;
-use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
 use docket_queue::{
     JobArgs, JobContext, JobError, QueueConfig, Runtime, RuntimeConfig, Worker, Workers,
 };
@@ -35,6 +30,9 @@ use futures::future::BoxFuture;
 use reqwest::StatusCode;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
+
+mod common;
+use common::listen;
 
 const MAX_BODY: usize = 256 * 1024;
 const SECRET: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
@@ -111,24 +109,7 @@ impl Resolver for StubResolver {
 }
 
 fn pipeline<D: Driver>(driver: &D, blobs: &Path) -> Pipeline<D> {
-    Pipeline::new(PipelineParts {
-        driver: driver.clone(),
-        blobs: Arc::new(ObjectStoreBlobs::local(blobs).unwrap()),
-        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
-        parse: ParseSettings {
-            limits: docket_parse::Limits::default(),
-            isolation: None,
-        },
-        chunk: ChunkConfig {
-            max_tokens: 32,
-            overlap_tokens: 4,
-        },
-        stages: StagesConfig::default(),
-        max_file_bytes: MAX_BODY as u64 / 2,
-        notifier: Notifier::none(),
-        progress: ProgressHub::over(driver.broadcasts()),
-    })
-    .unwrap()
+    common::pipeline(driver, blobs, MAX_BODY)
 }
 
 fn runtime_config(queues: &[&str]) -> RuntimeConfig {
@@ -138,13 +119,6 @@ fn runtime_config(queues: &[&str]) -> RuntimeConfig {
         queues: queues.iter().map(|q| QueueConfig::new(*q)).collect(),
         ..Default::default()
     }
-}
-
-async fn listen(app: axum::Router) -> String {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
 }
 
 fn relaxed() -> FetchConfig {
