@@ -89,7 +89,8 @@ async fn wakeups_cross_process() {
 }
 
 /// A broadcast published by one driver reaches a driver (another process) listening on the
-/// same database, and the sender's own subscribers; a driver that does not listen keeps its
+/// same database, and the sender's own subscribers at once (even before its listener is
+/// connected) and only once; a driver that does not listen keeps its
 /// broadcasts to itself.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn broadcasts_cross_process() {
@@ -133,6 +134,15 @@ async fn broadcasts_cross_process() {
         }
     }
     assert_eq!(seen, (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    // The sender's subscribers hear each of its own broadcasts once: at publish time, not
+    // again when its listener receives the NOTIFY.
+    let mut own = Vec::new();
+    while let Ok(Ok(m)) = tokio::time::timeout(StdDuration::from_millis(500), at_a.recv()).await {
+        if m.starts_with('m') {
+            own.push(m.to_string());
+        }
+    }
+    assert_eq!(own, (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>());
     // Without LISTEN nothing arrives from elsewhere; its own broadcasts still do.
     assert!(
         tokio::time::timeout(StdDuration::from_millis(300), at_quiet.recv())

@@ -107,8 +107,8 @@ impl Broadcasts {
     }
 
     /// Messages a driver carries to other processes: it takes what [`Broadcasts::publish`]
-    /// sends from the returned receiver, and hands what arrives (its own included) to
-    /// [`Broadcasts::deliver`].
+    /// sends from the returned receiver, and hands what arrives from *other* processes to
+    /// [`Broadcasts::deliver`] (this process's subscribers already heard its own).
     pub fn carried(capacity: usize) -> (Self, mpsc::UnboundedReceiver<String>) {
         let (tx, rx) = mpsc::unbounded_channel();
         (
@@ -120,17 +120,15 @@ impl Broadcasts {
         )
     }
 
-    /// Sends a message to every subscriber in every process (this one included).
+    /// Sends a message to every subscriber in every process. This process's subscribers hear
+    /// it at once, whether or not the carrier is connected.
     pub fn publish(&self, message: String) {
-        match &self.outbound {
-            Some(tx) => {
-                if let Err(e) = tx.send(message) {
-                    // The carrier has stopped: this process still hears it.
-                    self.deliver(Arc::from(e.0));
-                }
-            }
-            None => self.deliver(Arc::from(message)),
+        let message: Arc<str> = Arc::from(message);
+        if let Some(tx) = &self.outbound {
+            // A stopped carrier only means other processes miss it.
+            let _ = tx.send(message.to_string());
         }
+        self.deliver(message);
     }
 
     /// Hands a received message to this process's subscribers (dropped when there are none).

@@ -52,12 +52,20 @@ impl Notifier {
         ))];
         let broadcasts = if listen {
             let (broadcasts, outbound) = Broadcasts::carried(BROADCAST_CAPACITY);
+            // Tags this driver's broadcasts so that its listener skips them: its own
+            // subscribers heard them when they were published.
+            let origin: Arc<str> = Arc::from(uuid::Uuid::new_v4().simple().to_string());
             tasks.push(tokio::spawn(broadcast_loop(
                 pool.clone(),
                 outbound,
-                broadcasts.clone(),
+                origin.clone(),
             )));
-            tasks.push(tokio::spawn(listen_loop(pool, wakeups, broadcasts.clone())));
+            tasks.push(tokio::spawn(listen_loop(
+                pool,
+                wakeups,
+                broadcasts.clone(),
+                origin,
+            )));
             broadcasts
         } else {
             Broadcasts::local(BROADCAST_CAPACITY)
@@ -94,40 +102,37 @@ async fn send_loop(pool: PgPool, poke: Arc<Notify>, local: Wakeups) {
     }
 }
 
-/// Sends broadcasts in order, one `NOTIFY` each; the listener hands them back to this
-/// process along with every other's.
+/// Sends broadcasts to other processes in order, one `NOTIFY` each, as `origin:message`.
 async fn broadcast_loop(
     pool: PgPool,
     mut outbound: mpsc::UnboundedReceiver<String>,
-    broadcasts: Broadcasts,
+    origin: Arc<str>,
 ) {
     while let Some(message) = outbound.recv().await {
-        if message.len() > MAX_PAYLOAD {
+        let payload = format!("{origin}:{message}");
+        if payload.len() > MAX_PAYLOAD {
             tracing::warn!(
                 bytes = message.len(),
                 "broadcast too large for NOTIFY; delivered in this process only"
             );
-            broadcasts.deliver(Arc::from(message));
             continue;
         }
         let sent = sqlx::query("SELECT pg_notify($1, $2)")
             .bind(BROADCAST_CHANNEL)
-            .bind(&message)
+            .bind(&payload)
             .execute(&pool)
             .await;
         if let Err(e) = sent {
-            // Other processes miss it (their readers re-read the tables); this one still
-            // hears it.
+            // Other processes miss it; their readers re-read the tables.
             tracing::debug!(error = %e, "broadcast notify failed");
-            broadcasts.deliver(Arc::from(message));
         }
     }
 }
 
-async fn listen_loop(pool: PgPool, wakeups: Wakeups, broadcasts: Broadcasts) {
+async fn listen_loop(pool: PgPool, wakeups: Wakeups, broadcasts: Broadcasts, origin: Arc<str>) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        match listen_once(&pool, &wakeups, &broadcasts).await {
+        match listen_once(&pool, &wakeups, &broadcasts, &origin).await {
             Ok(()) => backoff = Duration::from_millis(100),
             Err(e) => {
                 tracing::warn!(error = %e, "listen connection lost; polling until it is back");
@@ -142,6 +147,7 @@ async fn listen_once(
     pool: &PgPool,
     wakeups: &Wakeups,
     broadcasts: &Broadcasts,
+    origin: &str,
 ) -> Result<(), sqlx::Error> {
     let mut listener = PgListener::connect_with(pool).await?;
     // Returning errors instead of reconnecting silently lets us wake workers after an
@@ -153,9 +159,11 @@ async fn listen_once(
     wakeups.wake();
     loop {
         match listener.try_recv().await? {
-            Some(n) if n.channel() == BROADCAST_CHANNEL => {
-                broadcasts.deliver(Arc::from(n.payload()));
-            }
+            Some(n) if n.channel() == BROADCAST_CHANNEL => match n.payload().split_once(':') {
+                Some((from, _)) if from == origin => {}
+                Some((_, message)) => broadcasts.deliver(Arc::from(message)),
+                None => tracing::debug!("broadcast without an origin ignored"),
+            },
             Some(_) => wakeups.wake(),
             None => {
                 // The connection dropped and will be re-established by the next call.
