@@ -62,6 +62,11 @@ pub struct SoakDrill {
     /// Seconds between samples.
     #[arg(long, default_value_t = 60)]
     sample_secs: u64,
+    /// The cleaner runs every minute during the run and deletes jobs finished longer ago than
+    /// this (production keeps them for days and cleans daily; this is the same cycle, faster).
+    /// 0: no cleanup until the end.
+    #[arg(long, default_value_t = 10)]
+    retention_minutes: u64,
 }
 
 /// `docket drill hostile` flags.
@@ -979,9 +984,9 @@ async fn hostile(h: HostileDrill) -> anyhow::Result<ExitCode> {
 
 /// Sizes and dead rows of the hot tables.
 async fn table_figures(pool: &sqlx::PgPool) -> anyhow::Result<serde_json::Value> {
-    let rows: Vec<(String, i64, i64, i64, i64)> = sqlx::query_as(
+    let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
         "SELECT relname::text, pg_total_relation_size(relid), pg_indexes_size(relid), \
-                n_live_tup, n_dead_tup \
+                n_live_tup, n_dead_tup, autovacuum_count \
          FROM pg_stat_user_tables \
          WHERE schemaname = current_schema() \
            AND relname IN ('processing_jobs', 'job_attempts', 'documents', 'document_chunks') \
@@ -991,7 +996,7 @@ async fn table_figures(pool: &sqlx::PgPool) -> anyhow::Result<serde_json::Value>
     .await?;
     Ok(serde_json::Value::Object(
         rows.into_iter()
-            .map(|(name, total, idx, live, dead)| {
+            .map(|(name, total, idx, live, dead, autovacuums)| {
                 (
                     name,
                     json!({
@@ -999,6 +1004,7 @@ async fn table_figures(pool: &sqlx::PgPool) -> anyhow::Result<serde_json::Value>
                         "indexes_mb": idx as f64 / 1048576.0,
                         "live_rows": live,
                         "dead_rows": dead,
+                        "autovacuums": autovacuums,
                     }),
                 )
             })
@@ -1024,8 +1030,19 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
     let pipeline = crate::pipeline::build(driver.clone(), &config).await?;
     let mut workers = crate::builtin::workers();
     pipeline.register(&mut workers);
+    if k.retention_minutes > 0 {
+        let days = k.retention_minutes as f64 / (24.0 * 60.0);
+        config.maintenance.completed_retention_days = days;
+        config.maintenance.failed_retention_days = days;
+        config.maintenance.cleanup_cron = "* * * * *".to_owned();
+    }
     let mut runtime = config.runtime()?;
-    runtime.maintenance = None; // cleanup is run at the end, explicitly
+    if k.retention_minutes == 0 {
+        runtime.maintenance = None; // cleanup is run at the end, explicitly
+    }
+    let autovacuum: String = sqlx::query_scalar("SHOW autovacuum")
+        .fetch_one(&pool)
+        .await?;
     let handle = docket_queue::Runtime::start(
         driver.clone(),
         workers,
@@ -1166,6 +1183,8 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
         "minutes": k.minutes,
         "rate": k.rate,
         "hold": { "from_minute": k.hold_from, "minutes": k.hold_minutes },
+        "retention_minutes": k.retention_minutes,
+        "autovacuum": autovacuum,
         "documents": submitted,
         "completed": done,
         "failed": failed,
