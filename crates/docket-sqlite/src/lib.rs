@@ -20,7 +20,8 @@
 //!
 //! The database is opened in WAL mode with `synchronous = NORMAL`: a crash of the process
 //! loses nothing committed; a power loss may lose the last transactions, never corrupt the
-//! file.
+//! file. The write-ahead log is cut back to [`SqliteOptions::wal_size_limit`] when it starts
+//! over, so one long read elsewhere does not leave it at its largest size for good.
 //!
 //! Every SQL statement lives in `queries/`, one file per driver method (or per statement,
 //! for the methods that need several).
@@ -52,15 +53,22 @@ pub struct SqliteOptions {
     pub acquire_timeout: Duration,
     /// How long SQLite waits for a lock held by another process before it gives up.
     pub busy_timeout: Duration,
+    /// The size the write-ahead log is cut back to when it starts over (SQLite's
+    /// `journal_size_limit`). A read transaction held open elsewhere (a backup, a `sqlite3`
+    /// shell) stops checkpoints from catching up, and the log grows for as long as it lasts;
+    /// without a limit the file then keeps its largest size for good.
+    pub wal_size_limit: u64,
 }
 
 impl SqliteOptions {
-    /// Defaults for `url`: 5 s acquire timeout, 5 s busy timeout.
+    /// Defaults for `url`: 5 s acquire timeout, 5 s busy timeout, the write-ahead log cut
+    /// back to 64 MiB.
     pub fn new(url: impl Into<String>) -> Self {
         Self {
             url: url.into(),
             acquire_timeout: Duration::from_secs(5),
             busy_timeout: Duration::from_secs(5),
+            wal_size_limit: 64 * 1024 * 1024,
         }
     }
 
@@ -76,7 +84,8 @@ impl SqliteOptions {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(self.busy_timeout))
+            .busy_timeout(self.busy_timeout)
+            .pragma("journal_size_limit", self.wal_size_limit.to_string()))
     }
 }
 
