@@ -86,3 +86,90 @@ fn hostile_drill_keeps_the_server_up() {
     assert_eq!(s["files"]["bomb.docx"]["status"], "failed", "{s:#}");
     assert_eq!(s["refused_at_upload"]["huge.txt"]["status"], 413, "{s:#}");
 }
+
+/// The soak drill in twenty seconds: documents at a steady rate, with a transaction held
+/// open for the middle ten; every document completes and each sample carries the figures.
+fn soak(backend: &str) -> Value {
+    let s = drill(&[
+        "soak",
+        "--backend",
+        backend,
+        "--minutes",
+        "0.34",
+        "--rate",
+        "20",
+        "--hold-from",
+        "0.08",
+        "--hold-minutes",
+        "0.17",
+        "--sample-secs",
+        "4",
+        "--retention-minutes",
+        "0",
+    ]);
+    let documents = s["documents"].as_u64().unwrap();
+    assert!(documents >= 100, "{s:#}");
+    assert_eq!(s["completed"], s["documents"], "{s:#}");
+    let samples = s["samples"].as_array().unwrap();
+    assert!(samples.len() >= 3, "{s:#}");
+    assert!(
+        samples.iter().any(|x| x["transaction_held"] == true)
+            && samples.iter().any(|x| x["transaction_held"] == false),
+        "{s:#}"
+    );
+    // parse, chunk, embed and complete, at least, for each document.
+    assert!(
+        s["jobs_deleted_by_cleanup"].as_u64().unwrap() >= 4 * documents,
+        "{s:#}"
+    );
+    s
+}
+
+/// On PostgreSQL, each sample carries every table's figures, and cleanup deletes the job rows.
+#[test]
+fn soak_drill_on_postgres() {
+    let s = soak("postgres");
+    assert!(s["database"]["autovacuum"].is_string(), "{s:#}");
+    for sample in s["samples"].as_array().unwrap() {
+        for t in [
+            "processing_jobs",
+            "job_attempts",
+            "documents",
+            "document_chunks",
+        ] {
+            let f = &sample["tables"][t];
+            assert!(
+                f["total_mb"].as_f64().unwrap() > 0.0 && f["live_rows"].as_i64().is_some(),
+                "{t}: {f}"
+            );
+        }
+    }
+}
+
+/// On SQLite, the held read transaction grows the write-ahead log past what checkpoints let
+/// it reach otherwise; cleanup empties the job tables and the checkpoint truncates the log.
+#[test]
+fn soak_drill_on_sqlite() {
+    let s = soak("sqlite");
+    assert_eq!(
+        s["database"]["journal_size_limit"],
+        64 * 1024 * 1024,
+        "{s:#}"
+    );
+    let held_wal = s["samples"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|x| x["transaction_held"] == true)
+        .map(|x| x["tables"]["wal_mb"].as_f64().unwrap())
+        .fold(0.0, f64::max);
+    // Checkpoints run every 1,000 pages (about 4 MB of log).
+    assert!(
+        held_wal > 4.2,
+        "the log did not grow behind the reader: {s:#}"
+    );
+    let after = &s["tables_after_cleanup"];
+    assert_eq!(after["rows"]["processing_jobs"], 0, "{s:#}");
+    assert_eq!(after["rows"]["job_attempts"], 0, "{s:#}");
+    assert_eq!(after["wal_mb"], 0.0, "{s:#}");
+}

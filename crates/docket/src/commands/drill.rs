@@ -14,6 +14,7 @@ use std::process::{ExitCode, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use clap::{Args, Subcommand};
 use docket_core::{Driver, Executor};
 use docket_pipeline::NewDocument;
@@ -38,27 +39,31 @@ pub enum DrillCommand {
     /// HTML, invalid UTF-8, garbage, empty and oversized files) to a real `docket serve`, over
     /// and over: each gets a clear error, the server stays up, its memory stays bounded.
     Hostile(HostileDrill),
-    /// Steady ingestion on PostgreSQL for a long time, with a transaction held open for part
-    /// of it (vacuum cannot clean behind it): throughput, latency, table sizes and dead rows
-    /// over time, then cleanup.
+    /// Steady ingestion for a long time, with a transaction held open for part of it
+    /// (PostgreSQL's vacuum and SQLite's checkpoints cannot clean behind it): throughput,
+    /// latency, table sizes, dead rows or log size over time, then cleanup.
     Soak(SoakDrill),
 }
 
 /// `docket drill soak` flags.
 #[derive(Debug, Args)]
 pub struct SoakDrill {
+    /// The backend: PostgreSQL at --database-url (a schema of its own), or SQLite in a
+    /// temporary file.
+    #[arg(long, value_enum, default_value = "postgres")]
+    backend: BackendKind,
     /// How long documents keep coming.
-    #[arg(long, default_value_t = 60)]
-    minutes: u64,
+    #[arg(long, default_value_t = 60.0)]
+    minutes: f64,
     /// Documents submitted per second.
     #[arg(long, default_value_t = 10)]
     rate: u64,
     /// When the open transaction starts, in minutes from the start.
-    #[arg(long, default_value_t = 15)]
-    hold_from: u64,
+    #[arg(long, default_value_t = 15.0)]
+    hold_from: f64,
     /// How long it stays open, in minutes.
-    #[arg(long, default_value_t = 20)]
-    hold_minutes: u64,
+    #[arg(long, default_value_t = 20.0)]
+    hold_minutes: f64,
     /// Seconds between samples.
     #[arg(long, default_value_t = 60)]
     sample_secs: u64,
@@ -326,7 +331,7 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
     }
 
     drop(pipeline);
-    let (lost, checks) = verify(driver.pool(), c.documents as i64, done).await?;
+    let (lost, checks) = verify(Db::Pg(driver.pool()), c.documents as i64, done).await?;
     let ok = lost == 0;
     let mut summary = json!({
         "drill": "crash",
@@ -372,19 +377,39 @@ fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     }
 }
 
+/// A database the invariants are checked in (the checks are plain SQL both accept).
+#[derive(Clone, Copy)]
+enum Db<'a> {
+    Pg(&'a sqlx::PgPool),
+    Lite(&'a sqlx::SqlitePool),
+}
+
+impl Db<'_> {
+    async fn scalar(self, sql: &str) -> anyhow::Result<i64> {
+        let r = match self {
+            Db::Pg(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
+            Db::Lite(p) => sqlx::query_scalar::<_, i64>(sql).fetch_one(p).await,
+        };
+        r.map_err(|e| anyhow::anyhow!("{sql}: {e}"))
+    }
+
+    async fn pairs(self, sql: &str) -> anyhow::Result<Vec<(String, i64)>> {
+        let r = match self {
+            Db::Pg(p) => sqlx::query_as(sql).fetch_all(p).await,
+            Db::Lite(p) => sqlx::query_as(sql).fetch_all(p).await,
+        };
+        r.map_err(|e| anyhow::anyhow!("{sql}: {e}"))
+    }
+}
+
 /// The invariants every drill checks in the database once its documents have finished:
 /// what was lost (0 when nothing) and the figures.
 async fn verify(
-    pool: &sqlx::PgPool,
+    db: Db<'_>,
     documents: i64,
     completed: i64,
 ) -> anyhow::Result<(i64, serde_json::Value)> {
-    let scalar = |sql: &'static str| async move {
-        sqlx::query_scalar::<_, i64>(sql)
-            .fetch_one(pool)
-            .await
-            .map_err(|e| anyhow::anyhow!("{sql}: {e}"))
-    };
+    let scalar = |sql: &'static str| db.scalar(sql);
     // No chunk stored twice (the unique index forbids it; count anyway), and every completed
     // document holds exactly the chunks it says it has, each with its vector.
     let duplicate_chunks = scalar(
@@ -429,11 +454,9 @@ async fn verify(
          (SELECT 1 FROM job_attempts a WHERE a.job_id = j.id AND a.outcome = 'completed')",
     )
     .await?;
-    let outcomes: Vec<(String, i64)> = sqlx::query_as(
-        "SELECT outcome, count(*) FROM job_attempts GROUP BY outcome ORDER BY outcome",
-    )
-    .fetch_all(pool)
-    .await?;
+    let outcomes = db
+        .pairs("SELECT outcome, count(*) FROM job_attempts GROUP BY outcome ORDER BY outcome")
+        .await?;
     let jobs_not_completed = scalar(
         "SELECT count(*) FROM processing_jobs WHERE job_type LIKE 'docket.%' \
          AND job_type <> 'docket.cleanup' AND job_type <> 'docket.sweep_documents' \
@@ -730,7 +753,7 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
     let _ = server.kill().await;
     let _ = worker.kill().await;
 
-    let (lost, checks) = verify(driver.pool(), o.documents as i64, done).await?;
+    let (lost, checks) = verify(Db::Pg(driver.pool()), o.documents as i64, done).await?;
     let unready: Vec<f64> = seen
         .iter()
         .filter(|(_, s)| *s == 503)
@@ -1012,37 +1035,255 @@ async fn table_figures(pool: &sqlx::PgPool) -> anyhow::Result<serde_json::Value>
     ))
 }
 
+/// The tables the soak drill measures.
+const SOAK_TABLES: [&str; 4] = [
+    "document_chunks",
+    "documents",
+    "job_attempts",
+    "processing_jobs",
+];
+
+/// What the soak drill holds open and measures, per backend.
+enum Probe {
+    Postgres {
+        pool: sqlx::PgPool,
+        held: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+    },
+    Sqlite {
+        pool: sqlx::SqlitePool,
+        /// The database file; its write-ahead log is beside it (`…-wal`).
+        path: std::path::PathBuf,
+        held: Option<sqlx::SqliteConnection>,
+    },
+}
+
+impl Probe {
+    fn db(&self) -> Db<'_> {
+        match self {
+            Probe::Postgres { pool, .. } => Db::Pg(pool),
+            Probe::Sqlite { pool, .. } => Db::Lite(pool),
+        }
+    }
+
+    fn holding(&self) -> bool {
+        match self {
+            Probe::Postgres { held, .. } => held.is_some(),
+            Probe::Sqlite { held, .. } => held.is_some(),
+        }
+    }
+
+    /// Opens the transaction that holds cleanup back. PostgreSQL: a snapshot, so vacuum
+    /// keeps every row version that dies after it began. SQLite: a read transaction on a
+    /// connection of its own, as another process (a backup, a `sqlite3` shell) would hold:
+    /// no checkpoint can go past it, so the write-ahead log only grows.
+    async fn hold(&mut self) -> anyhow::Result<()> {
+        match self {
+            Probe::Postgres { pool, held } => {
+                let mut tx = pool.begin().await?;
+                sqlx::query("SELECT txid_current()")
+                    .execute(&mut *tx)
+                    .await?;
+                *held = Some(tx);
+            }
+            Probe::Sqlite { path, held, .. } => {
+                use sqlx::Connection as _;
+                let mut c = sqlx::SqliteConnection::connect_with(
+                    &sqlx::sqlite::SqliteConnectOptions::new().filename(&*path),
+                )
+                .await?;
+                sqlx::query("BEGIN").execute(&mut c).await?;
+                // The first read takes the snapshot.
+                sqlx::query("SELECT count(*) FROM documents")
+                    .execute(&mut c)
+                    .await?;
+                *held = Some(c);
+            }
+        }
+        Ok(())
+    }
+
+    async fn release(&mut self) -> anyhow::Result<()> {
+        match self {
+            Probe::Postgres { held, .. } => {
+                if let Some(tx) = held.take() {
+                    tx.rollback().await?;
+                }
+            }
+            Probe::Sqlite { held, .. } => {
+                if let Some(mut c) = held.take() {
+                    use sqlx::Connection as _;
+                    sqlx::query("ROLLBACK").execute(&mut c).await?;
+                    c.close().await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Documents completed in the last `secs` seconds, and the p50 and p99 of their latency
+    /// (created → completed) in seconds.
+    async fn latency(&self, secs: u64) -> anyhow::Result<(usize, Option<f64>, Option<f64>)> {
+        let mut xs: Vec<f64> =
+            match self {
+                Probe::Postgres { pool, .. } => sqlx::query_scalar(
+                    "SELECT extract(epoch FROM completed_at - created_at)::float8 FROM documents \
+                     WHERE completed_at > now() - make_interval(secs => $1)",
+                )
+                .bind(secs as f64)
+                .fetch_all(pool)
+                .await?,
+                Probe::Sqlite { pool, .. } => {
+                    let since = chrono::Utc::now().timestamp_micros() - secs as i64 * 1_000_000;
+                    sqlx::query_scalar(
+                        "SELECT (completed_at - created_at) / 1e6 FROM documents \
+                     WHERE completed_at > ?1",
+                    )
+                    .bind(since)
+                    .fetch_all(pool)
+                    .await?
+                }
+            };
+        xs.sort_by(f64::total_cmp);
+        let at = |q: f64| {
+            let i = (xs.len().saturating_sub(1) as f64 * q).round() as usize;
+            xs.get(i).copied()
+        };
+        Ok((xs.len(), at(0.5), at(0.99)))
+    }
+
+    /// PostgreSQL: each table's size, index size, live and dead rows, autovacuum runs.
+    /// SQLite: the database and WAL files' sizes, the free pages, each table's rows.
+    async fn figures(&self) -> anyhow::Result<serde_json::Value> {
+        match self {
+            Probe::Postgres { pool, .. } => table_figures(pool).await,
+            Probe::Sqlite { pool, path, .. } => {
+                let mb = |p: &std::path::Path| {
+                    std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1048576.0)
+                };
+                let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
+                let pragma = |name: &'static str| async move {
+                    sqlx::query_scalar::<_, i64>(name).fetch_one(pool).await
+                };
+                let page_size = pragma("PRAGMA page_size").await?;
+                let free_pages = pragma("PRAGMA freelist_count").await?;
+                let mut rows = serde_json::Map::new();
+                for t in SOAK_TABLES {
+                    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {t}"))
+                        .fetch_one(pool)
+                        .await?;
+                    rows.insert(t.to_owned(), json!(n));
+                }
+                Ok(json!({
+                    "database_mb": mb(path),
+                    "wal_mb": mb(&wal),
+                    "free_mb": (free_pages * page_size) as f64 / 1048576.0,
+                    "rows": rows,
+                }))
+            }
+        }
+    }
+
+    /// After cleanup: PostgreSQL vacuums the tables; SQLite checkpoints and truncates its
+    /// write-ahead log (the database file keeps its free pages for reuse).
+    async fn vacuum(&self) -> anyhow::Result<()> {
+        match self {
+            Probe::Postgres { pool, .. } => {
+                for t in SOAK_TABLES {
+                    sqlx::query(&format!("VACUUM ANALYZE {t}"))
+                        .execute(pool)
+                        .await?;
+                }
+            }
+            Probe::Sqlite { pool, .. } => {
+                let (busy, _, _): (i64, i64, i64) =
+                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
+                        .fetch_one(pool)
+                        .await?;
+                anyhow::ensure!(busy == 0, "the final checkpoint could not finish");
+            }
+        }
+        Ok(())
+    }
+}
+
 async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(
-        config.database_url.starts_with("postgres"),
-        "the soak drill runs on PostgreSQL: pass --database-url postgres://…"
+        [k.minutes, k.hold_from, k.hold_minutes]
+            .iter()
+            .all(|m| m.is_finite() && *m >= 0.0)
+            && k.minutes > 0.0
+            && k.rate > 0
+            && k.sample_secs > 0,
+        "--minutes, --rate and --sample-secs must be positive; --hold-from and --hold-minutes \
+         not negative"
     );
-    let started = Instant::now();
     let blob_dir = tempfile::tempdir()?;
     config.storage.blob_dir = blob_dir.path().to_owned();
     config.embed = docket_embed::EmbedConfig::Hashing(Default::default());
     config.notify = Default::default();
-    let fresh = Fresh::new(&config, BackendKind::Postgres).await?;
-    let Backend::Postgres(driver) = fresh.backend.clone() else {
-        anyhow::bail!("expected PostgreSQL");
-    };
-    let pool = driver.pool().clone();
-    let pipeline = crate::pipeline::build(driver.clone(), &config).await?;
-    let mut workers = crate::builtin::workers();
-    pipeline.register(&mut workers);
     if k.retention_minutes > 0 {
         let days = k.retention_minutes as f64 / (24.0 * 60.0);
         config.maintenance.completed_retention_days = days;
         config.maintenance.failed_retention_days = days;
         config.maintenance.cleanup_cron = "* * * * *".to_owned();
     }
+    let fresh = Fresh::new(&config, k.backend).await?;
+    let (probe, setting) = match &fresh.backend {
+        Backend::Postgres(d) => {
+            let autovacuum: String = sqlx::query_scalar("SHOW autovacuum")
+                .fetch_one(d.pool())
+                .await?;
+            let probe = Probe::Postgres {
+                pool: d.pool().clone(),
+                held: None,
+            };
+            (probe, json!({ "autovacuum": autovacuum }))
+        }
+        Backend::Sqlite(d) => {
+            let path = fresh
+                .url()
+                .strip_prefix("sqlite://")
+                .context("a SQLite URL")?
+                .into();
+            let limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
+                .fetch_one(d.pool())
+                .await?;
+            let probe = Probe::Sqlite {
+                pool: d.pool().clone(),
+                path,
+                held: None,
+            };
+            (probe, json!({ "journal_size_limit": limit }))
+        }
+    };
+    let mut summary =
+        crate::with_driver!(fresh.backend.clone(), |d| soak_with(d, probe, &config, &k)
+            .await)?;
+    let ok = summary["ok"] == json!(true);
+    merge(&mut summary, json!({ "database": setting }));
+    println!("{}", serde_json::to_string_pretty(&summary)?);
+    fresh.drop_schema().await;
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+async fn soak_with<D: Driver>(
+    driver: D,
+    mut probe: Probe,
+    config: &Config,
+    k: &SoakDrill,
+) -> anyhow::Result<serde_json::Value> {
+    let started = Instant::now();
+    let pipeline = crate::pipeline::build(driver.clone(), config).await?;
+    let mut workers = crate::builtin::workers();
+    pipeline.register(&mut workers);
     let mut runtime = config.runtime()?;
     if k.retention_minutes == 0 {
         runtime.maintenance = None; // cleanup is run at the end, explicitly
     }
-    let autovacuum: String = sqlx::query_scalar("SHOW autovacuum")
-        .fetch_one(&pool)
-        .await?;
     let handle = docket_queue::Runtime::start(
         driver.clone(),
         workers,
@@ -1050,10 +1291,10 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
         std::sync::Arc::new(docket_core::SystemClock),
     )?;
 
-    let total = Duration::from_secs(k.minutes * 60);
-    let hold_at = Duration::from_secs(k.hold_from * 60);
-    let hold_until = hold_at + Duration::from_secs(k.hold_minutes * 60);
-    let mut holder: Option<sqlx::Transaction<'static, sqlx::Postgres>> = None;
+    let minutes = |m: f64| Duration::try_from_secs_f64(m * 60.0);
+    let total = minutes(k.minutes)?;
+    let hold_at = minutes(k.hold_from)?;
+    let hold_until = hold_at.saturating_add(minutes(k.hold_minutes)?);
     let mut held = false;
     let mut rng = StdRng::seed_from_u64(3);
     let mut samples = Vec::new();
@@ -1065,19 +1306,11 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
     while started.elapsed() < total {
         let t = started.elapsed();
         if !held && t >= hold_at && t < hold_until {
-            // A transaction with a snapshot, held open: vacuum keeps every row version
-            // deleted or updated after it began.
-            let mut tx = pool.begin().await?;
-            sqlx::query("SELECT txid_current()")
-                .execute(&mut *tx)
-                .await?;
-            holder = Some(tx);
+            probe.hold().await?;
             held = true;
         }
-        if t >= hold_until
-            && let Some(tx) = holder.take()
-        {
-            tx.rollback().await?;
+        if t >= hold_until && probe.holding() {
+            probe.release().await?;
         }
         let (name, bytes) = document(submitted, &mut rng);
         let t0 = Instant::now();
@@ -1091,30 +1324,16 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
         submit_lat.record(t0.elapsed().as_micros() as u64)?;
         submitted += 1;
         if Instant::now() >= next_sample {
-            let (lat_p50, lat_p99): (Option<f64>, Option<f64>) = sqlx::query_as(
-                "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x), \
-                        percentile_cont(0.99) WITHIN GROUP (ORDER BY x) \
-                 FROM (SELECT extract(epoch FROM completed_at - created_at) AS x FROM documents \
-                       WHERE completed_at > now() - make_interval(secs => $1)) d",
-            )
-            .bind(k.sample_secs as f64)
-            .fetch_one(&pool)
-            .await?;
-            let done: i64 = sqlx::query_scalar(
-                "SELECT count(*) FROM documents WHERE completed_at > now() - make_interval(secs => $1)",
-            )
-            .bind(k.sample_secs as f64)
-            .fetch_one(&pool)
-            .await?;
+            let (done, lat_p50, lat_p99) = probe.latency(k.sample_secs).await?;
             samples.push(json!({
                 "minute": t.as_secs_f64() / 60.0,
-                "transaction_held": holder.is_some(),
+                "transaction_held": probe.holding(),
                 "completed_per_sec": done as f64 / k.sample_secs as f64,
                 "submit_p50_ms": submit_lat.value_at_quantile(0.5) as f64 / 1000.0,
                 "submit_p99_ms": submit_lat.value_at_quantile(0.99) as f64 / 1000.0,
                 "document_latency_p50_s": lat_p50,
                 "document_latency_p99_s": lat_p99,
-                "tables": table_figures(&pool).await?,
+                "tables": probe.figures().await?,
             }));
             eprintln!(
                 "{}",
@@ -1128,9 +1347,7 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
             tokio::time::sleep(wait).await;
         }
     }
-    if let Some(tx) = holder.take() {
-        tx.rollback().await?;
-    }
+    probe.release().await?;
     // Let the queue drain, then clean up as the maintenance would (retention 0 here) and let
     // vacuum reclaim the dead rows.
     let drain_deadline = Instant::now() + Duration::from_secs(600);
@@ -1144,8 +1361,8 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
     handle.shutdown().await;
     // The invariants, before cleanup deletes the finished jobs and their attempts.
     let (done, failed) = counts(&driver).await?;
-    let (lost, checks) = verify(&pool, submitted as i64, done).await?;
-    let before_cleanup = table_figures(&pool).await?;
+    let (lost, checks) = verify(probe.db(), submitted as i64, done).await?;
+    let before_cleanup = probe.figures().await?;
     let deleted = {
         let mut c = driver.conn().await?;
         let mut n = 0u64;
@@ -1164,19 +1381,8 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
         }
         n
     };
-    sqlx::query("VACUUM ANALYZE processing_jobs")
-        .execute(&pool)
-        .await?;
-    sqlx::query("VACUUM ANALYZE job_attempts")
-        .execute(&pool)
-        .await?;
-    sqlx::query("VACUUM ANALYZE documents")
-        .execute(&pool)
-        .await?;
-    sqlx::query("VACUUM ANALYZE document_chunks")
-        .execute(&pool)
-        .await?;
-    let after_cleanup = table_figures(&pool).await?;
+    probe.vacuum().await?;
+    let after_cleanup = probe.figures().await?;
     let mut summary = json!({
         "drill": "soak",
         "ok": lost == 0,
@@ -1184,7 +1390,6 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
         "rate": k.rate,
         "hold": { "from_minute": k.hold_from, "minutes": k.hold_minutes },
         "retention_minutes": k.retention_minutes,
-        "autovacuum": autovacuum,
         "documents": submitted,
         "completed": done,
         "failed": failed,
@@ -1195,12 +1400,6 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
         "elapsed_seconds": started.elapsed().as_secs_f64(),
     });
     merge(&mut summary, checks);
-    println!("{}", serde_json::to_string_pretty(&summary)?);
     drop(pipeline);
-    fresh.drop_schema().await;
-    Ok(if lost == 0 {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(summary)
 }
