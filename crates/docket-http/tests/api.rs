@@ -2,19 +2,11 @@
 //! event stream to 100 %, search, and the failure answers.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use docket_conformance::harness::{TestDb, postgres, sqlite};
-use docket_core::{Driver, SystemClock};
-use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+use docket_core::Driver;
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
-use docket_pipeline::blob::ObjectStoreBlobs;
-use docket_pipeline::config::{ChunkConfig, StagesConfig};
-use docket_pipeline::notify::Notifier;
-use docket_pipeline::progress::ProgressHub;
-use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
-use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 use futures::StreamExt;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
@@ -22,67 +14,15 @@ use serde_json::{Value, json};
 
 const MAX_BODY: usize = 256 * 1024;
 
-struct Server {
-    base: String,
-    runtime: RuntimeHandle,
-    _blobs: tempfile::TempDir,
+mod common;
+use common::Server;
+
+async fn serve<D: Driver>(driver: &D) -> Server<D> {
+    common::serve(driver, MAX_BODY, None).await
 }
 
-async fn serve<D: Driver>(driver: &D) -> Server {
-    serve_with(driver, None).await
-}
-
-async fn serve_with<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = Pipeline::new(PipelineParts {
-        driver: driver.clone(),
-        blobs: Arc::new(ObjectStoreBlobs::local(dir.path()).unwrap()),
-        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
-        parse: ParseSettings {
-            limits: docket_parse::Limits::default(),
-            isolation: None,
-        },
-        chunk: ChunkConfig {
-            max_tokens: 32,
-            overlap_tokens: 4,
-        },
-        stages: StagesConfig {
-            embed_page: 2,
-            ..StagesConfig::default()
-        },
-        max_file_bytes: MAX_BODY as u64 / 2,
-        notifier: Notifier::none(),
-        progress: ProgressHub::over(driver.broadcasts()),
-    })
-    .unwrap();
-    let mut workers = Workers::new();
-    pipeline.register(&mut workers);
-    let runtime = Runtime::start(
-        driver.clone(),
-        workers,
-        RuntimeConfig {
-            poll_interval: Duration::from_millis(50),
-            maintenance: None,
-            ..Default::default()
-        },
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    let app = docket_http::router(
-        pipeline,
-        docket_http::ApiOptions {
-            keys,
-            ..docket_http::ApiOptions::new(MAX_BODY)
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Server {
-        base: format!("http://{addr}"),
-        runtime,
-        _blobs: dir,
-    }
+async fn serve_with<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server<D> {
+    common::serve(driver, MAX_BODY, keys).await
 }
 
 fn corpus(name: &str) -> Vec<u8> {

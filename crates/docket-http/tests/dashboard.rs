@@ -15,19 +15,9 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use docket_conformance::harness::{TestDb, sqlite};
-use docket_core::{
-    CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, MissedRunPolicy, SystemClock,
-};
-use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+use docket_core::{CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, MissedRunPolicy};
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
-use docket_pipeline::blob::ObjectStoreBlobs;
-use docket_pipeline::config::{ChunkConfig, StagesConfig};
-use docket_pipeline::notify::Notifier;
-use docket_pipeline::progress::ProgressHub;
-use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
-use docket_queue::{
-    InsertOpts, JobArgs, JobContext, JobError, Runtime, RuntimeConfig, Worker, Workers,
-};
+use docket_queue::{InsertOpts, JobArgs, JobContext, JobError, Worker};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -65,88 +55,35 @@ fn browser_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/browser")
 }
 
-struct Server<D: Driver> {
-    base: String,
-    driver: D,
-    runtime: docket_queue::RuntimeHandle,
-    _blobs: tempfile::TempDir,
-}
+mod common;
+use common::Server;
 
-/// A server like `docket serve`: the real router over SQLite with workers (the pipeline's and
+/// A server like `docket serve`: the real router with workers (the pipeline's and
 /// `test.flaky`), a cron schedule (nothing runs it: no maintenance), and `keys`.
 async fn serve<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server<D> {
-    let driver = driver.clone();
-    let blobs = tempfile::tempdir().unwrap();
-    let pipeline = Pipeline::new(PipelineParts {
-        driver: driver.clone(),
-        blobs: Arc::new(ObjectStoreBlobs::local(blobs.path()).unwrap()),
-        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
-        parse: ParseSettings {
-            limits: docket_parse::Limits::default(),
-            isolation: None,
-        },
-        chunk: ChunkConfig {
-            max_tokens: 32,
-            overlap_tokens: 4,
-        },
-        stages: StagesConfig {
-            embed_page: 2,
-            ..StagesConfig::default()
-        },
-        max_file_bytes: MAX_BODY as u64 / 2,
-        notifier: Notifier::none(),
-        progress: ProgressHub::over(driver.broadcasts()),
+    let s = common::serve_with(driver, MAX_BODY, keys, |_, workers, _| {
+        workers.register(Flaky(Arc::new(AtomicUsize::new(0))));
     })
-    .unwrap();
-    let mut workers = Workers::new();
-    pipeline.register(&mut workers);
-    workers.register(Flaky(Arc::new(AtomicUsize::new(0))));
-    let runtime = Runtime::start(
-        driver.clone(),
-        workers,
-        RuntimeConfig {
-            poll_interval: Duration::from_millis(100),
-            maintenance: None,
-            ..Default::default()
+    .await;
+    let mut c = s.driver.conn().await.unwrap();
+    c.cron_schedule_upsert(CronScheduleUpsertParams {
+        spec: CronScheduleSpec {
+            name: "nightly-cleanup".into(),
+            expression: "0 3 * * *".into(),
+            timezone: "UTC".into(),
+            job_type: "test.flaky".into(),
+            queue: "default".into(),
+            payload: serde_json::json!({ "note": "cron" }),
+            priority: 0,
+            enabled: true,
+            missed_policy: MissedRunPolicy::RunOnce,
         },
-        Arc::new(SystemClock),
-    )
+        next_run_at: chrono::Utc::now() + chrono::Duration::hours(6),
+    })
+    .await
     .unwrap();
-    {
-        let mut c = driver.conn().await.unwrap();
-        c.cron_schedule_upsert(CronScheduleUpsertParams {
-            spec: CronScheduleSpec {
-                name: "nightly-cleanup".into(),
-                expression: "0 3 * * *".into(),
-                timezone: "UTC".into(),
-                job_type: "test.flaky".into(),
-                queue: "default".into(),
-                payload: serde_json::json!({ "note": "cron" }),
-                priority: 0,
-                enabled: true,
-                missed_policy: MissedRunPolicy::RunOnce,
-            },
-            next_run_at: chrono::Utc::now() + chrono::Duration::hours(6),
-        })
-        .await
-        .unwrap();
-    }
-    let app = docket_http::router(
-        pipeline,
-        docket_http::ApiOptions {
-            keys,
-            ..docket_http::ApiOptions::new(MAX_BODY)
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Server {
-        base,
-        driver,
-        runtime,
-        _blobs: blobs,
-    }
+    drop(c);
+    s
 }
 
 const READ_KEY: &str = "dashboard-test-read-key";

@@ -14,7 +14,6 @@
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 use std::time::Duration;
 
 use docket_conformance::harness::{TestDb, sqlite};
@@ -22,16 +21,9 @@ use docket_core::{
     Clock, CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, MissedRunPolicy,
     SystemClock,
 };
-use docket_embed::hashing::{HashingConfig, HashingEmbedder};
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
-use docket_pipeline::blob::ObjectStoreBlobs;
-use docket_pipeline::config::{ChunkConfig, StagesConfig};
 use docket_pipeline::fetch::{FetchConfig, Fetcher};
 use docket_pipeline::ingest::{StorageIngest, StorageWebhookConfig};
-use docket_pipeline::notify::Notifier;
-use docket_pipeline::progress::ProgressHub;
-use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
-use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 use reqwest::Method;
 use reqwest::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use reqwest::multipart::{Form, Part};
@@ -47,83 +39,32 @@ const METHODS: [&str; 8] = [
     "get", "put", "post", "delete", "options", "head", "patch", "trace",
 ];
 
-struct Server {
-    base: String,
-    runtime: RuntimeHandle,
-    _blobs: tempfile::TempDir,
-}
+mod common;
+use common::Server;
 
 /// A server with every optional part: URL fetching (with the SSRF guard on), the storage
 /// webhook (its objects fetched from a loopback address, which the guard refuses), and the
 /// processor of `POST /v1/jobs/process`.
-async fn serve<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server {
-    let dir = tempfile::tempdir().unwrap();
-    let pipeline = Pipeline::new(PipelineParts {
-        driver: driver.clone(),
-        blobs: Arc::new(ObjectStoreBlobs::local(dir.path()).unwrap()),
-        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
-        parse: ParseSettings {
-            limits: docket_parse::Limits::default(),
-            isolation: None,
-        },
-        chunk: ChunkConfig {
-            max_tokens: 32,
-            overlap_tokens: 4,
-        },
-        stages: StagesConfig {
-            embed_page: 2,
-            ..StagesConfig::default()
-        },
-        max_file_bytes: MAX_BODY as u64 / 2,
-        notifier: Notifier::none(),
-        progress: ProgressHub::over(driver.broadcasts()),
+async fn serve<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server<D> {
+    common::serve_with(driver, MAX_BODY, keys, |pipeline, workers, options| {
+        let fetcher = Fetcher::new(FetchConfig::default(), MAX_BODY as u64 / 2).unwrap();
+        let storage = StorageIngest::new(
+            pipeline.clone(),
+            fetcher.clone(),
+            StorageWebhookConfig {
+                secret: WEBHOOK_SECRET.into(),
+                tolerance_secs: 300,
+                object_url: "http://127.0.0.1:9/{bucket}/{key}".into(),
+                headers: Default::default(),
+                priority: 5,
+            },
+        )
+        .unwrap();
+        storage.register(workers);
+        options.fetcher = Some(fetcher);
+        options.storage = Some(storage);
     })
-    .unwrap();
-    let fetcher = Fetcher::new(FetchConfig::default(), MAX_BODY as u64 / 2).unwrap();
-    let storage = StorageIngest::new(
-        pipeline.clone(),
-        fetcher.clone(),
-        StorageWebhookConfig {
-            secret: WEBHOOK_SECRET.into(),
-            tolerance_secs: 300,
-            object_url: "http://127.0.0.1:9/{bucket}/{key}".into(),
-            headers: Default::default(),
-            priority: 5,
-        },
-    )
-    .unwrap();
-    let mut workers = Workers::new();
-    pipeline.register(&mut workers);
-    storage.register(&mut workers);
-    let runtime = Runtime::start(
-        driver.clone(),
-        workers,
-        RuntimeConfig {
-            poll_interval: Duration::from_millis(50),
-            maintenance: None,
-            ..Default::default()
-        },
-        Arc::new(SystemClock),
-    )
-    .unwrap();
-    let app = docket_http::router(
-        pipeline,
-        docket_http::ApiOptions {
-            keys,
-            fetcher: Some(fetcher),
-            storage: Some(storage),
-            processor: Some(runtime.processor()),
-            ..docket_http::ApiOptions::new(MAX_BODY)
-        },
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Server {
-        base: format!("http://{addr}"),
-        runtime,
-        _blobs: dir,
-    }
+    .await
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,18 +4,31 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
-use docket_core::Driver;
+use docket_core::{Driver, SystemClock};
 use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+use docket_http::ApiOptions;
+use docket_http::auth::ApiKeys;
 use docket_pipeline::blob::ObjectStoreBlobs;
 use docket_pipeline::config::{ChunkConfig, StagesConfig};
 use docket_pipeline::notify::Notifier;
 use docket_pipeline::progress::ProgressHub;
 use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
+use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 
 /// A pipeline over `driver` with the hashing embedder, small chunks, files up to half of
 /// `max_body`, and progress carried by the driver's broadcasts.
 pub fn pipeline<D: Driver>(driver: &D, blobs: &Path, max_body: usize) -> Pipeline<D> {
+    pipeline_with(driver, blobs, max_body, StagesConfig::default())
+}
+
+fn pipeline_with<D: Driver>(
+    driver: &D,
+    blobs: &Path,
+    max_body: usize,
+    stages: StagesConfig,
+) -> Pipeline<D> {
     Pipeline::new(PipelineParts {
         driver: driver.clone(),
         blobs: Arc::new(ObjectStoreBlobs::local(blobs).unwrap()),
@@ -28,7 +41,7 @@ pub fn pipeline<D: Driver>(driver: &D, blobs: &Path, max_body: usize) -> Pipelin
             max_tokens: 32,
             overlap_tokens: 4,
         },
-        stages: StagesConfig::default(),
+        stages,
         max_file_bytes: max_body as u64 / 2,
         notifier: Notifier::none(),
         progress: ProgressHub::over(driver.broadcasts()),
@@ -42,4 +55,60 @@ pub async fn listen(app: axum::Router) -> String {
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await });
     format!("http://{addr}")
+}
+
+/// A server like `docket serve` on a loopback socket: the router over [`pipeline`] (its
+/// chunks embedded two to a page, so that progress moves several times while embedding) and a
+/// runtime working its jobs (no maintenance).
+pub struct Server<D: Driver> {
+    pub base: String,
+    pub driver: D,
+    pub runtime: RuntimeHandle,
+    _blobs: tempfile::TempDir,
+}
+
+/// A [`Server`] with `keys`; `POST /v1/jobs/process` runs on its runtime.
+pub async fn serve<D: Driver>(driver: &D, max_body: usize, keys: Option<ApiKeys>) -> Server<D> {
+    serve_with(driver, max_body, keys, |_, _, _| {}).await
+}
+
+/// A [`Server`] whose workers and API options `extend` adds to (more job kinds, URL fetching,
+/// the storage webhook) before the runtime starts.
+pub async fn serve_with<D: Driver>(
+    driver: &D,
+    max_body: usize,
+    keys: Option<ApiKeys>,
+    extend: impl FnOnce(&Pipeline<D>, &mut Workers<D>, &mut ApiOptions<D>),
+) -> Server<D> {
+    let blobs = tempfile::tempdir().unwrap();
+    let stages = StagesConfig {
+        embed_page: 2,
+        ..StagesConfig::default()
+    };
+    let pipeline = pipeline_with(driver, blobs.path(), max_body, stages);
+    let mut workers = Workers::new();
+    pipeline.register(&mut workers);
+    let mut options = ApiOptions {
+        keys,
+        ..ApiOptions::new(max_body)
+    };
+    extend(&pipeline, &mut workers, &mut options);
+    let runtime = Runtime::start(
+        driver.clone(),
+        workers,
+        RuntimeConfig {
+            poll_interval: Duration::from_millis(50),
+            maintenance: None,
+            ..Default::default()
+        },
+        Arc::new(SystemClock),
+    )
+    .unwrap();
+    options.processor = Some(runtime.processor());
+    Server {
+        base: listen(docket_http::router(pipeline, options)).await,
+        driver: driver.clone(),
+        runtime,
+        _blobs: blobs,
+    }
 }
