@@ -34,6 +34,43 @@ pub(super) fn url(s: &str) -> String {
     out
 }
 
+/// A column heading.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Col<'a> {
+    /// A column of text.
+    Text(&'a str),
+    /// A column of numbers (right-aligned).
+    Num(&'a str),
+    /// A column with no visible heading; the text is for screen readers.
+    Hidden(&'a str),
+}
+
+/// Opens a horizontally scrollable table (with `class`, unless empty) under these headings;
+/// the rows follow, then [`TABLE_END`].
+pub(super) fn table_start(class: &str, cols: &[Col<'_>]) -> String {
+    let mut b = String::from("<div class=\"scroll\"><table");
+    if !class.is_empty() {
+        let _ = write!(b, " class=\"{}\"", esc(class));
+    }
+    b.push_str("><thead><tr>");
+    for c in cols {
+        let _ = match c {
+            Col::Text(t) => write!(b, "<th scope=\"col\">{}</th>", esc(t)),
+            Col::Num(t) => write!(b, "<th scope=\"col\" class=\"num\">{}</th>", esc(t)),
+            Col::Hidden(t) => write!(
+                b,
+                "<th scope=\"col\"><span class=\"sr-only\">{}</span></th>",
+                esc(t)
+            ),
+        };
+    }
+    b.push_str("</tr></thead><tbody>");
+    b
+}
+
+/// Closes what [`table_start`] opened.
+pub(super) const TABLE_END: &str = "</tbody></table></div>";
+
 /// The frame around a page's body: head, navigation, the live-update script.
 pub(super) struct Page<'a> {
     title: &'a str,

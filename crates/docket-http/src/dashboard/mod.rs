@@ -42,7 +42,7 @@ use uuid::Uuid;
 
 use crate::auth::{DashboardUser, LoginRequired};
 use crate::{AppState, UPLOAD_PRIORITY};
-use html::{Page, esc};
+use html::{Col, Page, esc};
 
 pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
     Router::new()
@@ -247,11 +247,9 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
     if by_kind.is_empty() {
         b.push_str("<p class=\"empty\">No jobs yet. Upload a document to start one.</p>");
     } else {
-        b.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">kind</th>");
-        for st in JobState::ALL {
-            let _ = write!(b, "<th scope=\"col\" class=\"num\">{}</th>", st.as_str());
-        }
-        b.push_str("</tr></thead><tbody>");
+        let mut cols = vec![Col::Text("kind")];
+        cols.extend(JobState::ALL.iter().map(|st| Col::Num(st.as_str())));
+        b.push_str(&html::table_start("", &cols));
         for (kind, counts) in &by_kind {
             let _ = write!(
                 b,
@@ -274,7 +272,7 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
             }
             b.push_str("</tr>");
         }
-        b.push_str("</tbody></table></div>");
+        b.push_str(html::TABLE_END);
     }
     b.push_str("</section>");
 
@@ -306,7 +304,17 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
     if workers.is_empty() {
         b.push_str("<p class=\"empty\">No workers have reported in. Jobs wait until a process with workers starts.</p>");
     } else {
-        b.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">worker</th><th scope=\"col\">host</th><th scope=\"col\" class=\"num\">pid</th><th scope=\"col\">queues</th><th scope=\"col\">started</th><th scope=\"col\">last heartbeat</th></tr></thead><tbody>");
+        b.push_str(&html::table_start(
+            "",
+            &[
+                Col::Text("worker"),
+                Col::Text("host"),
+                Col::Num("pid"),
+                Col::Text("queues"),
+                Col::Text("started"),
+                Col::Text("last heartbeat"),
+            ],
+        ));
         for w in &workers {
             let lead = leader.as_ref().is_some_and(|l| l.leader_id == w.id);
             let _ = write!(
@@ -325,7 +333,7 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
                 html::ago(now, w.heartbeat_at)
             );
         }
-        b.push_str("</tbody></table></div>");
+        b.push_str(html::TABLE_END);
     }
     b.push_str("</section>");
 
@@ -362,11 +370,17 @@ fn queue_table(
     if all_paused {
         b.push_str("<p class=\"warn\" role=\"status\">Every queue is paused (the <code>*</code> switch).</p>");
     }
-    b.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">queue</th><th scope=\"col\">state</th>");
+    let mut cols = vec![Col::Text("queue"), Col::Text("state")];
     if actions {
-        b.push_str("<th scope=\"col\">action</th>");
+        cols.push(Col::Text("action"));
     }
-    b.push_str("<th scope=\"col\" class=\"num\">queued</th><th scope=\"col\" class=\"num\">running</th><th scope=\"col\" class=\"num\">retrying</th><th scope=\"col\">oldest due job waits</th></tr></thead><tbody>");
+    cols.extend([
+        Col::Num("queued"),
+        Col::Num("running"),
+        Col::Num("retrying"),
+        Col::Text("oldest due job waits"),
+    ]);
+    b.push_str(&html::table_start("", &cols));
     for name in names {
         let count = |st: JobState| -> i64 {
             stats
@@ -416,7 +430,7 @@ fn queue_table(
             oldest.map_or_else(|| "—".to_owned(), |t| html::duration(now - t)),
         );
     }
-    b.push_str("</tbody></table></div>");
+    b.push_str(html::TABLE_END);
     b
 }
 
@@ -529,11 +543,20 @@ fn job_table(jobs: &[docket_core::JobRow], empty: &str, select: bool) -> String 
         return format!("<p class=\"empty\">{}</p>", esc(empty));
     }
     let now = Utc::now();
-    let mut b = String::from("<div class=\"scroll\"><table class=\"jobs\"><thead><tr>");
+    let mut cols = Vec::new();
     if select {
-        b.push_str("<th scope=\"col\"><span class=\"sr-only\">select</span></th>");
+        cols.push(Col::Hidden("select"));
     }
-    b.push_str("<th scope=\"col\" class=\"num\">id</th><th scope=\"col\">kind</th><th scope=\"col\">queue</th><th scope=\"col\">state</th><th scope=\"col\" class=\"num\">attempts</th><th scope=\"col\">created</th><th scope=\"col\">last error</th></tr></thead><tbody>");
+    cols.extend([
+        Col::Num("id"),
+        Col::Text("kind"),
+        Col::Text("queue"),
+        Col::Text("state"),
+        Col::Num("attempts"),
+        Col::Text("created"),
+        Col::Text("last error"),
+    ]);
+    let mut b = html::table_start("jobs", &cols);
     for j in jobs {
         b.push_str("<tr>");
         if select {
@@ -556,7 +579,7 @@ fn job_table(jobs: &[docket_core::JobRow], empty: &str, select: bool) -> String 
             id = j.id,
         );
     }
-    b.push_str("</tbody></table></div>");
+    b.push_str(html::TABLE_END);
     b
 }
 
@@ -728,7 +751,17 @@ async fn job<D: Driver>(State(s): State<AppState<D>>, user: User, Path(id): Path
     if attempts.is_empty() {
         b.push_str("<p class=\"empty\">No attempt has finished yet.</p>");
     } else {
-        b.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\" class=\"num\">#</th><th scope=\"col\">worker</th><th scope=\"col\">started</th><th scope=\"col\" class=\"num\">duration</th><th scope=\"col\">outcome</th><th scope=\"col\">error</th></tr></thead><tbody>");
+        b.push_str(&html::table_start(
+            "",
+            &[
+                Col::Num("#"),
+                Col::Text("worker"),
+                Col::Text("started"),
+                Col::Num("duration"),
+                Col::Text("outcome"),
+                Col::Text("error"),
+            ],
+        ));
         for a in &attempts {
             let outcome = format!("{:?}", a.outcome).to_lowercase();
             let _ = write!(
@@ -742,7 +775,7 @@ async fn job<D: Driver>(State(s): State<AppState<D>>, user: User, Path(id): Path
                 esc(a.error.as_deref().unwrap_or("")),
             );
         }
-        b.push_str("</tbody></table></div>");
+        b.push_str(html::TABLE_END);
     }
     b.push_str("</section></div>");
     let payload = serde_json::to_string_pretty(&j.payload).unwrap_or_default();
@@ -860,7 +893,19 @@ async fn documents<D: Driver>(
     if docs.is_empty() {
         b.push_str("<p class=\"empty\">No documents yet. Upload one above, or send one to <code>POST /v1/documents</code>.</p>");
     } else {
-        b.push_str("<div class=\"scroll\"><table class=\"docs\"><thead><tr><th scope=\"col\">document</th><th scope=\"col\">status</th><th scope=\"col\">progress</th><th scope=\"col\" class=\"num\">size</th><th scope=\"col\" class=\"num\">chunks</th><th scope=\"col\">timings</th><th scope=\"col\">created</th><th scope=\"col\">error</th></tr></thead><tbody>");
+        b.push_str(&html::table_start(
+            "docs",
+            &[
+                Col::Text("document"),
+                Col::Text("status"),
+                Col::Text("progress"),
+                Col::Num("size"),
+                Col::Num("chunks"),
+                Col::Text("timings"),
+                Col::Text("created"),
+                Col::Text("error"),
+            ],
+        ));
         for d in &docs {
             let _ = write!(
                 b,
@@ -881,7 +926,7 @@ async fn documents<D: Driver>(
                 id = d.id,
             );
         }
-        b.push_str("</tbody></table></div>");
+        b.push_str(html::TABLE_END);
         if docs.len() as i64 == PAGE
             && let Some(last) = docs.last()
         {
@@ -1083,7 +1128,18 @@ async fn queues<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult
     if schedules.is_empty() {
         b.push_str("<p class=\"empty\">No cron schedules are configured.</p>");
     } else {
-        b.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">schedule</th><th scope=\"col\">expression</th><th scope=\"col\">job</th><th scope=\"col\">next run</th><th scope=\"col\">last run</th><th scope=\"col\">enabled</th><th scope=\"col\">action</th></tr></thead><tbody>");
+        b.push_str(&html::table_start(
+            "",
+            &[
+                Col::Text("schedule"),
+                Col::Text("expression"),
+                Col::Text("job"),
+                Col::Text("next run"),
+                Col::Text("last run"),
+                Col::Text("enabled"),
+                Col::Text("action"),
+            ],
+        ));
         for sc in &schedules {
             let _ = write!(
                 b,
@@ -1099,7 +1155,7 @@ async fn queues<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult
                 u = html::url(&sc.name),
             );
         }
-        b.push_str("</tbody></table></div>");
+        b.push_str(html::TABLE_END);
     }
     b.push_str("</section>");
 
@@ -1107,7 +1163,17 @@ async fn queues<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult
     if runs.is_empty() {
         b.push_str("<p class=\"empty\">No schedule has run yet.</p>");
     } else {
-        b.push_str("<div class=\"scroll\"><table><thead><tr><th scope=\"col\">schedule</th><th scope=\"col\">for</th><th scope=\"col\">status</th><th scope=\"col\">job</th><th scope=\"col\">finished</th><th scope=\"col\">message</th></tr></thead><tbody>");
+        b.push_str(&html::table_start(
+            "",
+            &[
+                Col::Text("schedule"),
+                Col::Text("for"),
+                Col::Text("status"),
+                Col::Text("job"),
+                Col::Text("finished"),
+                Col::Text("message"),
+            ],
+        ));
         for r in &runs {
             let _ = write!(
                 b,
@@ -1127,7 +1193,7 @@ async fn queues<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult
                 esc(r.message.as_deref().unwrap_or("")),
             );
         }
-        b.push_str("</tbody></table></div>");
+        b.push_str(html::TABLE_END);
     }
     b.push_str("</section>");
     Ok(Html(
