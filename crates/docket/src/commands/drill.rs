@@ -208,19 +208,8 @@ impl Workers {
         self.started += 1;
         let log = std::fs::File::create(self.log_dir.join(format!("worker-{}.log", self.started)))?;
         let mut cmd = tokio::process::Command::new(&self.exe);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("DOCKET_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.arg("worker")
-            .env("DOCKET_DATABASE_URL", &self.url)
-            .env("DOCKET_STORAGE__BLOB_DIR", &self.blob_dir)
-            .env("DOCKET_MIGRATE_ON_START", "false")
-            .envs(WORKER_ENV.iter().copied())
-            .stdout(Stdio::null())
-            .stderr(log)
-            .kill_on_drop(true);
+        child_env(&mut cmd, &self.url, &self.blob_dir);
+        cmd.arg("worker").stdout(Stdio::null()).stderr(log);
         Ok(cmd.spawn()?)
     }
 }
@@ -307,7 +296,7 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
     let mut kills = 0usize;
     let mut next_kill = Instant::now() + Duration::from_millis(c.kill_every_ms);
     let (done, failed) = loop {
-        let (done, failed) = counts(&driver).await?;
+        let (done, failed) = counts(Db::Pg(driver.pool())).await?;
         if done + failed >= c.documents as i64 {
             break (done, failed);
         }
@@ -488,39 +477,26 @@ async fn verify(
     ))
 }
 
-async fn counts<D: Driver>(driver: &D) -> anyhow::Result<(i64, i64)> {
-    let mut c = driver.conn().await?;
-    let mut done = 0;
-    let mut failed = 0;
-    for status in [
-        docket_core::DocumentStatus::Completed,
-        docket_core::DocumentStatus::Failed,
-    ] {
-        let mut before = None;
-        loop {
-            let page = c
-                .document_list(&docket_core::DocumentListParams {
-                    status: Some(status),
-                    source: None,
-                    before,
-                    limit: 1000,
-                })
-                .await?;
-            let n = page.len() as i64;
-            if status == docket_core::DocumentStatus::Completed {
-                done += n;
-            } else {
-                failed += n;
-            }
-            if n < 1000 {
-                break;
-            }
-            before = page.last().map(|d| d.id);
-        }
-    }
-    Ok((done, failed))
+/// Documents completed and failed.
+async fn counts(db: Db<'_>) -> anyhow::Result<(i64, i64)> {
+    let by_status = db
+        .pairs(
+            "SELECT status, count(*) FROM documents \
+             WHERE status IN ('completed', 'failed') GROUP BY status",
+        )
+        .await?;
+    let of = |s: &str| {
+        by_status
+            .iter()
+            .find(|(k, _)| k == s)
+            .map_or(0, |(_, n)| *n)
+    };
+    Ok((of("completed"), of("failed")))
 }
 
+/// Points a `docket` child process at the drill's database and blob folder: the caller's
+/// `DOCKET_*` variables are cleared, and it starts in the blob folder, so that no
+/// `docket.toml` from the caller's directory applies.
 fn child_env(cmd: &mut tokio::process::Command, url: &str, blob_dir: &std::path::Path) {
     for (k, _) in std::env::vars() {
         if k.starts_with("DOCKET_") {
@@ -531,6 +507,7 @@ fn child_env(cmd: &mut tokio::process::Command, url: &str, blob_dir: &std::path:
         .env("DOCKET_STORAGE__BLOB_DIR", blob_dir)
         .env("DOCKET_MIGRATE_ON_START", "false")
         .envs(WORKER_ENV.iter().copied())
+        .current_dir(blob_dir)
         .kill_on_drop(true);
 }
 
@@ -734,15 +711,15 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
         }
     }
     let deadline = started + Duration::from_secs(o.timeout_secs);
+    let mut last = (0, 0);
     let (done, failed) = loop {
-        match counts(&driver).await {
-            Ok((done, failed)) if done + failed >= o.documents as i64 => break (done, failed),
-            Ok(_) | Err(_) if Instant::now() > deadline => {
-                let (d, f) = counts(&driver).await.unwrap_or((0, 0));
-                break (d, f);
-            }
-            _ => tokio::time::sleep(Duration::from_millis(200)).await,
+        if let Ok(c) = counts(Db::Pg(driver.pool())).await {
+            last = c;
         }
+        if last.0 + last.1 >= o.documents as i64 || Instant::now() > deadline {
+            break last;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let elapsed = started.elapsed();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -1295,19 +1272,17 @@ async fn soak_with<D: Driver>(
     let total = minutes(k.minutes)?;
     let hold_at = minutes(k.hold_from)?;
     let hold_until = hold_at.saturating_add(minutes(k.hold_minutes)?);
-    let mut held = false;
     let mut rng = StdRng::seed_from_u64(3);
     let mut samples = Vec::new();
     let mut next_sample = Instant::now() + Duration::from_secs(k.sample_secs);
     let mut submit_lat = hdrhistogram::Histogram::<u64>::new(3)?;
     let mut submitted = 0usize;
-    let tick = Duration::from_secs_f64(1.0 / k.rate.max(1) as f64);
+    let tick = Duration::from_secs_f64(1.0 / k.rate as f64);
     let mut next = Instant::now();
     while started.elapsed() < total {
         let t = started.elapsed();
-        if !held && t >= hold_at && t < hold_until {
+        if !probe.holding() && t >= hold_at && t < hold_until {
             probe.hold().await?;
-            held = true;
         }
         if t >= hold_until && probe.holding() {
             probe.release().await?;
@@ -1352,7 +1327,7 @@ async fn soak_with<D: Driver>(
     // vacuum reclaim the dead rows.
     let drain_deadline = Instant::now() + Duration::from_secs(600);
     loop {
-        let (done, failed) = counts(&driver).await?;
+        let (done, failed) = counts(probe.db()).await?;
         if done + failed >= submitted as i64 || Instant::now() > drain_deadline {
             break;
         }
@@ -1360,7 +1335,7 @@ async fn soak_with<D: Driver>(
     }
     handle.shutdown().await;
     // The invariants, before cleanup deletes the finished jobs and their attempts.
-    let (done, failed) = counts(&driver).await?;
+    let (done, failed) = counts(probe.db()).await?;
     let (lost, checks) = verify(probe.db(), submitted as i64, done).await?;
     let before_cleanup = probe.figures().await?;
     let deleted = {
