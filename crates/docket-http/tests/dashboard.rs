@@ -338,6 +338,27 @@ async fn access_rules() {
         );
         assert_eq!(state(job).await, want, "after {action}");
     }
+    // "Retry every failed job" leaves a cancelled job alone.
+    let r = http
+        .post(url(&format!("/ui/jobs/{job}/cancel")))
+        .header("cookie", &cookie)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let r = http
+        .post(url("/ui/jobs/retry"))
+        .header("cookie", &cookie)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("all=1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/jobs/failed".into())
+    );
+    assert_eq!(state(job).await, docket_core::JobState::Cancelled);
 
     // Logging out ends the session on the server, not only in the browser.
     let r = http

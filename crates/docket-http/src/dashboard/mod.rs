@@ -724,7 +724,7 @@ async fn job<D: Driver>(State(s): State<AppState<D>>, user: User, Path(id): Path
             format!(
                 "attempt {} {} after {}",
                 a.attempt,
-                esc(&format!("{:?}", a.outcome).to_lowercase()),
+                a.outcome.as_str(),
                 html::millis(a.duration_ms)
             ),
         ));
@@ -738,12 +738,7 @@ async fn job<D: Driver>(State(s): State<AppState<D>>, user: User, Path(id): Path
     events.sort_by_key(|(t, _)| *t);
     b.push_str("<section class=\"card\"><h2>Timeline</h2><ol class=\"timeline\">");
     for (t, what) in &events {
-        let _ = write!(
-            b,
-            "<li><time datetime=\"{}\">{}</time> {what}</li>",
-            t.to_rfc3339(),
-            html::time(*t)
-        );
+        let _ = write!(b, "<li>{} {what}</li>", html::time(*t));
     }
     b.push_str("</ol></section>");
 
@@ -763,7 +758,6 @@ async fn job<D: Driver>(State(s): State<AppState<D>>, user: User, Path(id): Path
             ],
         ));
         for a in &attempts {
-            let outcome = format!("{:?}", a.outcome).to_lowercase();
             let _ = write!(
                 b,
                 "<tr><td class=\"num\">{}</td><td><code>{}</code></td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td class=\"error-cell\">{}</td></tr>",
@@ -771,7 +765,7 @@ async fn job<D: Driver>(State(s): State<AppState<D>>, user: User, Path(id): Path
                 esc(&a.worker_id),
                 html::time(a.started_at),
                 html::millis(a.duration_ms),
-                esc(&outcome),
+                a.outcome.as_str(),
                 esc(a.error.as_deref().unwrap_or("")),
             );
         }
@@ -835,9 +829,30 @@ async fn retry_many<D: Driver>(State(s): State<AppState<D>>, body: axum::body::B
         return Ok(see_other("/ui/jobs/failed"));
     }
     let mut c = s.pipeline.driver().conn().await?;
+    if all {
+        // Every failed job, as the page lists them (a retry with no ids would also take the
+        // cancelled ones).
+        ids.clear();
+        loop {
+            let page = c
+                .job_list(JobListParams {
+                    states: vec![JobState::Failed],
+                    before_id: ids.last().copied(),
+                    limit: 1000,
+                    ..JobListParams::default()
+                })
+                .await?;
+            ids.extend(page.iter().map(|j| j.id));
+            if page.len() < 1000 {
+                break;
+            }
+        }
+        if ids.is_empty() {
+            return Ok(see_other("/ui/jobs/failed"));
+        }
+    }
     c.job_retry(JobRetryParams {
-        // No ids and no filter: every failed job.
-        ids: if all { Vec::new() } else { ids },
+        ids,
         ..JobRetryParams::default()
     })
     .await?;
@@ -1237,7 +1252,11 @@ async fn cron_run<D: Driver>(State(s): State<AppState<D>>, Path(name): Path<Stri
         std::sync::Arc::new(docket_core::SystemClock),
     )?;
     match scheduler.run_now(&name).await {
-        Ok(_) => Ok(see_other("/ui/queues")),
+        Ok(Some(_)) => Ok(see_other("/ui/queues")),
+        Ok(None) => Err(UiError(
+            StatusCode::CONFLICT,
+            format!("a run of {name} is already live"),
+        )),
         Err(docket_core::Error::Invalid(m)) => Err(UiError(StatusCode::NOT_FOUND, m)),
         Err(e) => Err(e.into()),
     }
