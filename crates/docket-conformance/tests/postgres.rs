@@ -103,8 +103,10 @@ async fn broadcasts_cross_process() {
     let mut at_quiet = quiet.broadcasts().subscribe();
     // The listeners connect in the background: publish until the first message crosses.
     let deadline = std::time::Instant::now() + StdDuration::from_secs(10);
+    let mut hellos = 0;
     let got = loop {
         a.broadcasts().publish("hello".into());
+        hellos += 1;
         match tokio::time::timeout(StdDuration::from_millis(200), at_b.recv()).await {
             Ok(m) => break m.expect("receive"),
             Err(_) => assert!(
@@ -136,13 +138,21 @@ async fn broadcasts_cross_process() {
     assert_eq!(seen, (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>());
     // The sender's subscribers hear each of its own broadcasts once: at publish time, not
     // again when its listener receives the NOTIFY.
+    // Every hello too, the ones published before its listener was connected included.
     let mut own = Vec::new();
+    let mut own_hellos = 1;
     while let Ok(Ok(m)) = tokio::time::timeout(StdDuration::from_millis(500), at_a.recv()).await {
         if m.starts_with('m') {
             own.push(m.to_string());
+        } else if &*m == "hello" {
+            own_hellos += 1;
         }
     }
     assert_eq!(own, (0..50).map(|i| format!("m{i}")).collect::<Vec<_>>());
+    assert_eq!(
+        own_hellos, hellos,
+        "the sender heard each of its hellos once"
+    );
     // Without LISTEN nothing arrives from elsewhere; its own broadcasts still do.
     assert!(
         tokio::time::timeout(StdDuration::from_millis(300), at_quiet.recv())
