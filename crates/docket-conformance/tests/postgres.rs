@@ -250,8 +250,15 @@ async fn seed_monitoring_sql() {
     let got = claim(&mut c, "p", 3, None).await;
     assert_eq!(got.len(), 3);
     let started = got[0].started_at.expect("started_at");
+    let token = |id: i64| {
+        got.iter()
+            .find(|j| j.id == id)
+            .and_then(|j| j.claim_token)
+            .expect("claimed")
+    };
     let fin = |id, secs, outcome| JobCompletion {
         id,
+        claim_token: token(id),
         attempt: 1,
         worker_id: "w".into(),
         started_at: started,
@@ -286,6 +293,7 @@ async fn seed_monitoring_sql() {
             .job_complete_many(JobCompleteManyParams {
                 completions: vec![JobCompletion {
                     id: got[0].id,
+                    claim_token: got[0].claim_token.expect("claimed"),
                     attempt: 1,
                     worker_id: "w".into(),
                     started_at: start,

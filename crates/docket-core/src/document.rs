@@ -43,11 +43,14 @@ pub enum DocumentStatus {
     Completed,
     /// A stage failed for good; `error` and `error_stage` say why and where.
     Failed,
+    /// An operator cancelled it (or a job of its pipeline); nothing revives it but a
+    /// reprocess.
+    Cancelled,
 }
 
 impl DocumentStatus {
     /// Every status, in processing order.
-    pub const ALL: [DocumentStatus; 8] = [
+    pub const ALL: [DocumentStatus; 9] = [
         DocumentStatus::Queued,
         DocumentStatus::Parsing,
         DocumentStatus::Chunking,
@@ -56,6 +59,7 @@ impl DocumentStatus {
         DocumentStatus::Notifying,
         DocumentStatus::Completed,
         DocumentStatus::Failed,
+        DocumentStatus::Cancelled,
     ];
 
     /// The stored text.
@@ -69,12 +73,16 @@ impl DocumentStatus {
             DocumentStatus::Notifying => "notifying",
             DocumentStatus::Completed => "completed",
             DocumentStatus::Failed => "failed",
+            DocumentStatus::Cancelled => "cancelled",
         }
     }
 
-    /// Whether processing has ended (completed or failed).
+    /// Whether processing has ended (completed, failed or cancelled).
     pub fn is_terminal(self) -> bool {
-        matches!(self, DocumentStatus::Completed | DocumentStatus::Failed)
+        matches!(
+            self,
+            DocumentStatus::Completed | DocumentStatus::Failed | DocumentStatus::Cancelled
+        )
     }
 }
 

@@ -159,9 +159,9 @@ pub trait Executor: Send {
         params: JobGetAvailableParams,
     ) -> impl Future<Output = Result<Vec<JobRow>>> + Send;
 
-    /// Finalises attempts, each guarded by `status = 'running' AND attempts = attempt AND
-    /// locked_by = worker_id`, and
-    /// records a `job_attempts` row for each one applied. Returns the ids applied.
+    /// Finalises attempts as each [`CompletionOutcome::transition`] says, each guarded by
+    /// `status = 'running' AND claim_token = the claim's token`, and records a `job_attempts`
+    /// row for each one applied. Returns the ids applied.
     fn job_complete_many(
         &mut self,
         params: JobCompleteManyParams,
@@ -182,24 +182,65 @@ pub trait Executor: Send {
         job_id: i64,
     ) -> impl Future<Output = Result<Vec<JobAttempt>>> + Send;
 
-    /// Retries failed or cancelled jobs by hand. Returns the ids requeued.
+    /// Retries failed or cancelled jobs by hand: due now, `max_attempts` raised by the job's
+    /// attempt budget (its first `max_attempts`; attempt numbers never go back). Returns the ids
+    /// requeued.
     fn job_retry(
         &mut self,
         params: JobRetryParams,
     ) -> impl Future<Output = Result<Vec<i64>>> + Send;
 
     /// Cancels queued, retrying or running jobs. Returns the ids cancelled. A running job's
-    /// worker finds its completion refused.
+    /// claim ends here (recorded as a `cancelled` attempt): its worker's completion is refused.
     fn job_cancel(
         &mut self,
         params: JobCancelParams,
     ) -> impl Future<Output = Result<Vec<i64>>> + Send;
 
-    /// Rescues running jobs whose worker's lease expired.
-    fn job_rescue(
+    /// Running jobs whose worker's lease expired (or whose worker row is gone), by id.
+    fn job_list_expired(
         &mut self,
-        params: JobRescueParams,
+        params: JobListExpiredParams,
+    ) -> impl Future<Output = Result<Vec<JobRow>>> + Send;
+
+    /// Applies rescues the engine decided, each only while its job still runs under the dead
+    /// claim, recording a `rescued` attempt for each.
+    fn job_rescue_many(
+        &mut self,
+        params: JobRescueManyParams,
     ) -> impl Future<Output = Result<JobRescueResult>> + Send;
+
+    /// Of the claims given, the ids of those whose job no longer runs under them (cancelled,
+    /// rescued, retried, discarded, deleted), by id.
+    fn job_claims_lost(
+        &mut self,
+        params: JobClaimsLostParams,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// Makes queued (also scheduled) and retrying jobs due now, spending no attempt. Returns
+    /// the ids changed.
+    fn job_run_now(
+        &mut self,
+        params: JobRunNowParams,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// Deletes dead letters (failed jobs) with their attempts. Returns the ids deleted.
+    fn job_discard(
+        &mut self,
+        params: JobDiscardParams,
+    ) -> impl Future<Output = Result<Vec<i64>>> + Send;
+
+    /// Records an operator action.
+    fn audit_insert(
+        &mut self,
+        params: AuditInsertParams,
+    ) -> impl Future<Output = Result<AuditRow>> + Send;
+
+    /// Operator actions, newest first.
+    fn audit_list(
+        &mut self,
+        params: AuditListParams,
+    ) -> impl Future<Output = Result<Vec<AuditRow>>> + Send;
 
     /// Deletes finished jobs older than the cut-offs. Returns how many.
     fn job_delete_finished(
@@ -338,6 +379,14 @@ pub trait Executor: Send {
         &mut self,
         params: &DocumentFailParams,
     ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Cancels documents that have not finished (completed, failed or cancelled ones are left
+    /// alone). Returns the ids cancelled. Stage writes leave a cancelled document as it is;
+    /// only [`Executor::document_reprocess`] starts it again.
+    fn document_cancel(
+        &mut self,
+        params: &DocumentCancelParams,
+    ) -> impl Future<Output = Result<Vec<Uuid>>> + Send;
 
     /// Makes a generation the searchable one and deletes every other generation's texts and
     /// chunks, all or nothing (inside a transaction, together with the caller's other writes).

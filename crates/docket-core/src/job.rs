@@ -129,6 +129,11 @@ pub struct JobRow {
     pub completed_at: Option<DateTime<Utc>>,
     /// When the row last changed.
     pub updated_at: DateTime<Utc>,
+    /// The current claim's token while the job runs (`None` otherwise): every write that
+    /// ends the attempt must present it.
+    pub claim_token: Option<Uuid>,
+    /// Times in a row a worker died running this job (reset when an attempt ends).
+    pub rescues: i32,
 }
 
 /// How one attempt ended.
@@ -377,4 +382,23 @@ pub struct JobActivityRow {
     pub failed_last_hour: i64,
     /// When the longest-waiting due job (queued or retrying, `run_at` passed) became due.
     pub oldest_due_at: Option<DateTime<Utc>>,
+}
+
+/// One operator action, as recorded in `docket_audit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditRow {
+    /// Identity, increasing with time.
+    pub id: i64,
+    /// When.
+    pub at: DateTime<Utc>,
+    /// Who.
+    pub actor: String,
+    /// What.
+    pub action: String,
+    /// What it was done to, besides jobs.
+    pub target: Option<String>,
+    /// The jobs it changed.
+    pub job_ids: Vec<i64>,
+    /// The filter used, counts, anything else worth keeping.
+    pub detail: serde_json::Value,
 }

@@ -7,7 +7,9 @@ use chrono::{DateTime, Duration, Utc};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::{Error, JobState, MAX_PAYLOAD_BYTES, MissedRunPolicy, PRIORITY_MAX, PRIORITY_MIN};
+use crate::{
+    AttemptOutcome, Error, JobState, MAX_PAYLOAD_BYTES, MissedRunPolicy, PRIORITY_MAX, PRIORITY_MIN,
+};
 
 /// A job to enqueue.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,16 +162,103 @@ pub enum CompletionOutcome {
     },
 }
 
+impl CompletionOutcome {
+    /// What this outcome does to its job and which attempt row it leaves: decided here, once,
+    /// for every driver (drivers apply it; none interprets an outcome itself).
+    pub fn transition(&self, finished_at: DateTime<Utc>) -> Transition<'_> {
+        match self {
+            CompletionOutcome::Completed => Transition {
+                status: JobState::Completed,
+                run_at: None,
+                last_error: None,
+                attempts_delta: 0,
+                completed_at: Some(finished_at),
+                attempt_outcome: AttemptOutcome::Completed,
+                attempt_error: None,
+                rescues_reset: true,
+            },
+            CompletionOutcome::Retry { run_at, error } => Transition {
+                status: JobState::Retrying,
+                run_at: Some(*run_at),
+                last_error: Some(error),
+                attempts_delta: 0,
+                completed_at: None,
+                attempt_outcome: AttemptOutcome::Retried,
+                attempt_error: Some(error),
+                rescues_reset: true,
+            },
+            CompletionOutcome::Failed { error } => Transition {
+                status: JobState::Failed,
+                run_at: None,
+                last_error: Some(error),
+                attempts_delta: 0,
+                completed_at: Some(finished_at),
+                attempt_outcome: AttemptOutcome::Failed,
+                attempt_error: Some(error),
+                rescues_reset: true,
+            },
+            // Back to the queue, due later; the attempt is not counted.
+            CompletionOutcome::Snoozed { run_at, reason } => Transition {
+                status: JobState::Queued,
+                run_at: Some(*run_at),
+                last_error: None,
+                attempts_delta: -1,
+                completed_at: None,
+                attempt_outcome: AttemptOutcome::Released,
+                attempt_error: Some(reason),
+                rescues_reset: true,
+            },
+            // Back to the queue, due now; the attempt is not counted, and the rescues in a row
+            // stand (a shutdown says nothing about the job).
+            CompletionOutcome::Released => Transition {
+                status: JobState::Queued,
+                run_at: Some(finished_at),
+                last_error: None,
+                attempts_delta: -1,
+                completed_at: None,
+                attempt_outcome: AttemptOutcome::Released,
+                attempt_error: Some("released on shutdown"),
+                rescues_reset: false,
+            },
+        }
+    }
+}
+
+/// A job's new state after an attempt, as [`CompletionOutcome::transition`] decides it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition<'a> {
+    /// The job's new state.
+    pub status: JobState,
+    /// Its new `run_at`; `None` keeps it.
+    pub run_at: Option<DateTime<Utc>>,
+    /// Its new `last_error`; `None` keeps it.
+    pub last_error: Option<&'a str>,
+    /// Added to `attempts` (-1 gives the attempt back).
+    pub attempts_delta: i32,
+    /// Its `completed_at` (cleared when `None`).
+    pub completed_at: Option<DateTime<Utc>>,
+    /// The attempt row's outcome.
+    pub attempt_outcome: AttemptOutcome,
+    /// The attempt row's error.
+    pub attempt_error: Option<&'a str>,
+    /// Whether the count of rescues in a row starts over.
+    pub rescues_reset: bool,
+}
+
 /// One finished attempt.
 #[derive(Debug, Clone, PartialEq)]
 pub struct JobCompletion {
     /// The job.
     pub id: i64,
-    /// The attempt number the worker claimed; the update applies only while the job is still
-    /// `running` at this attempt under `worker_id`, so a worker whose job was rescued,
-    /// cancelled or retried by hand cannot overwrite the newer state.
+    /// The token of the claim this attempt ran under ([`crate::JobRow::claim_token`]): the
+    /// update applies only while the job is still `running` under that claim, so a worker
+    /// whose job was rescued, cancelled, retried or released meanwhile (and maybe claimed
+    /// again, even by the same worker at the same attempt number) cannot overwrite the newer
+    /// state.
+    pub claim_token: Uuid,
+    /// The attempt number the worker claimed (recorded on the attempt row).
     pub attempt: i32,
-    /// The worker.
+    /// The worker (recorded on the attempt row).
     pub worker_id: String,
     /// When the handler started.
     pub started_at: DateTime<Utc>,
@@ -226,9 +315,9 @@ pub struct JobCancelParams {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Rescue running jobs whose worker's lease has expired.
+/// Running jobs whose worker's lease has expired ([`crate::Executor::job_list_expired`]).
 #[derive(Debug, Clone)]
-pub struct JobRescueParams {
+pub struct JobListExpiredParams {
     /// A worker whose last heartbeat is older than `now - lease` is dead.
     pub lease: Duration,
     /// See the module docs.
@@ -237,13 +326,118 @@ pub struct JobRescueParams {
     pub limit: i64,
 }
 
+/// One rescue, as the engine decided it: back to the queue (due at `run_at`, the attempt
+/// counted) or dead-lettered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JobRescue {
+    /// The job.
+    pub id: i64,
+    /// The claim being taken back: the rescue applies only while the job still runs under it
+    /// (`None`: a claim made before claims had tokens).
+    pub claim_token: Option<Uuid>,
+    /// The dead claim's attempt (recorded on the attempt row).
+    pub attempt: i32,
+    /// The dead worker (recorded on the attempt row).
+    pub worker_id: String,
+    /// When the dead attempt started.
+    pub started_at: DateTime<Utc>,
+    /// `Queued` (rescues in a row counted) or `Failed`.
+    pub status: JobState,
+    /// When a requeued job becomes due.
+    pub run_at: DateTime<Utc>,
+    /// The job's `last_error` and the attempt row's error.
+    pub error: String,
+}
+
+/// Apply rescues ([`crate::Executor::job_rescue_many`]).
+#[derive(Debug, Clone, Default)]
+pub struct JobRescueManyParams {
+    /// The rescues.
+    pub rescues: Vec<JobRescue>,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
 /// What a rescue did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct JobRescueResult {
     /// Jobs put back in the queue.
     pub requeued: Vec<i64>,
-    /// Jobs dead-lettered because they had no attempts left.
+    /// Jobs dead-lettered (no attempts left, or their worker died too often in a row).
     pub failed: Vec<i64>,
+}
+
+/// Which of these claims are no longer held ([`crate::Executor::job_claims_lost`]).
+#[derive(Debug, Clone, Default)]
+pub struct JobClaimsLostParams {
+    /// Job ids with the claim token each was run under.
+    pub claims: Vec<(i64, Uuid)>,
+}
+
+/// Make queued or retrying jobs due now without spending an attempt.
+#[derive(Debug, Clone, Default)]
+pub struct JobRunNowParams {
+    /// These jobs; when empty, every queued or retrying job matching the filters below.
+    pub ids: Vec<i64>,
+    /// Only this kind.
+    pub job_type: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Delete dead letters for good ([`crate::Executor::job_discard`]).
+#[derive(Debug, Clone, Default)]
+pub struct JobDiscardParams {
+    /// These jobs (must be failed); when empty, every failed job matching the filters below.
+    pub ids: Vec<i64>,
+    /// Only this kind.
+    pub job_type: Option<String>,
+    /// Only this queue.
+    pub queue: Option<String>,
+}
+
+/// Record an operator action ([`crate::Executor::audit_insert`]).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct AuditInsertParams {
+    /// Who: an API key's name, `dashboard:<key name>`, or `cli:<user>`.
+    pub actor: String,
+    /// What: `retry`, `run_now`, `cancel`, `discard`, `pause`, `resume`, `cron_run`,
+    /// `reprocess`, `delete`, `reindex` …
+    pub action: String,
+    /// What it was done to, besides jobs: a queue, a schedule, a document id.
+    pub target: Option<String>,
+    /// The jobs it changed.
+    pub job_ids: Vec<i64>,
+    /// Anything else worth keeping (the filter used, counts).
+    pub detail: serde_json::Value,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Operator actions, newest first ([`crate::Executor::audit_list`]).
+#[derive(Debug, Clone, Default)]
+pub struct AuditListParams {
+    /// Only this action.
+    pub action: Option<String>,
+    /// Only actions that changed this job.
+    pub job_id: Option<i64>,
+    /// Cursor: only ids below this one.
+    pub before_id: Option<i64>,
+    /// At most this many rows.
+    pub limit: i64,
+}
+
+/// Cancel documents that have not finished ([`crate::Executor::document_cancel`]).
+#[derive(Debug, Clone, Default)]
+pub struct DocumentCancelParams {
+    /// The documents.
+    pub ids: Vec<Uuid>,
+    /// Why (stored as the document's error).
+    pub reason: String,
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
 }
 
 /// Delete finished jobs (and their attempts) older than the cut-offs.

@@ -15,7 +15,7 @@ WITH activated AS (
         completed_at = CASE WHEN $8 = 'completed' THEN coalesce($10::timestamptz, now())
                             ELSE completed_at END,
         updated_at = coalesce($10::timestamptz, now())
-    WHERE id = $1 AND generation = $2
+    WHERE id = $1 AND generation = $2 AND status <> 'cancelled'
     RETURNING id, generation
 ), chunks AS (
     DELETE FROM document_chunks c

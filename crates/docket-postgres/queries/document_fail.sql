@@ -4,4 +4,4 @@ SET status = 'failed',
     error_stage = $3,
     error = $4,
     updated_at = coalesce($5::timestamptz, now())
-WHERE id = $1 AND generation = $2
+WHERE id = $1 AND generation = $2 AND status <> 'cancelled'

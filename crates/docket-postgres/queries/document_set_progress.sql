@@ -2,4 +2,4 @@
 UPDATE documents
 SET progress = greatest(progress, $3::int2),
     updated_at = coalesce($4::timestamptz, now())
-WHERE id = $1 AND generation = $2 AND status NOT IN ('completed', 'failed')
+WHERE id = $1 AND generation = $2 AND status NOT IN ('completed', 'failed', 'cancelled')

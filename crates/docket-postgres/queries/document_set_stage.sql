@@ -1,4 +1,5 @@
--- Guarded by generation: a stage of a superseded run changes nothing.
+-- Guarded by generation: a stage of a superseded run changes nothing; nor does any stage
+-- change a cancelled document.
 UPDATE documents
 SET status = $3,
     stage = $4,
@@ -11,4 +12,4 @@ SET status = $3,
                         THEN coalesce(completed_at, coalesce($8::timestamptz, now()))
                         ELSE completed_at END,
     updated_at = coalesce($8::timestamptz, now())
-WHERE id = $1 AND generation = $2
+WHERE id = $1 AND generation = $2 AND status <> 'cancelled'

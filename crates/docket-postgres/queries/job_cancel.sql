@@ -9,6 +9,7 @@ WITH target AS (
         completed_at = coalesce($2::timestamptz, now()),
         locked_by = NULL,
         locked_at = NULL,
+        claim_token = NULL,
         updated_at = coalesce($2::timestamptz, now())
     FROM target t
     WHERE j.id = t.id

@@ -14,6 +14,7 @@ WITH picked AS (
 UPDATE processing_jobs j
 SET status = 'running',
     attempts = j.attempts + 1,
+    claim_token = gen_random_uuid(),
     locked_by = $1,
     locked_at = coalesce($4::timestamptz, now()),
     started_at = coalesce($4::timestamptz, now()),

@@ -1,34 +1,31 @@
--- Running jobs whose worker stopped heartbeating go back to the queue (the attempt counts), or
--- to the dead-letter state when no attempts are left. Each rescued attempt is recorded.
-WITH dead AS (
-    SELECT j.id, j.locked_by, j.started_at, j.attempts, j.max_attempts
-    FROM processing_jobs j
-    LEFT JOIN docket_workers w ON w.id = j.locked_by
-    WHERE j.status = 'running' AND j.locked_by IS NOT NULL
-      AND (w.id IS NULL
-           OR w.heartbeat_at < coalesce($1::timestamptz, now()) - $2::float8 * interval '1 second')
-    ORDER BY j.id
-    LIMIT $3
-    FOR UPDATE OF j SKIP LOCKED
+-- Applies the rescues the engine decided: each job goes back to the queue (due at its backoff,
+-- the attempt counted, one more rescue in a row) or to the dead-letter state, only while it
+-- still runs under the dead claim. Each rescued attempt is recorded.
+WITH input AS (
+    SELECT *
+    FROM unnest($1::int8[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[],
+                $6::text[], $7::timestamptz[], $8::text[])
+         AS t(id, claim_token, attempt, worker_id, started_at, status, run_at, error)
 ), upd AS (
     UPDATE processing_jobs j
-    SET status = CASE WHEN d.attempts >= d.max_attempts THEN 'failed' ELSE 'queued' END,
-        run_at = coalesce($1::timestamptz, now()),
-        last_error = 'lease expired: worker ' || coalesce(d.locked_by, '?')
-                     || ' stopped heartbeating (died or lost the database)',
-        completed_at = CASE WHEN d.attempts >= d.max_attempts THEN coalesce($1::timestamptz, now()) END,
+    SET status = i.status,
+        run_at = CASE WHEN i.status = 'queued' THEN i.run_at ELSE j.run_at END,
+        last_error = i.error,
+        rescues = j.rescues + 1,
+        completed_at = CASE WHEN i.status = 'failed' THEN coalesce($9::timestamptz, now()) END,
         locked_by = NULL,
         locked_at = NULL,
-        updated_at = coalesce($1::timestamptz, now())
-    FROM dead d
-    WHERE j.id = d.id
-    RETURNING j.id, j.status, j.last_error, d.locked_by, d.started_at, d.attempts
+        claim_token = NULL,
+        updated_at = coalesce($9::timestamptz, now())
+    FROM input i
+    WHERE j.id = i.id AND j.status = 'running'
+      AND j.claim_token IS NOT DISTINCT FROM i.claim_token
+    RETURNING i.*
 ), attempt AS (
     INSERT INTO job_attempts
         (job_id, attempt, worker_id, started_at, finished_at, outcome, error, duration_ms)
-    SELECT id, attempts, coalesce(locked_by, ''), coalesce(started_at, coalesce($1::timestamptz, now())),
-           coalesce($1::timestamptz, now()), 'rescued', last_error,
-           greatest(0, (extract(epoch FROM coalesce($1::timestamptz, now()) - started_at) * 1000)::bigint)
+    SELECT id, attempt, worker_id, started_at, coalesce($9::timestamptz, now()), 'rescued', error,
+           greatest(0, (extract(epoch FROM coalesce($9::timestamptz, now()) - started_at) * 1000)::bigint)
     FROM upd
 )
 SELECT id, status FROM upd

@@ -270,72 +270,48 @@ where
         let mut attempt = Vec::with_capacity(n);
         let mut status = Vec::with_capacity(n);
         let mut run_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
-        let mut error: Vec<Option<String>> = Vec::with_capacity(n);
+        let mut last_error: Vec<Option<&str>> = Vec::with_capacity(n);
         let mut delta = Vec::with_capacity(n);
         let mut worker = Vec::with_capacity(n);
         let mut started = Vec::with_capacity(n);
         let mut finished = Vec::with_capacity(n);
         let mut outcome = Vec::with_capacity(n);
-        for x in c {
+        let mut token = Vec::with_capacity(n);
+        let mut completed_at: Vec<Option<DateTime<Utc>>> = Vec::with_capacity(n);
+        let mut error: Vec<Option<&str>> = Vec::with_capacity(n);
+        let mut rescues_reset = Vec::with_capacity(n);
+        for x in &c {
+            let t = x.outcome.transition(x.finished_at);
             id.push(x.id);
             attempt.push(x.attempt);
-            worker.push(x.worker_id);
+            worker.push(x.worker_id.as_str());
             started.push(x.started_at);
             finished.push(x.finished_at);
-            let (st, ra, err, d, oc) = match x.outcome {
-                CompletionOutcome::Completed => (
-                    JobState::Completed,
-                    None,
-                    None,
-                    0,
-                    AttemptOutcome::Completed,
-                ),
-                CompletionOutcome::Retry { run_at, error } => (
-                    JobState::Retrying,
-                    Some(run_at),
-                    Some(error),
-                    0,
-                    AttemptOutcome::Retried,
-                ),
-                CompletionOutcome::Failed { error } => (
-                    JobState::Failed,
-                    None,
-                    Some(error),
-                    0,
-                    AttemptOutcome::Failed,
-                ),
-                CompletionOutcome::Released => (
-                    JobState::Queued,
-                    Some(x.finished_at),
-                    Some("released on shutdown".to_owned()),
-                    -1,
-                    AttemptOutcome::Released,
-                ),
-                CompletionOutcome::Snoozed { run_at, reason } => (
-                    JobState::Queued,
-                    Some(run_at),
-                    Some(reason),
-                    -1,
-                    AttemptOutcome::Released,
-                ),
-            };
-            status.push(st.as_str());
-            run_at.push(ra);
-            error.push(err);
-            delta.push(d);
-            outcome.push(oc.as_str());
+            token.push(x.claim_token);
+            status.push(t.status.as_str());
+            run_at.push(t.run_at);
+            last_error.push(t.last_error);
+            delta.push(t.attempts_delta);
+            outcome.push(t.attempt_outcome.as_str());
+            completed_at.push(t.completed_at);
+            error.push(t.attempt_error);
+            rescues_reset.push(t.rescues_reset);
         }
         let done = sqlx::query_scalar(include_str!("../queries/job_complete_many.sql"))
             .bind(&id)
             .bind(&attempt)
             .bind(&status)
             .bind(&run_at)
-            .bind(&error)
+            .bind(&last_error)
             .bind(&delta)
             .bind(&worker)
             .bind(&started)
             .bind(&finished)
             .bind(&outcome)
+            .bind(&token)
+            .bind(&completed_at)
+            .bind(&error)
+            .bind(&rescues_reset)
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?;
@@ -409,11 +385,34 @@ where
             .map_err(map_err)
     }
 
-    async fn job_rescue(&mut self, params: JobRescueParams) -> Result<JobRescueResult> {
-        let rows = sqlx::query(include_str!("../queries/job_rescue.sql"))
+    async fn job_list_expired(&mut self, params: JobListExpiredParams) -> Result<Vec<JobRow>> {
+        sqlx::query(include_str!("../queries/job_list_expired.sql"))
             .bind(params.now)
             .bind(secs(params.lease))
             .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::job)
+            .collect()
+    }
+
+    async fn job_rescue_many(&mut self, params: JobRescueManyParams) -> Result<JobRescueResult> {
+        if params.rescues.is_empty() {
+            return Ok(JobRescueResult::default());
+        }
+        let r = &params.rescues;
+        let rows = sqlx::query(include_str!("../queries/job_rescue.sql"))
+            .bind(r.iter().map(|x| x.id).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.claim_token).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.attempt).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.worker_id.as_str()).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.started_at).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.status.as_str()).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.run_at).collect::<Vec<_>>())
+            .bind(r.iter().map(|x| x.error.as_str()).collect::<Vec<_>>())
+            .bind(params.now)
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?;
@@ -427,10 +426,81 @@ where
                 out.requeued.push(id);
             }
         }
+        out.requeued.sort_unstable();
+        out.failed.sort_unstable();
         if !out.requeued.is_empty() {
             self.announce();
         }
         Ok(out)
+    }
+
+    async fn job_claims_lost(&mut self, params: JobClaimsLostParams) -> Result<Vec<i64>> {
+        if params.claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (ids, tokens): (Vec<i64>, Vec<Uuid>) = params.claims.into_iter().unzip();
+        sqlx::query_scalar(include_str!("../queries/job_claims_lost.sql"))
+            .bind(&ids)
+            .bind(&tokens)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn job_run_now(&mut self, params: JobRunNowParams) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = sqlx::query_scalar(include_str!("../queries/job_run_now.sql"))
+            .bind(&params.ids)
+            .bind(&params.job_type)
+            .bind(&params.queue)
+            .bind(params.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        ids.sort_unstable();
+        if !ids.is_empty() {
+            self.announce();
+        }
+        Ok(ids)
+    }
+
+    async fn job_discard(&mut self, params: JobDiscardParams) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = sqlx::query_scalar(include_str!("../queries/job_discard.sql"))
+            .bind(&params.ids)
+            .bind(&params.job_type)
+            .bind(&params.queue)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn audit_insert(&mut self, params: AuditInsertParams) -> Result<AuditRow> {
+        let row = sqlx::query(include_str!("../queries/audit_insert.sql"))
+            .bind(params.now)
+            .bind(&params.actor)
+            .bind(&params.action)
+            .bind(&params.target)
+            .bind(&params.job_ids)
+            .bind(&params.detail)
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows::audit(&row)
+    }
+
+    async fn audit_list(&mut self, params: AuditListParams) -> Result<Vec<AuditRow>> {
+        sqlx::query(include_str!("../queries/audit_list.sql"))
+            .bind(&params.action)
+            .bind(params.job_id)
+            .bind(params.before_id)
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::audit)
+            .collect()
     }
 
     async fn job_delete_finished(&mut self, params: JobDeleteFinishedParams) -> Result<u64> {
@@ -775,6 +845,18 @@ where
             .await
             .map(|r| r.rows_affected() > 0)
             .map_err(map_err)
+    }
+
+    async fn document_cancel(&mut self, p: &DocumentCancelParams) -> Result<Vec<Uuid>> {
+        let mut ids: Vec<Uuid> = sqlx::query_scalar(include_str!("../queries/document_cancel.sql"))
+            .bind(&p.ids)
+            .bind(&p.reason)
+            .bind(p.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        ids.sort_unstable();
+        Ok(ids)
     }
 
     async fn document_activate(&mut self, p: &DocumentActivateParams) -> Result<bool> {

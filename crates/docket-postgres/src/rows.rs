@@ -1,8 +1,8 @@
 //! Decoding rows into docket's vocabulary.
 
 use docket_core::{
-    ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, JobActivityRow,
-    JobAttempt, JobRow, JobStatRow, QueueRow, Result, WorkerRow, decode_vector,
+    AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error,
+    JobActivityRow, JobAttempt, JobRow, JobStatRow, QueueRow, Result, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -37,6 +37,21 @@ pub(crate) fn job(row: &PgRow) -> Result<JobRow> {
         started_at: row.try_get("started_at").map_err(g)?,
         completed_at: row.try_get("completed_at").map_err(g)?,
         updated_at: row.try_get("updated_at").map_err(g)?,
+        claim_token: row.try_get("claim_token").map_err(g)?,
+        rescues: row.try_get("rescues").map_err(g)?,
+    })
+}
+
+pub(crate) fn audit(row: &PgRow) -> Result<AuditRow> {
+    let g = |e| decode(e);
+    Ok(AuditRow {
+        id: row.try_get("id").map_err(g)?,
+        at: row.try_get("at").map_err(g)?,
+        actor: row.try_get("actor").map_err(g)?,
+        action: row.try_get("action").map_err(g)?,
+        target: row.try_get("target").map_err(g)?,
+        job_ids: row.try_get("job_ids").map_err(g)?,
+        detail: row.try_get("detail").map_err(g)?,
     })
 }
 

@@ -13,5 +13,5 @@ SET active_generation = generation,
     error_stage = NULL,
     completed_at = CASE WHEN ?8 = 'completed' THEN ?10 ELSE completed_at END,
     updated_at = ?10
-WHERE id = ?1 AND generation = ?2
+WHERE id = ?1 AND generation = ?2 AND status <> 'cancelled'
 RETURNING id

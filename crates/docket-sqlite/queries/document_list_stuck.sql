@@ -1,8 +1,8 @@
--- Unfinished documents unchanged since ?1 that no live job works on. A document's stage jobs
+-- Unfinished (and not cancelled) documents unchanged since ?1 that no live job works on. A document's stage jobs
 -- have unique keys 'document:<id>:<stage>' (46 characters before the stage).
 SELECT d.*
 FROM documents d
-WHERE d.status NOT IN ('completed', 'failed')
+WHERE d.status NOT IN ('completed', 'failed', 'cancelled')
   AND d.updated_at < ?1
   AND NOT EXISTS (
       SELECT 1

@@ -2,4 +2,4 @@
 UPDATE documents
 SET progress = max(progress, ?3),
     updated_at = ?4
-WHERE id = ?1 AND generation = ?2 AND status NOT IN ('completed', 'failed')
+WHERE id = ?1 AND generation = ?2 AND status NOT IN ('completed', 'failed', 'cancelled')

@@ -1,4 +1,5 @@
--- Guarded by generation: a stage of a superseded run changes nothing. ?6/?7: a timing to
+-- Guarded by generation: a stage of a superseded run changes nothing; nor does any stage
+-- change a cancelled document. ?6/?7: a timing to
 -- merge into timings (?6 NULL for none).
 UPDATE documents
 SET status = ?3,
@@ -11,4 +12,4 @@ SET status = ?3,
     completed_at = CASE WHEN ?3 = 'completed' THEN coalesce(completed_at, ?8)
                         ELSE completed_at END,
     updated_at = ?8
-WHERE id = ?1 AND generation = ?2
+WHERE id = ?1 AND generation = ?2 AND status <> 'cancelled'

@@ -3,6 +3,11 @@
 UPDATE processing_jobs
 SET status = 'running',
     attempts = attempts + 1,
+    -- A random (version 4) UUID per row, as hyphenated text like every UUID here.
+    claim_token = lower(hex(randomblob(4))) || '-' || lower(hex(randomblob(2))) || '-4'
+                  || substr(lower(hex(randomblob(2))), 2) || '-'
+                  || substr('89ab', 1 + abs(random() % 4), 1)
+                  || substr(lower(hex(randomblob(2))), 2) || '-' || lower(hex(randomblob(6))),
     locked_by = ?1,
     locked_at = ?4,
     started_at = ?4,

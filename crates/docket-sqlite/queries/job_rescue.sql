@@ -1,13 +1,21 @@
--- Rescued jobs go back to the queue (the attempt counts), or to the dead-letter state when no
--- attempts are left. ?1 is a JSON array of ids.
-UPDATE processing_jobs
-SET status = CASE WHEN attempts >= max_attempts THEN 'failed' ELSE 'queued' END,
-    run_at = ?2,
-    last_error = 'lease expired: worker ' || coalesce(locked_by, '?')
-                 || ' stopped heartbeating (died or lost the database)',
-    completed_at = CASE WHEN attempts >= max_attempts THEN ?2 END,
+-- Step 2 of job_rescue_many, in the same transaction and with the same guard: each job goes
+-- back to the queue (due at its backoff, one more rescue in a row) or to the dead-letter
+-- state, as the engine decided.
+WITH r AS (
+    SELECT value ->> 0 AS id, value ->> 1 AS claim_token, value ->> 5 AS status,
+           value ->> 6 AS run_at, value ->> 7 AS error
+    FROM json_each(?1)
+)
+UPDATE processing_jobs AS j
+SET status = r.status,
+    run_at = CASE WHEN r.status = 'queued' THEN r.run_at ELSE j.run_at END,
+    last_error = r.error,
+    rescues = j.rescues + 1,
+    completed_at = CASE WHEN r.status = 'failed' THEN ?2 END,
     locked_by = NULL,
     locked_at = NULL,
+    claim_token = NULL,
     updated_at = ?2
-WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'running'
+FROM r
+WHERE j.id = r.id AND j.status = 'running' AND j.claim_token IS r.claim_token
 RETURNING id, status

@@ -1,10 +1,15 @@
--- Before job_rescue.sql, in the same savepoint: record each rescued attempt. ?1 is a JSON
--- array of the ids job_rescue_find.sql returned.
+-- Step 1 of job_rescue_many: the attempt rows of the rescues that apply (the job still runs
+-- under the dead claim). ?1 is a JSON array of [id, claim_token, attempt, worker_id,
+-- started_at, status, run_at, error]; ?2 is now.
+WITH r AS (
+    SELECT value ->> 0 AS id, value ->> 1 AS claim_token, value ->> 2 AS attempt,
+           value ->> 3 AS worker_id, value ->> 4 AS started_at, value ->> 7 AS error
+    FROM json_each(?1)
+)
 INSERT INTO job_attempts
     (job_id, attempt, worker_id, started_at, finished_at, outcome, error, duration_ms)
-SELECT id, attempts, coalesce(locked_by, ''), coalesce(started_at, ?2), ?2, 'rescued',
-       'lease expired: worker ' || coalesce(locked_by, '?')
-           || ' stopped heartbeating (died or lost the database)',
-       coalesce(max(0, (?2 - started_at + 500) / 1000), 0)
-FROM processing_jobs
-WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'running'
+SELECT r.id, r.attempt, r.worker_id, r.started_at, ?2, 'rescued', r.error,
+       max(0, (?2 - r.started_at + 500) / 1000)
+FROM r
+JOIN processing_jobs AS j ON j.id = r.id
+WHERE j.status = 'running' AND j.claim_token IS r.claim_token

@@ -1,11 +1,15 @@
--- Manual retry of dead-lettered or cancelled jobs: fresh attempts, due now. ?1 is a JSON array
+-- Manual retry of dead-lettered or cancelled jobs: due now, with a fresh grant of attempts
+-- (attempt numbers only grow: max_attempts rises by the job's budget, its first max_attempts). ?1 is a JSON array
 -- of ids; when empty, every failed or cancelled job matching the filters (found through the
 -- finished index; the empty-array test is constant, so that arm costs nothing when ids are
 -- given). A job whose unique key is held by another live job stays where it is; of two
 -- finished jobs sharing a key, OR IGNORE requeues only the first rather than failing the call.
 UPDATE OR IGNORE processing_jobs AS j
 SET status = 'queued',
-    attempts = 0,
+    max_attempts = attempts + coalesce(attempt_budget, max_attempts),
+    attempt_budget = coalesce(attempt_budget, max_attempts),
+    rescues = 0,
+    claim_token = NULL,
     run_at = ?4,
     completed_at = NULL,
     locked_by = NULL,

@@ -4,20 +4,7 @@ use std::collections::{HashMap, HashSet};
 use std::ops::DerefMut;
 
 use chrono::{DateTime, Utc};
-use docket_core::{
-    AttemptOutcome, ChunkInsert, ChunkRow, ChunkScore, ChunkSearchParams, ChunkVector,
-    ChunkVectorPageParams, CompletionOutcome, CronRun, CronRunEnqueueParams, CronRunListParams,
-    CronSchedule, CronScheduleUpsertParams, DocumentActivateParams, DocumentFailParams,
-    DocumentInsertParams, DocumentListParams, DocumentProgressParams, DocumentReprocessParams,
-    DocumentRow, DocumentSource, DocumentStageParams, DocumentStatus, DocumentText, Error,
-    Executor, JobActivityParams, JobActivityRow, JobAttempt, JobCancelParams,
-    JobCompleteManyParams, JobCompletion, JobDeleteFinishedParams, JobGetAvailableParams,
-    JobInsertManyParams, JobInsertParams, JobInsertResult, JobListParams, JobRescueParams,
-    JobRescueResult, JobRetryParams, JobRow, JobStatRow, JobState, LeaderElectParams, LeaderRow,
-    QueueRow, QueueSetPausedParams, Result, StuckDocumentsParams, Transaction, Wakeups,
-    WorkerHeartbeatParams, WorkerRow, encode_vector, validate_chunks, validate_document_text,
-    validate_vector_index_dims,
-};
+use docket_core::*;
 use sqlx::{Connection, Sqlite, SqliteConnection};
 use uuid::Uuid;
 
@@ -222,71 +209,6 @@ async fn insert_jobs(
     Ok(results)
 }
 
-/// How a completion rewrites its job, and the attempt row it leaves.
-struct Finalise<'a> {
-    status: JobState,
-    run_at: Option<i64>,
-    last_error: Option<&'a str>,
-    attempts_delta: i32,
-    completed_at: Option<i64>,
-    outcome: AttemptOutcome,
-    attempt_error: Option<&'a str>,
-}
-
-impl<'a> Finalise<'a> {
-    fn of(outcome: &'a CompletionOutcome, finished_at: i64) -> Self {
-        match outcome {
-            CompletionOutcome::Completed => Self {
-                status: JobState::Completed,
-                run_at: None,
-                last_error: None,
-                attempts_delta: 0,
-                completed_at: Some(finished_at),
-                outcome: AttemptOutcome::Completed,
-                attempt_error: None,
-            },
-            CompletionOutcome::Retry { run_at, error } => Self {
-                status: JobState::Retrying,
-                run_at: Some(micros(*run_at)),
-                last_error: Some(error),
-                attempts_delta: 0,
-                completed_at: None,
-                outcome: AttemptOutcome::Retried,
-                attempt_error: Some(error),
-            },
-            CompletionOutcome::Failed { error } => Self {
-                status: JobState::Failed,
-                run_at: None,
-                last_error: Some(error),
-                attempts_delta: 0,
-                completed_at: Some(finished_at),
-                outcome: AttemptOutcome::Failed,
-                attempt_error: Some(error),
-            },
-            // Back to the queue, due later; the attempt is not counted.
-            CompletionOutcome::Snoozed { run_at, reason } => Self {
-                status: JobState::Queued,
-                run_at: Some(micros(*run_at)),
-                last_error: None,
-                attempts_delta: -1,
-                completed_at: None,
-                outcome: AttemptOutcome::Released,
-                attempt_error: Some(reason),
-            },
-            // Back to the queue, due now; the attempt is not counted.
-            CompletionOutcome::Released => Self {
-                status: JobState::Queued,
-                run_at: Some(finished_at),
-                last_error: None,
-                attempts_delta: -1,
-                completed_at: None,
-                outcome: AttemptOutcome::Released,
-                attempt_error: Some("released on shutdown"),
-            },
-        }
-    }
-}
-
 impl<C> Executor for SqliteExec<C>
 where
     C: DerefMut<Target = SqliteConnection> + Send,
@@ -335,13 +257,13 @@ where
     }
 
     async fn job_complete_many(&mut self, params: JobCompleteManyParams) -> Result<Vec<i64>> {
-        // Two completions of one attempt: the first wins, as if they were applied in turn
-        // (the second would find the job no longer running).
+        // Two completions of one claim: the first wins, as if they were applied in turn (the
+        // second would find the job no longer running).
         let mut seen = HashSet::with_capacity(params.completions.len());
         let completions: Vec<&JobCompletion> = params
             .completions
             .iter()
-            .filter(|c| seen.insert((c.id, c.attempt)))
+            .filter(|c| seen.insert((c.id, c.claim_token)))
             .collect();
         if completions.is_empty() {
             return Ok(Vec::new());
@@ -351,28 +273,38 @@ where
         let input: Vec<_> = completions
             .iter()
             .map(|c| {
-                let finished_at = micros(c.finished_at);
-                let f = Finalise::of(&c.outcome, finished_at);
+                let t = c.outcome.transition(c.finished_at);
                 (
-                    c.id,
-                    c.attempt,
-                    f.status.as_str(),
-                    f.run_at,
-                    f.last_error,
-                    f.attempts_delta,
-                    f.completed_at,
-                    finished_at,
-                    c.worker_id.as_str(),
-                    micros(c.started_at),
-                    f.outcome.as_str(),
-                    f.attempt_error,
+                    (
+                        c.id,
+                        c.attempt,
+                        t.status.as_str(),
+                        t.run_at.map(micros),
+                        t.last_error,
+                        t.attempts_delta,
+                        t.completed_at.map(micros),
+                    ),
+                    (
+                        micros(c.finished_at),
+                        c.worker_id.as_str(),
+                        micros(c.started_at),
+                        t.attempt_outcome.as_str(),
+                        t.attempt_error,
+                        uuid_text(c.claim_token),
+                        t.rescues_reset,
+                    ),
                 )
+            })
+            .map(|(a, b)| {
+                serde_json::json!([
+                    a.0, a.1, a.2, a.3, a.4, a.5, a.6, b.0, b.1, b.2, b.3, b.4, b.5, b.6
+                ])
             })
             .collect();
         let input = json_text!(&input)?;
 
         let mut tx = atomic(&mut self.conn).await?;
-        let applied: HashSet<(i64, i32)> = sqlx::query_as(sql!("job_complete_attempts"))
+        let applied: HashSet<i64> = sqlx::query_scalar(sql!("job_complete_attempts"))
             .bind(input.as_str())
             .fetch_all(&mut *tx)
             .await
@@ -405,7 +337,7 @@ where
         let mut out = Vec::with_capacity(applied.len());
         let mut released = false;
         for c in completions {
-            if applied.contains(&(c.id, c.attempt)) {
+            if applied.contains(&c.id) {
                 released |= c.outcome == CompletionOutcome::Released;
                 out.push(c.id);
             }
@@ -492,32 +424,51 @@ where
         Ok(cancelled)
     }
 
-    async fn job_rescue(&mut self, params: JobRescueParams) -> Result<JobRescueResult> {
+    async fn job_list_expired(&mut self, params: JobListExpiredParams) -> Result<Vec<JobRow>> {
         if !check_limit(params.limit)? {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql!("job_list_expired"))
+            .bind(now_micros(params.now))
+            .bind(duration_micros(params.lease))
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    async fn job_rescue_many(&mut self, params: JobRescueManyParams) -> Result<JobRescueResult> {
+        if params.rescues.is_empty() {
             return Ok(JobRescueResult::default());
         }
         let now = now_micros(params.now);
+        let input: Vec<_> = params
+            .rescues
+            .iter()
+            .map(|r| {
+                serde_json::json!([
+                    r.id,
+                    r.claim_token.map(uuid_text),
+                    r.attempt,
+                    r.worker_id,
+                    micros(r.started_at),
+                    r.status.as_str(),
+                    micros(r.run_at),
+                    r.error,
+                ])
+            })
+            .collect();
+        let input = json_text!(&input)?;
         let mut tx = atomic(&mut self.conn).await?;
-        let dead: Vec<i64> = sqlx::query_scalar(sql!("job_rescue_find"))
-            .bind(now)
-            .bind(duration_micros(params.lease))
-            .bind(params.limit)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if dead.is_empty() {
-            commit(tx).await?;
-            return Ok(JobRescueResult::default());
-        }
-        let ids = json_text!(&dead)?;
         sqlx::query(sql!("job_rescue_attempts"))
-            .bind(ids.as_str())
+            .bind(input.as_str())
             .bind(now)
             .execute(&mut *tx)
             .await
             .map_err(map_err)?;
         let rescued: Vec<(i64, String)> = sqlx::query_as(sql!("job_rescue"))
-            .bind(ids.as_str())
+            .bind(input.as_str())
             .bind(now)
             .fetch_all(&mut *tx)
             .await
@@ -537,6 +488,84 @@ where
             self.jobs_due();
         }
         Ok(result)
+    }
+
+    async fn job_claims_lost(&mut self, params: JobClaimsLostParams) -> Result<Vec<i64>> {
+        if params.claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let claims: Vec<(i64, String)> = params
+            .claims
+            .iter()
+            .map(|(id, t)| (*id, uuid_text(*t)))
+            .collect();
+        sqlx::query_scalar(sql!("job_claims_lost"))
+            .bind(json_text!(&claims)?)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn job_run_now(&mut self, params: JobRunNowParams) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = sqlx::query_scalar(sql!("job_run_now"))
+            .bind(json_text!(&params.ids)?)
+            .bind(params.job_type.as_deref())
+            .bind(params.queue.as_deref())
+            .bind(now_micros(params.now))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        ids.sort_unstable();
+        if !ids.is_empty() {
+            self.jobs_due();
+        }
+        Ok(ids)
+    }
+
+    async fn job_discard(&mut self, params: JobDiscardParams) -> Result<Vec<i64>> {
+        let mut ids: Vec<i64> = sqlx::query_scalar(sql!("job_discard"))
+            .bind(json_text!(&params.ids)?)
+            .bind(params.job_type.as_deref())
+            .bind(params.queue.as_deref())
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
+    async fn audit_insert(&mut self, params: AuditInsertParams) -> Result<AuditRow> {
+        let detail = if params.detail.is_null() {
+            serde_json::json!({})
+        } else {
+            params.detail.clone()
+        };
+        let row = sqlx::query(sql!("audit_insert"))
+            .bind(now_micros(params.now))
+            .bind(params.actor.as_str())
+            .bind(params.action.as_str())
+            .bind(params.target.as_deref())
+            .bind(json_text!(&params.job_ids)?)
+            .bind(json_text!(&detail)?)
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows::audit(&row)
+    }
+
+    async fn audit_list(&mut self, params: AuditListParams) -> Result<Vec<AuditRow>> {
+        if !check_limit(params.limit)? {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql!("audit_list"))
+            .bind(params.action.as_deref())
+            .bind(params.job_id)
+            .bind(params.before_id)
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::audit).collect()
     }
 
     async fn job_delete_finished(&mut self, params: JobDeleteFinishedParams) -> Result<u64> {
@@ -903,6 +932,28 @@ where
             .await
             .map_err(map_err)?;
         Ok(done.rows_affected() > 0)
+    }
+
+    async fn document_cancel(&mut self, p: &DocumentCancelParams) -> Result<Vec<Uuid>> {
+        if p.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = p.ids.iter().map(|id| uuid_text(*id)).collect();
+        let rows: Vec<String> = sqlx::query_scalar(sql!("document_cancel"))
+            .bind(json_text!(&ids)?)
+            .bind(p.reason.as_str())
+            .bind(now_micros(p.now))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let mut out = rows
+            .iter()
+            .map(|s| {
+                Uuid::parse_str(s).map_err(|e| Error::Decode(format!("bad document id {s:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_unstable();
+        Ok(out)
     }
 
     async fn document_activate(&mut self, p: &DocumentActivateParams) -> Result<bool> {

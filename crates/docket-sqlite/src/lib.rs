@@ -162,15 +162,41 @@ impl Driver for SqliteDriver {
     }
 
     async fn migrate(&self) -> Result<()> {
-        sqlx::migrate!("./migrations")
-            .run(&self.pool)
+        // SQLite changes a table's constraints by rebuilding it, and dropping a parent table
+        // with foreign keys on would cascade into its children: migrations run with them off
+        // (the pragma is a no-op inside a transaction, so it is set on the connection first)
+        // and are checked before they are turned back on.
+        let mut conn = self.pool.acquire().await.map_err(exec::map_err)?;
+        sqlx::query("PRAGMA foreign_keys = OFF")
+            .execute(&mut *conn)
+            .await
+            .map_err(exec::map_err)?;
+        let migrated = sqlx::migrate!("./migrations")
+            .run_direct(&mut *conn)
             .await
             .map_err(|e| match e {
                 sqlx::migrate::MigrateError::Execute(e) if exec::is_unavailable(&e) => {
                     exec::map_err(e)
                 }
                 other => Error::Migration(Box::new(other)),
-            })
+            });
+        let violations: std::result::Result<Vec<(String,)>, _> =
+            sqlx::query_as("SELECT \"table\" FROM pragma_foreign_key_check")
+                .fetch_all(&mut *conn)
+                .await;
+        let restored = sqlx::query("PRAGMA foreign_keys = ON")
+            .execute(&mut *conn)
+            .await
+            .map_err(exec::map_err);
+        migrated?;
+        restored?;
+        let violations = violations.map_err(exec::map_err)?;
+        if !violations.is_empty() {
+            return Err(Error::Database(
+                format!("foreign keys broken after migrating: {violations:?}").into(),
+            ));
+        }
+        Ok(())
     }
 
     async fn pending_migrations(&self) -> Result<Vec<i64>> {

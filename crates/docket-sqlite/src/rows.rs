@@ -2,8 +2,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use docket_core::{
-    ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, JobActivityRow,
-    JobAttempt, JobRow, JobStatRow, LeaderRow, QueueRow, Result, WorkerRow, decode_vector,
+    AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error,
+    JobActivityRow, JobAttempt, JobRow, JobStatRow, LeaderRow, QueueRow, Result, WorkerRow,
+    decode_vector,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -100,6 +101,22 @@ pub(crate) fn job(row: &SqliteRow) -> Result<JobRow> {
         started_at: time_opt(row, "started_at")?,
         completed_at: time_opt(row, "completed_at")?,
         updated_at: time(row, "updated_at")?,
+        claim_token: uuid_opt(row, "claim_token")?,
+        rescues: get(row, "rescues")?,
+    })
+}
+
+pub(crate) fn audit(row: &SqliteRow) -> Result<AuditRow> {
+    let job_ids: String = get(row, "job_ids")?;
+    Ok(AuditRow {
+        id: get(row, "id")?,
+        at: time(row, "at")?,
+        actor: get(row, "actor")?,
+        action: get(row, "action")?,
+        target: get(row, "target")?,
+        job_ids: serde_json::from_str(&job_ids)
+            .map_err(|e| Error::Decode(format!("audit job_ids: {e}")))?,
+        detail: json(row, "detail")?,
     })
 }
 

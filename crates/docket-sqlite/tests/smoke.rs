@@ -66,6 +66,7 @@ async fn insert_claim_complete() {
                 .iter()
                 .map(|j| JobCompletion {
                     id: j.id,
+                    claim_token: j.claim_token.expect("a claim has a token"),
                     attempt: j.attempts,
                     worker_id: "w1".into(),
                     started_at: now,
@@ -83,6 +84,7 @@ async fn insert_claim_complete() {
         .job_complete_many(JobCompleteManyParams {
             completions: vec![JobCompletion {
                 id: claimed[0].id,
+                claim_token: claimed[0].claim_token.expect("a claim has a token"),
                 attempt: 1,
                 worker_id: "w1".into(),
                 started_at: now,
@@ -157,4 +159,80 @@ async fn transaction_commits_or_rolls_back() {
         .expect("woken after commit");
     let mut conn = driver.conn().await.unwrap();
     assert!(conn.job_get(ids[0].id).await.unwrap().is_some());
+}
+
+/// A database at version 2 keeps every document, text and chunk through version 3, which
+/// rebuilds the documents table (foreign keys off while it does, so nothing cascades), and
+/// then accepts the `cancelled` status.
+#[tokio::test]
+async fn upgrade_from_version_2_keeps_documents() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("old.db");
+    let old = dir.path().join("v2");
+    std::fs::create_dir(&old).unwrap();
+    let here = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+    for name in ["0001_queue.sql", "0002_documents.sql"] {
+        std::fs::copy(here.join(name), old.join(name)).unwrap();
+    }
+    let driver = SqliteDriver::connect(&SqliteOptions::new(path.to_str().unwrap()))
+        .await
+        .expect("open");
+    sqlx::migrate::Migrator::new(old.as_path())
+        .await
+        .expect("the version 2 migrations")
+        .run(driver.pool())
+        .await
+        .expect("migrate to version 2");
+    let id = "0190a0b0-0000-7000-8000-000000000001";
+    for sql in [
+        "INSERT INTO documents (id, source, size_bytes, sha256, storage_key, status, active_generation, created_at, updated_at) \
+         VALUES ('ID', 'upload', 3, 'abc', 'k', 'completed', 1, 1, 1)",
+        "INSERT INTO document_texts (document_id, generation, format, text) VALUES ('ID', 1, 'txt', 'hey')",
+        "INSERT INTO document_chunks (document_id, generation, chunk_index, text, char_start, char_end, token_count) \
+         VALUES ('ID', 1, 0, 'hey', 0, 3, 1)",
+    ] {
+        sqlx::query(&sql.replace("ID", id))
+            .execute(driver.pool())
+            .await
+            .expect(sql);
+    }
+    assert_eq!(driver.pending_migrations().await.unwrap().len(), 1);
+
+    driver
+        .migrate()
+        .await
+        .expect("migrate to the current version");
+    assert!(driver.pending_migrations().await.unwrap().is_empty());
+    for (table, n) in [
+        ("documents", 1),
+        ("document_texts", 1),
+        ("document_chunks", 1),
+    ] {
+        let count: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {table}"))
+            .fetch_one(driver.pool())
+            .await
+            .unwrap();
+        assert_eq!(count, n, "{table} kept its rows");
+    }
+    let fk: i64 = sqlx::query_scalar("SELECT foreign_keys FROM pragma_foreign_keys")
+        .fetch_one(driver.pool())
+        .await
+        .unwrap();
+    assert_eq!(fk, 1, "foreign keys are on again");
+    sqlx::query("UPDATE documents SET status = 'cancelled' WHERE id = ?1")
+        .bind(id)
+        .execute(driver.pool())
+        .await
+        .expect("the cancelled status is allowed");
+    // Deleting the document still cascades into its texts and chunks.
+    sqlx::query("DELETE FROM documents WHERE id = ?1")
+        .bind(id)
+        .execute(driver.pool())
+        .await
+        .unwrap();
+    let left: i64 = sqlx::query_scalar("SELECT count(*) FROM document_chunks")
+        .fetch_one(driver.pool())
+        .await
+        .unwrap();
+    assert_eq!(left, 0);
 }

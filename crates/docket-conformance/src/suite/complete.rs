@@ -2,15 +2,14 @@
 
 use chrono::Duration;
 use docket_core::{
-    AttemptOutcome, CompletionOutcome, Executor, JobRescueParams, JobRetryParams, JobState,
-    WorkerHeartbeatParams,
+    AttemptOutcome, CompletionOutcome, Executor, JobRetryParams, JobState, WorkerHeartbeatParams,
 };
 
 use crate::harness::TestDb;
 
 use super::{
     add, assert_attempt, attempts, base_time, claim, complete, completion, conn, get, ids_of,
-    insert_new, job, ms, retry_jobs,
+    insert_new, job, ms, rescue_expired, retry_jobs,
 };
 
 /// Each completion outcome moves the job where it should, and writes exactly one attempt row.
@@ -320,14 +319,7 @@ pub async fn guarded_finalisation<T: TestDb>(db: &T) {
     c.worker_heartbeat(hb("old", t0)).await.expect("heartbeat");
     claim(&mut c, "g2", "old", 1, t0).await;
     let t1 = t0 + Duration::minutes(10);
-    let rescued = c
-        .job_rescue(JobRescueParams {
-            lease,
-            now: Some(t1),
-            limit: 10,
-        })
-        .await
-        .expect("job_rescue");
+    let rescued = rescue_expired(&mut c, lease, t1, 10).await;
     assert_eq!(rescued.requeued, vec![r]);
     c.worker_heartbeat(hb("new", t1)).await.expect("heartbeat");
     let got = claim(&mut c, "g2", "new", 1, t1).await;
@@ -407,10 +399,13 @@ pub async fn attempt_list_oldest_first<T: TestDb>(db: &T) {
     .await;
     assert_eq!(requeued, [id]);
     let got = claim(&mut c, "ord", "w", 1, t0 + s(5)).await;
-    assert_eq!(got[0].attempts, 1, "a manual retry restarts the attempts");
+    assert_eq!(
+        got[0].attempts, 3,
+        "attempt numbers go on after a manual retry"
+    );
     let c3 = completion(
         id,
-        1,
+        3,
         "w",
         t0 + s(5),
         t0 + s(6),
@@ -428,15 +423,15 @@ pub async fn attempt_list_oldest_first<T: TestDb>(db: &T) {
         [
             (1, AttemptOutcome::Retried, t0 + s(1)),
             (2, AttemptOutcome::Failed, t0 + s(3)),
-            (1, AttemptOutcome::Completed, t0 + s(6)),
+            (3, AttemptOutcome::Completed, t0 + s(6)),
         ],
         "job_attempt_list must be oldest first"
     );
 }
 
-/// Attempt numbers repeat (a manual retry restarts them, a release gives one back), so the
-/// guard also names the worker: a completion from a worker that no longer holds the job is
-/// refused even when its attempt number matches.
+/// Attempt numbers repeat (a release gives one back), so the guard is the claim's token, not
+/// the attempt number: a completion from a worker that no longer holds the job is refused even
+/// when its attempt number matches.
 pub async fn completion_by_another_worker_is_refused<T: TestDb>(db: &T) {
     let mut c = conn(db).await;
     let t0 = base_time();

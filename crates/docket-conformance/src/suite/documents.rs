@@ -55,21 +55,21 @@ async fn insert_doc<E: Executor>(c: &mut E, p: DocumentInsertParams) -> Document
     c.document_insert(&p).await.expect("document_insert")
 }
 
-async fn new_doc<E: Executor>(c: &mut E, at: DateTime<Utc>) -> DocumentRow {
+pub(crate) async fn new_doc<E: Executor>(c: &mut E, at: DateTime<Utc>) -> DocumentRow {
     let id = v7(at);
     // A content hash of its own: one document per sha256.
     let sha = format!("{:032x}", id.as_u128()).repeat(2);
     insert_doc(c, doc(id, DocumentSource::Upload, sha, at)).await
 }
 
-async fn get_doc<E: Executor>(c: &mut E, id: Uuid) -> DocumentRow {
+pub(crate) async fn get_doc<E: Executor>(c: &mut E, id: Uuid) -> DocumentRow {
     c.document_get(id)
         .await
         .expect("document_get")
         .unwrap_or_else(|| panic!("document {id} is gone"))
 }
 
-fn stage(
+pub(crate) fn stage(
     id: Uuid,
     generation: i32,
     status: DocumentStatus,
@@ -88,7 +88,12 @@ fn stage(
     }
 }
 
-fn activate(id: Uuid, generation: i32, chunks: i32, now: DateTime<Utc>) -> DocumentActivateParams {
+pub(crate) fn activate(
+    id: Uuid,
+    generation: i32,
+    chunks: i32,
+    now: DateTime<Utc>,
+) -> DocumentActivateParams {
     DocumentActivateParams {
         id,
         generation,

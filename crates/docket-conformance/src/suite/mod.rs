@@ -4,7 +4,9 @@
 //! driver at once (it drops one before taking the next, or uses
 //! [`TestDb::connect_again`] for "another connection").
 
+mod cancelled;
 mod claim;
+mod claims;
 mod complete;
 mod cron;
 mod documents;
@@ -16,7 +18,11 @@ mod tx;
 mod views;
 mod workers;
 
+pub use cancelled::document_cancel_sticks;
 pub use claim::{claim_named_queue_only, claim_order_and_limit, concurrent_claims, pause_resume};
+pub use claims::{
+    audit_trail, claim_tokens_guard_every_end, claims_lost, rescue_decisions, run_now_and_discard,
+};
 pub use complete::{
     attempt_list_oldest_first, complete_outcomes, completion_by_another_worker_is_refused,
     guarded_finalisation,
@@ -46,9 +52,11 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use docket_core::{
     AttemptOutcome, CompletionOutcome, Driver, Executor, JobAttempt, JobCancelParams,
     JobCompleteManyParams, JobCompletion, JobGetAvailableParams, JobInsertManyParams,
-    JobInsertParams, JobInsertResult, JobListParams, JobRetryParams, JobRow,
+    JobInsertParams, JobInsertResult, JobListExpiredParams, JobListParams, JobRescue,
+    JobRescueManyParams, JobRescueResult, JobRetryParams, JobRow, JobState,
 };
 use serde_json::json;
+use uuid::Uuid;
 
 use crate::harness::TestDb;
 
@@ -159,6 +167,8 @@ pub(crate) fn completion(
 ) -> JobCompletion {
     JobCompletion {
         id,
+        // Filled in by `complete` from the claim (id, attempt, worker) names.
+        claim_token: Uuid::nil(),
         attempt,
         worker_id: worker.to_owned(),
         started_at,
@@ -167,8 +177,33 @@ pub(crate) fn completion(
     }
 }
 
-/// Applies completions; the ids applied, sorted.
-pub(crate) async fn complete<E: Executor>(c: &mut E, completions: Vec<JobCompletion>) -> Vec<i64> {
+/// The token of the claim a worker holds on a job at an attempt, as a worker would have it
+/// from its claim; a fresh random token (which no claim holds) when the job is not running
+/// under that worker at that attempt.
+pub(crate) async fn token_of<E: Executor>(c: &mut E, id: i64, attempt: i32, worker: &str) -> Uuid {
+    match c.job_get(id).await.expect("job_get") {
+        Some(j)
+            if j.status == JobState::Running
+                && j.attempts == attempt
+                && j.locked_by.as_deref() == Some(worker) =>
+        {
+            j.claim_token.expect("a running job holds a claim token")
+        }
+        _ => Uuid::new_v4(),
+    }
+}
+
+/// Applies completions; the ids applied, sorted. A completion without a token (made by
+/// [`completion`]) presents the token of the claim its worker holds at its attempt.
+pub(crate) async fn complete<E: Executor>(
+    c: &mut E,
+    mut completions: Vec<JobCompletion>,
+) -> Vec<i64> {
+    for x in &mut completions {
+        if x.claim_token.is_nil() {
+            x.claim_token = token_of(c, x.id, x.attempt, &x.worker_id).await;
+        }
+    }
     let ids = c
         .job_complete_many(JobCompleteManyParams { completions })
         .await
@@ -290,8 +325,87 @@ pub(crate) async fn finish<E: Executor>(
     assert_eq!(done, vec![id]);
 }
 
+/// Ends a claimed job's attempt with `outcome`, presenting the claim's own token.
+pub(crate) async fn finish_claimed<E: Executor>(
+    c: &mut E,
+    claimed: &JobRow,
+    at: DateTime<Utc>,
+    outcome: CompletionOutcome,
+) {
+    let done = c
+        .job_complete_many(JobCompleteManyParams {
+            completions: vec![by_token(claimed, at, outcome)],
+        })
+        .await
+        .expect("job_complete_many");
+    assert_eq!(done, vec![claimed.id], "the claim's own completion applies");
+}
+
+/// The completion a handler of `claimed` writes: its claim's token, attempt and worker.
+pub(crate) fn by_token(
+    claimed: &JobRow,
+    at: DateTime<Utc>,
+    outcome: CompletionOutcome,
+) -> JobCompletion {
+    JobCompletion {
+        id: claimed.id,
+        claim_token: claimed
+            .claim_token
+            .expect("a claimed job carries its claim token"),
+        attempt: claimed.attempts,
+        worker_id: claimed.locked_by.clone().unwrap_or_default(),
+        started_at: claimed.started_at.unwrap_or(at),
+        finished_at: at,
+        outcome,
+    }
+}
+
 pub(crate) fn failed(error: &str) -> CompletionOutcome {
     CompletionOutcome::Failed {
         error: error.to_owned(),
     }
+}
+
+/// A rescue pass as the engine makes one, deciding simply: every expired claim goes back to
+/// the queue due at `now`, or is dead-lettered when it has no attempts left.
+pub(crate) async fn rescue_expired<E: Executor>(
+    c: &mut E,
+    lease: Duration,
+    now: DateTime<Utc>,
+    limit: i64,
+) -> JobRescueResult {
+    let expired = c
+        .job_list_expired(JobListExpiredParams {
+            lease,
+            now: Some(now),
+            limit,
+        })
+        .await
+        .expect("job_list_expired");
+    let rescues = expired
+        .iter()
+        .map(|j| JobRescue {
+            id: j.id,
+            claim_token: j.claim_token,
+            attempt: j.attempts,
+            worker_id: j.locked_by.clone().unwrap_or_default(),
+            started_at: j.started_at.unwrap_or(now),
+            status: if j.attempts >= j.max_attempts {
+                JobState::Failed
+            } else {
+                JobState::Queued
+            },
+            run_at: now,
+            error: format!(
+                "lease expired: worker {} stopped heartbeating",
+                j.locked_by.as_deref().unwrap_or("?")
+            ),
+        })
+        .collect();
+    c.job_rescue_many(JobRescueManyParams {
+        rescues,
+        now: Some(now),
+    })
+    .await
+    .expect("job_rescue_many")
 }

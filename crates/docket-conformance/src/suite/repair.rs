@@ -2,15 +2,15 @@
 
 use chrono::Duration;
 use docket_core::{
-    AttemptOutcome, CompletionOutcome, Executor, JobDeleteFinishedParams, JobRescueParams,
-    JobRetryParams, JobRow, JobState, WorkerHeartbeatParams,
+    AttemptOutcome, CompletionOutcome, Executor, JobDeleteFinishedParams, JobRetryParams, JobRow,
+    JobState, WorkerHeartbeatParams,
 };
 
 use crate::harness::TestDb;
 
 use super::{
     add, all_jobs, attempts, base_time, cancel_jobs, claim, complete, completion, conn, failed,
-    finish, get, gone, insert_new, job, keyed, retry_jobs, sorted,
+    finish, finish_claimed, get, gone, insert_new, job, keyed, rescue_expired, retry_jobs, sorted,
 };
 
 /// Manual retry of failed and cancelled jobs, by id or by filter; other jobs are left alone.
@@ -52,10 +52,16 @@ pub async fn manual_retry<T: TestDb>(db: &T) {
         vec![f1, x1],
         "only failed and cancelled jobs are retried"
     );
-    for id in [f1, x1] {
+    for (id, spent) in [(f1, 1), (x1, 0)] {
         let j = get(&mut c, id).await;
         assert_eq!(j.status, JobState::Queued, "job {id}");
-        assert_eq!(j.attempts, 0, "job {id}");
+        assert_eq!(j.attempts, spent, "job {id}: attempt numbers never go back");
+        assert_eq!(
+            j.max_attempts,
+            spent + 4,
+            "job {id}: a retry grants the job's budget (its first max_attempts) again"
+        );
+        assert_eq!(j.claim_token, None, "job {id}");
         assert_eq!(j.run_at, t1, "job {id}");
         assert_eq!(j.completed_at, None, "job {id}");
         assert_eq!(j.locked_by, None, "job {id}");
@@ -68,7 +74,24 @@ pub async fn manual_retry<T: TestDb>(db: &T) {
         );
     }
     let got = claim(&mut c, "r-f1", "w", 1, t1).await;
-    assert_eq!(got[0].attempts, 1, "a retried job runs with fresh attempts");
+    assert_eq!(
+        (got[0].attempts, got[0].max_attempts),
+        (2, 5),
+        "a retried job runs on, with fresh attempts"
+    );
+    // A second retry grants the same budget again, not a doubled one.
+    finish_claimed(&mut c, &got[0], t1, failed("again")).await;
+    retry_jobs(
+        &mut c,
+        JobRetryParams {
+            ids: vec![f1],
+            now: Some(t1),
+            ..Default::default()
+        },
+    )
+    .await;
+    let j = get(&mut c, f1).await;
+    assert_eq!((j.attempts, j.max_attempts), (2, 6));
 
     // By filter (no ids).
     let mk = |t: &str, q: &str| job(t, q, early);
@@ -303,14 +326,7 @@ pub async fn rescue<T: TestDb>(db: &T) {
         v
     };
 
-    let res = c
-        .job_rescue(JobRescueParams {
-            lease,
-            now: Some(t0),
-            limit: 100,
-        })
-        .await
-        .expect("job_rescue");
+    let res = rescue_expired(&mut c, lease, t0, 100).await;
     assert_eq!(
         sorted(res.requeued.clone()),
         vec![a, d],
@@ -352,14 +368,7 @@ pub async fn rescue<T: TestDb>(db: &T) {
         );
     }
 
-    let again = c
-        .job_rescue(JobRescueParams {
-            lease,
-            now: Some(t0),
-            limit: 100,
-        })
-        .await
-        .expect("job_rescue");
+    let again = rescue_expired(&mut c, lease, t0, 100).await;
     assert_eq!(again, Default::default(), "nothing left to rescue");
     c.worker_heartbeat(hb("w2", t0)).await.expect("heartbeat");
     let got = claim(&mut c, "ra", "w2", 1, t0).await;
@@ -374,14 +383,7 @@ pub async fn rescue<T: TestDb>(db: &T) {
     assert_eq!(claim(&mut c, "rl", "ghost2", 10, started).await.len(), 3);
     let mut seen = Vec::new();
     for expected in [2, 1, 0] {
-        let res = c
-            .job_rescue(JobRescueParams {
-                lease,
-                now: Some(t0),
-                limit: 2,
-            })
-            .await
-            .expect("job_rescue");
+        let res = rescue_expired(&mut c, lease, t0, 2).await;
         assert!(res.failed.is_empty());
         assert_eq!(res.requeued.len(), expected, "limit 2: {res:?}");
         seen.extend(res.requeued);
