@@ -157,8 +157,12 @@ impl<D: Driver> JobContext<D> {
         &self.driver
     }
 
-    /// Cancelled when the worker must stop now (shutdown past its grace period). Long
-    /// handlers should check it between steps.
+    /// Cancelled when this attempt must stop: its claim ended elsewhere (an operator
+    /// cancelled or retried the job, or the rescuer took it back), the worker could not renew
+    /// its lease, or shutdown's grace period ran out. Long handlers should check it between
+    /// steps (or `select!` on it); one that ignores it is dropped after the runtime's
+    /// `cancel_grace`, and whatever it writes afterwards through [`JobContext::complete_in`]
+    /// is refused.
     pub fn cancelled(&self) -> &CancellationToken {
         &self.cancel
     }
@@ -178,8 +182,9 @@ impl<D: Driver> JobContext<D> {
     }
 
     /// Completes this job inside `tx`, next to the handler's own writes (its outputs, the
-    /// next stage's job), so that they commit together. Returns `false` when the job is no
-    /// longer this worker's (it was rescued or cancelled): the handler should then roll back.
+    /// next stage's job), so that they commit together. Returns `false` when the job no
+    /// longer runs under this attempt's claim (it was rescued, cancelled or retried): the
+    /// handler should then roll back.
     ///
     /// If the handler returns `Ok` after this, the runtime does not complete the job again;
     /// if it returns an error (say, the commit failed), the attempt fails as usual.
@@ -189,6 +194,7 @@ impl<D: Driver> JobContext<D> {
             .job_complete_many(JobCompleteManyParams {
                 completions: vec![JobCompletion {
                     id: self.job.id,
+                    claim_token: self.job.claim_token.unwrap_or_default(),
                     attempt: self.job.attempts,
                     worker_id: self.worker_id.to_string(),
                     started_at: self.job.started_at.unwrap_or(now),
@@ -299,6 +305,14 @@ impl<D: Driver> Workers<D> {
     /// Whether a handler for `kind` is registered.
     pub fn contains(&self, kind: &str) -> bool {
         self.map.contains_key(kind)
+    }
+
+    /// Each registered kind's backoff (the rescuer waits it too).
+    pub fn backoffs(&self) -> HashMap<String, Backoff> {
+        self.map
+            .iter()
+            .map(|(k, w)| ((*k).to_owned(), w.backoff()))
+            .collect()
     }
 
     pub(crate) fn get(&self, kind: &str) -> Option<Arc<dyn ErasedWorker<D>>> {

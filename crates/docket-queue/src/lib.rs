@@ -8,8 +8,12 @@
 //! - [`maintenance`] holds the leader's services: the rescuer, the cron scheduler and the
 //!   cleaner, each with documented defaults and a `run_once` that tests drive directly.
 //!
+//! - [`admin`] holds the operator's actions (retry, run now, cancel, discard, pause, resume),
+//!   each recorded in the audit trail.
+//!
 //! The engine never names a concrete driver.
 
+pub mod admin;
 mod client;
 pub mod cron;
 mod inspect;
@@ -22,4 +26,7 @@ mod runtime;
 pub use client::{Client, InsertOpts, insert_params};
 pub use inspect::stuck_jobs;
 pub use job::{JobArgs, JobContext, JobError, Worker, Workers};
-pub use runtime::{Processed, Processor, QueueConfig, Runtime, RuntimeConfig, RuntimeHandle};
+pub use runtime::{
+    CLAIMS_CHANGED_TAG, PROCESS_BUDGET, Processed, Processor, QueueConfig, Runtime, RuntimeConfig,
+    RuntimeHandle,
+};

@@ -6,25 +6,39 @@
 //!   producer (one per queue) ──claim batch of free slots──▶ job tasks ──▶ completer ──▶ DB
 //!            ▲                                              (semaphore)    (batched)
 //!            └──────────── a slot frees ◀─────────────────────┘
-//!   heartbeat: the worker row, i.e. every running job's lease
+//!   heartbeat: the worker row, i.e. every running job's lease; checks the running claims
 //!   elector: leader only → maintenance (rescuer, cron scheduler)
 //! ```
+//!
+//! **Claims.** Every claim carries a token; every write that ends the attempt presents it, so
+//! an old claim can never finish a newer one. A running attempt whose claim ends elsewhere
+//! (an operator cancels or retries the job, the rescuer takes it back) is told through its
+//! [`JobContext::cancelled`] token: at once when a broadcast says so (PostgreSQL `NOTIFY`
+//! across processes), and at the latest at the next heartbeat, which asks the database which
+//! of the running claims are gone. A handler that ignores its token is dropped after
+//! `cancel_grace`.
+//!
+//! **Leases.** A heartbeat that hangs gets one interval. A worker that has not renewed its
+//! lease for `lease - 1.5 × heartbeat_interval` stops claiming and cancels its running attempts
+//! before the lease lapses, rather than keep working on jobs the rescuer is about to hand to
+//! someone else; it claims again once a heartbeat gets through.
 //!
 //! Claims and completions are batched adaptively, with no tuning: a producer claims as many
 //! jobs as it has free slots (up to `claim_batch`), and the completer writes whatever has
 //! finished since its last write in one statement. Idle, each call carries one job and adds
 //! no delay; under load, batches grow by themselves.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::panic::AssertUnwindSafe;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    Clock, CompletionOutcome, DEFAULT_QUEUE, Driver, Error, Executor, JobCompleteManyParams,
-    JobCompletion, JobGetAvailableParams, JobRow, Result, WorkerHeartbeatParams,
+    Clock, CompletionOutcome, DEFAULT_QUEUE, Driver, Error, Executor, JobClaimsLostParams,
+    JobCompleteManyParams, JobCompletion, JobGetAvailableParams, JobRow, Result,
+    WorkerHeartbeatParams,
 };
 use futures::FutureExt;
 use futures::future::BoxFuture;
@@ -32,6 +46,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
+use uuid::Uuid;
 
 use crate::job::{JobContext, JobError, Workers};
 use crate::leader::Elector;
@@ -81,6 +96,14 @@ pub struct RuntimeConfig {
     pub maintenance: Option<MaintenanceConfig>,
     /// The leader's term. Default 15 s: a dead leader is replaced within that.
     pub leader_ttl: Duration,
+    /// This worker's lease: the rescuer takes back the jobs of a worker silent this long, so
+    /// a worker that cannot renew for `lease - 1.5 × heartbeat_interval` stops claiming and cancels
+    /// its running attempts first. Keep it equal to the rescuer's lease. Default 30 s.
+    pub lease: Duration,
+    /// A running attempt whose claim ended elsewhere (cancelled, retried, rescued) is told
+    /// through its cancellation token and dropped if it has not returned this long after.
+    /// Default 10 s.
+    pub cancel_grace: Duration,
 }
 
 impl Default for RuntimeConfig {
@@ -95,6 +118,8 @@ impl Default for RuntimeConfig {
             shutdown_grace: Duration::from_secs(30),
             maintenance: Some(MaintenanceConfig::default()),
             leader_ttl: Duration::from_secs(15),
+            lease: Duration::from_secs(30),
+            cancel_grace: Duration::from_secs(10),
         }
     }
 }
@@ -122,6 +147,17 @@ impl RuntimeConfig {
         }
         if self.heartbeat_interval.is_zero() {
             problems.push("heartbeat_interval must be positive".to_owned());
+        }
+        if self.heartbeat_interval * 2 > self.lease {
+            problems.push(format!(
+                "heartbeat_interval ({:?}) must be under half the lease ({:?})",
+                self.heartbeat_interval, self.lease
+            ));
+        }
+        if let Some(m) = &self.maintenance
+            && m.rescuer.max_rescues < 1
+        {
+            problems.push("max_rescues must be at least 1".to_owned());
         }
         if let Some(m) = &self.maintenance
             && self.heartbeat_interval * 2 > m.rescuer.lease
@@ -159,7 +195,81 @@ struct Inner<D: Driver> {
     /// Cancelled when running jobs must stop now (grace period over).
     hard: CancellationToken,
     jobs: TaskTracker,
+    /// The attempts running in this process, by job id: their claim and their token.
+    running: Mutex<HashMap<i64, RunningClaim>>,
 }
+
+/// A running attempt's claim, and the token that tells its handler to stop.
+struct RunningClaim {
+    token: Uuid,
+    cancel: CancellationToken,
+}
+
+impl<D: Driver> Inner<D> {
+    /// The running claims (of `only`, when given).
+    fn claims(&self, only: Option<&[i64]>) -> Vec<(i64, Uuid)> {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        running
+            .iter()
+            .filter(|(id, _)| only.is_none_or(|o| o.contains(id)))
+            .map(|(id, c)| (*id, c.token))
+            .collect()
+    }
+
+    /// Tells the handlers of these claims (if still running under them) to stop.
+    fn cancel_claims(&self, lost: &[(i64, Uuid)]) -> usize {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut n = 0;
+        for (id, token) in lost {
+            if let Some(c) = running.get(id)
+                && c.token == *token
+            {
+                c.cancel.cancel();
+                n += 1;
+            }
+        }
+        n
+    }
+
+    /// Tells every running handler to stop (the lease is about to lapse).
+    fn cancel_all(&self) -> usize {
+        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        for c in running.values() {
+            c.cancel.cancel();
+        }
+        running.len()
+    }
+
+    /// Asks the database which running claims (of `only`, when given) ended elsewhere, and
+    /// cancels those.
+    async fn check_claims(&self, only: Option<&[i64]>) -> Result<usize> {
+        let claims = self.claims(only);
+        if claims.is_empty() {
+            return Ok(0);
+        }
+        let tokens: HashMap<i64, Uuid> = claims.iter().copied().collect();
+        let lost = {
+            let mut c = self.driver.control_conn().await?;
+            c.job_claims_lost(JobClaimsLostParams { claims }).await?
+        };
+        let lost: Vec<(i64, Uuid)> = lost
+            .into_iter()
+            .filter_map(|id| tokens.get(&id).map(|t| (id, *t)))
+            .collect();
+        let n = self.cancel_claims(&lost);
+        if n > 0 {
+            tracing::info!(
+                jobs = ?lost.iter().map(|(id, _)| id).collect::<Vec<_>>(),
+                "claims ended elsewhere (cancelled, retried or rescued): stopping their handlers"
+            );
+        }
+        Ok(n)
+    }
+}
+
+/// The broadcast that tells every process to check some of its running claims now (a cancel
+/// or retry happened); followed by a JSON array of job ids.
+pub const CLAIMS_CHANGED_TAG: &str = "docket.claims_changed:";
 
 /// A started runtime. Dropping it does not stop it: call [`RuntimeHandle::shutdown`].
 #[derive(Debug)]
@@ -219,13 +329,17 @@ impl Runtime {
         clock: Arc<dyn Clock>,
     ) -> Result<RuntimeHandle> {
         config.validate()?;
+        let cleaner = config.maintenance.clone().unwrap_or_default().cleaner;
+        workers.register(CleanupWorker::new(cleaner, clock.clone()));
         let maintenance = config
             .maintenance
             .as_ref()
             .map(|m| Maintenance::new(driver.clone(), m, clock.clone()))
-            .transpose()?;
-        let cleaner = config.maintenance.clone().unwrap_or_default().cleaner;
-        workers.register(CleanupWorker::new(cleaner, clock.clone()));
+            .transpose()?
+            .map(|mut m| {
+                m.rescuer.set_backoffs(workers.backoffs());
+                m
+            });
 
         let worker_id = config.worker_id.clone().unwrap_or_else(default_worker_id);
         let (tx, rx) = mpsc::unbounded_channel();
@@ -238,6 +352,7 @@ impl Runtime {
             completions: tx,
             hard: CancellationToken::new(),
             jobs: TaskTracker::new(),
+            running: Mutex::new(HashMap::new()),
         });
         let soft = CancellationToken::new();
         let (leading_tx, leading) = watch::channel(false);
@@ -276,6 +391,7 @@ async fn run<D: Driver>(
 
         let flush_stop = CancellationToken::new();
         let completer = tokio::spawn(complete(inner.clone(), completions, flush_stop.clone()));
+        let listener = tokio::spawn(listen_claims(inner.clone(), beat_stop.clone()));
 
         let elector = maintenance.map(|m| {
             let e = Elector {
@@ -321,6 +437,7 @@ async fn run<D: Driver>(
         }
         beat_stop.cancel();
         let _ = heartbeat.await;
+        let _ = listener.await;
         let gone = async {
             let mut c = inner.driver.conn().await?;
             c.worker_delete(&inner.worker_id).await
@@ -346,7 +463,13 @@ async fn heartbeat<D: Driver>(
         queues: inner.config.queues.iter().map(|q| q.name.clone()).collect(),
         now: None,
     };
+    let interval = inner.config.heartbeat_interval;
+    // Past this without a renewal, the lease may lapse before the next try (a try takes up
+    // to one interval, and tries come every fifth of one): stop first.
+    let fence_after = inner.config.lease.saturating_sub(interval * 3 / 2);
     let mut failing = false;
+    let mut renewed: Option<std::time::Instant> = None;
+    let mut fenced = false;
     loop {
         let beat = async {
             let mut c = inner.driver.control_conn().await?;
@@ -356,30 +479,86 @@ async fn heartbeat<D: Driver>(
             })
             .await
         };
-        match beat.await {
+        // A beat that hangs (a stalled connection) must not hold the lease hostage.
+        let beat = match tokio::time::timeout(interval, beat).await {
+            Ok(r) => r,
+            Err(_) => Err(Error::Unavailable(
+                format!("heartbeat took longer than {interval:?}").into(),
+            )),
+        };
+        match beat {
             Ok(()) => {
                 if failing {
                     tracing::info!("heartbeat restored");
                 }
+                if fenced {
+                    tracing::info!("lease renewed: claiming again");
+                }
                 failing = false;
+                fenced = false;
+                renewed = Some(std::time::Instant::now());
                 registered.send_replace(true);
+                // The fallback for broadcasts that never arrived (no LISTEN, a lost
+                // connection): claims that ended elsewhere stop within one interval.
+                match tokio::time::timeout(interval, inner.check_claims(None)).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => tracing::debug!(error = %e, "could not check running claims"),
+                    Err(_) => tracing::debug!("checking running claims timed out"),
+                }
             }
             Err(e) => {
                 if !failing {
                     tracing::warn!(error = %e, "heartbeat failed; retrying");
                 }
                 failing = true;
+                if !fenced && renewed.is_some_and(|at| at.elapsed() >= fence_after) {
+                    fenced = true;
+                    registered.send_replace(false);
+                    let running = inner.cancel_all();
+                    tracing::error!(
+                        running,
+                        lease = ?inner.config.lease,
+                        "could not renew the lease in time: stopped claiming and cancelled the \
+                         running jobs, which the rescuer will hand to another worker"
+                    );
+                }
             }
         }
         // Retry a failed beat sooner, so a short outage does not cost the lease.
-        let wait = if failing {
-            inner.config.heartbeat_interval / 5
-        } else {
-            inner.config.heartbeat_interval
-        };
+        let wait = if failing { interval / 5 } else { interval };
         tokio::select! {
             _ = stop.cancelled() => return,
             _ = tokio::time::sleep(wait) => {}
+        }
+    }
+}
+
+/// Hears that claims changed elsewhere (a cancel, a retry) and checks the affected running
+/// claims at once, instead of at the next heartbeat.
+async fn listen_claims<D: Driver>(inner: Arc<Inner<D>>, stop: CancellationToken) {
+    let mut rx = inner.driver.broadcasts().subscribe();
+    loop {
+        let message = tokio::select! {
+            _ = stop.cancelled() => return,
+            m = rx.recv() => m,
+        };
+        let ids: Vec<i64> = match message {
+            Ok(m) => match m.strip_prefix(CLAIMS_CHANGED_TAG) {
+                Some(json) => serde_json::from_str(json).unwrap_or_default(),
+                None => continue,
+            },
+            // Missed some: check every claim.
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
+                let _ = inner.check_claims(None).await;
+                continue;
+            }
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        if inner.claims(Some(&ids)).is_empty() {
+            continue;
+        }
+        if let Err(e) = inner.check_claims(Some(&ids)).await {
+            tracing::debug!(error = %e, "could not check running claims");
         }
     }
 }
@@ -423,6 +602,15 @@ async fn produce<D: Driver>(
         if stop.is_cancelled() {
             release(&inner, buffer.drain(..).map(|(_, j)| j));
             return;
+        }
+        if !*registered.borrow() {
+            // The lease could not be renewed: claim nothing until it is.
+            release(&inner, buffer.drain(..).map(|(_, j)| j));
+            tokio::select! {
+                _ = stop.cancelled() => {}
+                r = registered.wait_for(|r| *r) => if r.is_err() { return },
+            }
+            continue;
         }
         dispatch(&inner, &slots, &mut buffer, &finished);
         // Claimed ahead at a pace that did not last (fast jobs gave way to slow ones): hand
@@ -529,6 +717,7 @@ fn release<D: Driver>(inner: &Inner<D>, jobs: impl Iterator<Item = JobRow>) {
     for job in jobs {
         let _ = inner.completions.send(JobCompletion {
             id: job.id,
+            claim_token: job.claim_token.unwrap_or_default(),
             attempt: job.attempts,
             worker_id: inner.worker_id.to_string(),
             started_at: now,
@@ -592,9 +781,28 @@ fn spawn_job<D: Driver>(
     });
 }
 
-/// Runs one attempt; returns its completion, or `None` when the handler completed the job
-/// inside its own transaction.
+/// How an attempt ended, for the runtime.
+enum Ended {
+    /// Write this completion.
+    Outcome(CompletionOutcome),
+    /// The handler completed the job inside its own transaction.
+    SelfCompleted,
+    /// The claim ended elsewhere (cancelled, retried, rescued): nothing to write.
+    ClaimLost,
+}
+
+/// Runs one attempt; returns its completion, or `None` when there is nothing to write (the
+/// handler completed the job inside its own transaction, or the claim ended elsewhere).
 async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompletion> {
+    execute_labelled(inner, job).await.0
+}
+
+/// [`execute`], with the attempt's outcome label (`completed`, `retry`, `failed`, `snoozed`,
+/// `released` or `cancelled`).
+async fn execute_labelled<D: Driver>(
+    inner: &Inner<D>,
+    job: JobRow,
+) -> (Option<JobCompletion>, &'static str) {
     let started_at = inner.clock.now();
     let timer = std::time::Instant::now();
     let span = tracing::info_span!(
@@ -604,10 +812,23 @@ async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompleti
         queue = %job.queue,
         attempt = job.attempts,
     );
+    let token = job.claim_token.unwrap_or_default();
+    let cancel = inner.hard.child_token();
+    inner
+        .running
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .insert(
+            job.id,
+            RunningClaim {
+                token,
+                cancel: cancel.clone(),
+            },
+        );
     let job = Arc::new(job);
-    let outcome = async {
+    let ended = async {
         let Some(w) = inner.workers.get(&job.job_type) else {
-            return Some(CompletionOutcome::Failed {
+            return Ended::Outcome(CompletionOutcome::Failed {
                 error: format!("no handler registered for job kind {:?}", job.job_type),
             });
         };
@@ -615,22 +836,47 @@ async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompleti
             job.clone(),
             inner.driver.clone(),
             inner.worker_id.clone(),
-            inner.hard.child_token(),
+            cancel.clone(),
         );
         let finalised = ctx.finalised_flag();
         let timeout = w.timeout();
         let work = AssertUnwindSafe(w.work(ctx, job.payload.clone())).catch_unwind();
+        tokio::pin!(work);
         let result = tokio::select! {
-            r = tokio::time::timeout(timeout, work) => r,
-            _ = inner.hard.cancelled() => return Some(CompletionOutcome::Released),
+            r = tokio::time::timeout(timeout, &mut work) => Some(r),
+            _ = cancel.cancelled() => None,
+        };
+        let Some(result) = result else {
+            if inner.hard.is_cancelled() {
+                return Ended::Outcome(CompletionOutcome::Released);
+            }
+            // The claim ended elsewhere, or the lease is about to lapse: the handler was told
+            // through its token and gets the grace period to stop; then it is dropped.
+            tracing::info!("claim ended: stopping the handler");
+            let stopped = tokio::select! {
+                r = tokio::time::timeout(inner.config.cancel_grace, &mut work) => r.is_ok(),
+                // A hard stop does not wait out the grace period.
+                _ = inner.hard.cancelled() => false,
+            };
+            if !stopped {
+                tracing::warn!(
+                    grace = ?inner.config.cancel_grace,
+                    "handler ignored its cancellation: dropped"
+                );
+            }
+            return if finalised.load(Ordering::Acquire) {
+                Ended::SelfCompleted
+            } else {
+                Ended::ClaimLost
+            };
         };
         let err = match result {
             Ok(Ok(Ok(()))) => {
                 if finalised.load(Ordering::Acquire) {
-                    return None;
+                    return Ended::SelfCompleted;
                 }
                 tracing::debug!("job completed");
-                return Some(CompletionOutcome::Completed);
+                return Ended::Outcome(CompletionOutcome::Completed);
             }
             Ok(Ok(Err(e))) => e,
             Ok(Err(panic)) => {
@@ -638,17 +884,23 @@ async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompleti
             }
             Err(_) => JobError::retryable(format!("timed out after {timeout:?}")),
         };
-        Some(failure(&job, err, &w.backoff(), inner.clock.now()))
+        Ended::Outcome(failure(&job, err, &w.backoff(), inner.clock.now()))
     }
     .instrument(span)
     .await;
-    // `None`: the handler completed the job itself, inside its own transaction.
-    let label = match &outcome {
-        None | Some(CompletionOutcome::Completed) => "completed",
-        Some(CompletionOutcome::Retry { .. }) => "retry",
-        Some(CompletionOutcome::Failed { .. }) => "failed",
-        Some(CompletionOutcome::Snoozed { .. }) => "snoozed",
-        Some(CompletionOutcome::Released) => "released",
+    {
+        let mut running = inner.running.lock().unwrap_or_else(|e| e.into_inner());
+        if running.get(&job.id).is_some_and(|c| c.token == token) {
+            running.remove(&job.id);
+        }
+    }
+    let label = match &ended {
+        Ended::SelfCompleted | Ended::Outcome(CompletionOutcome::Completed) => "completed",
+        Ended::ClaimLost => "cancelled",
+        Ended::Outcome(CompletionOutcome::Retry { .. }) => "retry",
+        Ended::Outcome(CompletionOutcome::Failed { .. }) => "failed",
+        Ended::Outcome(CompletionOutcome::Snoozed { .. }) => "snoozed",
+        Ended::Outcome(CompletionOutcome::Released) => "released",
     };
     metrics::counter!(
         "docket_job_attempts_total",
@@ -658,15 +910,19 @@ async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompleti
     .increment(1);
     metrics::histogram!("docket_job_attempt_duration_seconds", "job_type" => job.job_type.clone())
         .record(timer.elapsed().as_secs_f64());
-    let outcome = outcome?;
-    Some(JobCompletion {
+    let Ended::Outcome(outcome) = ended else {
+        return (None, label);
+    };
+    let completion = JobCompletion {
         id: job.id,
+        claim_token: token,
         attempt: job.attempts,
         worker_id: inner.worker_id.to_string(),
         started_at,
         finished_at: inner.clock.now(),
         outcome,
-    })
+    };
+    (Some(completion), label)
 }
 
 /// Retry or dead-letter a failed attempt.
@@ -808,18 +1064,24 @@ pub struct Processed {
     pub job_type: String,
     /// Its queue.
     pub queue: String,
-    /// `completed`, `retry`, `failed`, `snoozed` or `released`.
+    /// `completed`, `retry`, `failed`, `snoozed`, `released` or `cancelled` (its claim ended
+    /// while it ran).
     pub outcome: &'static str,
     /// The attempt's error, when it failed.
     pub error: Option<String>,
 }
 
-type ProcessFn =
-    dyn Fn(Option<String>, usize) -> BoxFuture<'static, Result<Vec<Processed>>> + Send + Sync;
+type ProcessFn = dyn Fn(Option<String>, usize, Duration) -> BoxFuture<'static, Result<Vec<Processed>>>
+    + Send
+    + Sync;
 
-/// Claims due jobs and runs them now, in the caller's task, with the runtime's handlers and
-/// worker id (so its heartbeat keeps their lease), writing each attempt like any other: the
-/// original system's "process a batch now" endpoint. Cheap to clone.
+/// Claims due jobs and runs them now, with the runtime's handlers and worker id (so its
+/// heartbeat keeps their lease), writing each attempt like any other: the original system's
+/// "process a batch now" endpoint. Cheap to clone.
+///
+/// Each job runs on the runtime's own task tracker, so a caller that goes away (an HTTP
+/// client that disconnects) neither cuts a running job short nor strands the rest: the jobs
+/// it claimed but had not started go back to the queue at once, uncounted.
 #[derive(Clone)]
 pub struct Processor(Arc<ProcessFn>);
 
@@ -829,19 +1091,48 @@ impl std::fmt::Debug for Processor {
     }
 }
 
+/// How long one [`Processor::process`] call may keep claiming. 25 s: an HTTP request's
+/// answer comes well within a minute.
+pub const PROCESS_BUDGET: Duration = Duration::from_secs(25);
+
 impl Processor {
     fn of<D: Driver>(inner: Arc<Inner<D>>, stop: CancellationToken) -> Self {
-        Self(Arc::new(move |queue, limit| {
+        Self(Arc::new(move |queue, limit, budget| {
             let inner = inner.clone();
             let stop = stop.clone();
-            Box::pin(async move { process_now(&inner, &stop, queue, limit).await })
+            Box::pin(async move { process_now(&inner, &stop, queue, limit, budget).await })
         }))
     }
 
-    /// Claims up to `limit` due jobs, from `queue` or from each queue the runtime works in
-    /// turn, runs them one after another, and reports each outcome.
+    /// Claims due jobs, from `queue` or from each queue the runtime works in turn, runs them
+    /// one after another, and claims again while jobs keep coming (a stage enqueues the next,
+    /// so one call follows a document's chain), up to `limit` jobs and within
+    /// [`PROCESS_BUDGET`]; reports each outcome.
     pub async fn process(&self, queue: Option<String>, limit: usize) -> Result<Vec<Processed>> {
-        (self.0)(queue, limit).await
+        self.process_within(queue, limit, PROCESS_BUDGET).await
+    }
+
+    /// [`Processor::process`] within `budget`: no job starts after it runs out.
+    pub async fn process_within(
+        &self,
+        queue: Option<String>,
+        limit: usize,
+        budget: Duration,
+    ) -> Result<Vec<Processed>> {
+        (self.0)(queue, limit, budget).await
+    }
+}
+
+/// Claimed jobs not started yet: whatever is left when this is dropped (the caller went away,
+/// the budget ran out) goes back to the queue, uncounted.
+struct Unstarted<D: Driver> {
+    inner: Arc<Inner<D>>,
+    jobs: VecDeque<JobRow>,
+}
+
+impl<D: Driver> Drop for Unstarted<D> {
+    fn drop(&mut self) {
+        release(&self.inner, self.jobs.drain(..));
     }
 }
 
@@ -850,57 +1141,84 @@ async fn process_now<D: Driver>(
     stop: &CancellationToken,
     queue: Option<String>,
     limit: usize,
+    budget: Duration,
 ) -> Result<Vec<Processed>> {
     if stop.is_cancelled() {
         return Err(Error::Unavailable("the runtime is shutting down".into()));
     }
+    let deadline = std::time::Instant::now() + budget;
     let queues: Vec<String> = match queue {
         Some(q) => vec![q],
         None => inner.config.queues.iter().map(|q| q.name.clone()).collect(),
     };
     let mut out = Vec::new();
-    for queue in queues {
-        let want = limit.saturating_sub(out.len());
-        if want == 0 {
-            break;
-        }
-        let jobs = {
-            let mut c = inner.driver.conn().await?;
-            c.job_get_available(JobGetAvailableParams {
-                worker_id: inner.worker_id.to_string(),
-                queue: queue.clone(),
-                limit: i32::try_from(want).unwrap_or(i32::MAX),
-                now: inner.clock.now_for_db(),
-            })
-            .await?
-        };
-        for job in jobs {
-            let (id, job_type, queue) = (job.id, job.job_type.clone(), job.queue.clone());
-            let (outcome, error) = match execute(inner, job).await {
-                // The handler completed the job in its own transaction.
-                None => ("completed", None),
-                Some(c) => {
-                    let summary = match &c.outcome {
-                        CompletionOutcome::Completed => ("completed", None),
-                        CompletionOutcome::Retry { error, .. } => ("retry", Some(error.clone())),
-                        CompletionOutcome::Failed { error } => ("failed", Some(error.clone())),
-                        CompletionOutcome::Snoozed { reason, .. } => {
-                            ("snoozed", Some(reason.clone()))
-                        }
-                        CompletionOutcome::Released => ("released", None),
-                    };
-                    write_completions(inner, vec![c]).await?;
-                    summary
-                }
+    loop {
+        let before = out.len();
+        for queue in &queues {
+            let want = limit.saturating_sub(out.len());
+            if want == 0 || std::time::Instant::now() >= deadline || stop.is_cancelled() {
+                break;
+            }
+            let jobs = {
+                let mut c = inner.driver.conn().await?;
+                c.job_get_available(JobGetAvailableParams {
+                    worker_id: inner.worker_id.to_string(),
+                    queue: queue.clone(),
+                    limit: i32::try_from(want).unwrap_or(i32::MAX),
+                    now: inner.clock.now_for_db(),
+                })
+                .await?
             };
-            out.push(Processed {
-                id,
-                job_type,
-                queue,
-                outcome,
-                error,
-            });
+            let mut unstarted = Unstarted {
+                inner: inner.clone(),
+                jobs: jobs.into(),
+            };
+            while std::time::Instant::now() < deadline && !stop.is_cancelled() {
+                let Some(job) = unstarted.jobs.pop_front() else {
+                    break;
+                };
+                let inner2 = inner.clone();
+                let run = inner.jobs.spawn(async move { run_one(&inner2, job).await });
+                out.push(
+                    run.await.map_err(|e| {
+                        Error::Unavailable(format!("job task failed: {e}").into())
+                    })??,
+                );
+            }
+        }
+        if out.len() == before
+            || out.len() >= limit
+            || std::time::Instant::now() >= deadline
+            || stop.is_cancelled()
+        {
+            return Ok(out);
         }
     }
-    Ok(out)
+}
+
+/// Runs one claimed job to its end and writes its attempt (handing the write to the completer,
+/// which retries, when the database refuses it now).
+async fn run_one<D: Driver>(inner: &Arc<Inner<D>>, job: JobRow) -> Result<Processed> {
+    let (id, job_type, queue) = (job.id, job.job_type.clone(), job.queue.clone());
+    let (completion, label) = execute_labelled(inner, job).await;
+    let error = completion.as_ref().and_then(|c| match &c.outcome {
+        CompletionOutcome::Retry { error, .. } | CompletionOutcome::Failed { error } => {
+            Some(error.clone())
+        }
+        CompletionOutcome::Snoozed { reason, .. } => Some(reason.clone()),
+        CompletionOutcome::Completed | CompletionOutcome::Released => None,
+    });
+    if let Some(c) = completion
+        && let Err(e) = write_completions(inner, vec![c.clone()]).await
+    {
+        let _ = inner.completions.send(c);
+        return Err(e);
+    }
+    Ok(Processed {
+        id,
+        job_type,
+        queue,
+        outcome: label,
+        error,
+    })
 }

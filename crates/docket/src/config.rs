@@ -138,6 +138,9 @@ pub struct WorkerConfig {
     pub complete_batch: usize,
     /// Seconds running jobs get to finish on shutdown. Default 30.
     pub shutdown_grace_secs: u64,
+    /// Milliseconds a running job whose claim ended elsewhere (cancelled, retried, rescued)
+    /// gets to stop after its cancellation token fires, before it is dropped. Default 10000.
+    pub cancel_grace_ms: u64,
     /// Worker id; default `<host>-<pid>-<random>`.
     pub id: Option<String>,
 }
@@ -154,6 +157,7 @@ impl Default for WorkerConfig {
             claim_batch: r.claim_batch,
             complete_batch: r.complete_batch,
             shutdown_grace_secs: r.shutdown_grace.as_secs(),
+            cancel_grace_ms: r.cancel_grace.as_millis() as u64,
             id: None,
         }
     }
@@ -171,6 +175,9 @@ pub struct MaintenanceSection {
     pub lease_ms: u64,
     /// Rescuer interval, milliseconds. Default 5000.
     pub rescue_interval_ms: u64,
+    /// A job whose worker died this many times in a row while running it is dead-lettered.
+    /// Default 3.
+    pub max_rescues: i32,
     /// Completed jobs kept, days. Default 7.
     pub completed_retention_days: f64,
     /// Failed jobs kept, days. Default 30.
@@ -193,6 +200,7 @@ impl Default for MaintenanceSection {
             leader_ttl_ms: RuntimeConfig::default().leader_ttl.as_millis() as u64,
             lease_ms: r.lease.as_millis() as u64,
             rescue_interval_ms: r.interval.as_millis() as u64,
+            max_rescues: r.max_rescues,
             completed_retention_days: c.completed_retention.as_secs_f64() / 86_400.0,
             failed_retention_days: c.failed_retention.as_secs_f64() / 86_400.0,
             cleanup_cron: s.cleanup_expression,
@@ -408,6 +416,7 @@ impl Config {
                 rescuer: RescuerConfig {
                     lease: ms(m.lease_ms),
                     interval: ms(m.rescue_interval_ms),
+                    max_rescues: m.max_rescues,
                     ..Default::default()
                 },
                 cleaner: CleanerConfig {
@@ -424,6 +433,8 @@ impl Config {
                 },
             }),
             leader_ttl: ms(m.leader_ttl_ms),
+            lease: ms(m.lease_ms),
+            cancel_grace: ms(w.cancel_grace_ms),
         })
     }
 

@@ -1,11 +1,25 @@
 //! The rescuer: running jobs whose worker stopped heartbeating go back to the queue.
+//!
+//! The engine decides, the driver applies: the rescuer reads the expired claims
+//! ([`Executor::job_list_expired`]), decides each one's fate, and hands the decisions to
+//! [`Executor::job_rescue_many`], which applies each only while the job still runs under the
+//! dead claim (a completion that lands first wins). A rescued job waits its kind's backoff, as
+//! after a failure, and a job whose worker died `max_rescues` times in a row is dead-lettered
+//! saying so: a job that kills its process (out of memory, say) must not crash-loop across
+//! every worker.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_core::{Clock, Driver, Executor, JobRescueParams, JobRescueResult, Result};
+use chrono::{DateTime, Utc};
+use docket_core::{
+    Clock, Driver, Executor, JobListExpiredParams, JobRescue, JobRescueManyParams, JobRescueResult,
+    JobRow, JobState, Result,
+};
 
 use super::{chrono_dur, require};
+use crate::retry::Backoff;
 
 /// Rescuer settings.
 #[derive(Debug, Clone)]
@@ -20,6 +34,9 @@ pub struct RescuerConfig {
     pub batch: i64,
     /// Worker rows silent for this long (and holding no job) are deleted. Default 1 hour.
     pub forget_workers_after: Duration,
+    /// A job whose worker died this many times in a row while running it is dead-lettered
+    /// instead of being handed to the next worker. Default 3.
+    pub max_rescues: i32,
 }
 
 impl Default for RescuerConfig {
@@ -29,6 +46,7 @@ impl Default for RescuerConfig {
             interval: Duration::from_secs(5),
             batch: 1000,
             forget_workers_after: Duration::from_secs(3600),
+            max_rescues: 3,
         }
     }
 }
@@ -39,6 +57,7 @@ pub struct Rescuer<D> {
     driver: D,
     config: RescuerConfig,
     clock: Arc<dyn Clock>,
+    backoffs: HashMap<String, Backoff>,
 }
 
 impl<D: Driver> Rescuer<D> {
@@ -50,11 +69,65 @@ impl<D: Driver> Rescuer<D> {
             "rescuer interval must be positive",
         )?;
         require(config.batch > 0, "rescuer batch must be positive")?;
+        require(config.max_rescues >= 1, "max_rescues must be at least 1")?;
         Ok(Self {
             driver,
             config,
             clock,
+            backoffs: HashMap::new(),
         })
+    }
+
+    /// The backoff of each job kind (kinds not listed use [`Backoff::default`]).
+    pub fn set_backoffs(&mut self, backoffs: HashMap<String, Backoff>) {
+        self.backoffs = backoffs;
+    }
+
+    /// What becomes of one expired claim.
+    fn decide(&self, job: &JobRow, now: DateTime<Utc>) -> JobRescue {
+        let worker = job.locked_by.clone().unwrap_or_default();
+        let rescues = job.rescues.saturating_add(1);
+        let lapsed = format!(
+            "lease expired: worker {worker} stopped heartbeating (died or lost the database)"
+        );
+        let (status, error) = if rescues >= self.config.max_rescues {
+            (
+                JobState::Failed,
+                format!(
+                    "{lapsed}; its workers died {rescues} times in a row running this job \
+                     (max_rescues {}): the job may be what kills them",
+                    self.config.max_rescues
+                ),
+            )
+        } else if job.attempts >= job.max_attempts {
+            (
+                JobState::Failed,
+                format!(
+                    "{lapsed} (attempt {} of {})",
+                    job.attempts, job.max_attempts
+                ),
+            )
+        } else {
+            (JobState::Queued, lapsed)
+        };
+        let delay = self
+            .backoffs
+            .get(&job.job_type)
+            .cloned()
+            .unwrap_or_default()
+            .delay(job.attempts);
+        JobRescue {
+            id: job.id,
+            claim_token: job.claim_token,
+            attempt: job.attempts,
+            worker_id: worker,
+            started_at: job.started_at.or(job.locked_at).unwrap_or(now),
+            status,
+            run_at: now
+                .checked_add_signed(chrono_dur(delay))
+                .unwrap_or(DateTime::<Utc>::MAX_UTC),
+            error,
+        }
     }
 
     /// Its settings.
@@ -67,14 +140,27 @@ impl<D: Driver> Rescuer<D> {
         let mut conn = self.driver.conn().await?;
         let mut total = JobRescueResult::default();
         loop {
-            let r = conn
-                .job_rescue(JobRescueParams {
+            let expired = conn
+                .job_list_expired(JobListExpiredParams {
                     lease: chrono_dur(self.config.lease),
                     now: self.clock.now_for_db(),
                     limit: self.config.batch,
                 })
                 .await?;
+            if expired.is_empty() {
+                break;
+            }
+            let now = self.clock.now();
+            let r = conn
+                .job_rescue_many(JobRescueManyParams {
+                    rescues: expired.iter().map(|j| self.decide(j, now)).collect(),
+                    now: self.clock.now_for_db(),
+                })
+                .await?;
             let n = r.requeued.len() + r.failed.len();
+            // A worker that is alive after all (a long pause, a partition) hears that its
+            // claims are gone and stops their handlers.
+            crate::admin::announce(&self.driver, &[&r.requeued[..], &r.failed[..]].concat());
             if n > 0 {
                 tracing::warn!(
                     requeued = r.requeued.len(),
@@ -84,7 +170,8 @@ impl<D: Driver> Rescuer<D> {
             }
             total.requeued.extend(r.requeued);
             total.failed.extend(r.failed);
-            if (n as i64) < self.config.batch {
+            // Nothing applied: every claim ended meanwhile; the next pass looks again.
+            if n == 0 || (expired.len() as i64) < self.config.batch {
                 break;
             }
         }
