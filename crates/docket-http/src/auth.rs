@@ -128,6 +128,10 @@ fn required(method: &Method, path: &str) -> Option<Scope> {
         {
             Scope::Admin
         }
+        (&Method::POST, p) if p.starts_with("/v1/documents/") && p.ends_with("/cancel") => {
+            Scope::Admin
+        }
+        (&Method::GET, "/v1/audit") => Scope::Admin,
         (&Method::POST, "/v1/documents") => Scope::Ingest,
         (&Method::POST, p) if p.ends_with("/reprocess") => Scope::Ingest,
         _ => Scope::Read,
@@ -159,6 +163,7 @@ pub(crate) async fn check(State(keys): State<ApiKeys>, req: Request, next: Next)
             .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
         return r;
     };
+    let actor = Actor(format!("key:{name}"));
     if !(scopes.contains(&need) || scopes.contains(&Scope::Admin)) {
         tracing::info!(key = name, scope = ?need, "API key lacks the scope");
         return ApiError(
@@ -170,6 +175,8 @@ pub(crate) async fn check(State(keys): State<ApiKeys>, req: Request, next: Next)
         )
         .into_response();
     }
+    let mut req = req;
+    req.extensions_mut().insert(actor);
     next.run(req).await
 }
 
@@ -212,6 +219,11 @@ impl Sessions {
         map.remove(token);
     }
 }
+
+/// Who made a request, for the audit trail: `key:<name>` for a bearer key,
+/// `dashboard:<name>` for a dashboard session; a request extension set by the key check.
+#[derive(Debug, Clone)]
+pub(crate) struct Actor(pub String);
 
 /// Who is logged in to the dashboard; a request extension set by the key check. Without it
 /// (no keys configured: a loopback-only server) the dashboard is open and shows no logout.
@@ -317,6 +329,8 @@ async fn dashboard_check(keys: ApiKeys, mut req: Request, next: Next) -> Respons
     match user {
         Some(key_name) => {
             req.extensions_mut().insert(LoginRequired);
+            req.extensions_mut()
+                .insert(Actor(format!("dashboard:{key_name}")));
             req.extensions_mut().insert(DashboardUser { key_name });
             next.run(req).await
         }

@@ -1,4 +1,5 @@
-//! Job and queue routes: the dead-letter view and its repairs, over HTTP.
+//! Job and queue routes: what the queue holds, over HTTP. The repairs (retry, run now,
+//! discard, cancel, pause, resume) are operator actions, in [`crate::actions`].
 //!
 //! | route | scope | |
 //! |---|---|---|
@@ -8,10 +9,7 @@
 //! | `GET /v1/jobs/stuck` | read | running jobs whose worker stopped heartbeating |
 //! | `POST /v1/jobs/process` | admin | `{queue, limit}`: claim and run a batch now |
 //! | `GET /v1/jobs/{id}` | read | a job and every attempt |
-//! | `POST /v1/jobs/retry` | admin | `{ids}` or `{kind, queue}` or `{all: true}` |
-//! | `POST /v1/jobs/{id}/retry`, `/cancel` | admin | one job |
 //! | `GET /v1/queues` | read | queues and whether they are paused |
-//! | `POST /v1/queues/{name}/pause`, `/resume` | admin | |
 //! | `GET /v1/cron` | read | schedules with their next run |
 //! | `GET /v1/cron/history` | read | runs, newest first; `schedule`, `limit` |
 //! | `POST /v1/cron/{name}/run` | admin | enqueue a run now (`409` while one is live) |
@@ -21,10 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use docket_core::{
-    Driver, Executor, JobCancelParams, JobListParams, JobRetryParams, JobState,
-    QueueSetPausedParams,
-};
+use docket_core::{Driver, Executor, JobListParams, JobState};
 use docket_pipeline::Pipeline;
 use serde::Deserialize;
 use serde_json::json;
@@ -39,13 +34,8 @@ pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
         .route("/v1/jobs/failed", get(failed::<D>))
         .route("/v1/jobs/stuck", get(stuck::<D>))
         .route("/v1/jobs/process", post(process::<D>))
-        .route("/v1/jobs/retry", post(retry_many::<D>))
         .route("/v1/jobs/{id}", get(show::<D>))
-        .route("/v1/jobs/{id}/retry", post(retry_one::<D>))
-        .route("/v1/jobs/{id}/cancel", post(cancel_one::<D>))
         .route("/v1/queues", get(queues::<D>))
-        .route("/v1/queues/{name}/pause", post(pause::<D>))
-        .route("/v1/queues/{name}/resume", post(resume::<D>))
         .route("/v1/cron", get(cron_list::<D>))
         .route("/v1/cron/history", get(cron_history::<D>))
         .route("/v1/cron/{name}/run", post(cron_run::<D>))
@@ -263,129 +253,7 @@ async fn show<D: Driver>(
     Ok(Json(json!({ "job": job, "attempts": attempts })).into_response())
 }
 
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RetryRequest {
-    #[serde(default)]
-    ids: Vec<i64>,
-    kind: Option<String>,
-    queue: Option<String>,
-    #[serde(default)]
-    all: bool,
-}
-
-async fn retry_many<D: Driver>(
-    State(p): State<Pipeline<D>>,
-    body: Result<Json<RetryRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(r) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
-    if r.ids.is_empty() && r.kind.is_none() && r.queue.is_none() && !r.all {
-        return Err(invalid(
-            "say which jobs: ids, kind and/or queue, or all: true for every failed or cancelled job",
-        ));
-    }
-    let mut c = p.driver().conn().await?;
-    let retried = c
-        .job_retry(JobRetryParams {
-            ids: r.ids,
-            job_type: r.kind,
-            queue: r.queue,
-            now: None,
-        })
-        .await?;
-    Ok(Json(json!({ "retried": retried })).into_response())
-}
-
-async fn retry_one<D: Driver>(
-    State(p): State<Pipeline<D>>,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
-    let mut c = p.driver().conn().await?;
-    let retried = c
-        .job_retry(JobRetryParams {
-            ids: vec![id],
-            ..JobRetryParams::default()
-        })
-        .await?;
-    if retried.is_empty() {
-        return Err(match c.job_get(id).await? {
-            None => job_not_found(id),
-            Some(j) if matches!(j.status, JobState::Failed | JobState::Cancelled) => ApiError(
-                StatusCode::CONFLICT,
-                format!(
-                    "job {id} cannot run again while another live job holds its unique key {:?}",
-                    j.unique_key.as_deref().unwrap_or("")
-                ),
-            ),
-            Some(j) => ApiError(
-                StatusCode::CONFLICT,
-                format!(
-                    "job {id} is {}; only failed or cancelled jobs are retried",
-                    j.status.as_str()
-                ),
-            ),
-        });
-    }
-    Ok(Json(json!({ "retried": retried })).into_response())
-}
-
-async fn cancel_one<D: Driver>(
-    State(p): State<Pipeline<D>>,
-    Path(id): Path<i64>,
-) -> Result<Response, ApiError> {
-    let mut c = p.driver().conn().await?;
-    let cancelled = c
-        .job_cancel(JobCancelParams {
-            ids: vec![id],
-            now: None,
-        })
-        .await?;
-    if cancelled.is_empty() {
-        return Err(match c.job_get(id).await? {
-            None => job_not_found(id),
-            Some(j) => ApiError(
-                StatusCode::CONFLICT,
-                format!("job {id} has already finished ({})", j.status.as_str()),
-            ),
-        });
-    }
-    Ok(Json(json!({ "cancelled": cancelled })).into_response())
-}
-
 async fn queues<D: Driver>(State(p): State<Pipeline<D>>) -> Result<Response, ApiError> {
     let mut c = p.driver().conn().await?;
     Ok(Json(json!({ "queues": c.queue_list().await? })).into_response())
-}
-
-async fn set_paused<D: Driver>(
-    p: &Pipeline<D>,
-    name: String,
-    paused: bool,
-) -> Result<Response, ApiError> {
-    if name.is_empty() || name.len() > 128 {
-        return Err(invalid("a queue name is 1 to 128 characters"));
-    }
-    let mut c = p.driver().conn().await?;
-    let q = c
-        .queue_set_paused(QueueSetPausedParams {
-            name,
-            paused,
-            now: None,
-        })
-        .await?;
-    Ok(Json(q).into_response())
-}
-
-async fn pause<D: Driver>(
-    State(p): State<Pipeline<D>>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    set_paused(&p, name, true).await
-}
-
-async fn resume<D: Driver>(
-    State(p): State<Pipeline<D>>,
-    Path(name): Path<String>,
-) -> Result<Response, ApiError> {
-    set_paused(&p, name, false).await
 }

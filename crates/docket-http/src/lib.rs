@@ -34,7 +34,7 @@ use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::{Extension, Json, Router};
 use docket_core::{DocumentListParams, DocumentStatus, Driver, Executor};
 use docket_pipeline::fetch::Fetcher;
 use docket_pipeline::ingest::StorageIngest;
@@ -47,6 +47,7 @@ use serde_json::json;
 use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
+mod actions;
 pub mod auth;
 mod dashboard;
 mod ingest;
@@ -205,6 +206,7 @@ fn routes<D: Driver>(state: AppState<D>, max_body_bytes: usize) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::render::<D>))
         .merge(jobs::routes::<D>())
+        .merge(actions::routes::<D>())
         .merge(dashboard::routes::<D>())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
@@ -519,9 +521,20 @@ async fn show<D: Driver>(
 
 async fn remove<D: Driver>(
     State(p): State<Pipeline<D>>,
+    actor: Option<Extension<auth::Actor>>,
     Path(id): Path<Uuid>,
 ) -> Result<StatusCode, ApiError> {
     if p.delete(id).await? {
+        let who = actions::actor_name(&actor);
+        docket_queue::admin::record(
+            p.driver(),
+            &who,
+            "delete",
+            Some(id.to_string()),
+            &[],
+            json!({}),
+        )
+        .await?;
         Ok(StatusCode::NO_CONTENT)
     } else {
         Err(not_found(id))
@@ -530,9 +543,21 @@ async fn remove<D: Driver>(
 
 async fn reprocess<D: Driver>(
     State(p): State<Pipeline<D>>,
+    actor: Option<Extension<auth::Actor>>,
     Path(id): Path<Uuid>,
 ) -> Result<Response, ApiError> {
     let doc = p.reprocess(id).await?;
+    let who = actions::actor_name(&actor);
+    let detail = json!({ "generation": doc.generation });
+    docket_queue::admin::record(
+        p.driver(),
+        &who,
+        "reprocess",
+        Some(id.to_string()),
+        &[],
+        detail,
+    )
+    .await?;
     Ok((StatusCode::ACCEPTED, Json(doc)).into_response())
 }
 

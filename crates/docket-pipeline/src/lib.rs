@@ -324,6 +324,47 @@ impl<D: Driver> Pipeline<D> {
         Ok(doc)
     }
 
+    /// Cancels jobs (an operator's action, recorded under `actor`): a running handler is
+    /// told at once, and a stage job's document is cancelled with it (and the document's
+    /// other live jobs), so nothing revives it but a reprocess.
+    pub async fn cancel_jobs(
+        &self,
+        actor: &str,
+        ids: Vec<i64>,
+    ) -> Result<docket_queue::admin::ActionOutcome, PipelineError> {
+        let o = docket_queue::admin::cancel(&self.inner.driver, actor, ids).await?;
+        self.announce_documents(&o.documents).await;
+        Ok(o)
+    }
+
+    /// Cancels a document and every live job of its pipeline (an operator's action, recorded
+    /// under `actor`). `None` when it is gone; no documents in the outcome when it had
+    /// already finished.
+    pub async fn cancel_document(
+        &self,
+        actor: &str,
+        id: Uuid,
+    ) -> Result<Option<docket_queue::admin::ActionOutcome>, PipelineError> {
+        let o = docket_queue::admin::cancel_document(&self.inner.driver, actor, id).await?;
+        if let Some(o) = &o {
+            self.announce_documents(&o.documents).await;
+        }
+        Ok(o)
+    }
+
+    /// Tells progress listeners where these documents stand now.
+    async fn announce_documents(&self, ids: &[Uuid]) {
+        for id in ids {
+            let doc = async {
+                let mut c = self.inner.driver.conn().await?;
+                c.document_get(*id).await
+            };
+            if let Ok(Some(doc)) = doc.await {
+                self.inner.hub.publish(ProgressEvent::of(&doc));
+            }
+        }
+    }
+
     /// Deletes a document, its chunks and its original bytes.
     pub async fn delete(&self, id: Uuid) -> Result<bool, PipelineError> {
         let doc = {

@@ -83,7 +83,9 @@ impl Stage {
             DocumentStatus::Embedding => Stage::Embed,
             DocumentStatus::Completing => Stage::Complete,
             DocumentStatus::Notifying => Stage::Notify,
-            DocumentStatus::Completed | DocumentStatus::Failed => return None,
+            DocumentStatus::Completed | DocumentStatus::Failed | DocumentStatus::Cancelled => {
+                return None;
+            }
         })
     }
 

@@ -79,13 +79,14 @@ pub(super) struct Page<'a> {
     bare: bool,
 }
 
-const NAV: [(&str, &str, &str); 6] = [
+const NAV: [(&str, &str, &str); 7] = [
     ("overview", "/", "Overview"),
     ("jobs", "/ui/jobs", "Jobs"),
     ("failed", "/ui/jobs/failed", "Dead letters"),
     ("stuck", "/ui/jobs/stuck", "Stuck"),
     ("documents", "/ui/documents", "Documents"),
     ("queues", "/ui/queues", "Queues and cron"),
+    ("audit", "/ui/audit", "Audit"),
 ];
 
 impl<'a> Page<'a> {

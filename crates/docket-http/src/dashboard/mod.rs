@@ -8,18 +8,24 @@
 //! |---|---|
 //! | `/` | overview: jobs by state and kind, throughput, queues, workers, leader |
 //! | `/ui/jobs` | jobs, filtered by state, kind, queue, document |
-//! | `/ui/jobs/failed` | the dead-letter view, with bulk retry |
+//! | `/ui/jobs/failed` | the dead-letter view, with bulk retry and discard |
 //! | `/ui/jobs/stuck` | running jobs whose worker stopped heartbeating |
-//! | `/ui/jobs/{id}` | a job: payload, attempts, timeline; retry, cancel |
+//! | `/ui/jobs/{id}` | a job: payload, attempts, timeline; retry, run now, cancel, discard |
 //! | `/ui/documents` | documents with live progress; upload |
-//! | `/ui/documents/{id}` | a document and its chunks; reprocess, delete |
+//! | `/ui/documents/{id}` | a document and its chunks; reprocess, cancel, delete |
 //! | `/ui/queues` | queues (pause, resume) and cron schedules (run now, history) |
+//! | `/ui/audit` | the audit trail: every operator action, who, when, which jobs |
+//!
+//! The actions (in [`actions`]) share the API's functions, so every one of them lands in the
+//! audit trail.
 //!
 //! Access is checked in [`crate::auth`] (a session cookie from `/ui/login`). Forms that change
 //! state are POSTs; cross-site forgery is refused by the session cookie's `SameSite=Strict`
 //! and, for every POST, by [`same_origin`] (the browser's `Sec-Fetch-Site` and `Origin`
 //! headers must not name another site), so the forms carry no separate token.
 
+mod actions;
+mod audit;
 mod html;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -32,10 +38,7 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
-use docket_core::{
-    DocumentListParams, DocumentStatus, Driver, Executor, JobCancelParams, JobListParams,
-    JobRetryParams, JobState, QueueSetPausedParams,
-};
+use docket_core::{DocumentListParams, DocumentStatus, Driver, Executor, JobListParams, JobState};
 use docket_pipeline::NewDocument;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -53,17 +56,28 @@ pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
         .route("/ui/jobs", get(jobs::<D>))
         .route("/ui/jobs/failed", get(failed::<D>))
         .route("/ui/jobs/stuck", get(stuck::<D>))
-        .route("/ui/jobs/retry", post(retry_many::<D>))
+        .route("/ui/jobs/retry", post(actions::retry_many::<D>))
+        .route("/ui/jobs/discard", post(actions::discard_many::<D>))
         .route("/ui/jobs/{id}", get(job::<D>))
-        .route("/ui/jobs/{id}/retry", post(retry_one::<D>))
-        .route("/ui/jobs/{id}/cancel", post(cancel_one::<D>))
+        .route("/ui/jobs/{id}/retry", post(actions::retry_one::<D>))
+        .route("/ui/jobs/{id}/run-now", post(actions::run_now_one::<D>))
+        .route("/ui/jobs/{id}/discard", post(actions::discard_one::<D>))
+        .route("/ui/jobs/{id}/cancel", post(actions::cancel_one::<D>))
         .route("/ui/documents", get(documents::<D>).post(upload::<D>))
         .route("/ui/documents/{id}", get(document::<D>))
-        .route("/ui/documents/{id}/reprocess", post(reprocess::<D>))
-        .route("/ui/documents/{id}/delete", post(delete::<D>))
+        .route(
+            "/ui/documents/{id}/reprocess",
+            post(actions::reprocess::<D>),
+        )
+        .route(
+            "/ui/documents/{id}/cancel",
+            post(actions::cancel_document::<D>),
+        )
+        .route("/ui/documents/{id}/delete", post(actions::delete::<D>))
         .route("/ui/queues", get(queues::<D>))
-        .route("/ui/queues/{name}/pause", post(pause::<D>))
-        .route("/ui/queues/{name}/resume", post(resume::<D>))
+        .route("/ui/queues/{name}/pause", post(actions::pause::<D>))
+        .route("/ui/queues/{name}/resume", post(actions::resume::<D>))
+        .route("/ui/audit", get(audit::page::<D>))
         .route("/ui/cron/{name}/run", post(cron_run::<D>))
         // Every document's progress, as `GET /v1/events` streams it, for the pages' script
         // (behind the dashboard's session rather than a bearer key).
@@ -608,7 +622,7 @@ async fn failed<D: Driver>(
         b.push_str("<p class=\"empty\">No failed jobs. Nothing to repair.</p>");
     } else {
         b.push_str("<form method=\"post\" action=\"/ui/jobs/retry\" id=\"bulk\">");
-        b.push_str("<div class=\"toolbar\"><button type=\"submit\" name=\"all\" value=\"\" id=\"retry-selected\">Retry selected</button> <button type=\"submit\" name=\"all\" value=\"1\" class=\"secondary\" id=\"retry-all\">Retry every failed job</button></div>");
+        b.push_str("<div class=\"toolbar\"><button type=\"submit\" name=\"all\" value=\"\" id=\"retry-selected\">Retry selected</button> <button type=\"submit\" name=\"all\" value=\"1\" class=\"secondary\" id=\"retry-all\">Retry every failed job</button> <button type=\"submit\" name=\"all\" value=\"\" class=\"danger\" id=\"discard-selected\" formaction=\"/ui/jobs/discard\" data-confirm=\"Discard the selected dead letters for good?\">Discard selected</button></div>");
         b.push_str(&job_table(&list, "", true));
         b.push_str("</form>");
     }
@@ -662,10 +676,22 @@ async fn job<D: Driver>(State(s): State<AppState<D>>, user: User, Path(id): Path
             "<form method=\"post\" action=\"/ui/jobs/{id}/retry\"><button type=\"submit\">Retry</button></form>"
         );
     }
+    if matches!(j.status, JobState::Queued | JobState::Retrying) {
+        let _ = write!(
+            b,
+            "<form method=\"post\" action=\"/ui/jobs/{id}/run-now\"><button type=\"submit\">Run now</button></form>"
+        );
+    }
     if j.status.is_live() {
         let _ = write!(
             b,
             "<form method=\"post\" action=\"/ui/jobs/{id}/cancel\" data-confirm=\"Cancel job {id}?\"><button type=\"submit\" class=\"danger\">Cancel</button></form>"
+        );
+    }
+    if j.status == JobState::Failed {
+        let _ = write!(
+            b,
+            "<form method=\"post\" action=\"/ui/jobs/{id}/discard\" data-confirm=\"Discard job {id} for good? Its attempts go with it.\"><button type=\"submit\" class=\"danger\">Discard</button></form>"
         );
     }
     b.push_str("</div>");
@@ -784,79 +810,6 @@ async fn job<D: Driver>(State(s): State<AppState<D>>, user: User, Path(id): Path
             .render(user_name(&user)),
     )
     .into_response())
-}
-
-async fn retry_one<D: Driver>(State(s): State<AppState<D>>, Path(id): Path<i64>) -> UiResult {
-    let mut c = s.pipeline.driver().conn().await?;
-    c.job_retry(JobRetryParams {
-        ids: vec![id],
-        ..JobRetryParams::default()
-    })
-    .await?;
-    Ok(see_other(&format!("/ui/jobs/{id}")))
-}
-
-async fn cancel_one<D: Driver>(State(s): State<AppState<D>>, Path(id): Path<i64>) -> UiResult {
-    let mut c = s.pipeline.driver().conn().await?;
-    c.job_cancel(JobCancelParams {
-        ids: vec![id],
-        now: None,
-    })
-    .await?;
-    Ok(see_other(&format!("/ui/jobs/{id}")))
-}
-
-/// `POST /ui/jobs/retry`: `id=..&id=..` (the selected rows) or `all=1`.
-async fn retry_many<D: Driver>(State(s): State<AppState<D>>, body: axum::body::Bytes) -> UiResult {
-    let mut ids = Vec::new();
-    let mut all = false;
-    for pair in body.split(|b| *b == b'&') {
-        let Some(i) = pair.iter().position(|b| *b == b'=') else {
-            continue;
-        };
-        let (k, v) = (&pair[..i], &pair[i + 1..]);
-        match k {
-            b"id" => {
-                if let Some(id) = std::str::from_utf8(v).ok().and_then(|v| v.parse().ok()) {
-                    ids.push(id);
-                }
-            }
-            b"all" => all = v == b"1",
-            _ => {}
-        }
-    }
-    if ids.is_empty() && !all {
-        return Ok(see_other("/ui/jobs/failed"));
-    }
-    let mut c = s.pipeline.driver().conn().await?;
-    if all {
-        // Every failed job, as the page lists them (a retry with no ids would also take the
-        // cancelled ones).
-        ids.clear();
-        loop {
-            let page = c
-                .job_list(JobListParams {
-                    states: vec![JobState::Failed],
-                    before_id: ids.last().copied(),
-                    limit: 1000,
-                    ..JobListParams::default()
-                })
-                .await?;
-            ids.extend(page.iter().map(|j| j.id));
-            if page.len() < 1000 {
-                break;
-            }
-        }
-        if ids.is_empty() {
-            return Ok(see_other("/ui/jobs/failed"));
-        }
-    }
-    c.job_retry(JobRetryParams {
-        ids,
-        ..JobRetryParams::default()
-    })
-    .await?;
-    Ok(see_other("/ui/jobs/failed"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1020,10 +973,17 @@ async fn document<D: Driver>(
     let _ = write!(
         b,
         r#"<div class="toolbar">
-<form method="post" action="/ui/documents/{id}/reprocess"><button type="submit" class="secondary">Reprocess</button></form>
+<form method="post" action="/ui/documents/{id}/reprocess"><button type="submit" class="secondary">Reprocess</button></form>{cancel}
 <form method="post" action="/ui/documents/{id}/delete" data-confirm="Delete this document, its chunks and its bytes?"><button type="submit" class="danger">Delete</button></form>
 <a href="/ui/jobs?document={id}">Its jobs</a>
-</div>"#
+</div>"#,
+        cancel = if d.status.is_terminal() {
+            String::new()
+        } else {
+            format!(
+                "\n<form method=\"post\" action=\"/ui/documents/{id}/cancel\" data-confirm=\"Cancel this document? It stops where it is until it is reprocessed.\"><button type=\"submit\" class=\"danger\" id=\"cancel-document\">Cancel</button></form>"
+            )
+        }
     );
     b.push_str("<div id=\"doc-state\" data-live><dl class=\"facts card\">");
     let mut fact = |k: &str, v: String| {
@@ -1103,16 +1063,6 @@ async fn document<D: Driver>(
             .render(user_name(&user)),
     )
     .into_response())
-}
-
-async fn reprocess<D: Driver>(State(s): State<AppState<D>>, Path(id): Path<Uuid>) -> UiResult {
-    s.pipeline.reprocess(id).await?;
-    Ok(see_other(&format!("/ui/documents/{id}")))
-}
-
-async fn delete<D: Driver>(State(s): State<AppState<D>>, Path(id): Path<Uuid>) -> UiResult {
-    s.pipeline.delete(id).await?;
-    Ok(see_other("/ui/documents"))
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1217,31 +1167,6 @@ async fn queues<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult
             .render(user_name(&user)),
     )
     .into_response())
-}
-
-async fn set_paused<D: Driver>(s: &AppState<D>, name: String, paused: bool) -> UiResult {
-    if name.is_empty() || name.len() > 128 {
-        return Err(UiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "a queue name is 1 to 128 characters".into(),
-        ));
-    }
-    let mut c = s.pipeline.driver().conn().await?;
-    c.queue_set_paused(QueueSetPausedParams {
-        name,
-        paused,
-        now: None,
-    })
-    .await?;
-    Ok(see_other("/ui/queues"))
-}
-
-async fn pause<D: Driver>(State(s): State<AppState<D>>, Path(name): Path<String>) -> UiResult {
-    set_paused(&s, name, true).await
-}
-
-async fn resume<D: Driver>(State(s): State<AppState<D>>, Path(name): Path<String>) -> UiResult {
-    set_paused(&s, name, false).await
 }
 
 async fn cron_run<D: Driver>(State(s): State<AppState<D>>, Path(name): Path<String>) -> UiResult {

@@ -9,7 +9,8 @@
   const status = document.getElementById("live-status");
 
   document.addEventListener("submit", function (e) {
-    const msg = e.target.getAttribute("data-confirm");
+    const msg = (e.submitter && e.submitter.getAttribute("data-confirm"))
+      || e.target.getAttribute("data-confirm");
     if (msg && !window.confirm(msg)) e.preventDefault();
   });
 
