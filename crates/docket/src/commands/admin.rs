@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use docket_core::{
-    ALL_QUEUES, CronRunListParams, Driver, Executor, JobCancelParams, JobListParams,
-    JobRetryParams, JobRow, JobState, QueueSetPausedParams, SystemClock,
+    ALL_QUEUES, AuditListParams, AuditRow, CronRunListParams, Driver, Executor, JobDiscardParams,
+    JobListParams, JobRetryParams, JobRow, JobRunNowParams, JobState, SystemClock,
 };
 use docket_queue::maintenance::{Scheduler, SchedulerConfig};
 use serde::Serialize;
@@ -77,12 +77,98 @@ pub enum JobsCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Cancel jobs that have not finished.
+    /// Run queued, scheduled or retrying jobs now, spending no attempt: these ids, or every
+    /// one matching the filters.
+    RunNow {
+        /// Job ids.
+        ids: Vec<i64>,
+        /// Every such job of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Every such job of this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Every queued, scheduled or retrying job (needed when no id or filter is given).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Discard dead letters (failed jobs) for good: these ids, or every one matching the
+    /// filters.
+    Discard {
+        /// Job ids.
+        ids: Vec<i64>,
+        /// Every failed job of this kind.
+        #[arg(long)]
+        kind: Option<String>,
+        /// Every failed job of this queue.
+        #[arg(long)]
+        queue: Option<String>,
+        /// Every failed job (needed when no id or filter is given).
+        #[arg(long)]
+        all: bool,
+    },
+    /// Cancel jobs that have not finished (and the documents they work on).
     Cancel {
         /// Job ids.
         #[arg(required = true)]
         ids: Vec<i64>,
     },
+    /// Operator actions (retry, run now, cancel, discard, pause, resume, cron run, reprocess,
+    /// delete), newest first, with who did them.
+    Audit {
+        /// Only this action.
+        #[arg(long)]
+        action: Option<String>,
+        /// Only actions that changed this job.
+        #[arg(long)]
+        job: Option<i64>,
+        /// At most this many.
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[command(flatten)]
+        out: Output,
+    },
+}
+
+/// Who runs this command, for the audit trail: `cli:<user>`.
+fn cli_actor() -> String {
+    let user = std::env::var("USER")
+        .or_else(|_| std::env::var("LOGNAME"))
+        .unwrap_or_else(|_| "unknown".to_owned());
+    format!("cli:{user}")
+}
+
+/// Prints what an action did, each refusal with its reason; exit 3 when it left a named job as
+/// it was.
+fn report(verb: &str, o: &docket_queue::admin::ActionOutcome) -> ExitCode {
+    println!("{verb} {} job(s)", o.changed.len());
+    if !o.documents.is_empty() {
+        println!("cancelled {} document(s)", o.documents.len());
+    }
+    for r in &o.refused {
+        eprintln!("job {}: not {verb}: {}", r.id, r.reason);
+    }
+    if o.refused.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(3)
+    }
+}
+
+/// A selection needs ids, a filter, or `--all` (which takes nothing else).
+fn selection(
+    ids: &[i64],
+    kind: &Option<String>,
+    queue: &Option<String>,
+    all: bool,
+) -> anyhow::Result<()> {
+    if ids.is_empty() && kind.is_none() && queue.is_none() && !all {
+        anyhow::bail!("name job ids, a --kind or --queue filter, or --all");
+    }
+    if all && (!ids.is_empty() || kind.is_some() || queue.is_some()) {
+        anyhow::bail!("--all takes no ids or filters");
+    }
+    Ok(())
 }
 
 /// `docket queues …`
@@ -150,6 +236,28 @@ fn print<T: Serialize>(out: Output, rows: &[T], table: impl FnOnce(&[T]) -> Stri
     } else {
         print!("{}", table(rows));
     }
+}
+
+fn audit_table(rows: &[AuditRow]) -> String {
+    if rows.is_empty() {
+        return "no operator action recorded\n".to_owned();
+    }
+    let mut s = format!(
+        "{:<25}  {:<24} {:<10} {:<38} {}\n",
+        "WHEN", "WHO", "ACTION", "TARGET", "JOBS"
+    );
+    for a in rows {
+        let jobs: Vec<String> = a.job_ids.iter().map(i64::to_string).collect();
+        s += &format!(
+            "{:<25}  {:<24} {:<10} {:<38} {}\n",
+            a.at.format("%Y-%m-%d %H:%M:%S%.3f"),
+            a.actor,
+            a.action,
+            a.target.as_deref().unwrap_or("-"),
+            jobs.join(",")
+        );
+    }
+    s
 }
 
 fn job_table(rows: &[JobRow]) -> String {
@@ -281,26 +389,70 @@ async fn jobs_with<D: Driver>(
             queue,
             all,
         } => {
-            if ids.is_empty() && kind.is_none() && queue.is_none() && !all {
-                anyhow::bail!("name job ids, a --kind or --queue filter, or --all");
-            }
-            let done = c
-                .job_retry(JobRetryParams {
-                    ids,
-                    job_type: kind,
-                    queue,
-                    now: None,
-                })
-                .await?;
-            println!("requeued {} job(s)", done.len());
+            selection(&ids, &kind, &queue, all)?;
+            drop(c);
+            let params = JobRetryParams {
+                ids,
+                job_type: kind,
+                queue,
+                now: None,
+            };
+            let o = docket_queue::admin::retry(&d, &cli_actor(), params).await?;
+            return Ok(report("retried", &o));
+        }
+        JobsCommand::RunNow {
+            ids,
+            kind,
+            queue,
+            all,
+        } => {
+            selection(&ids, &kind, &queue, all)?;
+            drop(c);
+            let params = JobRunNowParams {
+                ids,
+                job_type: kind,
+                queue,
+                now: None,
+            };
+            let o = docket_queue::admin::run_now(&d, &cli_actor(), params).await?;
+            return Ok(report("run now", &o));
+        }
+        JobsCommand::Discard {
+            ids,
+            kind,
+            queue,
+            all,
+        } => {
+            selection(&ids, &kind, &queue, all)?;
+            drop(c);
+            let params = JobDiscardParams {
+                ids,
+                job_type: kind,
+                queue,
+            };
+            let o = docket_queue::admin::discard(&d, &cli_actor(), params).await?;
+            return Ok(report("discarded", &o));
         }
         JobsCommand::Cancel { ids } => {
-            let want = ids.len();
-            let done = c.job_cancel(JobCancelParams { ids, now: None }).await?;
-            println!("cancelled {} of {want} job(s)", done.len());
-            if done.len() < want {
-                return Ok(ExitCode::from(3));
-            }
+            drop(c);
+            let o = docket_queue::admin::cancel(&d, &cli_actor(), ids).await?;
+            return Ok(report("cancelled", &o));
+        }
+        JobsCommand::Audit {
+            action,
+            job,
+            limit,
+            out,
+        } => {
+            let rows = c
+                .audit_list(AuditListParams {
+                    action,
+                    job_id: job,
+                    before_id: None,
+                    limit,
+                })
+                .await?;
+            print(out, &rows, audit_table);
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -324,22 +476,14 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
     match cmd {
         QueuesCommand::Pause { queue, all } => {
             let name = target(queue, all)?;
-            c.queue_set_paused(QueueSetPausedParams {
-                name: name.clone(),
-                paused: true,
-                now: None,
-            })
-            .await?;
+            drop(c);
+            docket_queue::admin::set_paused(&d, &cli_actor(), &name, true).await?;
             println!("paused {name}");
         }
         QueuesCommand::Resume { queue, all } => {
             let name = target(queue, all)?;
-            c.queue_set_paused(QueueSetPausedParams {
-                name: name.clone(),
-                paused: false,
-                now: None,
-            })
-            .await?;
+            drop(c);
+            docket_queue::admin::set_paused(&d, &cli_actor(), &name, false).await?;
             println!("resumed {name}");
         }
         QueuesCommand::Status(out) => {
