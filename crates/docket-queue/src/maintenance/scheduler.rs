@@ -16,8 +16,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    Clock, CronRun, CronRunEnqueueParams, CronSchedule, CronScheduleSpec, CronScheduleUpsertParams,
-    Driver, Error, Executor, JobInsertParams, MissedRunPolicy, Result,
+    Clock, CronRun, CronRunAction, CronRunEnqueueParams, CronSchedule, CronScheduleSpec,
+    CronScheduleUpsertParams, Driver, Error, Executor, JobInsertParams, MissedRunPolicy, Result,
 };
 
 use super::{CLEANUP_KIND, chrono_dur, require};
@@ -167,7 +167,7 @@ impl<D: Driver> Scheduler<D> {
                 }
             };
             let p = self.plan(&s, &expr, now);
-            let skipped = p.job.is_none();
+            let skipped = p.job().is_none();
             match conn.cron_run_enqueue(p).await? {
                 Some(run) if skipped => {
                     tracing::info!(schedule = %s.name, "missed occurrence skipped");
@@ -199,7 +199,7 @@ impl<D: Driver> Scheduler<D> {
             scheduled_for: now,
             expected_next_run_at: None,
             next_run_at: s.next_run_at,
-            job: Some(job_for(&s, now)),
+            action: CronRunAction::Enqueue(job_for(&s, now)),
             message: Some("manual".to_owned()),
         })
         .await
@@ -222,16 +222,17 @@ impl<D: Driver> Scheduler<D> {
         // An expression that never fires again parks the schedule far in the future.
         let next = expr.next_after(now.max(latest)).unwrap_or(parked());
         let late = now - latest > chrono_dur(self.config.late_tolerance);
-        let (job, message) = match (late, s.missed_policy) {
-            (false, _) if missed == 0 => (Some(job_for(s, latest)), None),
+        let enqueue = || CronRunAction::Enqueue(job_for(s, latest));
+        let (action, message) = match (late, s.missed_policy) {
+            (false, _) if missed == 0 => (enqueue(), None),
             (false, _) | (true, MissedRunPolicy::RunOnce) => (
-                Some(job_for(s, latest)),
+                enqueue(),
                 Some(format!(
                     "{missed_text} earlier occurrence(s) missed; ran once"
                 )),
             ),
             (true, MissedRunPolicy::Skip) => (
-                None,
+                CronRunAction::Skip,
                 Some(format!(
                     "missed by {}s; skipped by policy",
                     (now - latest).num_seconds()
@@ -243,7 +244,7 @@ impl<D: Driver> Scheduler<D> {
             scheduled_for: latest,
             expected_next_run_at: Some(s.next_run_at),
             next_run_at: next,
-            job,
+            action,
             message,
         }
     }
