@@ -317,8 +317,18 @@ pub trait Executor: Send {
     /// Every schedule, by name.
     fn cron_schedule_list(&mut self) -> impl Future<Output = Result<Vec<CronSchedule>>> + Send;
 
+    /// The enabled schedules whose `next_run_at` has come, by name, and the time that decided
+    /// it (the database's clock unless the params name one).
+    fn cron_schedule_due(
+        &mut self,
+        params: CronScheduleDueParams,
+    ) -> impl Future<Output = Result<CronScheduleDue>> + Send;
+
     /// Enqueues one occurrence: advances the schedule, inserts the job and the run row, all or
-    /// nothing. Returns `None` when another node already did it.
+    /// nothing. Returns `None` when another node already did it, or, for a manual run
+    /// (`expected_next_run_at` `None`), when a run of the schedule is live: its job is queued,
+    /// running or retrying. That check and the insert are atomic: of two manual runs at once,
+    /// one is refused.
     fn cron_run_enqueue(
         &mut self,
         params: CronRunEnqueueParams,

@@ -327,7 +327,8 @@ pub struct CronRun {
     /// The job enqueued for it.
     pub job_id: Option<i64>,
     /// `enqueued`, then the job's state as the scheduler last saw it; `skipped` when the
-    /// missed-run policy enqueued nothing; `duplicate` when a live job already held the key.
+    /// missed-run policy enqueued nothing; `duplicate` when a live job already held the key;
+    /// `invalid` when the stored schedule could not run (the message says why).
     pub status: String,
     /// When its job started.
     pub started_at: Option<DateTime<Utc>>,

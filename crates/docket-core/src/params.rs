@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::{
-    AttemptOutcome, Error, JobState, MAX_PAYLOAD_BYTES, MissedRunPolicy, PRIORITY_MAX, PRIORITY_MIN,
+    AttemptOutcome, CronSchedule, Error, JobState, MAX_PAYLOAD_BYTES, MissedRunPolicy,
+    PRIORITY_MAX, PRIORITY_MIN,
 };
 
 /// A job to enqueue.
@@ -549,11 +550,62 @@ pub struct CronRunEnqueueParams {
     pub expected_next_run_at: Option<DateTime<Utc>>,
     /// The schedule's new `next_run_at` (ignored for a manual run).
     pub next_run_at: DateTime<Utc>,
-    /// The job to enqueue; its unique key should name the schedule and occurrence. `None`
-    /// records the occurrence as `skipped` (the missed-run policy said so) and enqueues nothing.
-    pub job: Option<JobInsertParams>,
-    /// A note kept on the run (`manual`, `missed 3 occurrences` …).
+    /// What the occurrence does: enqueue a job, or record why it enqueues none.
+    pub action: CronRunAction,
+    /// A note kept on the run (`manual`, `missed 3 occurrences`, why it is invalid …).
     pub message: Option<String>,
+}
+
+impl CronRunEnqueueParams {
+    /// The job to enqueue, if the occurrence enqueues one.
+    pub fn job(&self) -> Option<&JobInsertParams> {
+        match &self.action {
+            CronRunAction::Enqueue(job) => Some(job),
+            CronRunAction::Skip | CronRunAction::Invalid => None,
+        }
+    }
+
+    /// The status of the run row when no job is enqueued: `skipped` or `invalid`.
+    pub fn jobless_status(&self) -> &'static str {
+        match self.action {
+            CronRunAction::Invalid => "invalid",
+            CronRunAction::Enqueue(_) | CronRunAction::Skip => "skipped",
+        }
+    }
+}
+
+/// What one occurrence of a schedule does ([`CronRunEnqueueParams::action`]). The engine
+/// decides; the driver records.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CronRunAction {
+    /// Enqueue this job; its unique key should name the schedule and occurrence. The run is
+    /// `enqueued`, or `duplicate` when a live job already holds the key.
+    Enqueue(JobInsertParams),
+    /// Enqueue nothing because the missed-run policy said so: the run is `skipped`.
+    Skip,
+    /// Enqueue nothing because the stored schedule cannot run (its expression, time zone or
+    /// job is invalid, e.g. written by hand or by an older version): the run is `invalid`, with
+    /// the reason as its message.
+    Invalid,
+}
+
+/// The enabled schedules that are due ([`crate::Executor::cron_schedule_due`]).
+#[derive(Debug, Clone, Default)]
+pub struct CronScheduleDueParams {
+    /// Due means `next_run_at` at or before this. See the module docs: `None` is the
+    /// database's clock, so that the time a schedule comes due and the times its rows record
+    /// come from one clock.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// What [`crate::Executor::cron_schedule_due`] found.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CronScheduleDue {
+    /// The time the schedules were due at: the params' `now`, or the database's clock. Plan
+    /// the occurrences (which one is the latest, whether it is late) from this time.
+    pub now: DateTime<Utc>,
+    /// The enabled schedules whose `next_run_at` is at or before `now`, by name.
+    pub schedules: Vec<CronSchedule>,
 }
 
 /// List a schedule's runs, newest first.

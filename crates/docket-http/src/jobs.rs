@@ -21,6 +21,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use docket_core::{Driver, Executor, JobListParams, JobState};
 use docket_pipeline::Pipeline;
+use docket_queue::maintenance::ManualRun;
 use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
@@ -80,14 +81,18 @@ async fn cron_run<D: Driver>(
         Default::default(),
         std::sync::Arc::new(docket_core::SystemClock),
     )?;
-    match scheduler.run_now(&name).await {
-        Ok(Some(run)) => Ok((StatusCode::ACCEPTED, Json(json!({ "run": run }))).into_response()),
-        Ok(None) => Err(ApiError(
+    match scheduler.run_now(&name).await? {
+        ManualRun::Enqueued(run) => {
+            Ok((StatusCode::ACCEPTED, Json(json!({ "run": run }))).into_response())
+        }
+        ManualRun::Live => Err(ApiError(
             StatusCode::CONFLICT,
             format!("a run of {name} is already live"),
         )),
-        Err(docket_core::Error::Invalid(m)) => Err(ApiError(StatusCode::NOT_FOUND, m)),
-        Err(e) => Err(e.into()),
+        ManualRun::NoSuchSchedule => Err(ApiError(
+            StatusCode::NOT_FOUND,
+            format!("no cron schedule named {name:?}"),
+        )),
     }
 }
 

@@ -609,6 +609,72 @@ async fn jobs_and_queues_are_inspected_and_repaired(db: impl TestDb) {
     s.runtime.shutdown().await;
 }
 
+/// `POST /v1/cron/{name}/run` answers `409` while a run of the schedule is live: here the
+/// first run waits in a paused queue. Once it has finished, the next one is accepted.
+async fn a_cron_run_is_refused_while_one_is_live(db: impl TestDb) {
+    let s = serve(db.driver()).await;
+    let scheduler = docket_queue::maintenance::Scheduler::new(
+        s.driver.clone(),
+        Default::default(),
+        std::sync::Arc::new(docket_core::SystemClock),
+    )
+    .unwrap();
+    scheduler.ensure_builtin().await.unwrap();
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", s.base);
+    let r = http
+        .post(url("/v1/queues/default/pause"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+
+    let run = || http.post(url("/v1/cron/docket.cleanup/run")).send();
+    let (status, first) = json(run().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{first}");
+    assert_eq!(first["run"]["message"], "manual");
+    let job = first["run"]["job_id"].as_i64().expect("the run's job");
+    let (status, body) = json(run().await.unwrap()).await;
+    assert_eq!(status, StatusCode::CONFLICT, "{body}");
+    assert_eq!(body["error"], "a run of docket.cleanup is already live");
+    let (_, hist) = json(
+        http.get(url("/v1/cron/history?schedule=docket.cleanup"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(hist["runs"].as_array().unwrap().len(), 1, "{hist}");
+
+    // Resumed, the run's job finishes, and a new run is accepted.
+    let r = http
+        .post(url("/v1/queues/default/resume"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let (_, d) = json(
+                http.get(url(&format!("/v1/jobs/{job}")))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await;
+            if ["completed", "failed"].contains(&d["job"]["status"].as_str().unwrap_or("")) {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    })
+    .await
+    .expect("the run's job finished");
+    let (status, again) = json(run().await.unwrap()).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{again}");
+    s.runtime.shutdown().await;
+}
+
 macro_rules! api_suite {
     ($backend:ident, $make:path) => {
         mod $backend {
@@ -628,6 +694,10 @@ macro_rules! api_suite {
             #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
             async fn bad_requests_get_clear_errors() {
                 super::bad_requests_get_clear_errors($make().await).await
+            }
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn a_cron_run_is_refused_while_one_is_live() {
+                super::a_cron_run_is_refused_while_one_is_live($make().await).await
             }
         }
     };

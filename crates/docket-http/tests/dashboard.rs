@@ -291,6 +291,22 @@ async fn access_rules() {
     );
     drop(c);
 
+    // "Run now" follows the API's rule: a second run while the first waits in the paused
+    // queue is refused.
+    let run_now = || {
+        http.post(url("/ui/cron/nightly-cleanup/run"))
+            .header("cookie", &cookie)
+            .send()
+    };
+    let r = run_now().await.unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/queues".into())
+    );
+    let r = run_now().await.unwrap();
+    assert_eq!(r.status(), 409);
+    assert!(r.text().await.unwrap().contains("already live"));
+
     // While the queue is paused a job waits: cancel it, then retry it (it is queued again).
     let job = docket_queue::Client::new(s.driver.clone())
         .insert(

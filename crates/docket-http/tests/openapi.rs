@@ -1051,6 +1051,47 @@ async fn real_answers_match_the_documented_schemas() {
         )
         .await;
     assert_eq!(a.status, 202, "{}", a.text);
+    // Its job waits (no worker serves the queue): a second run is refused.
+    let a = c
+        .send(
+            "post",
+            "/v1/cron/{name}/run",
+            "/v1/cron/openapi-nightly/run",
+            Body::None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    // A schedule stored by hand with a job that does not validate: no run.
+    {
+        let mut conn = db.driver().conn().await.unwrap();
+        conn.cron_schedule_upsert(CronScheduleUpsertParams {
+            spec: CronScheduleSpec {
+                name: "openapi-broken".into(),
+                expression: "0 3 * * *".into(),
+                timezone: "UTC".into(),
+                job_type: "openapi.nothing".into(),
+                queue: "openapi".into(),
+                payload: json!({}),
+                priority: 99,
+                enabled: false,
+                missed_policy: MissedRunPolicy::Skip,
+            },
+            next_run_at: SystemClock.now(),
+        })
+        .await
+        .unwrap();
+    }
+    let a = c
+        .send(
+            "post",
+            "/v1/cron/{name}/run",
+            "/v1/cron/openapi-broken/run",
+            Body::None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 422, "{}", a.text);
     let runs = get(&mut c, "/v1/cron/history", "/v1/cron/history?limit=5").await;
     assert!(!runs["runs"].as_array().unwrap().is_empty());
 

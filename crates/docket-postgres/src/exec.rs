@@ -687,12 +687,33 @@ where
             .collect()
     }
 
+    async fn cron_schedule_due(&mut self, p: CronScheduleDueParams) -> Result<CronScheduleDue> {
+        let found = sqlx::query(include_str!("../queries/cron_schedule_due.sql"))
+            .bind(p.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        // One row per due schedule, or one clock row with no schedule when none is due.
+        let now = match found.first() {
+            Some(row) => row.try_get("due_at").map_err(rows::decode)?,
+            None => return Err(Error::Decode("cron_schedule_due returned no row".into())),
+        };
+        let mut schedules = Vec::with_capacity(found.len());
+        for row in &found {
+            let name: Option<String> = row.try_get("name").map_err(rows::decode)?;
+            if name.is_some() {
+                schedules.push(rows::schedule(row)?);
+            }
+        }
+        Ok(CronScheduleDue { now, schedules })
+    }
+
     async fn cron_run_enqueue(&mut self, p: CronRunEnqueueParams) -> Result<Option<CronRun>> {
-        if let Some(job) = &p.job {
+        let job = p.job();
+        if let Some(job) = job {
             job.validate()?;
         }
-        let job = p.job.as_ref();
-        let row = sqlx::query(include_str!("../queries/cron_run_enqueue.sql"))
+        let enqueue = sqlx::query(include_str!("../queries/cron_run_enqueue.sql"))
             .bind(&p.schedule_name)
             .bind(p.scheduled_for)
             .bind(p.next_run_at)
@@ -706,9 +727,31 @@ where
             .bind(&p.message)
             .bind(job.and_then(|j| j.run_at))
             .bind(job.and_then(|j| j.document_id))
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
+            .bind(p.jobless_status());
+        let row = if p.expected_next_run_at.is_some() {
+            enqueue
+                .fetch_optional(&mut *self.conn)
+                .await
+                .map_err(map_err)?
+        } else {
+            // A manual run checks that no run is live. The check must see runs that other
+            // transactions committed while this one waited, so it runs in a statement of its
+            // own after the schedule's row lock is granted (a savepoint inside the caller's
+            // transaction, else a transaction of its own).
+            let mut tx = self.conn.deref_mut().begin().await.map_err(map_err)?;
+            let locked: Option<String> =
+                sqlx::query_scalar(include_str!("../queries/cron_schedule_lock.sql"))
+                    .bind(&p.schedule_name)
+                    .fetch_optional(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            if locked.is_none() {
+                return Ok(None);
+            }
+            let row = enqueue.fetch_optional(&mut *tx).await.map_err(map_err)?;
+            tx.commit().await.map_err(map_err)?;
+            row
+        };
         let run = row.as_ref().map(rows::cron_run).transpose()?;
         if run.as_ref().is_some_and(|r| r.job_id.is_some()) {
             self.announce();

@@ -734,8 +734,25 @@ where
         rows.iter().map(rows::schedule).collect()
     }
 
+    async fn cron_schedule_due(
+        &mut self,
+        params: CronScheduleDueParams,
+    ) -> Result<CronScheduleDue> {
+        let now = params.now.unwrap_or_else(Utc::now);
+        let rows = sqlx::query(sql!("cron_schedule_due"))
+            .bind(micros(now))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(CronScheduleDue {
+            now,
+            schedules: rows.iter().map(rows::schedule).collect::<Result<_>>()?,
+        })
+    }
+
     async fn cron_run_enqueue(&mut self, params: CronRunEnqueueParams) -> Result<Option<CronRun>> {
-        if let Some(job) = &params.job {
+        let job = params.job();
+        if let Some(job) = job {
             job.validate()?;
         }
         let now = now_micros(None);
@@ -749,12 +766,24 @@ where
             .bind(micros(params.next_run_at))
             .bind(params.expected_next_run_at.map(micros))
             .bind(now)
-            .bind(params.job.is_some())
+            .bind(job.is_some())
             .fetch_optional(&mut *tx)
             .await
             .map_err(map_err)?;
         if gate.is_none() {
             return Ok(None);
+        }
+
+        // 1b. A manual run is refused while a run of the schedule is live.
+        if params.expected_next_run_at.is_none() {
+            let live: bool = sqlx::query_scalar(sql!("cron_run_live"))
+                .bind(params.schedule_name.as_str())
+                .fetch_one(&mut *tx)
+                .await
+                .map_err(map_err)?;
+            if live {
+                return Ok(None);
+            }
         }
 
         // 2. An occurrence already recorded is not enqueued twice; the schedule still moves on.
@@ -771,7 +800,7 @@ where
 
         // 3. The job, unless skipped; a live job holding its unique key leaves the run without
         // one.
-        let job_id = match &params.job {
+        let job_id = match job {
             Some(job) => {
                 let res = insert_jobs(&mut tx, std::slice::from_ref(job), now).await?;
                 res.first().filter(|r| !r.duplicate).map(|r| r.id)
@@ -782,8 +811,8 @@ where
         // 4. The run row.
         // A live job already holding the key means this occurrence runs there: 'duplicate',
         // a final state, not an 'enqueued' that no job would ever move on.
-        let status = match (&params.job, job_id) {
-            (None, _) => "skipped",
+        let status = match (job, job_id) {
+            (None, _) => params.jobless_status(),
             (Some(_), None) => "duplicate",
             (Some(_), Some(_)) => "enqueued",
         };

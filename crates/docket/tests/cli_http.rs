@@ -1,5 +1,6 @@
 //! The HTTP client commands (`submit`, `status`, `search`) of the real binary against a real
-//! `docket serve` on SQLite, listening on loopback: results, failures and exit codes.
+//! `docket serve` on SQLite, listening on loopback: results, failures and exit codes; and an
+//! operator command (`cron run`) against the database of that running server.
 
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -327,6 +328,55 @@ fn human_output() {
     let first = lines.next().unwrap_or_default();
     assert!(first.starts_with('1') && first.contains(&id), "{r}");
     assert!(first.chars().count() <= 4 + 2 + 6 + 2 + 36 + 2 + 100, "{r}");
+}
+
+/// `docket cron run NAME` exits 3, enqueuing nothing, while a run of the schedule is live:
+/// here the first run of the built-in cleanup waits in a paused queue.
+#[test]
+fn cron_run_exits_3_while_a_run_is_live() {
+    let s = Server::start("");
+    let database = format!("sqlite://{}", s.dir.path().join("docket.db").display());
+    let admin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &database]);
+        run(s.dir.path(), &all)
+    };
+    // The server's maintenance leader registers the built-in schedules on its first pass.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = admin(&["cron", "list", "--json"]);
+        assert_eq!(r.code, 0, "{r}");
+        if r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "docket.cleanup")
+        {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "docket.cleanup was never registered; the server's log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = admin(&["queues", "pause", "default"]);
+    assert_eq!(r.code, 0, "{r}");
+
+    let r = admin(&["cron", "run", "docket.cleanup"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.starts_with("enqueued run "), "{r}");
+    let r = admin(&["cron", "run", "docket.cleanup"]);
+    assert_eq!(r.code, 3, "{r}");
+    assert!(r.stdout.contains("already live"), "{r}");
+    let r = admin(&["cron", "history", "docket.cleanup", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.json().as_array().unwrap().len(), 1, "{r}");
+
+    let r = admin(&["cron", "run", "no-such-schedule"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("no cron schedule named"), "{r}");
 }
 
 #[test]

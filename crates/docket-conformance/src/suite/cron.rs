@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use docket_core::{
-    CompletionOutcome, CronRun, CronRunEnqueueParams, CronRunListParams, CronSchedule,
-    CronScheduleSpec, CronScheduleUpsertParams, Executor, JobInsertParams, JobState,
-    MissedRunPolicy,
+    CompletionOutcome, CronRun, CronRunAction, CronRunEnqueueParams, CronRunListParams,
+    CronSchedule, CronScheduleDueParams, CronScheduleSpec, CronScheduleUpsertParams, Executor,
+    JobInsertParams, JobState, MissedRunPolicy,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -15,7 +15,11 @@ use super::{
     all_jobs, base_time, claim, complete, completion, conn, failed, get, ids_of, ms, sorted,
 };
 
-fn schedule(name: &str, expression: &str, next_run_at: DateTime<Utc>) -> CronScheduleUpsertParams {
+pub(super) fn schedule(
+    name: &str,
+    expression: &str,
+    next_run_at: DateTime<Utc>,
+) -> CronScheduleUpsertParams {
     CronScheduleUpsertParams {
         spec: CronScheduleSpec {
             name: name.to_owned(),
@@ -32,7 +36,7 @@ fn schedule(name: &str, expression: &str, next_run_at: DateTime<Utc>) -> CronSch
     }
 }
 
-fn cron_job(key: &str) -> JobInsertParams {
+pub(super) fn cron_job(key: &str) -> JobInsertParams {
     let mut j = JobInsertParams::new("cleanup", json!({"retention_days": 7}));
     j.queue = "maint".into();
     j.priority = 3;
@@ -40,7 +44,7 @@ fn cron_job(key: &str) -> JobInsertParams {
     j
 }
 
-async fn schedule_named<E: Executor>(c: &mut E, name: &str) -> CronSchedule {
+pub(super) async fn schedule_named<E: Executor>(c: &mut E, name: &str) -> CronSchedule {
     c.cron_schedule_list()
         .await
         .expect("cron_schedule_list")
@@ -49,7 +53,7 @@ async fn schedule_named<E: Executor>(c: &mut E, name: &str) -> CronSchedule {
         .unwrap_or_else(|| panic!("schedule {name} not listed"))
 }
 
-async fn runs<E: Executor>(c: &mut E, name: Option<&str>, limit: i64) -> Vec<CronRun> {
+pub(super) async fn runs<E: Executor>(c: &mut E, name: Option<&str>, limit: i64) -> Vec<CronRun> {
     c.cron_run_list(CronRunListParams {
         schedule_name: name.map(str::to_owned),
         limit,
@@ -121,16 +125,39 @@ pub async fn cron_schedules_and_runs<T: TestDb>(db: &T) {
     assert_eq!((s.priority, s.enabled), (3, true));
     assert_eq!(c.cron_schedule_list().await.expect("list").len(), 1);
 
-    // A scheduled occurrence.
     let occurrence =
-        |for_: DateTime<Utc>, expected: Option<DateTime<Utc>>, next, job| CronRunEnqueueParams {
-            schedule_name: "nightly".into(),
-            scheduled_for: for_,
-            expected_next_run_at: expected,
-            next_run_at: next,
-            job,
-            message: None,
+        |for_: DateTime<Utc>, expected: Option<DateTime<Utc>>, next, job: Option<_>| {
+            CronRunEnqueueParams {
+                schedule_name: "nightly".into(),
+                scheduled_for: for_,
+                expected_next_run_at: expected,
+                next_run_at: next,
+                action: job.map_or(CronRunAction::Skip, CronRunAction::Enqueue),
+                message: None,
+            }
         };
+
+    // A manual run: recorded, the schedule does not move.
+    let manual = |key: &str| CronRunEnqueueParams {
+        message: Some("manual".into()),
+        ..occurrence(m, None, t0 + h(1000), Some(cron_job(key)))
+    };
+    let mrun = c
+        .cron_run_enqueue(manual("cron:nightly:manual"))
+        .await
+        .expect("cron_run_enqueue")
+        .expect("a manual run is enqueued");
+    assert_eq!((mrun.scheduled_for, mrun.status.as_str()), (m, "enqueued"));
+    assert_eq!(mrun.message.as_deref(), Some("manual"));
+    let j2 = mrun.job_id.expect("the manual run's job");
+    let s = schedule_named(&mut c, "nightly").await;
+    assert_eq!(
+        (s.next_run_at, s.last_run_at),
+        (n2, None),
+        "a manual run moved the schedule"
+    );
+
+    // A scheduled occurrence (a live manual run does not hold it back).
     let key2 = format!("cron:nightly:{}", n2.timestamp());
     let params = occurrence(n2, Some(n2), n3, Some(cron_job(&key2)));
     let run = c
@@ -174,28 +201,23 @@ pub async fn cron_schedules_and_runs<T: TestDb>(db: &T) {
         jobs_before,
         "a stale enqueue inserted a job"
     );
-    assert_eq!(runs(&mut c, Some("nightly"), 100).await.len(), 1);
+    assert_eq!(runs(&mut c, Some("nightly"), 100).await.len(), 2);
     let s = schedule_named(&mut c, "nightly").await;
     assert_eq!((s.next_run_at, s.last_run_at), (n3, Some(n2)));
-
-    // A manual run: recorded, the schedule does not move.
-    let mut manual = occurrence(m, None, t0 + h(1000), Some(cron_job("cron:nightly:manual")));
-    manual.message = Some("manual".into());
-    let mrun = c
-        .cron_run_enqueue(manual)
-        .await
-        .expect("cron_run_enqueue")
-        .expect("a manual run is enqueued");
-    assert_eq!((mrun.scheduled_for, mrun.status.as_str()), (m, "enqueued"));
-    assert_eq!(mrun.message.as_deref(), Some("manual"));
-    let j2 = mrun.job_id.expect("the manual run's job");
     assert_ne!(j2, j1);
-    let s = schedule_named(&mut c, "nightly").await;
-    assert_eq!(
-        (s.next_run_at, s.last_run_at),
-        (n3, Some(n2)),
-        "a manual run moved the schedule"
+
+    // A second manual run while runs are live: refused, nothing written.
+    let mut again = manual("cron:nightly:manual-2");
+    again.scheduled_for = m + Duration::minutes(1);
+    assert!(
+        c.cron_run_enqueue(again)
+            .await
+            .expect("cron_run_enqueue")
+            .is_none(),
+        "a manual run was enqueued while a run was live"
     );
+    assert_eq!(all_jobs(&mut c).await.len(), jobs_before);
+    assert_eq!(runs(&mut c, Some("nightly"), 100).await.len(), 2);
 
     // A skipped occurrence: no job, the schedule advances.
     let jobs_before = all_jobs(&mut c).await.len();
@@ -244,7 +266,7 @@ pub async fn cron_schedules_and_runs<T: TestDb>(db: &T) {
         scheduled_for: h1,
         expected_next_run_at: Some(h1),
         next_run_at: h1 + h(1),
-        job: Some(cron_job("cron:hourly:1")),
+        action: CronRunAction::Enqueue(cron_job("cron:hourly:1")),
         message: None,
     };
     let hrun = c
@@ -360,7 +382,7 @@ pub async fn cron_run_enqueue_job_fields<T: TestDb>(db: &T) {
             scheduled_for: next,
             expected_next_run_at: Some(next),
             next_run_at: next + Duration::hours(1),
-            job: Some(j.clone()),
+            action: CronRunAction::Enqueue(j.clone()),
             message: None,
         })
         .await
@@ -395,7 +417,7 @@ pub async fn cron_run_enqueue_recorded_occurrence<T: TestDb>(db: &T) {
         scheduled_for: n1,
         expected_next_run_at: None,
         next_run_at: n2,
-        job: Some(cron_job(key)),
+        action: CronRunAction::Enqueue(cron_job(key)),
         message: Some("manual".into()),
     };
     let first = c
@@ -436,7 +458,7 @@ pub async fn cron_run_enqueue_recorded_occurrence<T: TestDb>(db: &T) {
         scheduled_for: n1,
         expected_next_run_at: Some(n1),
         next_run_at: n2,
-        job: Some(cron_job("rec:a")),
+        action: CronRunAction::Enqueue(cron_job("rec:a")),
         message: None,
     };
     assert!(
@@ -482,7 +504,7 @@ pub async fn cron_run_duplicate_job<T: TestDb>(db: &T) {
             scheduled_for: next,
             expected_next_run_at: Some(next),
             next_run_at: next + Duration::minutes(5),
-            job: Some(cron_job("cron:dup:held")),
+            action: CronRunAction::Enqueue(cron_job("cron:dup:held")),
             message: None,
         })
         .await
@@ -494,4 +516,107 @@ pub async fn cron_run_duplicate_job<T: TestDb>(db: &T) {
         schedule_named(&mut c, "dup").await.next_run_at,
         next + Duration::minutes(5)
     );
+}
+
+/// The due schedules are the enabled ones whose `next_run_at` is at or before `now`, by name;
+/// the answer names the time that decided it, the database's clock when none is given.
+pub async fn cron_schedule_due_at_now<T: TestDb>(db: &T) {
+    let mut c = conn(db).await;
+    let t0 = base_time();
+    let m = Duration::minutes;
+    c.cron_schedule_upsert(schedule("b-due", "* * * * *", t0 - m(1)))
+        .await
+        .expect("upsert");
+    c.cron_schedule_upsert(schedule("a-due-now", "* * * * *", t0))
+        .await
+        .expect("upsert");
+    c.cron_schedule_upsert(schedule("c-later", "* * * * *", t0 + m(1)))
+        .await
+        .expect("upsert");
+    let mut off = schedule("d-disabled", "* * * * *", t0 - m(1));
+    off.spec.enabled = false;
+    c.cron_schedule_upsert(off).await.expect("upsert");
+
+    let due = |now| CronScheduleDueParams { now };
+    let got = c.cron_schedule_due(due(Some(t0))).await.expect("due");
+    assert_eq!(got.now, t0, "the time given is the time used");
+    let names: Vec<_> = got.schedules.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["a-due-now", "b-due"],
+        "enabled schedules with next_run_at <= now, by name"
+    );
+    assert_eq!(got.schedules[0], schedule_named(&mut c, "a-due-now").await);
+
+    let got = c
+        .cron_schedule_due(due(Some(t0 - m(5))))
+        .await
+        .expect("due");
+    assert_eq!((got.now, got.schedules.len()), (t0 - m(5), 0));
+
+    // No time given: the database's clock (on SQLite, the process's), even when nothing is
+    // due.
+    let before = Utc::now();
+    let got = c.cron_schedule_due(due(None)).await.expect("due");
+    let after = Utc::now();
+    let slack = Duration::seconds(5);
+    assert!(
+        got.now >= before - slack && got.now <= after + slack,
+        "now {} is not the clock's, between {before} and {after}",
+        got.now
+    );
+    let names: Vec<_> = got.schedules.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["a-due-now", "b-due"]);
+    c.cron_schedule_upsert(schedule("b-due", "0 0 1 1 *", t0 + Duration::days(400)))
+        .await
+        .expect("upsert");
+    c.cron_schedule_upsert(schedule("a-due-now", "0 0 1 1 *", t0 + Duration::days(400)))
+        .await
+        .expect("upsert");
+    let got = c.cron_schedule_due(due(None)).await.expect("due");
+    assert!(got.schedules.is_empty(), "{:?}", got.schedules);
+    assert!(
+        got.now >= before - slack,
+        "the clock comes back with no schedule due"
+    );
+}
+
+/// An occurrence of a schedule that cannot run is recorded as `invalid`, with no job and the
+/// reason as message; the schedule moves to the `next_run_at` given, and its `last_run_at`
+/// (the last occurrence enqueued) stays.
+pub async fn cron_run_invalid_recorded<T: TestDb>(db: &T) {
+    let mut c = conn(db).await;
+    let t0 = base_time();
+    let (n1, parked) = (t0 + Duration::hours(1), t0 + Duration::days(3650));
+    c.cron_schedule_upsert(schedule("bad", "0 * * * *", n1))
+        .await
+        .expect("upsert");
+    let jobs_before = all_jobs(&mut c).await.len();
+    let run = c
+        .cron_run_enqueue(CronRunEnqueueParams {
+            schedule_name: "bad".into(),
+            scheduled_for: n1,
+            expected_next_run_at: Some(n1),
+            next_run_at: parked,
+            action: CronRunAction::Invalid,
+            message: Some("unknown time zone \"Mars/Olympus\"".into()),
+        })
+        .await
+        .expect("cron_run_enqueue")
+        .expect("the invalid occurrence is recorded");
+    assert_eq!(
+        (run.status.as_str(), run.job_id, run.scheduled_for),
+        ("invalid", None, n1)
+    );
+    assert_eq!(
+        run.message.as_deref(),
+        Some("unknown time zone \"Mars/Olympus\"")
+    );
+    assert_eq!(all_jobs(&mut c).await.len(), jobs_before, "no job");
+    let s = schedule_named(&mut c, "bad").await;
+    assert_eq!((s.next_run_at, s.last_run_at), (parked, None));
+    assert_eq!(runs(&mut c, Some("bad"), 10).await, vec![run.clone()]);
+    // Not a run to keep in step with a job.
+    assert_eq!(c.cron_run_sync().await.expect("sync"), 0);
+    assert_eq!(runs(&mut c, Some("bad"), 10).await, vec![run]);
 }

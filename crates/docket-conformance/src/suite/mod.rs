@@ -9,6 +9,7 @@ mod claim;
 mod claims;
 mod complete;
 mod cron;
+mod cron_manual;
 mod documents;
 mod driver;
 mod insert;
@@ -29,8 +30,9 @@ pub use complete::{
 };
 pub use cron::{
     cron_run_duplicate_job, cron_run_enqueue_job_fields, cron_run_enqueue_recorded_occurrence,
-    cron_schedules_and_runs,
+    cron_run_invalid_recorded, cron_schedule_due_at_now, cron_schedules_and_runs,
 };
+pub use cron_manual::{cron_run_manual_concurrent, cron_run_manual_refused_while_live};
 pub use documents::{
     chunk_embeddings_round_trip, chunk_replace_is_idempotent, chunk_vectors_page_active_only,
     document_activate_swaps_generations, document_delete_cascades, document_fail_records_stage,

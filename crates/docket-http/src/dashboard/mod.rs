@@ -40,6 +40,7 @@ use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use docket_core::{DocumentListParams, DocumentStatus, Driver, Executor, JobListParams, JobState};
 use docket_pipeline::NewDocument;
+use docket_queue::maintenance::ManualRun;
 use serde::Deserialize;
 use uuid::Uuid;
 
@@ -1176,13 +1177,16 @@ async fn cron_run<D: Driver>(State(s): State<AppState<D>>, Path(name): Path<Stri
         Default::default(),
         std::sync::Arc::new(docket_core::SystemClock),
     )?;
-    match scheduler.run_now(&name).await {
-        Ok(Some(_)) => Ok(see_other("/ui/queues")),
-        Ok(None) => Err(UiError(
+    // The same rule as the API's and the CLI's: refused while a run is live.
+    match scheduler.run_now(&name).await? {
+        ManualRun::Enqueued(_) => Ok(see_other("/ui/queues")),
+        ManualRun::Live => Err(UiError(
             StatusCode::CONFLICT,
             format!("a run of {name} is already live"),
         )),
-        Err(docket_core::Error::Invalid(m)) => Err(UiError(StatusCode::NOT_FOUND, m)),
-        Err(e) => Err(e.into()),
+        ManualRun::NoSuchSchedule => Err(UiError(
+            StatusCode::NOT_FOUND,
+            format!("no cron schedule named {name:?}"),
+        )),
     }
 }

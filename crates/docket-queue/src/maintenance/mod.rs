@@ -17,7 +17,7 @@ use tokio_util::sync::CancellationToken;
 
 pub use cleaner::{CLEANUP_KIND, Cleaner, CleanerConfig, CleanupArgs, CleanupWorker};
 pub use rescuer::{Rescuer, RescuerConfig};
-pub use scheduler::{CLEANUP_SCHEDULE, Scheduler, SchedulerConfig, SchedulerResult};
+pub use scheduler::{CLEANUP_SCHEDULE, ManualRun, Scheduler, SchedulerConfig, SchedulerResult};
 
 /// Settings for everything the leader runs.
 #[derive(Debug, Clone, Default)]
@@ -49,11 +49,10 @@ impl<D: Driver> Maintenance<D> {
     }
 
     /// Runs every service on its interval until `stop`. Errors are logged and retried on the
-    /// next tick: a database outage pauses maintenance, it does not end it.
+    /// next tick: a database outage pauses maintenance, it does not end it (the scheduler's
+    /// passes register the built-in schedules too, so none is lost to an outage at the moment
+    /// this node became leader).
     pub async fn run(&self, stop: CancellationToken) {
-        if let Err(e) = self.scheduler.ensure_builtin().await {
-            tracing::warn!(error = %e, "could not register built-in cron schedules");
-        }
         let mut rescue = tokio::time::interval(self.rescuer.config().interval);
         let mut schedule = tokio::time::interval(self.scheduler.config().interval);
         for t in [&mut rescue, &mut schedule] {

@@ -9,7 +9,7 @@ use docket_core::{
     ALL_QUEUES, AuditListParams, AuditRow, CronRunListParams, Driver, Executor, JobDiscardParams,
     JobListParams, JobRetryParams, JobRow, JobRunNowParams, JobState, SystemClock,
 };
-use docket_queue::maintenance::{Scheduler, SchedulerConfig};
+use docket_queue::maintenance::{ManualRun, Scheduler, SchedulerConfig};
 use serde::Serialize;
 
 use crate::backend::Backend;
@@ -209,7 +209,8 @@ pub enum CronCommand {
         #[command(flatten)]
         out: Output,
     },
-    /// Enqueue one run of a schedule now.
+    /// Enqueue one run of a schedule now; exits 3, enqueuing nothing, while a run of it is
+    /// queued, running or retrying.
     Run {
         /// The schedule.
         name: String,
@@ -587,17 +588,18 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
         CronCommand::Run { name } => {
             let s = Scheduler::new(d, SchedulerConfig::default(), Arc::new(SystemClock))?;
             match s.run_now(&name).await? {
-                Some(run) => println!(
+                ManualRun::Enqueued(run) => println!(
                     "enqueued run {} of {name} (job {})",
                     run.id,
                     run.job_id
                         .map(|j| j.to_string())
                         .unwrap_or_else(|| "-".into())
                 ),
-                None => {
+                ManualRun::Live => {
                     println!("nothing enqueued: a run of {name} is already live");
                     return Ok(ExitCode::from(3));
                 }
+                ManualRun::NoSuchSchedule => anyhow::bail!("no cron schedule named {name:?}"),
             }
         }
     }
