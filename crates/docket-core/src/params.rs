@@ -226,14 +226,24 @@ pub struct JobCancelParams {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Rescue running jobs whose worker's lease has expired.
+/// Rescue running jobs whose worker's lease has expired: each worker is judged by the lease
+/// it wrote with its heartbeat (dead once `heartbeat_at + lease` is before `now`); a job whose
+/// worker row is gone is rescued too.
 #[derive(Debug, Clone)]
 pub struct JobRescueParams {
-    /// A worker whose last heartbeat is older than `now - lease` is dead.
-    pub lease: Duration,
     /// See the module docs.
     pub now: Option<DateTime<Utc>>,
     /// At most this many jobs per call.
+    pub limit: i64,
+}
+
+/// List stuck jobs ([`crate::Executor::job_list_stuck`]): running jobs whose worker's lease
+/// has lapsed at `now`, or whose worker row is gone, i.e. what the rescuer will take back.
+#[derive(Debug, Clone)]
+pub struct JobListStuckParams {
+    /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+    /// At most this many rows.
     pub limit: i64,
 }
 
@@ -295,7 +305,26 @@ pub struct WorkerHeartbeatParams {
     pub pid: i32,
     /// Its queues.
     pub queues: Vec<String>,
+    /// How long its running jobs stay its own without another heartbeat (whole milliseconds,
+    /// positive): once `now + lease` passes unrenewed, every reader holds the worker dead and
+    /// the rescuer takes its jobs back.
+    pub lease: Duration,
     /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// List workers ([`crate::Executor::worker_list`]).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerListParams {
+    /// The time at which each worker is judged live or dead; see the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Forget dead workers ([`crate::Executor::worker_delete_stale`]).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerDeleteStaleParams {
+    /// Workers whose lease lapsed before this go, unless they still hold a running job; see
+    /// the module docs.
     pub now: Option<DateTime<Utc>>,
 }
 

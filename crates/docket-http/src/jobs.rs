@@ -5,7 +5,7 @@
 //! | `GET /v1/jobs` | read | newest first; `state`, `kind`, `queue`, `document_id`, `before`, `limit` |
 //! | `GET /v1/jobs/stats` | read | counts by kind, queue and state; throughput; oldest due job's wait |
 //! | `GET /v1/jobs/failed` | read | the dead-letter queue |
-//! | `GET /v1/jobs/stuck` | read | running jobs whose worker stopped heartbeating |
+//! | `GET /v1/jobs/stuck` | read | running jobs whose worker's lease lapsed, with its last heartbeat |
 //! | `POST /v1/jobs/process` | admin | `{queue, limit}`: claim and run a batch now |
 //! | `GET /v1/jobs/{id}` | read | a job and every attempt |
 //! | `POST /v1/jobs/retry` | admin | `{ids}` or `{kind, queue}` or `{all: true}` |
@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 use docket_core::{
-    Driver, Executor, JobCancelParams, JobListParams, JobRetryParams, JobState,
+    Driver, Executor, JobCancelParams, JobListParams, JobListStuckParams, JobRetryParams, JobState,
     QueueSetPausedParams,
 };
 use docket_pipeline::Pipeline;
@@ -209,16 +209,20 @@ struct StuckQuery {
     limit: Option<i64>,
 }
 
+/// Each job with its worker's last heartbeat and lease, and how long it has run: judged by
+/// the lease each worker wrote, on the database's clock.
 async fn stuck<D: Driver>(
-    State(s): State<AppState<D>>,
+    State(p): State<Pipeline<D>>,
     Query(q): Query<StuckQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit must be between 1 and 1000"));
     }
-    let mut c = s.pipeline.driver().conn().await?;
-    let jobs = docket_queue::stuck_jobs(&mut c, s.stuck_after, limit).await?;
+    let mut c = p.driver().conn().await?;
+    let jobs = c
+        .job_list_stuck(JobListStuckParams { now: None, limit })
+        .await?;
     Ok(Json(json!({ "jobs": jobs })).into_response())
 }
 

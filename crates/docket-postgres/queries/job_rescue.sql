@@ -1,14 +1,15 @@
--- Running jobs whose worker stopped heartbeating go back to the queue (the attempt counts), or
--- to the dead-letter state when no attempts are left. Each rescued attempt is recorded.
+-- Running jobs whose worker stopped heartbeating (its own lease lapsed) or whose worker row is
+-- gone go back to the queue (the attempt counts), or to the dead-letter state when no attempts
+-- are left. Each rescued attempt is recorded. $1 is now, $2 the batch size.
 WITH dead AS (
     SELECT j.id, j.locked_by, j.started_at, j.attempts, j.max_attempts
     FROM processing_jobs j
     LEFT JOIN docket_workers w ON w.id = j.locked_by
     WHERE j.status = 'running' AND j.locked_by IS NOT NULL
       AND (w.id IS NULL
-           OR w.heartbeat_at < coalesce($1::timestamptz, now()) - $2::float8 * interval '1 second')
+           OR w.heartbeat_at + w.lease_ms * interval '1 millisecond' < coalesce($1::timestamptz, now()))
     ORDER BY j.id
-    LIMIT $3
+    LIMIT $2
     FOR UPDATE OF j SKIP LOCKED
 ), upd AS (
     UPDATE processing_jobs j

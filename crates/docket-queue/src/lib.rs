@@ -12,7 +12,6 @@
 
 mod client;
 pub mod cron;
-mod inspect;
 mod job;
 mod leader;
 pub mod maintenance;
@@ -20,6 +19,5 @@ pub mod retry;
 mod runtime;
 
 pub use client::{Client, InsertOpts, insert_params};
-pub use inspect::stuck_jobs;
 pub use job::{JobArgs, JobContext, JobError, Worker, Workers};
 pub use runtime::{Processed, Processor, QueueConfig, Runtime, RuntimeConfig, RuntimeHandle};

@@ -12,10 +12,11 @@ use docket_core::{
     DocumentRow, DocumentSource, DocumentStageParams, DocumentStatus, DocumentText, Error,
     Executor, JobActivityParams, JobActivityRow, JobAttempt, JobCancelParams,
     JobCompleteManyParams, JobCompletion, JobDeleteFinishedParams, JobGetAvailableParams,
-    JobInsertManyParams, JobInsertParams, JobInsertResult, JobListParams, JobRescueParams,
-    JobRescueResult, JobRetryParams, JobRow, JobStatRow, JobState, LeaderElectParams, LeaderRow,
-    QueueRow, QueueSetPausedParams, Result, StuckDocumentsParams, Transaction, Wakeups,
-    WorkerHeartbeatParams, WorkerRow, encode_vector, validate_chunks, validate_document_text,
+    JobInsertManyParams, JobInsertParams, JobInsertResult, JobListParams, JobListStuckParams,
+    JobRescueParams, JobRescueResult, JobRetryParams, JobRow, JobStatRow, JobState,
+    LeaderElectParams, LeaderRow, QueueRow, QueueSetPausedParams, Result, StuckDocumentsParams,
+    StuckJobRow, Transaction, Wakeups, WorkerDeleteStaleParams, WorkerHeartbeatParams,
+    WorkerListParams, WorkerRow, encode_vector, validate_chunks, validate_document_text,
     validate_vector_index_dims,
 };
 use sqlx::{Connection, Sqlite, SqliteConnection};
@@ -500,7 +501,6 @@ where
         let mut tx = atomic(&mut self.conn).await?;
         let dead: Vec<i64> = sqlx::query_scalar(sql!("job_rescue_find"))
             .bind(now)
-            .bind(duration_micros(params.lease))
             .bind(params.limit)
             .fetch_all(&mut *tx)
             .await
@@ -537,6 +537,19 @@ where
             self.jobs_due();
         }
         Ok(result)
+    }
+
+    async fn job_list_stuck(&mut self, params: JobListStuckParams) -> Result<Vec<StuckJobRow>> {
+        if !check_limit(params.limit)? {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql!("job_list_stuck"))
+            .bind(now_micros(params.now))
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::stuck_job).collect()
     }
 
     async fn job_delete_finished(&mut self, params: JobDeleteFinishedParams) -> Result<u64> {
@@ -614,6 +627,7 @@ where
             .bind(params.pid)
             .bind(json_text!(&params.queues)?)
             .bind(now_micros(params.now))
+            .bind(params.lease.num_milliseconds())
             .execute(&mut *self.conn)
             .await
             .map_err(map_err)?;
@@ -629,17 +643,18 @@ where
         Ok(())
     }
 
-    async fn worker_list(&mut self) -> Result<Vec<WorkerRow>> {
+    async fn worker_list(&mut self, params: WorkerListParams) -> Result<Vec<WorkerRow>> {
         let rows = sqlx::query(sql!("worker_list"))
+            .bind(now_micros(params.now))
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?;
         rows.iter().map(rows::worker).collect()
     }
 
-    async fn worker_delete_stale(&mut self, before: DateTime<Utc>) -> Result<u64> {
+    async fn worker_delete_stale(&mut self, params: WorkerDeleteStaleParams) -> Result<u64> {
         let done = sqlx::query(sql!("worker_delete_stale"))
-            .bind(micros(before))
+            .bind(now_micros(params.now))
             .execute(&mut *self.conn)
             .await
             .map_err(map_err)?;

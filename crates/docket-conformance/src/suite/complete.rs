@@ -314,6 +314,7 @@ pub async fn guarded_finalisation<T: TestDb>(db: &T) {
         hostname: "host".into(),
         pid: 1,
         queues: vec!["g2".into()],
+        lease,
         now: Some(now),
     };
     let r = add(&mut c, job("g", "g2", t0)).await;
@@ -322,7 +323,6 @@ pub async fn guarded_finalisation<T: TestDb>(db: &T) {
     let t1 = t0 + Duration::minutes(10);
     let rescued = c
         .job_rescue(JobRescueParams {
-            lease,
             now: Some(t1),
             limit: 10,
         })

@@ -12,6 +12,7 @@ mod driver;
 mod insert;
 mod read;
 mod repair;
+mod stuck;
 mod tx;
 mod views;
 mod workers;
@@ -34,8 +35,9 @@ pub use documents::{
 };
 pub use driver::driver_basics;
 pub use insert::{insert_many, insert_one, insert_validation, unique_keys};
-pub use read::{job_activity, job_list, job_stats, job_throughput};
+pub use read::{failures_outlive_a_retry, job_activity, job_list, job_stats, job_throughput};
 pub use repair::{cancel, delete_finished, manual_retry, rescue};
+pub use stuck::stuck_jobs_follow_worker_lease;
 pub use tx::{broadcasts, transaction_commit_visibility, transaction_rollback, wakeups};
 pub use views::monitoring_views;
 pub use workers::{leader, workers};

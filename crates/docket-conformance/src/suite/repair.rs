@@ -243,8 +243,8 @@ pub async fn cancel<T: TestDb>(db: &T) {
     );
 }
 
-/// Jobs of workers whose heartbeat is older than the lease are rescued: requeued, or failed
-/// when out of attempts; live workers' jobs are left alone.
+/// Jobs of workers whose heartbeat is older than the lease they wrote with it are rescued:
+/// requeued, or failed when out of attempts; live workers' jobs are left alone.
 pub async fn rescue<T: TestDb>(db: &T) {
     let mut c = conn(db).await;
     let t0 = base_time();
@@ -255,6 +255,7 @@ pub async fn rescue<T: TestDb>(db: &T) {
         hostname: "host".into(),
         pid: 7,
         queues: vec![],
+        lease,
         now: Some(now),
     };
     c.worker_heartbeat(hb("dead", t0 - m(10)))
@@ -305,7 +306,6 @@ pub async fn rescue<T: TestDb>(db: &T) {
 
     let res = c
         .job_rescue(JobRescueParams {
-            lease,
             now: Some(t0),
             limit: 100,
         })
@@ -354,7 +354,6 @@ pub async fn rescue<T: TestDb>(db: &T) {
 
     let again = c
         .job_rescue(JobRescueParams {
-            lease,
             now: Some(t0),
             limit: 100,
         })
@@ -376,7 +375,6 @@ pub async fn rescue<T: TestDb>(db: &T) {
     for expected in [2, 1, 0] {
         let res = c
             .job_rescue(JobRescueParams {
-                lease,
                 now: Some(t0),
                 limit: 2,
             })

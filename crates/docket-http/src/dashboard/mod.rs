@@ -9,7 +9,7 @@
 //! | `/` | overview: jobs by state and kind, throughput, queues, workers, leader |
 //! | `/ui/jobs` | jobs, filtered by state, kind, queue, document |
 //! | `/ui/jobs/failed` | the dead-letter view, with bulk retry |
-//! | `/ui/jobs/stuck` | running jobs whose worker stopped heartbeating |
+//! | `/ui/jobs/stuck` | running jobs whose worker's lease lapsed: worker, last heartbeat, running time; cancel |
 //! | `/ui/jobs/{id}` | a job: payload, attempts, timeline; retry, cancel |
 //! | `/ui/documents` | documents with live progress; upload |
 //! | `/ui/documents/{id}` | a document and its chunks; reprocess, delete |
@@ -21,6 +21,7 @@
 //! headers must not name another site), so the forms carry no separate token.
 
 mod html;
+mod stuck;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -34,7 +35,7 @@ use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use docket_core::{
     DocumentListParams, DocumentStatus, Driver, Executor, JobCancelParams, JobListParams,
-    JobRetryParams, JobState, QueueSetPausedParams,
+    JobRetryParams, JobState, QueueSetPausedParams, WorkerListParams,
 };
 use docket_pipeline::NewDocument;
 use serde::Deserialize;
@@ -52,7 +53,7 @@ pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
         .route("/ui/assets/app.js", get(js))
         .route("/ui/jobs", get(jobs::<D>))
         .route("/ui/jobs/failed", get(failed::<D>))
-        .route("/ui/jobs/stuck", get(stuck::<D>))
+        .route("/ui/jobs/stuck", get(stuck::stuck::<D>))
         .route("/ui/jobs/retry", post(retry_many::<D>))
         .route("/ui/jobs/{id}", get(job::<D>))
         .route("/ui/jobs/{id}/retry", post(retry_one::<D>))
@@ -207,7 +208,7 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
         .job_activity(docket_core::JobActivityParams::default())
         .await?;
     let queues = c.queue_list().await?;
-    let workers = c.worker_list().await?;
+    let workers = c.worker_list(WorkerListParams::default()).await?;
     let leader = c.leader_get(None).await?;
     let now = Utc::now();
     let throughput = c
@@ -304,33 +305,45 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
     if workers.is_empty() {
         b.push_str("<p class=\"empty\">No workers have reported in. Jobs wait until a process with workers starts.</p>");
     } else {
+        if workers.iter().any(|w| w.dead) {
+            b.push_str("<p class=\"warn\" role=\"status\">A worker is dead: its last heartbeat is older than its lease. Its running jobs are <a href=\"/ui/jobs/stuck\">stuck</a> until the rescuer takes them back; then its row goes.</p>");
+        }
         b.push_str(&html::table_start(
             "",
             &[
                 Col::Text("worker"),
+                Col::Text("state"),
                 Col::Text("host"),
                 Col::Num("pid"),
                 Col::Text("queues"),
                 Col::Text("started"),
                 Col::Text("last heartbeat"),
+                Col::Text("lease"),
             ],
         ));
         for w in &workers {
             let lead = leader.as_ref().is_some_and(|l| l.leader_id == w.id);
             let _ = write!(
                 b,
-                "<tr><td><code>{}</code>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr data-worker=\"{}\"><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&w.id),
                 esc(&w.id),
                 if lead {
                     " <span class=\"badge\">leader</span>"
                 } else {
                     ""
                 },
+                if w.dead {
+                    "<span class=\"badge state-failed\">dead</span>"
+                } else {
+                    "<span class=\"badge state-completed\">live</span>"
+                },
                 esc(&w.hostname),
                 w.pid,
                 esc(&w.queues.join(", ")),
                 html::time(w.started_at),
-                html::ago(now, w.heartbeat_at)
+                html::ago(now, w.heartbeat_at),
+                html::millis(w.lease_ms),
             );
         }
         b.push_str(html::TABLE_END);
@@ -615,29 +628,6 @@ async fn failed<D: Driver>(
     b.push_str("</section>");
     Ok(Html(
         Page::new("Dead letters", "failed")
-            .body(b)
-            .render(user_name(&user)),
-    )
-    .into_response())
-}
-
-async fn stuck<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult {
-    let mut c = s.pipeline.driver().conn().await?;
-    let list = docket_queue::stuck_jobs(&mut c, s.stuck_after, 200).await?;
-    drop(c);
-    let mut b = format!(
-        "<h1>Stuck jobs</h1><p class=\"lede\">Running jobs whose worker has been silent for more than {} s. The leader's rescuer puts them back in their queue.</p>",
-        s.stuck_after.as_secs()
-    );
-    b.push_str("<section class=\"card\" id=\"stuck\" data-live>");
-    b.push_str(&job_table(
-        &list,
-        "No stuck jobs: every running job's worker is heartbeating.",
-        false,
-    ));
-    b.push_str("</section>");
-    Ok(Html(
-        Page::new("Stuck jobs", "stuck")
             .body(b)
             .render(user_name(&user)),
     )

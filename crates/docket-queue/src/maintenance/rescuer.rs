@@ -1,34 +1,35 @@
 //! The rescuer: running jobs whose worker stopped heartbeating go back to the queue.
+//!
+//! Each worker writes its own lease with every heartbeat (the runtime's
+//! [`RuntimeConfig::lease`](crate::RuntimeConfig::lease)); the rescuer holds a worker dead
+//! once that lease has lapsed, so it agrees with the `stuck_jobs` view and every other reader,
+//! whatever this process's own settings. After taking back a dead worker's jobs it deletes the
+//! worker's row, so that the worker lists show only processes that may still be running.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_core::{Clock, Driver, Executor, JobRescueParams, JobRescueResult, Result};
+use docket_core::{
+    Clock, Driver, Executor, JobRescueParams, JobRescueResult, Result, WorkerDeleteStaleParams,
+};
 
-use super::{chrono_dur, require};
+use super::require;
 
 /// Rescuer settings.
 #[derive(Debug, Clone)]
 pub struct RescuerConfig {
-    /// A worker silent for this long is dead, and its running jobs are rescued. Must exceed
-    /// the workers' heartbeat interval with room for a slow database. Default 30 s.
-    pub lease: Duration,
     /// How often the leader looks. Default 5 s: a dead worker's jobs run again at most
-    /// `lease + interval` after its last heartbeat.
+    /// its lease plus `interval` after its last heartbeat.
     pub interval: Duration,
     /// Jobs per statement. Default 1,000.
     pub batch: i64,
-    /// Worker rows silent for this long (and holding no job) are deleted. Default 1 hour.
-    pub forget_workers_after: Duration,
 }
 
 impl Default for RescuerConfig {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(30),
             interval: Duration::from_secs(5),
             batch: 1000,
-            forget_workers_after: Duration::from_secs(3600),
         }
     }
 }
@@ -44,7 +45,6 @@ pub struct Rescuer<D> {
 impl<D: Driver> Rescuer<D> {
     /// Validates `config`.
     pub fn new(driver: D, config: RescuerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
-        require(!config.lease.is_zero(), "rescuer lease must be positive")?;
         require(
             !config.interval.is_zero(),
             "rescuer interval must be positive",
@@ -62,14 +62,14 @@ impl<D: Driver> Rescuer<D> {
         &self.config
     }
 
-    /// One pass: rescues every expired job, a batch at a time.
+    /// One pass: rescues every expired job, a batch at a time, then deletes the rows of dead
+    /// workers that hold no job any more.
     pub async fn run_once(&self) -> Result<JobRescueResult> {
         let mut conn = self.driver.conn().await?;
         let mut total = JobRescueResult::default();
         loop {
             let r = conn
                 .job_rescue(JobRescueParams {
-                    lease: chrono_dur(self.config.lease),
                     now: self.clock.now_for_db(),
                     limit: self.config.batch,
                 })
@@ -89,15 +89,12 @@ impl<D: Driver> Rescuer<D> {
             }
         }
         let forgotten = conn
-            .worker_delete_stale(
-                self.clock
-                    .now()
-                    .checked_sub_signed(chrono_dur(self.config.forget_workers_after))
-                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
-            )
+            .worker_delete_stale(WorkerDeleteStaleParams {
+                now: self.clock.now_for_db(),
+            })
             .await?;
         if forgotten > 0 {
-            tracing::debug!(forgotten, "deleted rows of long-gone workers");
+            tracing::info!(forgotten, "deleted rows of dead workers");
         }
         Ok(total)
     }
