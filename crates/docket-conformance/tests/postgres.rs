@@ -483,6 +483,7 @@ async fn liveness_does_not_wait_behind_a_busy_pool() {
             hostname: "h".into(),
             pid: 1,
             queues: vec![],
+            lease: chrono::Duration::seconds(30),
             now: None,
         })
         .await

@@ -197,12 +197,6 @@ pub trait Executor: Send {
         params: JobCancelParams,
     ) -> impl Future<Output = Result<Vec<i64>>> + Send;
 
-    /// Running jobs whose worker's lease expired (or whose worker row is gone), by id.
-    fn job_list_expired(
-        &mut self,
-        params: JobListExpiredParams,
-    ) -> impl Future<Output = Result<Vec<JobRow>>> + Send;
-
     /// Applies rescues the engine decided, each only while its job still runs under the dead
     /// claim, recording a `rescued` attempt for each.
     fn job_rescue_many(
@@ -241,6 +235,13 @@ pub trait Executor: Send {
         &mut self,
         params: AuditListParams,
     ) -> impl Future<Output = Result<Vec<AuditRow>>> + Send;
+    /// Running jobs whose worker's lease lapsed at `params.now` (by the lease the worker wrote),
+    /// or whose worker row is gone: the rows of the `stuck_jobs` view, newest job first. These
+    /// are the rescuer's candidates ([`Executor::job_rescue_many`]).
+    fn job_list_stuck(
+        &mut self,
+        params: JobListStuckParams,
+    ) -> impl Future<Output = Result<Vec<StuckJobRow>>> + Send;
 
     /// Deletes finished jobs older than the cut-offs. Returns how many.
     fn job_delete_finished(
@@ -251,15 +252,17 @@ pub trait Executor: Send {
     /// Rows of the `job_queue_stats` view.
     fn job_stats(&mut self) -> impl Future<Output = Result<Vec<JobStatRow>>> + Send;
 
-    /// Jobs finished in the last minute and hour, and the oldest due job's wait, per kind and
-    /// queue (kinds with neither are left out).
+    /// Jobs completed and attempts that dead-lettered their job in the last minute and hour
+    /// (see [`JobActivityRow::failed_last_hour`]), and the oldest due job's wait, per kind and
+    /// queue (kinds with none of these are left out).
     fn job_activity(
         &mut self,
         params: JobActivityParams,
     ) -> impl Future<Output = Result<Vec<JobActivityRow>>> + Send;
 
-    /// Jobs completed and dead-lettered per minute from `since` to `now`, oldest minute
-    /// first; minutes in which nothing finished are left out.
+    /// Jobs completed and attempts that dead-lettered their job (counted as in
+    /// [`Executor::job_activity`]) per minute from `since` to `now`, oldest minute first;
+    /// minutes in which nothing finished are left out.
     fn job_throughput(
         &mut self,
         params: JobThroughputParams,
@@ -283,13 +286,18 @@ pub trait Executor: Send {
     /// Removes a worker's row (on shutdown).
     fn worker_delete(&mut self, id: &str) -> impl Future<Output = Result<()>> + Send;
 
-    /// Workers, most recent heartbeat first.
-    fn worker_list(&mut self) -> impl Future<Output = Result<Vec<WorkerRow>>> + Send;
+    /// Workers, most recent heartbeat first, each judged live or dead by its own lease at
+    /// `params.now`.
+    fn worker_list(
+        &mut self,
+        params: WorkerListParams,
+    ) -> impl Future<Output = Result<Vec<WorkerRow>>> + Send;
 
-    /// Removes rows of workers silent since `before` (whose jobs the rescuer has handled).
+    /// Removes rows of dead workers (their own lease lapsed at `params.now`) that hold no
+    /// running job: the rescuer takes their jobs back first. Returns how many.
     fn worker_delete_stale(
         &mut self,
-        before: DateTime<Utc>,
+        params: WorkerDeleteStaleParams,
     ) -> impl Future<Output = Result<u64>> + Send;
 
     /// Becomes leader if there is none or the leader's term lapsed, or renews the term of the

@@ -239,8 +239,40 @@ pub struct WorkerRow {
     pub queues: Vec<String>,
     /// When it started.
     pub started_at: DateTime<Utc>,
-    /// Its latest heartbeat; its jobs' leases run out `lease` after this.
+    /// Its latest heartbeat.
     pub heartbeat_at: DateTime<Utc>,
+    /// The lease it wrote with that heartbeat, in milliseconds: it is dead once
+    /// `heartbeat_at + lease_ms` has passed.
+    pub lease_ms: i64,
+    /// Whether its lease had lapsed when the list was read (at the list's `now`): a dead
+    /// worker's running jobs are stuck until the rescuer takes them back, and its row is
+    /// deleted once it holds none.
+    pub dead: bool,
+}
+
+impl WorkerRow {
+    /// When its lease lapses unless it heartbeats again.
+    pub fn lease_expires_at(&self) -> DateTime<Utc> {
+        self.heartbeat_at + chrono::Duration::milliseconds(self.lease_ms)
+    }
+}
+
+/// A running job whose worker's lease has lapsed, or whose worker row is gone: one row of the
+/// `stuck_jobs` view, as [`crate::Executor::job_list_stuck`] reads it. The rescuer of the
+/// maintenance leader takes these back on its next pass.
+///
+/// Serialized flat: the job's own fields, then the worker's.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct StuckJobRow {
+    /// The job (its worker is `locked_by`).
+    #[serde(flatten)]
+    pub job: JobRow,
+    /// The worker's latest heartbeat; `None` when its row is gone.
+    pub worker_heartbeat_at: Option<DateTime<Utc>>,
+    /// The lease the worker wrote with it, in milliseconds; `None` when its row is gone.
+    pub worker_lease_ms: Option<i64>,
+    /// How long the current attempt had run when the list was read, in milliseconds.
+    pub running_for_ms: i64,
 }
 
 /// The current maintenance leader.
@@ -362,7 +394,7 @@ pub struct JobThroughputRow {
     pub minute: DateTime<Utc>,
     /// Jobs completed in it.
     pub completed: i64,
-    /// Jobs dead-lettered in it.
+    /// Attempts that dead-lettered their job in it (see [`JobActivityRow::failed_last_hour`]).
     pub failed: i64,
 }
 
@@ -375,11 +407,16 @@ pub struct JobActivityRow {
     pub queue: String,
     /// Jobs completed in the minute before `now`.
     pub completed_last_minute: i64,
-    /// Jobs dead-lettered in the minute before `now`.
+    /// Attempts that dead-lettered their job in the minute before `now`.
     pub failed_last_minute: i64,
     /// Jobs completed in the hour before `now`.
     pub completed_last_hour: i64,
-    /// Jobs dead-lettered in the hour before `now`.
+    /// Attempts that dead-lettered their job in the hour before `now`: outcome `failed`, or
+    /// `rescued` on the job's last allowed attempt, counted by the attempt's `finished_at`.
+    /// Counted from `job_attempts`, so a dead letter later retried by hand (even to success)
+    /// stays counted when it failed. Attempts that failed with attempts left (`retried`, or
+    /// `rescued` before the last) are not counted: the job has not failed yet, and counting them
+    /// would count one job many times.
     pub failed_last_hour: i64,
     /// When the longest-waiting due job (queued or retrying, `run_at` passed) became due.
     pub oldest_due_at: Option<DateTime<Utc>>,

@@ -316,14 +316,14 @@ pub struct JobCancelParams {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Running jobs whose worker's lease has expired ([`crate::Executor::job_list_expired`]).
+/// List stuck jobs ([`crate::Executor::job_list_stuck`]): running jobs whose worker's lease
+/// has lapsed at `now` (each worker is judged by the lease it wrote with its heartbeat), or
+/// whose worker row is gone, i.e. what the rescuer will take back.
 #[derive(Debug, Clone)]
-pub struct JobListExpiredParams {
-    /// A worker whose last heartbeat is older than `now - lease` is dead.
-    pub lease: Duration,
+pub struct JobListStuckParams {
     /// See the module docs.
     pub now: Option<DateTime<Utc>>,
-    /// At most this many jobs per call.
+    /// At most this many rows.
     pub limit: i64,
 }
 
@@ -490,7 +490,26 @@ pub struct WorkerHeartbeatParams {
     pub pid: i32,
     /// Its queues.
     pub queues: Vec<String>,
+    /// How long its running jobs stay its own without another heartbeat (whole milliseconds,
+    /// positive): once `now + lease` passes unrenewed, every reader holds the worker dead and
+    /// the rescuer takes its jobs back.
+    pub lease: Duration,
     /// See the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// List workers ([`crate::Executor::worker_list`]).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerListParams {
+    /// The time at which each worker is judged live or dead; see the module docs.
+    pub now: Option<DateTime<Utc>>,
+}
+
+/// Forget dead workers ([`crate::Executor::worker_delete_stale`]).
+#[derive(Debug, Clone, Default)]
+pub struct WorkerDeleteStaleParams {
+    /// Workers whose lease lapsed before this go, unless they still hold a running job; see
+    /// the module docs.
     pub now: Option<DateTime<Utc>>,
 }
 

@@ -6,7 +6,7 @@
 //! | `GET /v1/jobs` | read | newest first; `state`, `kind`, `queue`, `document_id`, `before`, `limit` |
 //! | `GET /v1/jobs/stats` | read | counts by kind, queue and state; throughput; oldest due job's wait |
 //! | `GET /v1/jobs/failed` | read | the dead-letter queue |
-//! | `GET /v1/jobs/stuck` | read | running jobs whose worker stopped heartbeating |
+//! | `GET /v1/jobs/stuck` | read | running jobs whose worker's lease lapsed, with its last heartbeat |
 //! | `POST /v1/jobs/process` | admin | `{queue, limit}`: claim and run a batch now |
 //! | `GET /v1/jobs/{id}` | read | a job and every attempt |
 //! | `GET /v1/queues` | read | queues and whether they are paused |
@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use docket_core::{Driver, Executor, JobListParams, JobState};
+use docket_core::{Driver, Executor, JobListParams, JobListStuckParams, JobState};
 use docket_pipeline::Pipeline;
 use docket_queue::maintenance::ManualRun;
 use serde::Deserialize;
@@ -74,6 +74,7 @@ async fn cron_history<D: Driver>(
 
 async fn cron_run<D: Driver>(
     State(p): State<Pipeline<D>>,
+    actor: Option<axum::Extension<crate::auth::Actor>>,
     Path(name): Path<String>,
 ) -> Result<Response, ApiError> {
     let scheduler = docket_queue::maintenance::Scheduler::new(
@@ -83,6 +84,11 @@ async fn cron_run<D: Driver>(
     )?;
     match scheduler.run_now(&name).await? {
         ManualRun::Enqueued(run) => {
+            let who = crate::actions::actor_name(&actor);
+            let jobs: Vec<i64> = run.job_id.into_iter().collect();
+            let detail = json!({ "run": run.id });
+            docket_queue::admin::record(p.driver(), &who, "cron_run", Some(name), &jobs, detail)
+                .await?;
             Ok((StatusCode::ACCEPTED, Json(json!({ "run": run }))).into_response())
         }
         ManualRun::Live => Err(ApiError(
@@ -204,16 +210,20 @@ struct StuckQuery {
     limit: Option<i64>,
 }
 
+/// Each job with its worker's last heartbeat and lease, and how long it has run: judged by
+/// the lease each worker wrote, on the database's clock.
 async fn stuck<D: Driver>(
-    State(s): State<AppState<D>>,
+    State(p): State<Pipeline<D>>,
     Query(q): Query<StuckQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.unwrap_or(100);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit must be between 1 and 1000"));
     }
-    let mut c = s.pipeline.driver().conn().await?;
-    let jobs = docket_queue::stuck_jobs(&mut c, s.stuck_after, limit).await?;
+    let mut c = p.driver().conn().await?;
+    let jobs = c
+        .job_list_stuck(JobListStuckParams { now: None, limit })
+        .await?;
     Ok(Json(json!({ "jobs": jobs })).into_response())
 }
 

@@ -115,8 +115,6 @@ pub struct ApiOptions<D: Driver> {
     /// Runs a batch of jobs on request; without it (a server with no workers),
     /// `POST /v1/jobs/process` answers `503`.
     pub processor: Option<Processor>,
-    /// A running job whose worker has been silent this long is stuck (the rescuer's lease).
-    pub stuck_after: Duration,
 }
 
 impl<D: Driver> ApiOptions<D> {
@@ -128,7 +126,6 @@ impl<D: Driver> ApiOptions<D> {
             fetcher: None,
             storage: None,
             processor: None,
-            stuck_after: Duration::from_secs(30),
         }
     }
 }
@@ -140,7 +137,6 @@ pub(crate) struct AppState<D: Driver> {
     pub(crate) fetcher: Option<Fetcher>,
     pub(crate) storage: Option<StorageIngest<D>>,
     pub(crate) processor: Option<Processor>,
-    pub(crate) stuck_after: Duration,
 }
 
 impl<D: Driver> axum::extract::FromRef<AppState<D>> for Pipeline<D> {
@@ -157,7 +153,6 @@ pub fn router<D: Driver>(pipeline: Pipeline<D>, options: ApiOptions<D>) -> Route
         fetcher: options.fetcher,
         storage: options.storage,
         processor: options.processor,
-        stuck_after: options.stuck_after,
     };
     let api = routes(state, max_body_bytes);
     let api = match options.keys {

@@ -2,7 +2,8 @@
 //! admin key, workers) driven by `tests/browser/dashboard.mjs` (Playwright's `playwright-core`
 //! over the system's Chromium). Log in; upload a document and watch its progress bar reach
 //! 100 % without a reload while its queue is paused and resumed; find a job that failed for
-//! good in the dead-letter view, retry it and see it complete; log out. It screenshots every
+//! good in the dead-letter view, retry it and see it complete; see a dead worker on the overview
+//! and its job on the Stuck page, and cancel it there; log out. It screenshots every
 //! page at 1280×800 and 390×844: into a temporary folder, or into `docs/screenshots/` with
 //! `DOCKET_UPDATE_SCREENSHOTS=1`.
 //!
@@ -15,7 +16,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use docket_conformance::harness::{TestDb, sqlite};
-use docket_core::{CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, MissedRunPolicy};
+use docket_core::{
+    CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, JobGetAvailableParams,
+    JobInsertManyParams, JobInsertParams, MissedRunPolicy, WorkerHeartbeatParams,
+};
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use docket_queue::{InsertOpts, JobArgs, JobContext, JobError, Worker};
 use serde::{Deserialize, Serialize};
@@ -476,6 +480,42 @@ async fn dashboard_in_a_real_browser() {
         )
         .await
         .unwrap();
+
+    // A worker that died two minutes ago (its own lease is 30 s) holding a running job, in a
+    // queue this server does not work: the overview shows it dead, the Stuck page its job.
+    {
+        let mut c = s.driver.conn().await.unwrap();
+        let now = chrono::Utc::now();
+        c.worker_heartbeat(WorkerHeartbeatParams {
+            id: "crashed-worker".into(),
+            hostname: "gone-host".into(),
+            pid: 4242,
+            queues: vec!["crashed".into()],
+            lease: chrono::Duration::seconds(30),
+            now: Some(now - chrono::Duration::minutes(2)),
+        })
+        .await
+        .unwrap();
+        let mut job = JobInsertParams::new(
+            "test.flaky",
+            serde_json::json!({ "note": "its worker died" }),
+        );
+        job.queue = "crashed".into();
+        job.run_at = Some(now - chrono::Duration::minutes(10));
+        c.job_insert_many(JobInsertManyParams { jobs: vec![job] })
+            .await
+            .unwrap();
+        let got = c
+            .job_get_available(JobGetAvailableParams {
+                worker_id: "crashed-worker".into(),
+                queue: "crashed".into(),
+                limit: 1,
+                now: Some(now - chrono::Duration::minutes(5)),
+            })
+            .await
+            .unwrap();
+        assert_eq!(got.len(), 1);
+    }
 
     let update = std::env::var("DOCKET_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
     let shots_tmp = tempfile::tempdir().unwrap();

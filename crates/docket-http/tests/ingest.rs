@@ -16,7 +16,10 @@ use axum::http::{HeaderMap, StatusCode as AxStatus};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use docket_conformance::harness::{TestDb, postgres, sqlite};
-use docket_core::{Driver, Executor, JobGetAvailableParams, JobInsertManyParams, SystemClock};
+use docket_core::{
+    Clock, Driver, Executor, JobGetAvailableParams, JobInsertManyParams, SystemClock,
+    WorkerHeartbeatParams,
+};
 use docket_http::ApiOptions;
 use docket_notify::WebhookSigner;
 use docket_pipeline::Pipeline;
@@ -675,7 +678,6 @@ async fn process_stuck_and_stats(db: impl TestDb) {
         p.clone(),
         ApiOptions {
             processor: Some(rt.processor()),
-            stuck_after: Duration::from_secs(30),
             ..ApiOptions::new(MAX_BODY)
         },
     ))
@@ -798,30 +800,60 @@ async fn process_stuck_and_stats(db: impl TestDb) {
     assert_eq!(row["completed_last_minute"], 1, "{body}");
     assert_eq!(row["completed_last_hour"], 1, "{body}");
 
-    // A job claimed by a worker that never heartbeats is stuck; live workers' are not.
-    let ghost = {
+    // Stuck: a job claimed by a worker with no row, and one whose worker's own lease (two
+    // seconds) lapsed; not stuck: a job its live worker (lease one hour) has run for three
+    // hours, long after any fixed interval would have called it stuck.
+    let (ghost, lapsed) = {
         let mut c = driver.conn().await.unwrap();
-        let id = c
-            .job_insert_many(JobInsertManyParams {
-                jobs: vec![docket_core::JobInsertParams {
-                    queue: "ghostq".into(),
-                    ..docket_core::JobInsertParams::new("test.probe", json!({"fail": false}))
-                }],
-            })
-            .await
-            .unwrap()[0]
-            .id;
-        let got = c
-            .job_get_available(JobGetAvailableParams {
-                worker_id: "ghost-worker".into(),
-                queue: "ghostq".into(),
-                limit: 1,
-                now: None,
-            })
+        let now = SystemClock.now();
+        let beat = |id: &str, lease, at| WorkerHeartbeatParams {
+            id: id.into(),
+            hostname: "h".into(),
+            pid: 1,
+            queues: vec![],
+            lease,
+            now: Some(at),
+        };
+        c.worker_heartbeat(beat(
+            "lapsed-worker",
+            chrono::Duration::seconds(2),
+            now - chrono::Duration::seconds(5),
+        ))
+        .await
+        .unwrap();
+        c.worker_heartbeat(beat("slow-worker", chrono::Duration::hours(1), now))
             .await
             .unwrap();
-        assert_eq!(got.len(), 1);
-        id
+        let mut ids = Vec::new();
+        for (worker, started) in [
+            ("ghost-worker", now),
+            ("lapsed-worker", now - chrono::Duration::seconds(30)),
+            ("slow-worker", now - chrono::Duration::hours(3)),
+        ] {
+            let id = c
+                .job_insert_many(JobInsertManyParams {
+                    jobs: vec![docket_core::JobInsertParams {
+                        queue: worker.into(),
+                        run_at: Some(now - chrono::Duration::hours(4)),
+                        ..docket_core::JobInsertParams::new("test.probe", json!({"fail": false}))
+                    }],
+                })
+                .await
+                .unwrap()[0]
+                .id;
+            let got = c
+                .job_get_available(JobGetAvailableParams {
+                    worker_id: worker.into(),
+                    queue: worker.into(),
+                    limit: 1,
+                    now: Some(started),
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+            ids.push(id);
+        }
+        (ids[0], ids[1])
     };
     let (status, body) = json(
         http.get(format!("{base}/v1/jobs/stuck"))
@@ -837,7 +869,17 @@ async fn process_stuck_and_stats(db: impl TestDb) {
         .iter()
         .map(|j| j["id"].as_i64().unwrap())
         .collect();
-    assert_eq!(ids, vec![ghost], "{body}");
+    assert_eq!(ids, vec![lapsed, ghost], "newest first: {body}");
+    let row = &body["jobs"][0];
+    assert_eq!(row["locked_by"], "lapsed-worker", "{body}");
+    assert_eq!(row["status"], "running", "{body}");
+    assert_eq!(row["worker_lease_ms"], 2000, "{body}");
+    assert!(row["worker_heartbeat_at"].is_string(), "{body}");
+    let ran = row["running_for_ms"].as_i64().unwrap();
+    assert!((30_000..600_000).contains(&ran), "{body}");
+    let row = &body["jobs"][1];
+    assert_eq!(row["locked_by"], "ghost-worker", "{body}");
+    assert!(row["worker_heartbeat_at"].is_null() && row["worker_lease_ms"].is_null());
     let r = http
         .get(format!("{base}/v1/jobs/stuck?limit=0"))
         .send()

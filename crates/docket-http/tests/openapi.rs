@@ -18,8 +18,8 @@ use std::time::Duration;
 
 use docket_conformance::harness::{TestDb, sqlite};
 use docket_core::{
-    Clock, CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, MissedRunPolicy,
-    SystemClock,
+    Clock, CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, JobGetAvailableParams,
+    JobInsertManyParams, JobInsertParams, MissedRunPolicy, SystemClock, WorkerHeartbeatParams,
 };
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use docket_pipeline::fetch::{FetchConfig, Fetcher};
@@ -1107,7 +1107,48 @@ async fn real_answers_match_the_documented_schemas() {
         )
         .await;
     assert_eq!(a.status, 200, "{}", a.text);
-    get(&mut c, "/v1/jobs/stuck", "/v1/jobs/stuck").await;
+    // Two stuck jobs, so that both shapes of a row are checked: one whose worker row is gone
+    // (its worker fields null), one whose worker's own one-second lease lapsed.
+    {
+        let mut conn = db.driver().conn().await.unwrap();
+        conn.worker_heartbeat(WorkerHeartbeatParams {
+            id: "openapi-lapsed".into(),
+            hostname: "h".into(),
+            pid: 1,
+            queues: vec![],
+            lease: chrono::Duration::seconds(1),
+            now: Some(SystemClock.now() - chrono::Duration::seconds(10)),
+        })
+        .await
+        .unwrap();
+        for worker in ["openapi-gone", "openapi-lapsed"] {
+            let mut job = JobInsertParams::new("openapi.stuck", json!({}));
+            job.queue = worker.into();
+            conn.job_insert_many(JobInsertManyParams { jobs: vec![job] })
+                .await
+                .unwrap();
+            let got = conn
+                .job_get_available(JobGetAvailableParams {
+                    worker_id: worker.into(),
+                    queue: worker.into(),
+                    limit: 1,
+                    now: None,
+                })
+                .await
+                .unwrap();
+            assert_eq!(got.len(), 1);
+        }
+    }
+    let stuck = get(&mut c, "/v1/jobs/stuck", "/v1/jobs/stuck").await;
+    let workers: Vec<&str> = stuck["jobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|j| j["locked_by"].as_str().unwrap())
+        .collect();
+    assert_eq!(workers, ["openapi-lapsed", "openapi-gone"], "{stuck}");
+    assert_eq!(stuck["jobs"][0]["worker_lease_ms"], 1000);
+    assert!(stuck["jobs"][1]["worker_heartbeat_at"].is_null());
     let a = c
         .send("get", "/metrics", "/metrics", Body::None, None)
         .await;

@@ -385,16 +385,15 @@ where
             .map_err(map_err)
     }
 
-    async fn job_list_expired(&mut self, params: JobListExpiredParams) -> Result<Vec<JobRow>> {
-        sqlx::query(include_str!("../queries/job_list_expired.sql"))
+    async fn job_list_stuck(&mut self, params: JobListStuckParams) -> Result<Vec<StuckJobRow>> {
+        sqlx::query(include_str!("../queries/job_list_stuck.sql"))
             .bind(params.now)
-            .bind(secs(params.lease))
             .bind(params.limit)
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?
             .iter()
-            .map(rows::job)
+            .map(rows::stuck_job)
             .collect()
     }
 
@@ -581,6 +580,7 @@ where
             .bind(params.pid)
             .bind(&params.queues)
             .bind(params.now)
+            .bind(params.lease.num_milliseconds())
             .execute(&mut *self.conn)
             .await
             .map(|_| ())
@@ -596,8 +596,9 @@ where
             .map_err(map_err)
     }
 
-    async fn worker_list(&mut self) -> Result<Vec<WorkerRow>> {
-        sqlx::query("SELECT * FROM docket_workers ORDER BY heartbeat_at DESC, id")
+    async fn worker_list(&mut self, params: WorkerListParams) -> Result<Vec<WorkerRow>> {
+        sqlx::query(include_str!("../queries/worker_list.sql"))
+            .bind(params.now)
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?
@@ -606,17 +607,13 @@ where
             .collect()
     }
 
-    async fn worker_delete_stale(&mut self, before: DateTime<Utc>) -> Result<u64> {
-        // Only workers that hold no running job: those jobs belong to the rescuer first.
-        sqlx::query(
-            "DELETE FROM docket_workers w WHERE heartbeat_at < $1 AND NOT EXISTS \
-             (SELECT 1 FROM processing_jobs j WHERE j.status = 'running' AND j.locked_by IS NOT NULL AND j.locked_by = w.id)",
-        )
-        .bind(before)
-        .execute(&mut *self.conn)
-        .await
-        .map(|r| r.rows_affected())
-        .map_err(map_err)
+    async fn worker_delete_stale(&mut self, params: WorkerDeleteStaleParams) -> Result<u64> {
+        sqlx::query(include_str!("../queries/worker_delete_stale.sql"))
+            .bind(params.now)
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
     }
 
     async fn leader_attempt_elect(&mut self, params: LeaderElectParams) -> Result<bool> {

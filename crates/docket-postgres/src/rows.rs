@@ -2,7 +2,8 @@
 
 use docket_core::{
     AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error,
-    JobActivityRow, JobAttempt, JobRow, JobStatRow, QueueRow, Result, WorkerRow, decode_vector,
+    JobActivityRow, JobAttempt, JobRow, JobStatRow, QueueRow, Result, StuckJobRow, WorkerRow,
+    decode_vector,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -85,6 +86,22 @@ pub(crate) fn worker(row: &PgRow) -> Result<WorkerRow> {
         queues: row.try_get("queues").map_err(decode)?,
         started_at: row.try_get("started_at").map_err(decode)?,
         heartbeat_at: row.try_get("heartbeat_at").map_err(decode)?,
+        lease_ms: row.try_get("lease_ms").map_err(decode)?,
+        dead: row.try_get("dead").map_err(decode)?,
+    })
+}
+
+pub(crate) fn stuck_job(row: &PgRow) -> Result<StuckJobRow> {
+    let job = job(row)?;
+    let read_at: chrono::DateTime<chrono::Utc> = row.try_get("read_at").map_err(decode)?;
+    let running_for_ms = job
+        .started_at
+        .map_or(0, |t| (read_at - t).num_milliseconds().max(0));
+    Ok(StuckJobRow {
+        job,
+        worker_heartbeat_at: row.try_get("worker_heartbeat_at").map_err(decode)?,
+        worker_lease_ms: row.try_get("worker_lease_ms").map_err(decode)?,
+        running_for_ms,
     })
 }
 

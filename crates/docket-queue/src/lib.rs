@@ -16,7 +16,6 @@
 pub mod admin;
 mod client;
 pub mod cron;
-mod inspect;
 mod job;
 mod leader;
 pub mod maintenance;
@@ -24,7 +23,6 @@ pub mod retry;
 mod runtime;
 
 pub use client::{Client, InsertOpts, insert_params};
-pub use inspect::stuck_jobs;
 pub use job::{JobArgs, JobContext, JobError, Worker, Workers};
 pub use runtime::{
     CLAIMS_CHANGED_TAG, PROCESS_BUDGET, Processed, Processor, QueueConfig, Runtime, RuntimeConfig,

@@ -82,9 +82,14 @@ pub struct RuntimeConfig {
     /// An idle producer looks for work this often even without a wake-up (the fallback when
     /// `LISTEN` is unavailable). Default 1 s.
     pub poll_interval: Duration,
-    /// How often the worker renews its lease. Default 5 s; keep it well under the rescuer's
-    /// lease (30 s).
+    /// How often the worker renews its lease. Default 5 s; at most half of `lease`.
     pub heartbeat_interval: Duration,
+    /// This worker's lease, written with every heartbeat: once it lapses unrenewed, every
+    /// reader (the rescuer, `stuck_jobs`, the dashboard, the CLI) holds the worker dead and the
+    /// rescuer takes its running jobs back. A worker that cannot renew for
+    /// `lease - 1.5 × heartbeat_interval` stops claiming and cancels its running attempts
+    /// first. Must exceed `heartbeat_interval` with room for a slow database. Default 30 s.
+    pub lease: Duration,
     /// Most jobs claimed per statement. Default 1,000.
     pub claim_batch: usize,
     /// Most attempts finalised per statement. Default 2,000.
@@ -96,10 +101,6 @@ pub struct RuntimeConfig {
     pub maintenance: Option<MaintenanceConfig>,
     /// The leader's term. Default 15 s: a dead leader is replaced within that.
     pub leader_ttl: Duration,
-    /// This worker's lease: the rescuer takes back the jobs of a worker silent this long, so
-    /// a worker that cannot renew for `lease - 1.5 × heartbeat_interval` stops claiming and cancels
-    /// its running attempts first. Keep it equal to the rescuer's lease. Default 30 s.
-    pub lease: Duration,
     /// A running attempt whose claim ended elsewhere (cancelled, retried, rescued) is told
     /// through its cancellation token and dropped if it has not returned this long after.
     /// Default 10 s.
@@ -113,12 +114,12 @@ impl Default for RuntimeConfig {
             queues: vec![QueueConfig::new(DEFAULT_QUEUE)],
             poll_interval: Duration::from_secs(1),
             heartbeat_interval: Duration::from_secs(5),
+            lease: Duration::from_secs(30),
             claim_batch: 1000,
             complete_batch: 2000,
             shutdown_grace: Duration::from_secs(30),
             maintenance: Some(MaintenanceConfig::default()),
             leader_ttl: Duration::from_secs(15),
-            lease: Duration::from_secs(30),
             cancel_grace: Duration::from_secs(10),
         }
     }
@@ -148,7 +149,9 @@ impl RuntimeConfig {
         if self.heartbeat_interval.is_zero() {
             problems.push("heartbeat_interval must be positive".to_owned());
         }
-        if self.heartbeat_interval * 2 > self.lease {
+        if self.lease.as_millis() < 1 || self.lease > Duration::from_secs(86_400) {
+            problems.push("lease must be between 1ms and 1 day".to_owned());
+        } else if self.heartbeat_interval * 2 > self.lease {
             problems.push(format!(
                 "heartbeat_interval ({:?}) must be under half the lease ({:?})",
                 self.heartbeat_interval, self.lease
@@ -158,14 +161,6 @@ impl RuntimeConfig {
             && m.rescuer.max_rescues < 1
         {
             problems.push("max_rescues must be at least 1".to_owned());
-        }
-        if let Some(m) = &self.maintenance
-            && self.heartbeat_interval * 2 > m.rescuer.lease
-        {
-            problems.push(format!(
-                "heartbeat_interval ({:?}) must be under half the rescuer lease ({:?})",
-                self.heartbeat_interval, m.rescuer.lease
-            ));
         }
         if self.claim_batch == 0 || self.complete_batch == 0 {
             problems.push("claim_batch and complete_batch must be positive".to_owned());
@@ -461,6 +456,7 @@ async fn heartbeat<D: Driver>(
         hostname: gethostname::gethostname().to_string_lossy().into_owned(),
         pid: i32::try_from(std::process::id()).unwrap_or(0),
         queues: inner.config.queues.iter().map(|q| q.name.clone()).collect(),
+        lease: chrono::Duration::from_std(inner.config.lease).unwrap_or(chrono::Duration::MAX),
         now: None,
     };
     let interval = inner.config.heartbeat_interval;

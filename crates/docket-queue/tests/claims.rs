@@ -130,17 +130,10 @@ async fn a_rescued_claim_stops_its_handler<T: TestDb>(db: T) {
     let (h, mut rx) = start(d, config("rs", 2));
     let id = enqueue(d, "slow", Action::AwaitCancel, in_queue("rs")).await;
     assert_eq!(recv(&mut rx).await, "slow");
-    // The rescuer takes it back as if the worker's lease had lapsed (a lease of zero).
+    // The rescuer takes it back as if the worker's lease had lapsed: its clock is five
+    // minutes ahead.
     let clock = Arc::new(ManualClock::new(Utc::now() + chrono::Duration::minutes(5)));
-    let rescuer = Rescuer::new(
-        d.clone(),
-        RescuerConfig {
-            lease: Duration::from_secs(60),
-            ..Default::default()
-        },
-        clock,
-    )
-    .unwrap();
+    let rescuer = Rescuer::new(d.clone(), RescuerConfig::default(), clock).unwrap();
     let r = rescuer.run_once().await.unwrap();
     assert_eq!(r.requeued, vec![id]);
     assert_eq!(recv(&mut rx).await, "slow-stopped");

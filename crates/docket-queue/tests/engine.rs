@@ -331,6 +331,8 @@ async fn rescuer_requeues_jobs_of_silent_workers<T: TestDb>(db: T) {
         hostname: "h".into(),
         pid: 1,
         queues: vec![DEFAULT_QUEUE.into()],
+        // The worker's own lease, not the rescuer's: it has none.
+        lease: chrono::Duration::seconds(10),
         now: Some(t0()),
     })
     .await
@@ -352,27 +354,35 @@ async fn rescuer_requeues_jobs_of_silent_workers<T: TestDb>(db: T) {
     drop(c);
     let rescuer =
         Rescuer::new(d.clone(), RescuerConfig::default(), Arc::new(clock.clone())).unwrap();
-    // Within the lease: untouched.
-    clock.set(t0() + chrono::Duration::seconds(29));
+    // Within the worker's lease: untouched, and the worker stays.
+    clock.set(t0() + chrono::Duration::seconds(9));
     assert_eq!(
         rescuer.run_once().await.unwrap(),
         JobRescueResult::default()
     );
-    clock.set(t0() + chrono::Duration::seconds(31));
+    let mut c = d.conn().await.unwrap();
+    assert_eq!(c.worker_list(Default::default()).await.unwrap().len(), 1);
+    drop(c);
+    clock.set(t0() + chrono::Duration::seconds(11));
     let r = rescuer.run_once().await.unwrap();
     assert_eq!(r.requeued, vec![id]);
     assert_eq!(job(d, id).await.status, JobState::Queued);
+    // The worker's row goes once its jobs are back in the queue; a worker that comes back
+    // writes it again.
+    let mut c = d.conn().await.unwrap();
+    assert!(c.worker_list(Default::default()).await.unwrap().is_empty());
+    drop(c);
     assert!(
         Rescuer::new(
             d.clone(),
             RescuerConfig {
-                lease: Duration::ZERO,
+                interval: Duration::ZERO,
                 ..Default::default()
             },
             Arc::new(clock)
         )
         .is_err(),
-        "a zero lease is refused"
+        "a zero interval is refused"
     );
 }
 
@@ -554,6 +564,12 @@ fn invalid_runtime_config_reports_every_problem() {
     for part in ["invalid queue name", "concurrency", "heartbeat_interval"] {
         assert!(e.contains(part), "{part}: {e}");
     }
+    let cfg = RuntimeConfig {
+        lease: Duration::ZERO,
+        ..Default::default()
+    };
+    let e = cfg.validate().unwrap_err().to_string();
+    assert!(e.contains("lease must be"), "{e}");
 }
 
 #[test]

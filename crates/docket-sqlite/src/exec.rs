@@ -424,18 +424,17 @@ where
         Ok(cancelled)
     }
 
-    async fn job_list_expired(&mut self, params: JobListExpiredParams) -> Result<Vec<JobRow>> {
+    async fn job_list_stuck(&mut self, params: JobListStuckParams) -> Result<Vec<StuckJobRow>> {
         if !check_limit(params.limit)? {
             return Ok(Vec::new());
         }
-        let rows = sqlx::query(sql!("job_list_expired"))
+        let rows = sqlx::query(sql!("job_list_stuck"))
             .bind(now_micros(params.now))
-            .bind(duration_micros(params.lease))
             .bind(params.limit)
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?;
-        rows.iter().map(rows::job).collect()
+        rows.iter().map(rows::stuck_job).collect()
     }
 
     async fn job_rescue_many(&mut self, params: JobRescueManyParams) -> Result<JobRescueResult> {
@@ -643,6 +642,7 @@ where
             .bind(params.pid)
             .bind(json_text!(&params.queues)?)
             .bind(now_micros(params.now))
+            .bind(params.lease.num_milliseconds())
             .execute(&mut *self.conn)
             .await
             .map_err(map_err)?;
@@ -658,17 +658,18 @@ where
         Ok(())
     }
 
-    async fn worker_list(&mut self) -> Result<Vec<WorkerRow>> {
+    async fn worker_list(&mut self, params: WorkerListParams) -> Result<Vec<WorkerRow>> {
         let rows = sqlx::query(sql!("worker_list"))
+            .bind(now_micros(params.now))
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?;
         rows.iter().map(rows::worker).collect()
     }
 
-    async fn worker_delete_stale(&mut self, before: DateTime<Utc>) -> Result<u64> {
+    async fn worker_delete_stale(&mut self, params: WorkerDeleteStaleParams) -> Result<u64> {
         let done = sqlx::query(sql!("worker_delete_stale"))
-            .bind(micros(before))
+            .bind(now_micros(params.now))
             .execute(&mut *self.conn)
             .await
             .map_err(map_err)?;

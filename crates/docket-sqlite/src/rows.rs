@@ -3,8 +3,8 @@
 use chrono::{DateTime, Duration, Utc};
 use docket_core::{
     AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error,
-    JobActivityRow, JobAttempt, JobRow, JobStatRow, LeaderRow, QueueRow, Result, WorkerRow,
-    decode_vector,
+    JobActivityRow, JobAttempt, JobRow, JobStatRow, LeaderRow, QueueRow, Result, StuckJobRow,
+    WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -150,6 +150,22 @@ pub(crate) fn worker(row: &SqliteRow) -> Result<WorkerRow> {
         queues: string_list(row, "queues")?,
         started_at: time(row, "started_at")?,
         heartbeat_at: time(row, "heartbeat_at")?,
+        lease_ms: get(row, "lease_ms")?,
+        dead: get::<i64>(row, "dead")? != 0,
+    })
+}
+
+pub(crate) fn stuck_job(row: &SqliteRow) -> Result<StuckJobRow> {
+    let job = job(row)?;
+    let read_at = time(row, "read_at")?;
+    let running_for_ms = job
+        .started_at
+        .map_or(0, |t| (read_at - t).num_milliseconds().max(0));
+    Ok(StuckJobRow {
+        job,
+        worker_heartbeat_at: time_opt(row, "worker_heartbeat_at")?,
+        worker_lease_ms: get(row, "worker_lease_ms")?,
+        running_for_ms,
     })
 }
 

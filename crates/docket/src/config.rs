@@ -171,7 +171,9 @@ pub struct MaintenanceSection {
     pub enabled: bool,
     /// Leader term, milliseconds. Default 15000.
     pub leader_ttl_ms: u64,
-    /// A worker silent this long is dead and its jobs are rescued, milliseconds. Default 30000.
+    /// This process's worker lease, milliseconds, written with each heartbeat (also when
+    /// `enabled` is false): once it lapses unrenewed the worker is dead, shown so, and its jobs
+    /// are rescued. Default 30000.
     pub lease_ms: u64,
     /// Rescuer interval, milliseconds. Default 5000.
     pub rescue_interval_ms: u64,
@@ -198,7 +200,7 @@ impl Default for MaintenanceSection {
         Self {
             enabled: true,
             leader_ttl_ms: RuntimeConfig::default().leader_ttl.as_millis() as u64,
-            lease_ms: r.lease.as_millis() as u64,
+            lease_ms: RuntimeConfig::default().lease.as_millis() as u64,
             rescue_interval_ms: r.interval.as_millis() as u64,
             max_rescues: r.max_rescues,
             completed_retention_days: c.completed_retention.as_secs_f64() / 86_400.0,
@@ -409,12 +411,12 @@ impl Config {
                 .collect(),
             poll_interval: ms(w.poll_interval_ms),
             heartbeat_interval: ms(w.heartbeat_interval_ms),
+            lease: ms(m.lease_ms),
             claim_batch: w.claim_batch,
             complete_batch: w.complete_batch,
             shutdown_grace: Duration::from_secs(w.shutdown_grace_secs),
             maintenance: m.enabled.then(|| MaintenanceConfig {
                 rescuer: RescuerConfig {
-                    lease: ms(m.lease_ms),
                     interval: ms(m.rescue_interval_ms),
                     max_rescues: m.max_rescues,
                     ..Default::default()
@@ -433,7 +435,6 @@ impl Config {
                 },
             }),
             leader_ttl: ms(m.leader_ttl_ms),
-            lease: ms(m.lease_ms),
             cancel_grace: ms(w.cancel_grace_ms),
         })
     }

@@ -336,6 +336,25 @@ async fn operator_commands_inspect_and_repair_the_queue() {
         serde_json::from_str(&cli(&db, &["queues", "status", "--json"])).unwrap();
     assert_eq!(status["queues"][0]["name"], "*");
     assert!(status["queues"][0]["paused_at"].is_string());
+    // The worker is listed live, with the lease it wrote (FAST: 1500 ms); nothing is stuck.
+    let ops = status["workers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["id"] == "ops")
+        .cloned()
+        .unwrap_or_else(|| panic!("worker ops listed: {status}"));
+    assert_eq!(
+        (ops["dead"].clone(), ops["lease_ms"].clone()),
+        (json!(false), json!(1500))
+    );
+    let text = cli(&db, &["queues", "status"]);
+    assert!(
+        text.contains("worker ops") && text.contains(": live, "),
+        "{text}"
+    );
+    assert!(cli(&db, &["jobs", "stuck"]).contains("no stuck jobs"));
+    assert_eq!(cli(&db, &["jobs", "stuck", "--json"]).trim(), "[]");
     assert_eq!(
         db.scalar("SELECT count(*) FROM processing_jobs WHERE job_type = 'docket.noop' AND status = 'queued'")
             .await,

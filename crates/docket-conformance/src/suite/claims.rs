@@ -4,7 +4,7 @@
 use chrono::Duration;
 use docket_core::{
     AttemptOutcome, AuditInsertParams, AuditListParams, CompletionOutcome, Executor,
-    JobClaimsLostParams, JobDiscardParams, JobListExpiredParams, JobRescue, JobRescueManyParams,
+    JobClaimsLostParams, JobDiscardParams, JobListStuckParams, JobRescue, JobRescueManyParams,
     JobRetryParams, JobRunNowParams, JobState, WorkerHeartbeatParams,
 };
 use serde_json::json;
@@ -23,6 +23,7 @@ fn heartbeat(id: &str, now: chrono::DateTime<chrono::Utc>) -> WorkerHeartbeatPar
         hostname: "host".into(),
         pid: 7,
         queues: vec![],
+        lease: chrono::Duration::minutes(1),
         now: Some(now),
     }
 }
@@ -102,7 +103,7 @@ pub async fn claim_tokens_guard_every_end<T: TestDb>(db: &T) {
     )
     .await
     .remove(0);
-    let r = rescue_expired(&mut c, Duration::minutes(1), t0, 100).await;
+    let r = rescue_expired(&mut c, t0, 100).await;
     assert_eq!(r.failed, vec![id], "out of attempts: dead-lettered");
     assert_eq!(retry_jobs(&mut c, retry(vec![id])).await, vec![id]);
     c.worker_heartbeat(heartbeat("w-dead", t0 + s(2)))
@@ -338,7 +339,6 @@ pub async fn rescue_decisions<T: TestDb>(db: &T) {
     let mut c = conn(db).await;
     let t0 = base_time();
     let m = Duration::minutes;
-    let lease = m(1);
     c.worker_heartbeat(heartbeat("dead", t0 - m(10)))
         .await
         .expect("heartbeat");
@@ -352,14 +352,14 @@ pub async fn rescue_decisions<T: TestDb>(db: &T) {
     let jb = claim(&mut c, "rd-b", "dead", 1, t0 - m(10)).await.remove(0);
     claim(&mut c, "rd-l", "live", 1, t0).await;
     let expired = c
-        .job_list_expired(JobListExpiredParams {
-            lease,
+        .job_list_stuck(JobListStuckParams {
             now: Some(t0),
             limit: 10,
         })
         .await
-        .expect("list_expired");
-    let ids: Vec<i64> = expired.iter().map(|j| j.id).collect();
+        .expect("list_stuck");
+    let mut ids: Vec<i64> = expired.iter().map(|s| s.job.id).collect();
+    ids.sort_unstable();
     assert_eq!(ids, vec![a, b], "only the dead worker's jobs: {l} is live");
 
     let decide = |j: &docket_core::JobRow, status, run_at, error: &str| JobRescue {

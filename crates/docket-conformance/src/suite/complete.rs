@@ -313,13 +313,14 @@ pub async fn guarded_finalisation<T: TestDb>(db: &T) {
         hostname: "host".into(),
         pid: 1,
         queues: vec!["g2".into()],
+        lease,
         now: Some(now),
     };
     let r = add(&mut c, job("g", "g2", t0)).await;
     c.worker_heartbeat(hb("old", t0)).await.expect("heartbeat");
     claim(&mut c, "g2", "old", 1, t0).await;
     let t1 = t0 + Duration::minutes(10);
-    let rescued = rescue_expired(&mut c, lease, t1, 10).await;
+    let rescued = rescue_expired(&mut c, t1, 10).await;
     assert_eq!(rescued.requeued, vec![r]);
     c.worker_heartbeat(hb("new", t1)).await.expect("heartbeat");
     let got = claim(&mut c, "g2", "new", 1, t1).await;

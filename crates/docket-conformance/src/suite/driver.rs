@@ -26,7 +26,12 @@ pub async fn driver_basics<T: TestDb>(db: &T) {
         "a fresh database has jobs"
     );
     assert!(c.queue_list().await.expect("queue_list").is_empty());
-    assert!(c.worker_list().await.expect("worker_list").is_empty());
+    assert!(
+        c.worker_list(Default::default())
+            .await
+            .expect("worker_list")
+            .is_empty()
+    );
     assert!(
         c.cron_schedule_list()
             .await

@@ -15,6 +15,7 @@ mod driver;
 mod insert;
 mod read;
 mod repair;
+mod stuck;
 mod tx;
 mod views;
 mod workers;
@@ -42,8 +43,9 @@ pub use documents::{
 };
 pub use driver::driver_basics;
 pub use insert::{insert_many, insert_one, insert_validation, unique_keys};
-pub use read::{job_activity, job_list, job_stats, job_throughput};
+pub use read::{failures_outlive_a_retry, job_activity, job_list, job_stats, job_throughput};
 pub use repair::{cancel, delete_finished, manual_retry, rescue};
+pub use stuck::stuck_jobs_follow_worker_lease;
 pub use tx::{broadcasts, transaction_commit_visibility, transaction_rollback, wakeups};
 pub use views::monitoring_views;
 pub use workers::{leader, workers};
@@ -54,7 +56,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use docket_core::{
     AttemptOutcome, CompletionOutcome, Driver, Executor, JobAttempt, JobCancelParams,
     JobCompleteManyParams, JobCompletion, JobGetAvailableParams, JobInsertManyParams,
-    JobInsertParams, JobInsertResult, JobListExpiredParams, JobListParams, JobRescue,
+    JobInsertParams, JobInsertResult, JobListParams, JobListStuckParams, JobRescue,
     JobRescueManyParams, JobRescueResult, JobRetryParams, JobRow, JobState,
 };
 use serde_json::json;
@@ -368,22 +370,24 @@ pub(crate) fn failed(error: &str) -> CompletionOutcome {
     }
 }
 
-/// A rescue pass as the engine makes one, deciding simply: every expired claim goes back to
-/// the queue due at `now`, or is dead-lettered when it has no attempts left.
+/// A rescue pass as the engine makes one, deciding simply: every stuck job (its worker's own
+/// lease lapsed at `now`, or its worker row gone) goes back to the queue due at `now`, or is
+/// dead-lettered when it has no attempts left.
 pub(crate) async fn rescue_expired<E: Executor>(
     c: &mut E,
-    lease: Duration,
     now: DateTime<Utc>,
     limit: i64,
 ) -> JobRescueResult {
-    let expired = c
-        .job_list_expired(JobListExpiredParams {
-            lease,
+    let expired: Vec<JobRow> = c
+        .job_list_stuck(JobListStuckParams {
             now: Some(now),
             limit,
         })
         .await
-        .expect("job_list_expired");
+        .expect("job_list_stuck")
+        .into_iter()
+        .map(|s| s.job)
+        .collect();
     let rescues = expired
         .iter()
         .map(|j| JobRescue {

@@ -2,16 +2,19 @@
 
 use std::collections::BTreeSet;
 
+use chrono::DurationRound;
 use chrono::{Duration, Utc};
 use docket_core::{
-    Executor, JobActivityParams, JobInsertParams, JobListParams, JobState, JobThroughputParams,
+    CompletionOutcome, Executor, JobActivityParams, JobInsertParams, JobListParams, JobRetryParams,
+    JobState, JobThroughputParams,
 };
 use uuid::Uuid;
 
 use crate::harness::TestDb;
 
 use super::{
-    add, assert_near, base_time, claim, conn, failed, finish, ids_of, insert_new, job, list,
+    add, assert_near, base_time, claim, conn, failed, finish, get, ids_of, insert_new, job, list,
+    retry_jobs,
 };
 
 /// `job_stats`: one row per (job_type, queue, status) with its count.
@@ -148,7 +151,6 @@ pub async fn job_activity<T: TestDb>(db: &T) {
 /// `job_throughput`: completions and dead letters per minute between `since` and `now`,
 /// oldest minute first, minutes with nothing finished left out.
 pub async fn job_throughput<T: TestDb>(db: &T) {
-    use chrono::DurationRound;
     let mut c = conn(db).await;
     let m0 = (base_time() - Duration::hours(3))
         .duration_trunc(Duration::minutes(1))
@@ -189,6 +191,127 @@ pub async fn job_throughput<T: TestDb>(db: &T) {
         vec![(m0, 1, 1), (m0 + Duration::minutes(5), 1, 0)],
         "rows: {rows:?}"
     );
+}
+
+/// Failures are counted from the attempts that dead-lettered their job, by when each ended: a
+/// dead letter retried by hand to success stays in the hour's failures (and the chart's minute),
+/// next to its later completion; a rescue on the last allowed attempt is a failure; attempts
+/// that fail with attempts left (retried, or rescued before the last) are not.
+pub async fn failures_outlive_a_retry<T: TestDb>(db: &T) {
+    let mut c = conn(db).await;
+    let t0 = base_time();
+    let m = Duration::minutes;
+    let now = t0 + Duration::seconds(2);
+    let early = t0 - Duration::hours(2);
+    let with_max = |queue: &str, max| {
+        let mut j = job("fh", queue, early);
+        j.max_attempts = max;
+        j
+    };
+    // A dead letter at t0 - 10 min (ending 1 s later), retried by hand and completed.
+    let a = add(&mut c, with_max("fh-dead", 4)).await;
+    finish(&mut c, "fh-dead", t0 - m(10), failed("boom")).await;
+    let retried = retry_jobs(
+        &mut c,
+        JobRetryParams {
+            ids: vec![a],
+            now: Some(t0 - m(5)),
+            ..Default::default()
+        },
+    )
+    .await;
+    assert_eq!(retried, vec![a]);
+    finish(&mut c, "fh-dead", t0 - m(4), CompletionOutcome::Completed).await;
+    assert_eq!(get(&mut c, a).await.status, JobState::Completed);
+    // A retryable failure, then success: not a failure of the job.
+    add(&mut c, with_max("fh-retry", 4)).await;
+    finish(
+        &mut c,
+        "fh-retry",
+        t0 - m(20),
+        CompletionOutcome::Retry {
+            run_at: t0 - m(19),
+            error: "flaky".into(),
+        },
+    )
+    .await;
+    finish(&mut c, "fh-retry", t0 - m(19), CompletionOutcome::Completed).await;
+    // Two jobs of a worker that died: one on its last allowed attempt (dead-lettered by the
+    // rescue), one with attempts left (requeued).
+    let last = add(&mut c, with_max("fh-rescued-last", 1)).await;
+    let more = add(&mut c, with_max("fh-rescued-more", 3)).await;
+    for q in ["fh-rescued-last", "fh-rescued-more"] {
+        assert_eq!(claim(&mut c, q, "gone", 1, t0 - m(31)).await.len(), 1);
+    }
+    let res = super::rescue_expired(&mut c, t0 - m(30), 10).await;
+    assert_eq!((res.failed, res.requeued), (vec![last], vec![more]));
+
+    let rows = c
+        .job_activity(JobActivityParams { now: Some(now) })
+        .await
+        .expect("job_activity");
+    let counts = |q: &str| {
+        rows.iter()
+            .find(|r| r.job_type == "fh" && r.queue == q)
+            .map(|r| {
+                (
+                    r.completed_last_minute,
+                    r.failed_last_minute,
+                    r.completed_last_hour,
+                    r.failed_last_hour,
+                )
+            })
+    };
+    assert_eq!(counts("fh-dead"), Some((0, 0, 1, 1)), "rows: {rows:?}");
+    assert_eq!(counts("fh-retry"), Some((0, 0, 1, 0)), "rows: {rows:?}");
+    assert_eq!(
+        counts("fh-rescued-last"),
+        Some((0, 0, 0, 1)),
+        "rows: {rows:?}"
+    );
+    // Requeued and due: a row for its wait, with no failure.
+    assert_eq!(
+        counts("fh-rescued-more"),
+        Some((0, 0, 0, 0)),
+        "rows: {rows:?}"
+    );
+    // In the last minute: the failure counts where its attempt ended.
+    let late = c
+        .job_activity(JobActivityParams {
+            now: Some(t0 - m(10) + Duration::seconds(30)),
+        })
+        .await
+        .expect("job_activity");
+    let dead = late
+        .iter()
+        .find(|r| r.queue == "fh-dead")
+        .expect("a row for the dead letter");
+    assert_eq!((dead.failed_last_minute, dead.failed_last_hour), (1, 1));
+
+    let minute = |t: chrono::DateTime<Utc>| {
+        t.duration_trunc(Duration::minutes(1))
+            .expect("a minute boundary")
+    };
+    let tput = c
+        .job_throughput(JobThroughputParams {
+            since: minute(t0 - Duration::hours(1)),
+            now: Some(now),
+        })
+        .await
+        .expect("job_throughput");
+    let got: Vec<_> = tput
+        .iter()
+        .map(|r| (r.minute, r.completed, r.failed))
+        .collect();
+    let one_s = Duration::seconds(1);
+    let mut want = vec![
+        (minute(t0 - m(30)), 0, 1),         // the rescue on the last attempt
+        (minute(t0 - m(19) + one_s), 1, 0), // the retried job's success
+        (minute(t0 - m(10) + one_s), 0, 1), // the dead letter
+        (minute(t0 - m(4) + one_s), 1, 0),  // its success after the manual retry
+    ];
+    want.sort();
+    assert_eq!(got, want, "rows: {tput:?}");
 }
 
 /// `job_list`: filters, newest first, cursor, limit.

@@ -266,8 +266,8 @@ pub async fn cancel<T: TestDb>(db: &T) {
     );
 }
 
-/// Jobs of workers whose heartbeat is older than the lease are rescued: requeued, or failed
-/// when out of attempts; live workers' jobs are left alone.
+/// Jobs of workers whose heartbeat is older than the lease they wrote with it are rescued:
+/// requeued, or failed when out of attempts; live workers' jobs are left alone.
 pub async fn rescue<T: TestDb>(db: &T) {
     let mut c = conn(db).await;
     let t0 = base_time();
@@ -278,6 +278,7 @@ pub async fn rescue<T: TestDb>(db: &T) {
         hostname: "host".into(),
         pid: 7,
         queues: vec![],
+        lease,
         now: Some(now),
     };
     c.worker_heartbeat(hb("dead", t0 - m(10)))
@@ -326,7 +327,7 @@ pub async fn rescue<T: TestDb>(db: &T) {
         v
     };
 
-    let res = rescue_expired(&mut c, lease, t0, 100).await;
+    let res = rescue_expired(&mut c, t0, 100).await;
     assert_eq!(
         sorted(res.requeued.clone()),
         vec![a, d],
@@ -368,7 +369,7 @@ pub async fn rescue<T: TestDb>(db: &T) {
         );
     }
 
-    let again = rescue_expired(&mut c, lease, t0, 100).await;
+    let again = rescue_expired(&mut c, t0, 100).await;
     assert_eq!(again, Default::default(), "nothing left to rescue");
     c.worker_heartbeat(hb("w2", t0)).await.expect("heartbeat");
     let got = claim(&mut c, "ra", "w2", 1, t0).await;
@@ -383,7 +384,7 @@ pub async fn rescue<T: TestDb>(db: &T) {
     assert_eq!(claim(&mut c, "rl", "ghost2", 10, started).await.len(), 3);
     let mut seen = Vec::new();
     for expected in [2, 1, 0] {
-        let res = rescue_expired(&mut c, lease, t0, 2).await;
+        let res = rescue_expired(&mut c, t0, 2).await;
         assert!(res.failed.is_empty());
         assert_eq!(res.requeued.len(), expected, "limit 2: {res:?}");
         seen.extend(res.requeued);

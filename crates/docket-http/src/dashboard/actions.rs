@@ -18,7 +18,7 @@ use crate::AppState;
 use crate::auth::Actor;
 
 /// Who acts, for the audit trail.
-fn who(actor: &Option<Extension<Actor>>) -> String {
+pub(super) fn who(actor: &Option<Extension<Actor>>) -> String {
     actor
         .as_ref()
         .map_or_else(|| "dashboard".to_owned(), |Extension(a)| a.0.clone())

@@ -269,8 +269,9 @@ pub(super) fn timings(t: &serde_json::Value) -> String {
     }
 }
 
-/// Completed and failed jobs per minute over the hour before `now` (60 bars, the current
-/// minute last), as an inline SVG bar chart with its figures in text.
+/// Completed jobs and failures (attempts that dead-lettered their job, counted when they
+/// ended, so a dead letter retried later stays) per minute over the hour before `now` (60 bars,
+/// the current minute last), as an inline SVG bar chart with its figures in text.
 pub(super) fn throughput_chart(
     rows: &[docket_core::JobThroughputRow],
     now: DateTime<Utc>,

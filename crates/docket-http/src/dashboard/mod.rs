@@ -9,7 +9,7 @@
 //! | `/` | overview: jobs by state and kind, throughput, queues, workers, leader |
 //! | `/ui/jobs` | jobs, filtered by state, kind, queue, document |
 //! | `/ui/jobs/failed` | the dead-letter view, with bulk retry and discard |
-//! | `/ui/jobs/stuck` | running jobs whose worker stopped heartbeating |
+//! | `/ui/jobs/stuck` | running jobs whose worker's lease lapsed: worker, last heartbeat, running time; cancel |
 //! | `/ui/jobs/{id}` | a job: payload, attempts, timeline; retry, run now, cancel, discard |
 //! | `/ui/documents` | documents with live progress; upload |
 //! | `/ui/documents/{id}` | a document and its chunks; reprocess, cancel, delete |
@@ -27,6 +27,7 @@
 mod actions;
 mod audit;
 mod html;
+mod stuck;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt::Write as _;
@@ -38,7 +39,9 @@ use axum::response::{Html, IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
-use docket_core::{DocumentListParams, DocumentStatus, Driver, Executor, JobListParams, JobState};
+use docket_core::{
+    DocumentListParams, DocumentStatus, Driver, Executor, JobListParams, JobState, WorkerListParams,
+};
 use docket_pipeline::NewDocument;
 use docket_queue::maintenance::ManualRun;
 use serde::Deserialize;
@@ -56,7 +59,7 @@ pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
         .route("/ui/assets/app.js", get(js))
         .route("/ui/jobs", get(jobs::<D>))
         .route("/ui/jobs/failed", get(failed::<D>))
-        .route("/ui/jobs/stuck", get(stuck::<D>))
+        .route("/ui/jobs/stuck", get(stuck::stuck::<D>))
         .route("/ui/jobs/retry", post(actions::retry_many::<D>))
         .route("/ui/jobs/discard", post(actions::discard_many::<D>))
         .route("/ui/jobs/{id}", get(job::<D>))
@@ -222,7 +225,7 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
         .job_activity(docket_core::JobActivityParams::default())
         .await?;
     let queues = c.queue_list().await?;
-    let workers = c.worker_list().await?;
+    let workers = c.worker_list(WorkerListParams::default()).await?;
     let leader = c.leader_get(None).await?;
     let now = Utc::now();
     let throughput = c
@@ -319,33 +322,45 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
     if workers.is_empty() {
         b.push_str("<p class=\"empty\">No workers have reported in. Jobs wait until a process with workers starts.</p>");
     } else {
+        if workers.iter().any(|w| w.dead) {
+            b.push_str("<p class=\"warn\" role=\"status\">A worker is dead: its last heartbeat is older than its lease. Its running jobs are <a href=\"/ui/jobs/stuck\">stuck</a> until the rescuer takes them back; then its row goes.</p>");
+        }
         b.push_str(&html::table_start(
             "",
             &[
                 Col::Text("worker"),
+                Col::Text("state"),
                 Col::Text("host"),
                 Col::Num("pid"),
                 Col::Text("queues"),
                 Col::Text("started"),
                 Col::Text("last heartbeat"),
+                Col::Text("lease"),
             ],
         ));
         for w in &workers {
             let lead = leader.as_ref().is_some_and(|l| l.leader_id == w.id);
             let _ = write!(
                 b,
-                "<tr><td><code>{}</code>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                "<tr data-worker=\"{}\"><td><code>{}</code>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+                esc(&w.id),
                 esc(&w.id),
                 if lead {
                     " <span class=\"badge\">leader</span>"
                 } else {
                     ""
                 },
+                if w.dead {
+                    "<span class=\"badge state-failed\">dead</span>"
+                } else {
+                    "<span class=\"badge state-completed\">live</span>"
+                },
                 esc(&w.hostname),
                 w.pid,
                 esc(&w.queues.join(", ")),
                 html::time(w.started_at),
-                html::ago(now, w.heartbeat_at)
+                html::ago(now, w.heartbeat_at),
+                html::millis(w.lease_ms),
             );
         }
         b.push_str(html::TABLE_END);
@@ -630,29 +645,6 @@ async fn failed<D: Driver>(
     b.push_str("</section>");
     Ok(Html(
         Page::new("Dead letters", "failed")
-            .body(b)
-            .render(user_name(&user)),
-    )
-    .into_response())
-}
-
-async fn stuck<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult {
-    let mut c = s.pipeline.driver().conn().await?;
-    let list = docket_queue::stuck_jobs(&mut c, s.stuck_after, 200).await?;
-    drop(c);
-    let mut b = format!(
-        "<h1>Stuck jobs</h1><p class=\"lede\">Running jobs whose worker has been silent for more than {} s. The leader's rescuer puts them back in their queue.</p>",
-        s.stuck_after.as_secs()
-    );
-    b.push_str("<section class=\"card\" id=\"stuck\" data-live>");
-    b.push_str(&job_table(
-        &list,
-        "No stuck jobs: every running job's worker is heartbeating.",
-        false,
-    ));
-    b.push_str("</section>");
-    Ok(Html(
-        Page::new("Stuck jobs", "stuck")
             .body(b)
             .render(user_name(&user)),
     )
@@ -1170,7 +1162,11 @@ async fn queues<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult
     .into_response())
 }
 
-async fn cron_run<D: Driver>(State(s): State<AppState<D>>, Path(name): Path<String>) -> UiResult {
+async fn cron_run<D: Driver>(
+    State(s): State<AppState<D>>,
+    actor: Option<Extension<crate::auth::Actor>>,
+    Path(name): Path<String>,
+) -> UiResult {
     let p = &s.pipeline;
     let scheduler = docket_queue::maintenance::Scheduler::new(
         p.driver().clone(),
@@ -1179,7 +1175,14 @@ async fn cron_run<D: Driver>(State(s): State<AppState<D>>, Path(name): Path<Stri
     )?;
     // The same rule as the API's and the CLI's: refused while a run is live.
     match scheduler.run_now(&name).await? {
-        ManualRun::Enqueued(_) => Ok(see_other("/ui/queues")),
+        ManualRun::Enqueued(run) => {
+            let who = actions::who(&actor);
+            let jobs: Vec<i64> = run.job_id.into_iter().collect();
+            let detail = serde_json::json!({ "run": run.id });
+            docket_queue::admin::record(p.driver(), &who, "cron_run", Some(name), &jobs, detail)
+                .await?;
+            Ok(see_other("/ui/queues"))
+        }
         ManualRun::Live => Err(UiError(
             StatusCode::CONFLICT,
             format!("a run of {name} is already live"),

@@ -4,7 +4,8 @@
 //   node dashboard.mjs <base-url> <admin-api-key> <screenshot-dir>
 //
 // The server it talks to has a `test.flaky` job that failed for good on its first run (it
-// succeeds when retried) and one cron schedule. Exits non-zero on the first failed check.
+// succeeds when retried), one cron schedule, and a worker that died (its lease lapsed) holding
+// a running job. Exits non-zero on the first failed check.
 
 import { chromium } from "playwright-core";
 import fs from "node:fs";
@@ -160,6 +161,11 @@ try {
   await page.goto(base + "/");
   await page.locator("#kinds").getByText("test.flaky").waitFor();
   check(await page.locator("#throughput rect.c").count() > 0, "the throughput chart has bars");
+  const crashed = page.locator('#workers tr[data-worker="crashed-worker"]');
+  check((await crashed.locator("td").nth(1).textContent()).trim() === "dead",
+    "the overview shows a worker past its lease as dead");
+  check(await page.locator("#workers tr[data-worker] td:nth-child(2)", { hasText: "live" }).count() >= 1,
+    "and the server's own worker as live");
   await shoot("overview");
 
   await page.goto(base + "/ui/jobs");
@@ -171,9 +177,21 @@ try {
   const rows = page.locator("#job-list tbody tr");
   check(await rows.count() === 1 && (await rows.first().textContent()).includes("test.flaky"),
     "the jobs list filters by kind and state");
+  // Stuck: the dead worker's job, with its worker, last heartbeat and running time; cancel it.
+  await page.goto(base + "/ui/jobs/stuck");
+  const stuckRow = page.locator("#stuck tbody tr", { hasText: "crashed-worker" });
+  await stuckRow.waitFor();
+  const stuckText = await stuckRow.textContent();
+  check(/test\.flaky/.test(stuckText) && /ago/.test(stuckText) && /30\.0 s/.test(stuckText) && /5 min/.test(stuckText),
+    "the Stuck page shows the job's kind, its worker's last heartbeat and lease, and its running time");
+  await shoot("stuck");
+  await stuckRow.getByRole("button", { name: /Cancel job/ }).click();
+  await page.waitForURL(/\/ui\/jobs\/\d+$/);
+  await page.locator("#job-state .badge.state-cancelled").first().waitFor();
+  check(true, "cancelling from the Stuck page cancels the job");
   await page.goto(base + "/ui/jobs/stuck");
   await page.getByText("No stuck jobs").waitFor();
-  await shoot("stuck");
+  check(true, "the cancelled job leaves the Stuck page");
   // Cron: run a schedule now; its run shows in the history.
   await page.goto(base + "/ui/queues");
   await page.getByRole("button", { name: "Run nightly-cleanup now" }).click();

@@ -1,7 +1,13 @@
 //! The rescuer: running jobs whose worker stopped heartbeating go back to the queue.
 //!
-//! The engine decides, the driver applies: the rescuer reads the expired claims
-//! ([`Executor::job_list_expired`]), decides each one's fate, and hands the decisions to
+//! Each worker writes its own lease with every heartbeat (the runtime's
+//! [`RuntimeConfig::lease`](crate::RuntimeConfig::lease)); the rescuer holds a worker dead
+//! once that lease has lapsed, so it agrees with the `stuck_jobs` view and every other reader,
+//! whatever this process's own settings. After taking back a dead worker's jobs it deletes the
+//! worker's row, so that the worker lists show only processes that may still be running.
+//!
+//! The engine decides, the driver applies: the rescuer reads the stuck jobs
+//! ([`Executor::job_list_stuck`]), decides each one's fate, and hands the decisions to
 //! [`Executor::job_rescue_many`], which applies each only while the job still runs under the
 //! dead claim (a completion that lands first wins). A rescued job waits its kind's backoff, as
 //! after a failure, and a job whose worker died `max_rescues` times in a row is dead-lettered
@@ -14,8 +20,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    Clock, Driver, Executor, JobListExpiredParams, JobRescue, JobRescueManyParams, JobRescueResult,
-    JobRow, JobState, Result,
+    Clock, Driver, Executor, JobListStuckParams, JobRescue, JobRescueManyParams, JobRescueResult,
+    JobRow, JobState, Result, WorkerDeleteStaleParams,
 };
 
 use super::{chrono_dur, require};
@@ -24,16 +30,11 @@ use crate::retry::Backoff;
 /// Rescuer settings.
 #[derive(Debug, Clone)]
 pub struct RescuerConfig {
-    /// A worker silent for this long is dead, and its running jobs are rescued. Must exceed
-    /// the workers' heartbeat interval with room for a slow database. Default 30 s.
-    pub lease: Duration,
-    /// How often the leader looks. Default 5 s: a dead worker's jobs run again at most
-    /// `lease + interval` after its last heartbeat.
+    /// How often the leader looks. Default 5 s: a dead worker's jobs run again (after their
+    /// backoff) at most `lease + interval` after its last heartbeat.
     pub interval: Duration,
     /// Jobs per statement. Default 1,000.
     pub batch: i64,
-    /// Worker rows silent for this long (and holding no job) are deleted. Default 1 hour.
-    pub forget_workers_after: Duration,
     /// A job whose worker died this many times in a row while running it is dead-lettered
     /// instead of being handed to the next worker. Default 3.
     pub max_rescues: i32,
@@ -42,10 +43,8 @@ pub struct RescuerConfig {
 impl Default for RescuerConfig {
     fn default() -> Self {
         Self {
-            lease: Duration::from_secs(30),
             interval: Duration::from_secs(5),
             batch: 1000,
-            forget_workers_after: Duration::from_secs(3600),
             max_rescues: 3,
         }
     }
@@ -63,7 +62,6 @@ pub struct Rescuer<D> {
 impl<D: Driver> Rescuer<D> {
     /// Validates `config`.
     pub fn new(driver: D, config: RescuerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
-        require(!config.lease.is_zero(), "rescuer lease must be positive")?;
         require(
             !config.interval.is_zero(),
             "rescuer interval must be positive",
@@ -140,13 +138,15 @@ impl<D: Driver> Rescuer<D> {
         let mut conn = self.driver.conn().await?;
         let mut total = JobRescueResult::default();
         loop {
-            let expired = conn
-                .job_list_expired(JobListExpiredParams {
-                    lease: chrono_dur(self.config.lease),
+            let expired: Vec<JobRow> = conn
+                .job_list_stuck(JobListStuckParams {
                     now: self.clock.now_for_db(),
                     limit: self.config.batch,
                 })
-                .await?;
+                .await?
+                .into_iter()
+                .map(|s| s.job)
+                .collect();
             if expired.is_empty() {
                 break;
             }
@@ -176,15 +176,12 @@ impl<D: Driver> Rescuer<D> {
             }
         }
         let forgotten = conn
-            .worker_delete_stale(
-                self.clock
-                    .now()
-                    .checked_sub_signed(chrono_dur(self.config.forget_workers_after))
-                    .unwrap_or(chrono::DateTime::<chrono::Utc>::MIN_UTC),
-            )
+            .worker_delete_stale(WorkerDeleteStaleParams {
+                now: self.clock.now_for_db(),
+            })
             .await?;
         if forgotten > 0 {
-            tracing::debug!(forgotten, "deleted rows of long-gone workers");
+            tracing::info!(forgotten, "deleted rows of dead workers");
         }
         Ok(total)
     }

@@ -7,7 +7,8 @@ use std::time::Duration;
 use clap::{Args, Subcommand};
 use docket_core::{
     ALL_QUEUES, AuditListParams, AuditRow, CronRunListParams, Driver, Executor, JobDiscardParams,
-    JobListParams, JobRetryParams, JobRow, JobRunNowParams, JobState, SystemClock,
+    JobListParams, JobListStuckParams, JobRetryParams, JobRow, JobRunNowParams, JobState,
+    StuckJobRow, SystemClock, WorkerListParams,
 };
 use docket_queue::maintenance::{ManualRun, Scheduler, SchedulerConfig};
 use serde::Serialize;
@@ -61,7 +62,8 @@ pub enum JobsCommand {
         #[command(flatten)]
         out: Output,
     },
-    /// Running jobs whose worker has stopped heartbeating.
+    /// Running jobs whose worker's lease has lapsed (by the lease each worker wrote), with the
+    /// worker, its last heartbeat and how long each has run.
     Stuck(Output),
     /// Retry failed or cancelled jobs: these ids, or every one matching the filters.
     Retry {
@@ -190,7 +192,7 @@ pub enum QueuesCommand {
         #[arg(long)]
         all: bool,
     },
-    /// Paused queues and live workers.
+    /// Paused queues, workers (live or dead, by each one's lease) and the leader.
     Status(Output),
 }
 
@@ -290,21 +292,43 @@ fn job_table(rows: &[JobRow]) -> String {
     s
 }
 
+/// Stuck jobs with their worker, its last heartbeat and lease, and how long each has run.
+fn stuck_table(rows: &[StuckJobRow]) -> String {
+    if rows.is_empty() {
+        return "no stuck jobs: every running job's worker is within its lease\n".to_owned();
+    }
+    let mut s = format!(
+        "{:>10}  {:<20} {:<10} {:>7}  {:<28} {:<26} {:>9} {:>12}\n",
+        "ID", "KIND", "QUEUE", "TRIES", "WORKER", "LAST HEARTBEAT", "LEASE", "RUNNING FOR"
+    );
+    for r in rows {
+        let j = &r.job;
+        s += &format!(
+            "{:>10}  {:<20} {:<10} {:>3}/{:<3}  {:<28} {:<26} {:>9} {:>12}\n",
+            j.id,
+            j.job_type,
+            j.queue,
+            j.attempts,
+            j.max_attempts,
+            j.locked_by.as_deref().unwrap_or(""),
+            r.worker_heartbeat_at
+                .map_or_else(|| "(no worker row)".to_owned(), |t| t.to_rfc3339()),
+            r.worker_lease_ms
+                .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms")),
+            format!("{}s", r.running_for_ms / 1000),
+        );
+    }
+    s += "the leader's rescuer requeues these; `docket jobs cancel ID` stops one for good\n";
+    s
+}
+
 /// `docket jobs …`
 pub async fn jobs(config: Config, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
     let b = open(&config).await?;
-    let lease = chrono::Duration::milliseconds(
-        i64::try_from(config.maintenance.lease_ms).unwrap_or(i64::MAX),
-    );
-    with_driver!(b, |d| jobs_with(d, cmd, lease).await)
+    with_driver!(b, |d| jobs_with(d, cmd).await)
 }
 
-/// `lease`: a worker silent this long is dead (the rescuer's setting), for `jobs stuck`.
-async fn jobs_with<D: Driver>(
-    d: D,
-    cmd: JobsCommand,
-    lease: chrono::Duration,
-) -> anyhow::Result<ExitCode> {
+async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
     let mut c = d.conn().await?;
     match cmd {
         JobsCommand::Stats(out) => {
@@ -380,9 +404,13 @@ async fn jobs_with<D: Driver>(
             print(out, &rows, job_table);
         }
         JobsCommand::Stuck(out) => {
-            let lease = lease.to_std().unwrap_or_default();
-            let rows = docket_queue::stuck_jobs(&mut c, lease, 10_000).await?;
-            print(out, &rows, job_table);
+            let rows = c
+                .job_list_stuck(JobListStuckParams {
+                    now: None,
+                    limit: 10_000,
+                })
+                .await?;
+            print(out, &rows, stuck_table);
         }
         JobsCommand::Retry {
             ids,
@@ -489,7 +517,7 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
         }
         QueuesCommand::Status(out) => {
             let queues = c.queue_list().await?;
-            let workers = c.worker_list().await?;
+            let workers = c.worker_list(WorkerListParams::default()).await?;
             let leader = c.leader_get(None).await?;
             if out.json {
                 let v =
@@ -510,9 +538,13 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
                     } else {
                         ""
                     };
+                    let state = if w.dead { "DEAD" } else { "live" };
                     println!(
-                        "worker {}{lead}: queues {:?}, last heartbeat {}",
-                        w.id, w.queues, w.heartbeat_at
+                        "worker {}{lead}: {state}, queues {:?}, last heartbeat {}, lease {} ms",
+                        w.id,
+                        w.queues,
+                        w.heartbeat_at.to_rfc3339(),
+                        w.lease_ms
                     );
                 }
                 if queues.is_empty() && workers.is_empty() {
@@ -586,15 +618,28 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
             });
         }
         CronCommand::Run { name } => {
-            let s = Scheduler::new(d, SchedulerConfig::default(), Arc::new(SystemClock))?;
+            let s = Scheduler::new(d.clone(), SchedulerConfig::default(), Arc::new(SystemClock))?;
             match s.run_now(&name).await? {
-                ManualRun::Enqueued(run) => println!(
-                    "enqueued run {} of {name} (job {})",
-                    run.id,
-                    run.job_id
-                        .map(|j| j.to_string())
-                        .unwrap_or_else(|| "-".into())
-                ),
+                ManualRun::Enqueued(run) => {
+                    let jobs: Vec<i64> = run.job_id.into_iter().collect();
+                    let detail = serde_json::json!({ "run": run.id });
+                    docket_queue::admin::record(
+                        &d,
+                        &cli_actor(),
+                        "cron_run",
+                        Some(name.clone()),
+                        &jobs,
+                        detail,
+                    )
+                    .await?;
+                    println!(
+                        "enqueued run {} of {name} (job {})",
+                        run.id,
+                        run.job_id
+                            .map(|j| j.to_string())
+                            .unwrap_or_else(|| "-".into())
+                    )
+                }
                 ManualRun::Live => {
                     println!("nothing enqueued: a run of {name} is already live");
                     return Ok(ExitCode::from(3));

@@ -71,7 +71,6 @@ async fn run_with<D: Driver>(
     if let Some(s) = &storage {
         s.register(&mut workers);
     }
-    let stuck_after = Duration::from_millis(config.maintenance.lease_ms);
     if serve {
         // Before the first job runs, so that /metrics counts every attempt.
         docket_http::metrics::install();
@@ -97,7 +96,6 @@ async fn run_with<D: Driver>(
                 fetcher: Some(fetcher),
                 storage,
                 processor: Some(handle.processor()),
-                stuck_after,
             },
         );
         let stop = handle.shutdown_token();
