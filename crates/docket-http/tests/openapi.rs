@@ -1204,6 +1204,54 @@ async fn real_answers_match_the_documented_schemas() {
         }
     }
 
+    // Operator actions: refusals (409) and successes, one job and in bulk, and the trail.
+    let job_path = |a: &str| format!("/v1/jobs/{job}/{a}");
+    for action in ["retry", "run-now", "discard", "cancel"] {
+        let a = c
+            .send(
+                "post",
+                &format!("/v1/jobs/{{id}}/{action}"),
+                &job_path(action),
+                Body::None,
+                None,
+            )
+            .await;
+        assert_eq!(a.status, 409, "{action} of a completed job: {}", a.text);
+    }
+    let a = c
+        .send(
+            "post",
+            "/v1/documents/{id}/cancel",
+            &format!("{doc_path}/cancel"),
+            Body::None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 409, "{}", a.text);
+    for (path, body) in [
+        ("/v1/jobs/run-now", json!({"queue": "openapi"})),
+        ("/v1/jobs/discard", json!({"all": true})),
+        ("/v1/jobs/retry", json!({"ids": [job]})),
+    ] {
+        let a = c.send("post", path, path, Body::Json(body), None).await;
+        assert_eq!(a.status, 200, "{path}: {}", a.text);
+    }
+    let live = get(&mut c, "/v1/jobs", "/v1/jobs?queue=openapi&state=queued").await;
+    let waiting = live["jobs"][0]["id"].as_i64().expect("the cron run's job waits");
+    let a = c
+        .send(
+            "post",
+            "/v1/jobs/{id}/cancel",
+            &format!("/v1/jobs/{waiting}/cancel"),
+            Body::None,
+            None,
+        )
+        .await;
+    assert_eq!(a.status, 200, "{}", a.text);
+    let audit = get(&mut c, "/v1/audit", "/v1/audit?limit=50").await;
+    assert!(!audit["actions"].as_array().unwrap().is_empty());
+    get(&mut c, "/v1/audit", &format!("/v1/audit?job={waiting}&action=cancel")).await;
+
     // The same bytes again; processing again; deleting; and the errors after.
     let a = c
         .send("post", "/v1/documents", "/v1/documents", file(), None)

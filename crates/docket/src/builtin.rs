@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use docket_core::Driver;
+use docket_queue::retry::Backoff;
 use docket_queue::{JobArgs, JobContext, JobError, Worker, Workers};
 use serde::{Deserialize, Serialize};
 
@@ -36,6 +37,15 @@ impl<D: Driver> Worker<D> for NoopWorker {
             Some(m) if m.starts_with("permanent:") => Err(JobError::permanent(m)),
             Some(m) => Err(JobError::retryable(m)),
             None => Ok(()),
+        }
+    }
+
+    /// One second between attempts (and before a rescued job runs again): a job that does
+    /// nothing waits on nothing, so drills and smoke tests measure the queue, not the wait.
+    fn backoff(&self) -> Backoff {
+        Backoff {
+            steps: vec![Duration::from_secs(1)],
+            jitter: 0.0,
         }
     }
 }

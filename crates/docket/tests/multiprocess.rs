@@ -331,7 +331,24 @@ async fn operator_commands_inspect_and_repair_the_queue() {
 
     // Pause everything, retry the job by hand: it waits until the queues resume.
     assert!(cli(&db, &["queues", "pause", "--all"]).contains("paused *"));
-    assert!(cli(&db, &["jobs", "retry", &id.to_string()]).contains("requeued 1 job(s)"));
+    assert!(cli(&db, &["jobs", "retry", &id.to_string()]).contains("retried 1 job(s)"));
+    let audit: serde_json::Value =
+        serde_json::from_str(&cli(&db, &["jobs", "audit", "--json"])).unwrap();
+    assert_eq!(audit[0]["action"], "retry", "{audit}");
+    assert_eq!(audit[0]["job_ids"][0], id);
+    assert!(audit[0]["actor"].as_str().unwrap().starts_with("cli:"));
+    assert_eq!(audit[1]["action"], "pause");
+    // Retrying it again (it is queued now) does nothing, says why and exits 3; run-now does.
+    let again = common::docket()
+        .args(["jobs", "retry", &id.to_string()])
+        .env("DOCKET_DATABASE_URL", &db.url)
+        .env("DOCKET_LOG__LEVEL", "warn")
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(3));
+    let why = String::from_utf8_lossy(&again.stderr);
+    assert!(why.contains("run-now"), "{why}");
+    assert!(cli(&db, &["jobs", "run-now", &id.to_string()]).contains("run now 1 job(s)"));
     let status: serde_json::Value =
         serde_json::from_str(&cli(&db, &["queues", "status", "--json"])).unwrap();
     assert_eq!(status["queues"][0]["name"], "*");

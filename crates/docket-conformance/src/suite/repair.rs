@@ -169,6 +169,27 @@ pub async fn manual_retry<T: TestDb>(db: &T) {
     // Once the holder is finished, the key is free again.
     assert_eq!(cancel_jobs(&mut c, vec![live], t1).await, vec![live]);
     assert_eq!(retry_jobs(&mut c, by_id).await, vec![k1]);
+
+    // Of several finished jobs sharing a key, a bulk retry requeues the newest, whatever order
+    // the backend meets them in.
+    let mut shared = Vec::new();
+    for q in ["r-s1", "r-s2", "r-s3"] {
+        shared.push(add(&mut c, keyed(job("s", q, early), "shared-key")).await);
+        finish(&mut c, q, early, failed("s")).await;
+    }
+    let of_kind = JobRetryParams {
+        job_type: Some("s".into()),
+        now: Some(t1),
+        ..Default::default()
+    };
+    assert_eq!(
+        retry_jobs(&mut c, of_kind).await,
+        vec![shared[2]],
+        "the newest of the jobs sharing a key"
+    );
+    for id in &shared[..2] {
+        assert_eq!(get(&mut c, *id).await.status, JobState::Failed);
+    }
 }
 
 /// Cancelling queued, retrying and running jobs; finished ones are left alone; a cancelled

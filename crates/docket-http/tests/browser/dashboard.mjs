@@ -192,6 +192,13 @@ try {
   await page.goto(base + "/ui/jobs/stuck");
   await page.getByText("No stuck jobs").waitFor();
   check(true, "the cancelled job leaves the Stuck page");
+  // The audit trail names the action, its actor (the logged-in key) and the job.
+  await page.goto(base + "/ui/audit");
+  const cancelRow = page.locator("#audit tbody tr", { hasText: "cancel" }).first();
+  await cancelRow.waitFor();
+  check(/dashboard:/.test(await cancelRow.textContent()),
+    "the Audit page records the cancel under the dashboard user");
+  await shoot("audit");
   // Cron: run a schedule now; its run shows in the history.
   await page.goto(base + "/ui/queues");
   await page.getByRole("button", { name: "Run nightly-cleanup now" }).click();

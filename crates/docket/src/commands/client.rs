@@ -312,7 +312,7 @@ async fn submit_all(config: &Config, args: &SubmitArgs) -> Result<ExitCode, Fail
         println!("{}", pretty(&Value::Array(documents.clone())));
     }
     for (s, doc) in submitted.iter().zip(&documents) {
-        let is_failed = doc["status"] == "failed";
+        let is_failed = doc["status"] == "failed" || doc["status"] == "cancelled";
         failed += usize::from(is_failed);
         if args.json || (args.wait && std::io::stdout().is_terminal()) {
             continue; // the JSON or the progress bars said it
@@ -438,7 +438,7 @@ async fn follow(client: &Client, s: &Submitted, bar: ProgressBar) -> Result<Valu
                         quiet_retries = 0;
                         show(&bar, &p);
                         let status = p["status"].as_str().unwrap_or_default();
-                        if matches!(status, "completed" | "failed")
+                        if matches!(status, "completed" | "failed" | "cancelled")
                             && p["generation"].as_i64().unwrap_or(generation) >= generation
                         {
                             done = true;
@@ -472,7 +472,7 @@ async fn follow(client: &Client, s: &Submitted, bar: ProgressBar) -> Result<Valu
         bar.set_position(100);
         bar.finish_with_message("completed");
     } else {
-        bar.abandon_with_message(format!("failed: {}", text(&doc["error"])));
+        bar.abandon_with_message(format!("{}: {}", text(&doc["status"]), text(&doc["error"])));
     }
     Ok(doc)
 }
