@@ -89,6 +89,9 @@ pub struct StagesConfig {
     /// A document with no live job and no change for this long is repaired (the sweep runs
     /// every minute as the built-in `docket.sweep_documents` schedule).
     pub stuck_after_ms: u64,
+    /// Milliseconds a stage job waits before its next attempt, after a failure or after its
+    /// worker died (the last step repeats; ±10 % jitter). Default 1, 5 and 15 minutes.
+    pub backoff_ms: Vec<u64>,
 }
 
 impl Default for StagesConfig {
@@ -100,11 +103,20 @@ impl Default for StagesConfig {
             embed_linger_ms: 5,
             embed_concurrency: 1,
             stuck_after_ms: 300_000,
+            backoff_ms: vec![60_000, 300_000, 900_000],
         }
     }
 }
 
 impl StagesConfig {
+    /// The stages' backoff.
+    pub fn backoff(&self) -> docket_queue::retry::Backoff {
+        docket_queue::retry::Backoff {
+            steps: self.backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            jitter: 0.10,
+        }
+    }
+
     /// `stuck_after_ms` as a duration.
     pub fn stuck_after(&self) -> Duration {
         Duration::from_millis(self.stuck_after_ms)

@@ -18,6 +18,7 @@ use docket_core::{
 };
 use docket_embed::EmbedError;
 use docket_parse::{Format, Parsed, Section};
+use docket_queue::retry::Backoff;
 use docket_queue::{JobArgs, JobContext, JobError, Worker, Workers};
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -154,11 +155,12 @@ pub(crate) fn register<D: Driver>(p: &Pipeline<D>, workers: &mut Workers<D>) {
         .as_ref()
         .map_or(secs(60), |i| i.timeout)
         + secs(30);
-    workers.register(ParseWorker(p.clone(), parse));
-    workers.register(ChunkWorker(p.clone(), secs(600)));
-    workers.register(EmbedWorker(p.clone(), secs(3600)));
-    workers.register(CompleteWorker(p.clone(), secs(300)));
-    workers.register(NotifyWorker(p.clone(), secs(120)));
+    let backoff = p.inner.stages.backoff();
+    workers.register(ParseWorker(p.clone(), parse, backoff.clone()));
+    workers.register(ChunkWorker(p.clone(), secs(600), backoff.clone()));
+    workers.register(EmbedWorker(p.clone(), secs(3600), backoff.clone()));
+    workers.register(CompleteWorker(p.clone(), secs(300), backoff.clone()));
+    workers.register(NotifyWorker(p.clone(), secs(120), backoff));
 }
 
 pub(crate) fn stage_params(
@@ -717,8 +719,8 @@ fn embed_error(e: EmbedError) -> JobError {
 
 macro_rules! stage_worker {
     ($worker:ident, $args:ident, $stage:expr, $method:ident) => {
-        /// A stage's handler and its attempt timeout.
-        struct $worker<D: Driver>(Pipeline<D>, Duration);
+        /// A stage's handler, its attempt timeout and its backoff.
+        struct $worker<D: Driver>(Pipeline<D>, Duration, Backoff);
 
         impl<D: Driver> Worker<D> for $worker<D> {
             type Args = $args;
@@ -731,6 +733,10 @@ macro_rules! stage_worker {
 
             fn timeout(&self) -> Duration {
                 self.1
+            }
+
+            fn backoff(&self) -> Backoff {
+                self.2.clone()
             }
         }
     };

@@ -37,6 +37,10 @@ async fn completion_reaches_rows_by_primary_key_whatever_the_statistics() {
             .replace("$8::timestamptz[]", "ARRAY[now(), now()]")
             .replace("$9::timestamptz[]", "ARRAY[now(), now()]")
             .replace("$10::text[]", "'{completed,completed}'::text[]")
+            .replace("$11::uuid[]", "ARRAY[gen_random_uuid(), gen_random_uuid()]")
+            .replace("$12::timestamptz[]", "ARRAY[now(), now()]")
+            .replace("$13::text[]", "'{NULL,NULL}'::text[]")
+            .replace("$14::bool[]", "'{true,true}'::bool[]")
     ))
     .fetch_all(d.pool())
     .await

@@ -342,7 +342,22 @@ async fn process_now_leaves_no_strays_and_follows_chains<T: TestDb>(db: T) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cancel_from_another_process_arrives_by_notify() {
     let db = postgres().await;
-    let d = db.driver();
+    // Two listening drivers, as two processes would have; their listeners connect in the
+    // background, so wait until a broadcast crosses before starting.
+    let d = &connect_pg(db.url(), true);
+    let other = connect_pg(db.url(), true);
+    let mut heard = d.broadcasts().subscribe();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        other.broadcasts().publish("warm-up".into());
+        if tokio::time::timeout(Duration::from_millis(200), heard.recv())
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "no broadcast crossed");
+    }
     let cfg = RuntimeConfig {
         heartbeat_interval: Duration::from_secs(60),
         lease: Duration::from_secs(300),
@@ -351,7 +366,6 @@ async fn cancel_from_another_process_arrives_by_notify() {
     let (h, mut rx) = start(d, cfg);
     let id = enqueue(d, "far", Action::AwaitCancel, in_queue("xp")).await;
     assert_eq!(recv(&mut rx).await, "far");
-    let other = connect_pg(db.url(), true);
     admin::cancel(&other, "cli:root", vec![id]).await.unwrap();
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(3), recv(&mut rx))

@@ -356,6 +356,9 @@ impl Config {
         if self.pipeline.max_attempts < 1 || self.pipeline.embed_page == 0 {
             problems.push("pipeline.max_attempts and pipeline.embed_page must be positive".into());
         }
+        if self.pipeline.backoff_ms.is_empty() {
+            problems.push("pipeline.backoff_ms needs at least one step, e.g. [60000]".into());
+        }
         if let Err(e) = docket_pipeline::notify::Notifier::new(&self.notify) {
             problems.push(format!("notify: {e}"));
         }

@@ -183,9 +183,14 @@ pub async fn drill(config: Config, cmd: DrillCommand) -> anyhow::Result<ExitCode
 }
 
 /// Environment for worker processes: fast liveness so that a killed worker's jobs come back
-/// within about two seconds, the lexical embedder, quiet logs.
+/// within about two seconds (a fifth of a second of backoff, not minutes), the lexical
+/// embedder, quiet logs. The drill kills workers every few hundred milliseconds on purpose: a
+/// job whose workers die three times in a row is the drill's doing, not the job's, so
+/// `max_rescues` is out of its way.
 const WORKER_ENV: &[(&str, &str)] = &[
     ("DOCKET_EMBED__PROVIDER", "hashing"),
+    ("DOCKET_PIPELINE__BACKOFF_MS", "[200]"),
+    ("DOCKET_MAINTENANCE__MAX_RESCUES", "1000000"),
     ("DOCKET_WORKER__HEARTBEAT_INTERVAL_MS", "300"),
     ("DOCKET_WORKER__POLL_INTERVAL_MS", "200"),
     ("DOCKET_MAINTENANCE__LEASE_MS", "1500"),

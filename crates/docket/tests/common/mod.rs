@@ -84,6 +84,7 @@ pub const FAST: &[(&str, &str)] = &[
     ("DOCKET_MAINTENANCE__LEASE_MS", "1500"),
     ("DOCKET_MAINTENANCE__RESCUE_INTERVAL_MS", "300"),
     ("DOCKET_MAINTENANCE__LEADER_TTL_MS", "1500"),
+    ("DOCKET_PIPELINE__BACKOFF_MS", "[200]"),
     ("DOCKET_LOG__LEVEL", "warn"),
 ];
 
