@@ -198,6 +198,9 @@ struct Inner<D: Driver> {
 struct RunningClaim {
     token: Uuid,
     cancel: CancellationToken,
+    /// Set when the attempt was stopped because the lease could not be renewed (not because
+    /// the claim ended elsewhere): the job is then handed back.
+    fenced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl<D: Driver> Inner<D> {
@@ -230,6 +233,7 @@ impl<D: Driver> Inner<D> {
     fn cancel_all(&self) -> usize {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
         for c in running.values() {
+            c.fenced.store(true, Ordering::Release);
             c.cancel.cancel();
         }
         running.len()
@@ -810,6 +814,7 @@ async fn execute_labelled<D: Driver>(
     );
     let token = job.claim_token.unwrap_or_default();
     let cancel = inner.hard.child_token();
+    let fenced = Arc::new(std::sync::atomic::AtomicBool::new(false));
     inner
         .running
         .lock()
@@ -819,6 +824,7 @@ async fn execute_labelled<D: Driver>(
             RunningClaim {
                 token,
                 cancel: cancel.clone(),
+                fenced: fenced.clone(),
             },
         );
     let job = Arc::new(job);
@@ -862,6 +868,12 @@ async fn execute_labelled<D: Driver>(
             }
             return if finalised.load(Ordering::Acquire) {
                 Ended::SelfCompleted
+            } else if fenced.load(Ordering::Acquire) {
+                // Stopped because the lease could not be renewed, not because the claim
+                // ended: hand the job back (written once the database answers again; refused
+                // if the rescuer took it meanwhile), or it would stay running under a worker
+                // that heartbeats again.
+                Ended::Outcome(CompletionOutcome::Released)
             } else {
                 Ended::ClaimLost
             };

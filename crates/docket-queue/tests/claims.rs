@@ -265,7 +265,7 @@ impl<D: Driver> Driver for Hanging<D> {
 }
 
 /// A worker whose heartbeat hangs stops claiming and cancels its running jobs before its
-/// lease lapses, and claims again once a heartbeat gets through.
+/// lease lapses, hands them back, and claims again once a heartbeat gets through.
 async fn a_worker_that_cannot_renew_its_lease_stops_first<T: TestDb>(db: T) {
     let hang = Arc::new(AtomicBool::new(false));
     let d = Hanging {
@@ -278,7 +278,7 @@ async fn a_worker_that_cannot_renew_its_lease_stops_first<T: TestDb>(db: T) {
         ..config("ls", 4)
     };
     let (h, mut rx) = start(&d, cfg);
-    enqueue(&d, "busy", Action::AwaitCancel, in_queue("ls")).await;
+    let busy = enqueue(&d, "busy", Action::AwaitCancel, in_queue("ls")).await;
     assert_eq!(recv(&mut rx).await, "busy");
     let hung_at = std::time::Instant::now();
     hang.store(true, Ordering::SeqCst);
@@ -294,8 +294,13 @@ async fn a_worker_that_cannot_renew_its_lease_stops_first<T: TestDb>(db: T) {
     assert_eq!(job(&d, later).await.status, JobState::Queued);
     assert!(rx.try_recv().is_err(), "nothing ran while fenced");
     hang.store(false, Ordering::SeqCst);
-    assert_eq!(recv(&mut rx).await, "later");
+    // The stopped job was handed back (its claim had not ended elsewhere): it runs again,
+    // beside the one that waited.
+    let mut next = vec![recv(&mut rx).await, recv(&mut rx).await];
+    next.sort();
+    assert_eq!(next, vec!["busy", "later"]);
     until_state(&d, later, JobState::Completed).await;
+    assert_eq!(outcomes(&d, busy).await[0], AttemptOutcome::Released);
     h.shutdown().await;
 }
 
