@@ -21,7 +21,8 @@
 //! **Leases.** A heartbeat that hangs gets one interval. A worker that has not renewed its
 //! lease for `lease - 1.5 × heartbeat_interval` stops claiming and cancels its running attempts
 //! before the lease lapses, rather than keep working on jobs the rescuer is about to hand to
-//! someone else; it claims again once a heartbeat gets through.
+//! someone else; once a heartbeat gets through it hands those jobs back (released, unless the
+//! rescuer took them first) and claims again.
 //!
 //! Claims and completions are batched adaptively, with no tuning: a producer claims as many
 //! jobs as it has free slots (up to `claim_batch`), and the completer writes whatever has
