@@ -45,14 +45,7 @@ async fn operator_actions_are_applied_and_audited(db: impl TestDb) {
         "file",
         Part::bytes(b"The ferry leaves at dawn.".to_vec()).file_name("ferry.txt"),
     );
-    let (status, up) = json(
-        post("/v1/documents")
-            .multipart(form)
-            .send()
-            .await
-            .unwrap(),
-    )
-    .await;
+    let (status, up) = json(post("/v1/documents").multipart(form).send().await.unwrap()).await;
     assert_eq!(status, StatusCode::ACCEPTED, "{up}");
     let doc = up["document"]["id"].as_str().unwrap().to_owned();
 
@@ -85,7 +78,11 @@ async fn operator_actions_are_applied_and_audited(db: impl TestDb) {
             .unwrap(),
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "cancel needs the admin scope");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "cancel needs the admin scope"
+    );
 
     // A dead letter: a job of a kind no handler works, run by hand.
     let mut c = s.driver.conn().await.unwrap();
@@ -109,7 +106,13 @@ async fn operator_actions_are_applied_and_audited(db: impl TestDb) {
     assert_eq!(body["processed"][0]["outcome"], "failed", "{body}");
 
     // Run now refuses it, saying why; retrying the queued-again document's job is refused too.
-    let (status, body) = json(post(&format!("/v1/jobs/{dead}/run-now")).send().await.unwrap()).await;
+    let (status, body) = json(
+        post(&format!("/v1/jobs/{dead}/run-now"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::CONFLICT, "{body}");
     assert!(body["error"].as_str().unwrap().contains("failed"), "{body}");
     let (status, body) = json(
@@ -119,11 +122,27 @@ async fn operator_actions_are_applied_and_audited(db: impl TestDb) {
             .unwrap(),
     )
     .await;
-    assert_eq!(status, StatusCode::CONFLICT, "a cancelled job is no dead letter: {body}");
-    let (status, body) = json(post(&format!("/v1/jobs/{dead}/discard")).send().await.unwrap()).await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "a cancelled job is no dead letter: {body}"
+    );
+    let (status, body) = json(
+        post(&format!("/v1/jobs/{dead}/discard"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["discarded"], json!([dead]));
-    let (status, _) = json(post(&format!("/v1/jobs/{dead}/discard")).send().await.unwrap()).await;
+    let (status, _) = json(
+        post(&format!("/v1/jobs/{dead}/discard"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::NOT_FOUND);
 
     // Reprocess, then run the new parse job now (queue still paused: it stays due, unclaimed).
@@ -145,7 +164,14 @@ async fn operator_actions_are_applied_and_audited(db: impl TestDb) {
     .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert_eq!(body["run_now"].as_array().unwrap().len(), 1, "{body}");
-    let (status, body) = json(post("/v1/jobs/run-now").json(&json!({})).send().await.unwrap()).await;
+    let (status, body) = json(
+        post("/v1/jobs/run-now")
+            .json(&json!({}))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
     assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
 
     // The audit trail: every action, newest first, under the key's name.
@@ -190,7 +216,11 @@ async fn operator_actions_are_applied_and_audited(db: impl TestDb) {
             .unwrap(),
     )
     .await;
-    assert_eq!(status, StatusCode::FORBIDDEN, "the audit trail needs the admin scope");
+    assert_eq!(
+        status,
+        StatusCode::FORBIDDEN,
+        "the audit trail needs the admin scope"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

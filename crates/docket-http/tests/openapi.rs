@@ -1237,7 +1237,9 @@ async fn real_answers_match_the_documented_schemas() {
         assert_eq!(a.status, 200, "{path}: {}", a.text);
     }
     let live = get(&mut c, "/v1/jobs", "/v1/jobs?queue=openapi&state=queued").await;
-    let waiting = live["jobs"][0]["id"].as_i64().expect("the cron run's job waits");
+    let waiting = live["jobs"][0]["id"]
+        .as_i64()
+        .expect("the cron run's job waits");
     let a = c
         .send(
             "post",
@@ -1250,7 +1252,12 @@ async fn real_answers_match_the_documented_schemas() {
     assert_eq!(a.status, 200, "{}", a.text);
     let audit = get(&mut c, "/v1/audit", "/v1/audit?limit=50").await;
     assert!(!audit["actions"].as_array().unwrap().is_empty());
-    get(&mut c, "/v1/audit", &format!("/v1/audit?job={waiting}&action=cancel")).await;
+    get(
+        &mut c,
+        "/v1/audit",
+        &format!("/v1/audit?job={waiting}&action=cancel"),
+    )
+    .await;
 
     // The same bytes again; processing again; deleting; and the errors after.
     let a = c

@@ -112,7 +112,11 @@ impl StagesConfig {
     /// The stages' backoff.
     pub fn backoff(&self) -> docket_queue::retry::Backoff {
         docket_queue::retry::Backoff {
-            steps: self.backoff_ms.iter().map(|ms| Duration::from_millis(*ms)).collect(),
+            steps: self
+                .backoff_ms
+                .iter()
+                .map(|ms| Duration::from_millis(*ms))
+                .collect(),
             jitter: 0.10,
         }
     }

@@ -845,9 +845,12 @@ async fn execute_labelled<D: Driver>(
         let timeout = w.timeout();
         let work = AssertUnwindSafe(w.work(ctx, job.payload.clone())).catch_unwind();
         tokio::pin!(work);
+        // Biased: a handler that returns as soon as it is told to stop has not finished its
+        // work; the cancellation decides what becomes of the attempt.
         let result = tokio::select! {
-            r = tokio::time::timeout(timeout, &mut work) => Some(r),
+            biased;
             _ = cancel.cancelled() => None,
+            r = tokio::time::timeout(timeout, &mut work) => Some(r),
         };
         let Some(result) = result else {
             if inner.hard.is_cancelled() {

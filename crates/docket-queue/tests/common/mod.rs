@@ -33,7 +33,7 @@ pub enum Action {
     /// transaction.
     Chain,
     /// Wait until told to stop (the job's cancellation token), then report `<label>-stopped`
-    /// and return.
+    /// and fail, as a handler cut short does.
     AwaitCancel,
 }
 
@@ -95,7 +95,7 @@ impl<D: Driver> Worker<D> for TaskWorker {
             Action::AwaitCancel => {
                 ctx.cancelled().cancelled().await;
                 let _ = self.0.send(format!("{}-stopped", t.label));
-                Ok(())
+                Err(JobError::retryable("stopped: told to"))
             }
         }
     }
