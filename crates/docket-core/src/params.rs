@@ -293,7 +293,8 @@ pub struct JobListParams {
     pub limit: i64,
 }
 
-/// Retry failed or cancelled jobs by hand: back to `queued`, due now, with fresh attempts.
+/// Retry failed or cancelled jobs by hand: back to `queued`, due now, with a fresh grant of
+/// attempts (`max_attempts` rises by the job's budget; attempt numbers go on).
 #[derive(Debug, Clone, Default)]
 pub struct JobRetryParams {
     /// These jobs (must be failed or cancelled); when empty, every failed or cancelled job
