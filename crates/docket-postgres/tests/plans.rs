@@ -49,3 +49,55 @@ async fn completion_reaches_rows_by_primary_key_whatever_the_statistics() {
     assert!(plan.contains("processing_jobs_pkey"), "{plan}");
     assert!(!plan.contains("processing_jobs_running_idx"), "{plan}");
 }
+
+/// A claim reads only due jobs: with many jobs waiting for later (snoozed through a provider
+/// outage), it reaches the due ones by the claim index's range on `run_at`, one priority at a
+/// time, instead of walking past every waiting job.
+#[tokio::test]
+async fn claims_read_only_due_jobs() {
+    let db = postgres().await;
+    let d = db.driver();
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let jobs = (0..20_000)
+        .map(|_| {
+            let mut j = JobInsertParams::new("k", serde_json::json!({}));
+            j.priority = 5;
+            j.run_at = Some(later);
+            j
+        })
+        .collect();
+    let mut c = d.conn().await.unwrap();
+    c.job_insert_many(JobInsertManyParams { jobs })
+        .await
+        .unwrap();
+    c.job_insert_many(JobInsertManyParams {
+        jobs: vec![JobInsertParams::new("k", serde_json::json!({}))],
+    })
+    .await
+    .unwrap();
+    drop(c);
+    sqlx::query("ANALYZE processing_jobs")
+        .execute(d.pool())
+        .await
+        .unwrap();
+    let sql = include_str!("../queries/job_get_available.sql")
+        .replace("$1", "'w'")
+        .replace("$2", "'default'")
+        .replace("$3", "10")
+        .replace("$4::timestamptz", "NULL::timestamptz");
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN (ANALYZE, BUFFERS) {sql}"))
+        .fetch_all(d.pool())
+        .await
+        .unwrap();
+    let plan = plan.join("\n");
+    assert!(!plan.contains("Seq Scan on processing_jobs"), "{plan}");
+    assert!(plan.contains("processing_jobs_fetch_idx"), "{plan}");
+    // The waiting jobs are never read: nothing is filtered out of the index range.
+    for line in plan
+        .lines()
+        .filter(|l| l.contains("Rows Removed by Filter"))
+    {
+        let n: u64 = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
+        assert!(n < 100, "{line}\n{plan}");
+    }
+}

@@ -75,7 +75,7 @@ pub struct QueueBench {
     #[arg(long, value_delimiter = ',')]
     only: Vec<String>,
     /// Rows in the `scale` phase: claim speed with this many jobs queued, then with this many
-    /// finished rows kept.
+    /// finished rows kept, then with this many jobs waiting an hour.
     #[arg(long, default_value_t = 1_000_000)]
     scale_jobs: u64,
 }
@@ -347,7 +347,8 @@ async fn work_until<D: Driver>(
     Ok((handlers, start.elapsed().as_secs_f64()))
 }
 
-/// Claim speed as the table grows: with `rows` jobs queued, then with `rows` finished rows.
+/// Claim speed as the table grows: with `rows` jobs queued, then with `rows` finished rows,
+/// then with `rows` jobs waiting for later (idle claims and the worked rate).
 async fn scale<D: Driver>(
     d: D,
     rows: u64,
@@ -372,7 +373,17 @@ async fn scale<D: Driver>(
     vacuum().await?;
     enqueue_batch(d.clone(), jobs, 5_000).await?;
     let (finished_secs, _) = work_until(&d, jobs, None).await?;
+    // `rows` jobs waiting an hour (snoozed through a provider outage, say), at a higher
+    // priority than the due ones: a claim that finds nothing due, and the worked rate, should
+    // not notice them.
+    enqueue_later(&d, rows, 5_000).await?;
+    vacuum().await?;
+    let idle_claim_ms = idle_claims_ms(&d, 200).await?;
+    enqueue_batch(d.clone(), jobs, 5_000).await?;
+    let (snoozed_secs, _) = work_until(&d, jobs, None).await?;
     Ok(json!({
+        "idle_claim_ms_p50_with_rows_waiting": idle_claim_ms,
+        "worked_per_sec_with_rows_waiting": jobs as f64 / snoozed_secs,
         "worked_per_sec_with_rows_just_finished_unvacuumed": jobs as f64 / unvacuumed_secs,
         "rows": rows,
         "jobs_measured": jobs,
@@ -380,6 +391,49 @@ async fn scale<D: Driver>(
         "worked_per_sec_with_rows_queued": jobs as f64 / queued_secs,
         "worked_per_sec_with_rows_finished": jobs as f64 / finished_secs,
     }))
+}
+
+/// Enqueues `n` no-op jobs due in an hour, at priority 5, `size` per statement.
+async fn enqueue_later<D: Driver>(d: &D, n: u64, size: u64) -> anyhow::Result<()> {
+    let later = chrono::Utc::now() + chrono::Duration::hours(1);
+    let mut left = n;
+    let mut c = d.conn().await?;
+    while left > 0 {
+        let k = left.min(size);
+        let batch = (0..k)
+            .map(|_| {
+                let mut j = noop_job();
+                j.run_at = Some(later);
+                j.priority = 5;
+                j
+            })
+            .collect();
+        c.job_insert_many(JobInsertManyParams { jobs: batch })
+            .await?;
+        left -= k;
+    }
+    Ok(())
+}
+
+/// The median time, in milliseconds, of `n` claims that find nothing due.
+async fn idle_claims_ms<D: Driver>(d: &D, n: usize) -> anyhow::Result<f64> {
+    let mut c = d.conn().await?;
+    let mut times = Vec::with_capacity(n);
+    for _ in 0..n {
+        let t = Instant::now();
+        let got = c
+            .job_get_available(docket_core::JobGetAvailableParams {
+                worker_id: "bench-idle".into(),
+                queue: docket_core::DEFAULT_QUEUE.into(),
+                limit: 100,
+                now: None,
+            })
+            .await?;
+        anyhow::ensure!(got.is_empty(), "a claim found a job due: {}", got[0].id);
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok(times[n / 2])
 }
 
 async fn completed<D: Driver>(d: &D) -> anyhow::Result<i64> {
