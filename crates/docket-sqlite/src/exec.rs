@@ -273,31 +273,23 @@ where
         let input: Vec<_> = completions
             .iter()
             .map(|c| {
+                // The positions job_complete_attempts.sql and job_complete.sql read.
                 let t = c.outcome.transition(c.finished_at);
-                (
-                    (
-                        c.id,
-                        c.attempt,
-                        t.status.as_str(),
-                        t.run_at.map(micros),
-                        t.last_error,
-                        t.attempts_delta,
-                        t.completed_at.map(micros),
-                    ),
-                    (
-                        micros(c.finished_at),
-                        c.worker_id.as_str(),
-                        micros(c.started_at),
-                        t.attempt_outcome.as_str(),
-                        t.attempt_error,
-                        uuid_text(c.claim_token),
-                        t.rescues_reset,
-                    ),
-                )
-            })
-            .map(|(a, b)| {
                 serde_json::json!([
-                    a.0, a.1, a.2, a.3, a.4, a.5, a.6, b.0, b.1, b.2, b.3, b.4, b.5, b.6
+                    c.id,
+                    c.attempt,
+                    t.status.as_str(),
+                    t.run_at.map(micros),
+                    t.last_error,
+                    t.attempts_delta,
+                    t.completed_at.map(micros),
+                    micros(c.finished_at),
+                    c.worker_id,
+                    micros(c.started_at),
+                    t.attempt_outcome.as_str(),
+                    t.attempt_error,
+                    uuid_text(c.claim_token),
+                    t.rescues_reset,
                 ])
             })
             .collect();

@@ -37,17 +37,20 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    Clock, CompletionOutcome, DEFAULT_QUEUE, Driver, Error, Executor, JobClaimsLostParams,
-    JobCompleteManyParams, JobCompletion, JobGetAvailableParams, JobRow, Result,
-    WorkerHeartbeatParams,
+    Clock, CompletionOutcome, DEFAULT_QUEUE, Driver, Error, Executor, JobCompleteManyParams,
+    JobCompletion, JobGetAvailableParams, JobRow, Result,
 };
 use futures::FutureExt;
-use futures::future::BoxFuture;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
+
+mod lease;
+mod process;
+
+pub use process::{PROCESS_BUDGET, Processed, Processor};
 
 use crate::job::{JobContext, JobError, Workers};
 use crate::leader::Elector;
@@ -204,69 +207,6 @@ struct RunningClaim {
     fenced: Arc<std::sync::atomic::AtomicBool>,
 }
 
-impl<D: Driver> Inner<D> {
-    /// The running claims (of `only`, when given).
-    fn claims(&self, only: Option<&[i64]>) -> Vec<(i64, Uuid)> {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        running
-            .iter()
-            .filter(|(id, _)| only.is_none_or(|o| o.contains(id)))
-            .map(|(id, c)| (*id, c.token))
-            .collect()
-    }
-
-    /// Tells the handlers of these claims (if still running under them) to stop.
-    fn cancel_claims(&self, lost: &[(i64, Uuid)]) -> usize {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        let mut n = 0;
-        for (id, token) in lost {
-            if let Some(c) = running.get(id)
-                && c.token == *token
-            {
-                c.cancel.cancel();
-                n += 1;
-            }
-        }
-        n
-    }
-
-    /// Tells every running handler to stop (the lease is about to lapse).
-    fn cancel_all(&self) -> usize {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
-        for c in running.values() {
-            c.fenced.store(true, Ordering::Release);
-            c.cancel.cancel();
-        }
-        running.len()
-    }
-
-    /// Asks the database which running claims (of `only`, when given) ended elsewhere, and
-    /// cancels those.
-    async fn check_claims(&self, only: Option<&[i64]>) -> Result<usize> {
-        let claims = self.claims(only);
-        if claims.is_empty() {
-            return Ok(0);
-        }
-        let tokens: HashMap<i64, Uuid> = claims.iter().copied().collect();
-        let lost = {
-            let mut c = self.driver.control_conn().await?;
-            c.job_claims_lost(JobClaimsLostParams { claims }).await?
-        };
-        let lost: Vec<(i64, Uuid)> = lost
-            .into_iter()
-            .filter_map(|id| tokens.get(&id).map(|t| (id, *t)))
-            .collect();
-        let n = self.cancel_claims(&lost);
-        if n > 0 {
-            tracing::info!(
-                jobs = ?lost.iter().map(|(id, _)| id).collect::<Vec<_>>(),
-                "claims ended elsewhere (cancelled, retried or rescued): stopping their handlers"
-            );
-        }
-        Ok(n)
-    }
-}
-
 /// The broadcast that tells every process to check some of its running claims now (a cancel
 /// or retry happened); followed by a JSON array of job ids.
 pub const CLAIMS_CHANGED_TAG: &str = "docket.claims_changed:";
@@ -387,11 +327,11 @@ async fn run<D: Driver>(
         // The heartbeat outlives the producers: running jobs keep their lease until they end.
         let beat_stop = CancellationToken::new();
         let (registered_tx, registered) = watch::channel(false);
-        let heartbeat = tokio::spawn(heartbeat(inner.clone(), beat_stop.clone(), registered_tx));
+        let heartbeat = tokio::spawn(lease::heartbeat(inner.clone(), beat_stop.clone(), registered_tx));
 
         let flush_stop = CancellationToken::new();
         let completer = tokio::spawn(complete(inner.clone(), completions, flush_stop.clone()));
-        let listener = tokio::spawn(listen_claims(inner.clone(), beat_stop.clone()));
+        let listener = tokio::spawn(lease::listen_claims(inner.clone(), beat_stop.clone()));
 
         let elector = maintenance.map(|m| {
             let e = Elector {
@@ -449,119 +389,6 @@ async fn run<D: Driver>(
     }
     .instrument(span)
     .await
-}
-
-async fn heartbeat<D: Driver>(
-    inner: Arc<Inner<D>>,
-    stop: CancellationToken,
-    registered: watch::Sender<bool>,
-) {
-    let params = WorkerHeartbeatParams {
-        id: inner.worker_id.to_string(),
-        hostname: gethostname::gethostname().to_string_lossy().into_owned(),
-        pid: i32::try_from(std::process::id()).unwrap_or(0),
-        queues: inner.config.queues.iter().map(|q| q.name.clone()).collect(),
-        lease: chrono::Duration::from_std(inner.config.lease).unwrap_or(chrono::Duration::MAX),
-        now: None,
-    };
-    let interval = inner.config.heartbeat_interval;
-    // Past this without a renewal, the lease may lapse before the next try (a try takes up
-    // to one interval, and tries come every fifth of one): stop first.
-    let fence_after = inner.config.lease.saturating_sub(interval * 3 / 2);
-    let mut failing = false;
-    let mut renewed: Option<std::time::Instant> = None;
-    let mut fenced = false;
-    loop {
-        let beat = async {
-            let mut c = inner.driver.control_conn().await?;
-            c.worker_heartbeat(WorkerHeartbeatParams {
-                now: inner.clock.now_for_db(),
-                ..params.clone()
-            })
-            .await
-        };
-        // A beat that hangs (a stalled connection) must not hold the lease hostage.
-        let beat = match tokio::time::timeout(interval, beat).await {
-            Ok(r) => r,
-            Err(_) => Err(Error::Unavailable(
-                format!("heartbeat took longer than {interval:?}").into(),
-            )),
-        };
-        match beat {
-            Ok(()) => {
-                if failing {
-                    tracing::info!("heartbeat restored");
-                }
-                if fenced {
-                    tracing::info!("lease renewed: claiming again");
-                }
-                failing = false;
-                fenced = false;
-                renewed = Some(std::time::Instant::now());
-                registered.send_replace(true);
-                // The fallback for broadcasts that never arrived (no LISTEN, a lost
-                // connection): claims that ended elsewhere stop within one interval.
-                match tokio::time::timeout(interval, inner.check_claims(None)).await {
-                    Ok(Ok(_)) => {}
-                    Ok(Err(e)) => tracing::debug!(error = %e, "could not check running claims"),
-                    Err(_) => tracing::debug!("checking running claims timed out"),
-                }
-            }
-            Err(e) => {
-                if !failing {
-                    tracing::warn!(error = %e, "heartbeat failed; retrying");
-                }
-                failing = true;
-                if !fenced && renewed.is_some_and(|at| at.elapsed() >= fence_after) {
-                    fenced = true;
-                    registered.send_replace(false);
-                    let running = inner.cancel_all();
-                    tracing::error!(
-                        running,
-                        lease = ?inner.config.lease,
-                        "could not renew the lease in time: stopped claiming and cancelled the \
-                         running jobs, which the rescuer will hand to another worker"
-                    );
-                }
-            }
-        }
-        // Retry a failed beat sooner, so a short outage does not cost the lease.
-        let wait = if failing { interval / 5 } else { interval };
-        tokio::select! {
-            _ = stop.cancelled() => return,
-            _ = tokio::time::sleep(wait) => {}
-        }
-    }
-}
-
-/// Hears that claims changed elsewhere (a cancel, a retry) and checks the affected running
-/// claims at once, instead of at the next heartbeat.
-async fn listen_claims<D: Driver>(inner: Arc<Inner<D>>, stop: CancellationToken) {
-    let mut rx = inner.driver.broadcasts().subscribe();
-    loop {
-        let message = tokio::select! {
-            _ = stop.cancelled() => return,
-            m = rx.recv() => m,
-        };
-        let ids: Vec<i64> = match message {
-            Ok(m) => match m.strip_prefix(CLAIMS_CHANGED_TAG) {
-                Some(json) => serde_json::from_str(json).unwrap_or_default(),
-                None => continue,
-            },
-            // Missed some: check every claim.
-            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {
-                let _ = inner.check_claims(None).await;
-                continue;
-            }
-            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
-        };
-        if inner.claims(Some(&ids)).is_empty() {
-            continue;
-        }
-        if let Err(e) = inner.check_claims(Some(&ids)).await {
-            tracing::debug!(error = %e, "could not check running claims");
-        }
-    }
 }
 
 /// Grows on repeated errors, so that an unreachable database is not hammered.
@@ -1065,172 +892,4 @@ async fn complete<D: Driver>(
             return;
         }
     }
-}
-
-/// What became of one job run by [`Processor::process`].
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
-pub struct Processed {
-    /// The job.
-    pub id: i64,
-    /// Its kind.
-    pub job_type: String,
-    /// Its queue.
-    pub queue: String,
-    /// `completed`, `retry`, `failed`, `snoozed`, `released` or `cancelled` (its claim ended
-    /// while it ran).
-    pub outcome: &'static str,
-    /// The attempt's error, when it failed.
-    pub error: Option<String>,
-}
-
-type ProcessFn = dyn Fn(Option<String>, usize, Duration) -> BoxFuture<'static, Result<Vec<Processed>>>
-    + Send
-    + Sync;
-
-/// Claims due jobs and runs them now, with the runtime's handlers and worker id (so its
-/// heartbeat keeps their lease), writing each attempt like any other: the original system's
-/// "process a batch now" endpoint. Cheap to clone.
-///
-/// Each job runs on the runtime's own task tracker, so a caller that goes away (an HTTP
-/// client that disconnects) neither cuts a running job short nor strands the rest: the jobs
-/// it claimed but had not started go back to the queue at once, uncounted.
-#[derive(Clone)]
-pub struct Processor(Arc<ProcessFn>);
-
-impl std::fmt::Debug for Processor {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Processor")
-    }
-}
-
-/// How long one [`Processor::process`] call may keep claiming. 25 s: an HTTP request's
-/// answer comes well within a minute.
-pub const PROCESS_BUDGET: Duration = Duration::from_secs(25);
-
-impl Processor {
-    fn of<D: Driver>(inner: Arc<Inner<D>>, stop: CancellationToken) -> Self {
-        Self(Arc::new(move |queue, limit, budget| {
-            let inner = inner.clone();
-            let stop = stop.clone();
-            Box::pin(async move { process_now(&inner, &stop, queue, limit, budget).await })
-        }))
-    }
-
-    /// Claims due jobs, from `queue` or from each queue the runtime works in turn, runs them
-    /// one after another, and claims again while jobs keep coming (a stage enqueues the next,
-    /// so one call follows a document's chain), up to `limit` jobs and within
-    /// [`PROCESS_BUDGET`]; reports each outcome.
-    pub async fn process(&self, queue: Option<String>, limit: usize) -> Result<Vec<Processed>> {
-        self.process_within(queue, limit, PROCESS_BUDGET).await
-    }
-
-    /// [`Processor::process`] within `budget`: no job starts after it runs out.
-    pub async fn process_within(
-        &self,
-        queue: Option<String>,
-        limit: usize,
-        budget: Duration,
-    ) -> Result<Vec<Processed>> {
-        (self.0)(queue, limit, budget).await
-    }
-}
-
-/// Claimed jobs not started yet: whatever is left when this is dropped (the caller went away,
-/// the budget ran out) goes back to the queue, uncounted.
-struct Unstarted<D: Driver> {
-    inner: Arc<Inner<D>>,
-    jobs: VecDeque<JobRow>,
-}
-
-impl<D: Driver> Drop for Unstarted<D> {
-    fn drop(&mut self) {
-        release(&self.inner, self.jobs.drain(..));
-    }
-}
-
-async fn process_now<D: Driver>(
-    inner: &Arc<Inner<D>>,
-    stop: &CancellationToken,
-    queue: Option<String>,
-    limit: usize,
-    budget: Duration,
-) -> Result<Vec<Processed>> {
-    if stop.is_cancelled() {
-        return Err(Error::Unavailable("the runtime is shutting down".into()));
-    }
-    let deadline = std::time::Instant::now() + budget;
-    let queues: Vec<String> = match queue {
-        Some(q) => vec![q],
-        None => inner.config.queues.iter().map(|q| q.name.clone()).collect(),
-    };
-    let mut out = Vec::new();
-    loop {
-        let before = out.len();
-        for queue in &queues {
-            let want = limit.saturating_sub(out.len());
-            if want == 0 || std::time::Instant::now() >= deadline || stop.is_cancelled() {
-                break;
-            }
-            let jobs = {
-                let mut c = inner.driver.conn().await?;
-                c.job_get_available(JobGetAvailableParams {
-                    worker_id: inner.worker_id.to_string(),
-                    queue: queue.clone(),
-                    limit: i32::try_from(want).unwrap_or(i32::MAX),
-                    now: inner.clock.now_for_db(),
-                })
-                .await?
-            };
-            let mut unstarted = Unstarted {
-                inner: inner.clone(),
-                jobs: jobs.into(),
-            };
-            while std::time::Instant::now() < deadline && !stop.is_cancelled() {
-                let Some(job) = unstarted.jobs.pop_front() else {
-                    break;
-                };
-                let inner2 = inner.clone();
-                let run = inner.jobs.spawn(async move { run_one(&inner2, job).await });
-                out.push(
-                    run.await.map_err(|e| {
-                        Error::Unavailable(format!("job task failed: {e}").into())
-                    })??,
-                );
-            }
-        }
-        if out.len() == before
-            || out.len() >= limit
-            || std::time::Instant::now() >= deadline
-            || stop.is_cancelled()
-        {
-            return Ok(out);
-        }
-    }
-}
-
-/// Runs one claimed job to its end and writes its attempt (handing the write to the completer,
-/// which retries, when the database refuses it now).
-async fn run_one<D: Driver>(inner: &Arc<Inner<D>>, job: JobRow) -> Result<Processed> {
-    let (id, job_type, queue) = (job.id, job.job_type.clone(), job.queue.clone());
-    let (completion, label) = execute_labelled(inner, job).await;
-    let error = completion.as_ref().and_then(|c| match &c.outcome {
-        CompletionOutcome::Retry { error, .. } | CompletionOutcome::Failed { error } => {
-            Some(error.clone())
-        }
-        CompletionOutcome::Snoozed { reason, .. } => Some(reason.clone()),
-        CompletionOutcome::Completed | CompletionOutcome::Released => None,
-    });
-    if let Some(c) = completion
-        && let Err(e) = write_completions(inner, vec![c.clone()]).await
-    {
-        let _ = inner.completions.send(c);
-        return Err(e);
-    }
-    Ok(Processed {
-        id,
-        job_type,
-        queue,
-        outcome: label,
-        error,
-    })
 }
