@@ -45,28 +45,7 @@ pub async fn retry<D: Driver>(
     actor: &str,
     params: JobRetryParams,
 ) -> Result<ActionOutcome> {
-    let named = params.ids.clone();
-    let detail = json!({ "kind": params.job_type, "queue": params.queue });
-    let mut tx = driver.begin().await?;
-    let changed = tx.job_retry(params).await?;
-    let audit = record_in(&mut tx, actor, "retry", None, &changed, detail).await?;
-    tx.commit().await?;
-    let refused = explain(driver, &named, &changed, |j| match j.status {
-        JobState::Failed | JobState::Cancelled => format!(
-            "another live job holds its unique key {:?}",
-            j.unique_key.as_deref().unwrap_or("")
-        ),
-        JobState::Queued | JobState::Retrying => format!(
-            "it is {} and will run on its own: use run-now to run it at once",
-            j.status.as_str()
-        ),
-        s => format!(
-            "it is {}; only failed or cancelled jobs are retried",
-            s.as_str()
-        ),
-    })
-    .await?;
-    Ok(done(actor, "retry", changed, refused, Vec::new(), audit))
+    change(driver, actor, Change::Retry(params)).await
 }
 
 /// Makes queued (also scheduled) and retrying jobs due now, spending no attempt.
@@ -75,21 +54,7 @@ pub async fn run_now<D: Driver>(
     actor: &str,
     params: JobRunNowParams,
 ) -> Result<ActionOutcome> {
-    let named = params.ids.clone();
-    let detail = json!({ "kind": params.job_type, "queue": params.queue });
-    let mut tx = driver.begin().await?;
-    let changed = tx.job_run_now(params).await?;
-    let audit = record_in(&mut tx, actor, "run_now", None, &changed, detail).await?;
-    tx.commit().await?;
-    let refused = explain(driver, &named, &changed, |j| {
-        format!(
-            "it is {}; only queued, scheduled or retrying jobs can be run now (retry failed or \
-             cancelled ones)",
-            j.status.as_str()
-        )
-    })
-    .await?;
-    Ok(done(actor, "run_now", changed, refused, Vec::new(), audit))
+    change(driver, actor, Change::RunNow(params)).await
 }
 
 /// Deletes dead letters (failed jobs) for good.
@@ -98,20 +63,81 @@ pub async fn discard<D: Driver>(
     actor: &str,
     params: JobDiscardParams,
 ) -> Result<ActionOutcome> {
-    let named = params.ids.clone();
-    let detail = json!({ "kind": params.job_type, "queue": params.queue });
+    change(driver, actor, Change::Discard(params)).await
+}
+
+/// An action on jobs selected by id or by kind and queue.
+enum Change {
+    Retry(JobRetryParams),
+    RunNow(JobRunNowParams),
+    Discard(JobDiscardParams),
+}
+
+impl Change {
+    fn action(&self) -> &'static str {
+        match self {
+            Change::Retry(_) => "retry",
+            Change::RunNow(_) => "run_now",
+            Change::Discard(_) => "discard",
+        }
+    }
+
+    /// The ids named, and the filter (for the audit trail).
+    fn selection(&self) -> (Vec<i64>, serde_json::Value) {
+        let (ids, kind, queue) = match self {
+            Change::Retry(p) => (&p.ids, &p.job_type, &p.queue),
+            Change::RunNow(p) => (&p.ids, &p.job_type, &p.queue),
+            Change::Discard(p) => (&p.ids, &p.job_type, &p.queue),
+        };
+        (ids.clone(), json!({ "kind": kind, "queue": queue }))
+    }
+
+    async fn apply<E: Executor>(self, ex: &mut E) -> Result<Vec<i64>> {
+        match self {
+            Change::Retry(p) => ex.job_retry(p).await,
+            Change::RunNow(p) => ex.job_run_now(p).await,
+            Change::Discard(p) => ex.job_discard(p).await,
+        }
+    }
+
+    /// Why a job named was left as it was.
+    fn why(action: &str, j: &JobRow) -> String {
+        match (action, j.status) {
+            ("retry", JobState::Failed | JobState::Cancelled) => format!(
+                "another live job holds its unique key {:?}",
+                j.unique_key.as_deref().unwrap_or("")
+            ),
+            ("retry", JobState::Queued | JobState::Retrying) => format!(
+                "it is {} and will run on its own: use run-now to run it at once",
+                j.status.as_str()
+            ),
+            ("retry", s) => format!(
+                "it is {}; only failed or cancelled jobs are retried",
+                s.as_str()
+            ),
+            ("run_now", s) => format!(
+                "it is {}; only queued, scheduled or retrying jobs can be run now (retry failed \
+                 or cancelled ones)",
+                s.as_str()
+            ),
+            (_, s) => format!(
+                "it is {}; only dead letters (failed jobs) are discarded",
+                s.as_str()
+            ),
+        }
+    }
+}
+
+/// Applies `c` and records it in one transaction, then explains each named job it left alone.
+async fn change<D: Driver>(driver: &D, actor: &str, c: Change) -> Result<ActionOutcome> {
+    let action = c.action();
+    let (named, detail) = c.selection();
     let mut tx = driver.begin().await?;
-    let changed = tx.job_discard(params).await?;
-    let audit = record_in(&mut tx, actor, "discard", None, &changed, detail).await?;
+    let changed = c.apply(&mut tx).await?;
+    let audit = record_in(&mut tx, actor, action, None, &changed, detail).await?;
     tx.commit().await?;
-    let refused = explain(driver, &named, &changed, |j| {
-        format!(
-            "it is {}; only dead letters (failed jobs) are discarded",
-            j.status.as_str()
-        )
-    })
-    .await?;
-    Ok(done(actor, "discard", changed, refused, Vec::new(), audit))
+    let refused = explain(driver, &named, &changed, |j| Change::why(action, j)).await?;
+    Ok(done(actor, action, changed, refused, Vec::new(), audit))
 }
 
 /// Cancels jobs that have not finished. A running job's handler is told at once (and its
