@@ -13,7 +13,7 @@ use std::future::Future;
 use std::sync::Once;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use docket_core::Driver;
+use docket_core::{Driver, QueueDriver};
 use docket_postgres::{PgDriver, PgOptions};
 use docket_sqlite::{SqliteDriver, SqliteOptions};
 use sqlx::Connection;

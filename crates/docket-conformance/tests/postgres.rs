@@ -9,8 +9,9 @@ use std::time::Duration as StdDuration;
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use docket_conformance::harness::{self, TempPgDatabase};
 use docket_core::{
-    CompletionOutcome, Driver, Executor, JobCompleteManyParams, JobCompletion,
-    JobGetAvailableParams, JobInsertManyParams, JobInsertParams, JobRow, JobState, Transaction,
+    CompletionOutcome, JobCompleteManyParams, JobCompletion, JobGetAvailableParams,
+    JobInsertManyParams, JobInsertParams, JobRow, JobState, QueueDriver, QueueExecutor,
+    Transaction,
 };
 use serde_json::json;
 use sqlx::{Row, ValueRef};
@@ -178,7 +179,7 @@ async fn pending_migrations_before_and_after_migrate() {
     assert!(d.pending_migrations().await.expect("pending").is_empty());
 }
 
-type PgConn = <docket_postgres::PgDriver as Driver>::Conn;
+type PgConn = <docket_postgres::PgDriver as QueueDriver>::Conn;
 
 async fn insert(c: &mut PgConn, jobs: Vec<JobInsertParams>) -> Vec<i64> {
     c.job_insert_many(JobInsertManyParams { jobs })

@@ -5,7 +5,7 @@ docket_conformance::driver_test_suite!(docket_conformance::harness::sqlite());
 /// A database no one has migrated reports every migration as pending, and none after.
 #[tokio::test]
 async fn pending_migrations_before_and_after_migrate() {
-    use docket_core::Driver;
+    use docket_core::QueueDriver;
     let dir = tempfile::tempdir().expect("tempdir");
     let url = format!("sqlite://{}", dir.path().join("fresh.db").display());
     let d = docket_sqlite::SqliteDriver::connect(&docket_sqlite::SqliteOptions::new(url))

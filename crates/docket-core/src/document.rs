@@ -218,7 +218,7 @@ pub struct DocumentText {
     pub sections: serde_json::Value,
 }
 
-/// A chunk to store ([`crate::Executor::chunk_replace`]).
+/// A chunk to store ([`crate::DocumentStore::chunk_replace`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkInsert {
     /// Position within the document, from 0.
@@ -544,6 +544,63 @@ impl StuckDocumentsParams {
     }
 }
 
+/// One generation of one document: the key of its parsed text
+/// ([`crate::DocumentStore::document_text_get`]) and of its chunks' embedding count
+/// ([`crate::DocumentStore::chunk_count_embedded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GenerationKey {
+    /// The document.
+    pub document_id: Uuid,
+    /// Its generation.
+    pub generation: i32,
+}
+
+impl GenerationKey {
+    /// Generation `generation` of document `document_id`.
+    pub fn new(document_id: Uuid, generation: i32) -> Self {
+        Self {
+            document_id,
+            generation,
+        }
+    }
+}
+
+/// Replace a generation's chunks ([`crate::DocumentStore::chunk_replace`]).
+#[derive(Debug, Clone, Copy)]
+pub struct ChunkReplaceParams<'a> {
+    /// The document.
+    pub document_id: Uuid,
+    /// The generation whose chunks these are.
+    pub generation: i32,
+    /// The chunks, without embeddings.
+    pub chunks: &'a [ChunkInsert],
+}
+
+/// A page of a generation's chunks, by `chunk_index` ([`crate::DocumentStore::chunk_list`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkListParams {
+    /// The document.
+    pub document_id: Uuid,
+    /// The generation; `None` for the active one (no chunks while nothing is active).
+    pub generation: Option<i32>,
+    /// At most this many chunks.
+    pub limit: i64,
+    /// Skip this many first.
+    pub offset: i64,
+}
+
+/// A generation's chunks still without an embedding, by `chunk_index`
+/// ([`crate::DocumentStore::chunk_list_unembedded`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkListUnembeddedParams {
+    /// The document.
+    pub document_id: Uuid,
+    /// The generation.
+    pub generation: i32,
+    /// At most this many chunks.
+    pub limit: i64,
+}
+
 /// A page of stored vectors of active generations, by chunk id.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChunkVectorPageParams {
@@ -564,7 +621,7 @@ impl ChunkVectorPageParams {
 
 /// Nearest chunks to a query vector, by cosine similarity, among the embedded chunks of
 /// active generations whose vector has the query's dimensions
-/// ([`crate::Executor::chunk_search`]).
+/// ([`crate::DocumentStore::chunk_search`]).
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct ChunkSearchParams {
     /// The query vector: at least one component, every one finite.
@@ -593,7 +650,7 @@ impl ChunkSearchParams {
     }
 }
 
-/// One chunk found by [`crate::Executor::chunk_search`].
+/// One chunk found by [`crate::DocumentStore::chunk_search`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkScore {
     /// The chunk.
@@ -604,7 +661,7 @@ pub struct ChunkScore {
     pub score: f32,
 }
 
-/// The most dimensions [`crate::Executor::vector_index_ensure`] accepts.
+/// The most dimensions [`crate::DocumentStore::vector_index_ensure`] accepts.
 pub const VECTOR_INDEX_MAX_DIMS: i32 = 16_000;
 
 /// Checks the dimensions of a vector index: within `1..=`[`VECTOR_INDEX_MAX_DIMS`].

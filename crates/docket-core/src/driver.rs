@@ -1,10 +1,13 @@
 //! The seam between the engine and storage.
 //!
-//! A [`Driver`] hands out [`Executor`]s: a pooled connection ([`Driver::conn`]) or a
-//! transaction ([`Driver::begin`]). Every storage operation is an `Executor` method, so the
+//! A [`Driver`] hands out [`Executor`]s: a pooled connection ([`QueueDriver::conn`]) or a
+//! transaction ([`QueueDriver::begin`]). Every storage operation is an executor method, so the
 //! same call enqueues a job on its own or inside the caller's transaction, next to the caller's
 //! own writes (a pipeline stage's outputs, its completion and the next stage's job commit
 //! together).
+//!
+//! The seam has two halves: [`QueueExecutor`] (the queue) and [`DocumentStore`] (documents,
+//! chunks, vectors), so a queue-only backend implements only the first, with [`QueueDriver`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -15,15 +18,16 @@ use uuid::Uuid;
 
 use crate::*;
 
-/// A storage backend: PostgreSQL or SQLite.
+/// A storage backend for the queue: hands out connections and transactions that implement
+/// [`QueueExecutor`]. [`Driver`] adds the document store.
 ///
 /// **Hold one executor per task at a time.** SQLite allows one writer, and its driver keeps a
 /// single connection: a task that holds a connection or transaction and asks for another waits
 /// for itself until the acquire timeout. Do everything a transaction needs through the
 /// transaction.
-pub trait Driver: Clone + Send + Sync + 'static {
+pub trait QueueDriver: Clone + Send + Sync + 'static {
     /// A pooled connection that runs each call on its own.
-    type Conn: Executor;
+    type Conn: QueueExecutor;
     /// A transaction: calls commit together, or not at all.
     type Tx: Transaction;
 
@@ -59,8 +63,20 @@ pub trait Driver: Clone + Send + Sync + 'static {
     fn ping(&self) -> impl Future<Output = Result<()>> + Send;
 }
 
+/// A full backend, PostgreSQL or SQLite: a [`QueueDriver`] whose connections and transactions
+/// are also a [`DocumentStore`]. Every such driver is one.
+pub trait Driver: QueueDriver<Conn: DocumentStore, Tx: DocumentStore> {}
+
+impl<D> Driver for D
+where
+    D: QueueDriver,
+    D::Conn: DocumentStore,
+    D::Tx: DocumentStore,
+{
+}
+
 /// Commit or roll back.
-pub trait Transaction: Executor {
+pub trait Transaction: QueueExecutor {
     /// Commits every call made through this transaction.
     fn commit(self) -> impl Future<Output = Result<()>> + Send;
     /// Discards them.
@@ -143,8 +159,14 @@ impl Broadcasts {
     }
 }
 
-/// Every storage operation. Implemented by a driver's connection and transaction types.
-pub trait Executor: Send {
+/// The queue's storage operations: jobs, attempts, queues, workers, leadership, schedules and
+/// the audit trail. Implemented by a driver's connection and transaction types; a queue-only
+/// backend implements this alone (with [`QueueDriver`]).
+///
+/// The engine decides every transition (see [`CompletionOutcome::transition`] and the
+/// rescuer's [`JobRescue`]s); a driver applies what it is given, guarded as each method says,
+/// and interprets nothing.
+pub trait QueueExecutor: Send {
     /// Enqueues jobs; results are in input order.
     fn job_insert_many(
         &mut self,
@@ -235,9 +257,10 @@ pub trait Executor: Send {
         &mut self,
         params: AuditListParams,
     ) -> impl Future<Output = Result<Vec<AuditRow>>> + Send;
+
     /// Running jobs whose worker's lease lapsed at `params.now` (by the lease the worker wrote),
     /// or whose worker row is gone: the rows of the `stuck_jobs` view, newest job first. These
-    /// are the rescuer's candidates ([`Executor::job_rescue_many`]).
+    /// are the rescuer's candidates ([`QueueExecutor::job_rescue_many`]).
     fn job_list_stuck(
         &mut self,
         params: JobListStuckParams,
@@ -261,7 +284,7 @@ pub trait Executor: Send {
     ) -> impl Future<Output = Result<Vec<JobActivityRow>>> + Send;
 
     /// Jobs completed and attempts that dead-lettered their job (counted as in
-    /// [`Executor::job_activity`]) per minute from `since` to `now`, oldest minute first;
+    /// [`QueueExecutor::job_activity`]) per minute from `since` to `now`, oldest minute first;
     /// minutes in which nothing finished are left out.
     fn job_throughput(
         &mut self,
@@ -350,7 +373,12 @@ pub trait Executor: Send {
 
     /// Copies the state of unfinished runs' jobs onto their run rows. Returns rows changed.
     fn cron_run_sync(&mut self) -> impl Future<Output = Result<u64>> + Send;
+}
 
+/// The document store: documents, their texts, chunks and vectors. Implemented beside
+/// [`QueueExecutor`] by backends that run docket's pipeline, on the same connections and
+/// transactions, so a stage's writes commit with its job's completion.
+pub trait DocumentStore: Send {
     /// Stores a new document: `queued`, progress 0, generation 1. Returns the stored row, or,
     /// when a document with the same `sha256` exists (one document per content, also under
     /// concurrent uploads), that document unchanged: compare ids to tell.
@@ -400,7 +428,7 @@ pub trait Executor: Send {
 
     /// Cancels documents that have not finished (completed, failed or cancelled ones are left
     /// alone). Returns the ids cancelled. Stage writes leave a cancelled document as it is;
-    /// only [`Executor::document_reprocess`] starts it again.
+    /// only [`DocumentStore::document_reprocess`] starts it again.
     fn document_cancel(
         &mut self,
         params: &DocumentCancelParams,
@@ -438,35 +466,27 @@ pub trait Executor: Send {
     /// A generation's parsed text.
     fn document_text_get(
         &mut self,
-        document_id: Uuid,
-        generation: i32,
+        key: GenerationKey,
     ) -> impl Future<Output = Result<Option<DocumentText>>> + Send;
 
     /// Replaces a generation's chunks with `chunks` (without embeddings), all or nothing:
     /// running it twice leaves the same rows. Returns how many were inserted.
     fn chunk_replace(
         &mut self,
-        document_id: Uuid,
-        generation: i32,
-        chunks: &[ChunkInsert],
+        params: ChunkReplaceParams<'_>,
     ) -> impl Future<Output = Result<u64>> + Send;
 
     /// A generation's chunks (`None`: the active one; none while nothing is active), by
     /// `chunk_index`.
     fn chunk_list(
         &mut self,
-        document_id: Uuid,
-        generation: Option<i32>,
-        limit: i64,
-        offset: i64,
+        params: ChunkListParams,
     ) -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
 
     /// A generation's chunks without an embedding, by `chunk_index`.
     fn chunk_list_unembedded(
         &mut self,
-        document_id: Uuid,
-        generation: i32,
-        limit: i64,
+        params: ChunkListUnembeddedParams,
     ) -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
 
     /// Stores embeddings by chunk id ([`encode_vector`]'s encoding). Returns how many chunks
@@ -479,8 +499,7 @@ pub trait Executor: Send {
     /// `(embedded, total)` chunks of a generation.
     fn chunk_count_embedded(
         &mut self,
-        document_id: Uuid,
-        generation: i32,
+        key: GenerationKey,
     ) -> impl Future<Output = Result<(i64, i64)>> + Send;
 
     /// Embedded chunks of active generations, by id, with their vectors.
@@ -493,9 +512,9 @@ pub trait Executor: Send {
     fn chunk_get_many(&mut self, ids: &[i64])
     -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
 
-    /// Whether the database searches vectors itself ([`Executor::chunk_search`] answers
+    /// Whether the database searches vectors itself ([`DocumentStore::chunk_search`] answers
     /// `Some`): PostgreSQL with the pgvector extension installed. Otherwise callers scan the
-    /// vectors of [`Executor::chunk_vectors_page`].
+    /// vectors of [`DocumentStore::chunk_vectors_page`].
     fn vector_search_available(&mut self) -> impl Future<Output = Result<bool>> + Send;
 
     /// Ensures an approximate nearest-neighbour index over the stored vectors of `dims`
@@ -509,7 +528,7 @@ pub trait Executor: Send {
     /// The chunks nearest to `params.query` by cosine distance, best first, among the embedded
     /// chunks of active generations whose vector has as many dimensions as the query. `None`
     /// where the database does not search vectors: the caller scans
-    /// [`Executor::chunk_vectors_page`] instead. Invalid params are refused on every backend.
+    /// [`DocumentStore::chunk_vectors_page`] instead. Invalid params are refused on every backend.
     ///
     /// An index makes the search approximate: with `document_ids`, or beyond a thousand
     /// results, it may return fewer than `k` chunks although more match.
@@ -518,3 +537,9 @@ pub trait Executor: Send {
         params: &ChunkSearchParams,
     ) -> impl Future<Output = Result<Option<Vec<ChunkScore>>>> + Send;
 }
+
+/// Both halves: what docket's pipeline needs of a connection or transaction. Every type that
+/// implements [`QueueExecutor`] and [`DocumentStore`] is one.
+pub trait Executor: QueueExecutor + DocumentStore {}
+
+impl<T: QueueExecutor + DocumentStore> Executor for T {}

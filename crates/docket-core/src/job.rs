@@ -258,7 +258,7 @@ impl WorkerRow {
 }
 
 /// A running job whose worker's lease has lapsed, or whose worker row is gone: one row of the
-/// `stuck_jobs` view, as [`crate::Executor::job_list_stuck`] reads it. The rescuer of the
+/// `stuck_jobs` view, as [`crate::QueueExecutor::job_list_stuck`] reads it. The rescuer of the
 /// maintenance leader takes these back on its next pass.
 ///
 /// Serialized flat: the job's own fields, then the worker's.
@@ -387,7 +387,7 @@ pub struct JobStatRow {
     pub oldest_created_at: Option<DateTime<Utc>>,
 }
 
-/// Jobs finished in one minute ([`crate::Executor::job_throughput`]).
+/// Jobs finished in one minute ([`crate::QueueExecutor::job_throughput`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct JobThroughputRow {
     /// The start of the minute (UTC, seconds zero).

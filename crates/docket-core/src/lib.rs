@@ -14,13 +14,17 @@ mod clock;
 mod document;
 mod driver;
 mod error;
+mod insert;
 mod job;
 mod params;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use document::*;
-pub use driver::{Broadcasts, Driver, Executor, Transaction, Wakeups};
+pub use driver::{
+    Broadcasts, DocumentStore, Driver, Executor, QueueDriver, QueueExecutor, Transaction, Wakeups,
+};
 pub use error::{Error, Result};
+pub use insert::{JobInsertStatements, insert_jobs};
 pub use job::*;
 pub use params::*;
 

@@ -317,7 +317,7 @@ pub struct JobCancelParams {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// List stuck jobs ([`crate::Executor::job_list_stuck`]): running jobs whose worker's lease
+/// List stuck jobs ([`crate::QueueExecutor::job_list_stuck`]): running jobs whose worker's lease
 /// has lapsed at `now` (each worker is judged by the lease it wrote with its heartbeat), or
 /// whose worker row is gone, i.e. what the rescuer will take back.
 #[derive(Debug, Clone)]
@@ -351,7 +351,7 @@ pub struct JobRescue {
     pub error: String,
 }
 
-/// Apply rescues ([`crate::Executor::job_rescue_many`]).
+/// Apply rescues ([`crate::QueueExecutor::job_rescue_many`]).
 #[derive(Debug, Clone, Default)]
 pub struct JobRescueManyParams {
     /// The rescues.
@@ -369,7 +369,7 @@ pub struct JobRescueResult {
     pub failed: Vec<i64>,
 }
 
-/// Which of these claims are no longer held ([`crate::Executor::job_claims_lost`]).
+/// Which of these claims are no longer held ([`crate::QueueExecutor::job_claims_lost`]).
 #[derive(Debug, Clone, Default)]
 pub struct JobClaimsLostParams {
     /// Job ids with the claim token each was run under.
@@ -389,7 +389,7 @@ pub struct JobRunNowParams {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Delete dead letters for good ([`crate::Executor::job_discard`]).
+/// Delete dead letters for good ([`crate::QueueExecutor::job_discard`]).
 #[derive(Debug, Clone, Default)]
 pub struct JobDiscardParams {
     /// These jobs (must be failed); when empty, every failed job matching the filters below.
@@ -400,7 +400,7 @@ pub struct JobDiscardParams {
     pub queue: Option<String>,
 }
 
-/// Record an operator action ([`crate::Executor::audit_insert`]).
+/// Record an operator action ([`crate::QueueExecutor::audit_insert`]).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct AuditInsertParams {
     /// Who: an API key's name, `dashboard:<key name>`, or `cli:<user>`.
@@ -418,7 +418,7 @@ pub struct AuditInsertParams {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Operator actions, newest first ([`crate::Executor::audit_list`]).
+/// Operator actions, newest first ([`crate::QueueExecutor::audit_list`]).
 #[derive(Debug, Clone, Default)]
 pub struct AuditListParams {
     /// Only this action.
@@ -431,7 +431,7 @@ pub struct AuditListParams {
     pub limit: i64,
 }
 
-/// Cancel documents that have not finished ([`crate::Executor::document_cancel`]).
+/// Cancel documents that have not finished ([`crate::DocumentStore::document_cancel`]).
 #[derive(Debug, Clone, Default)]
 pub struct DocumentCancelParams {
     /// The documents.
@@ -453,14 +453,14 @@ pub struct JobDeleteFinishedParams {
     pub limit: i64,
 }
 
-/// Recent throughput and waits ([`crate::Executor::job_activity`]).
+/// Recent throughput and waits ([`crate::QueueExecutor::job_activity`]).
 #[derive(Debug, Clone, Default)]
 pub struct JobActivityParams {
     /// The end of the windows; see the module docs.
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Jobs finished per minute ([`crate::Executor::job_throughput`]).
+/// Jobs finished per minute ([`crate::QueueExecutor::job_throughput`]).
 #[derive(Debug, Clone)]
 pub struct JobThroughputParams {
     /// The start of the window: jobs finished at or after it count.
@@ -499,14 +499,14 @@ pub struct WorkerHeartbeatParams {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// List workers ([`crate::Executor::worker_list`]).
+/// List workers ([`crate::QueueExecutor::worker_list`]).
 #[derive(Debug, Clone, Default)]
 pub struct WorkerListParams {
     /// The time at which each worker is judged live or dead; see the module docs.
     pub now: Option<DateTime<Utc>>,
 }
 
-/// Forget dead workers ([`crate::Executor::worker_delete_stale`]).
+/// Forget dead workers ([`crate::QueueExecutor::worker_delete_stale`]).
 #[derive(Debug, Clone, Default)]
 pub struct WorkerDeleteStaleParams {
     /// Workers whose lease lapsed before this go, unless they still hold a running job; see
@@ -609,7 +609,7 @@ pub enum CronRunAction {
     Invalid,
 }
 
-/// The enabled schedules that are due ([`crate::Executor::cron_schedule_due`]).
+/// The enabled schedules that are due ([`crate::QueueExecutor::cron_schedule_due`]).
 #[derive(Debug, Clone, Default)]
 pub struct CronScheduleDueParams {
     /// Due means `next_run_at` at or before this. See the module docs: `None` is the
@@ -618,7 +618,7 @@ pub struct CronScheduleDueParams {
     pub now: Option<DateTime<Utc>>,
 }
 
-/// What [`crate::Executor::cron_schedule_due`] found.
+/// What [`crate::QueueExecutor::cron_schedule_due`] found.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CronScheduleDue {
     /// The time the schedules were due at: the params' `now`, or the database's clock. Plan

@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
 use docket_core::{
-    AuditListParams, Driver, Executor, JobDiscardParams, JobRetryParams, JobRunNowParams,
+    AuditListParams, Driver, JobDiscardParams, JobRetryParams, JobRunNowParams, QueueExecutor,
 };
 use docket_pipeline::Pipeline;
 use docket_queue::admin::{self, ActionOutcome};

@@ -19,7 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use docket_core::{Driver, Executor, JobListParams, JobListStuckParams, JobState};
+use docket_core::{Driver, JobListParams, JobListStuckParams, JobState, QueueExecutor};
 use docket_pipeline::Pipeline;
 use docket_queue::maintenance::ManualRun;
 use serde::Deserialize;

@@ -35,7 +35,7 @@ use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Extension, Json, Router};
-use docket_core::{DocumentListParams, DocumentStatus, Driver, Executor};
+use docket_core::{ChunkListParams, DocumentListParams, DocumentStatus, DocumentStore, Driver};
 use docket_pipeline::fetch::Fetcher;
 use docket_pipeline::ingest::StorageIngest;
 use docket_pipeline::progress::ProgressEvent;
@@ -564,7 +564,15 @@ async fn chunks<D: Driver>(
     let doc = c.document_get(id).await?.ok_or_else(|| not_found(id))?;
     // The searchable generation only (a re-processing one is not visible until it completes).
     let rows = match doc.active_generation {
-        Some(generation) => c.chunk_list(id, Some(generation), 10_000, 0).await?,
+        Some(generation) => {
+            c.chunk_list(ChunkListParams {
+                document_id: id,
+                generation: Some(generation),
+                limit: 10_000,
+                offset: 0,
+            })
+            .await?
+        }
         None => Vec::new(),
     };
     Ok(Json(json!({ "chunks": rows })).into_response())

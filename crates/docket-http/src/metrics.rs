@@ -31,7 +31,7 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{FromFnLayer, Next};
 use axum::response::{IntoResponse, Response};
-use docket_core::{ALL_QUEUES, Driver, Executor, JobStatRow, JobState, QueueRow};
+use docket_core::{ALL_QUEUES, Driver, JobStatRow, JobState, QueueExecutor, QueueRow};
 use docket_pipeline::Pipeline;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};

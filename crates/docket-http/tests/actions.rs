@@ -2,7 +2,7 @@
 //! and the audit trail that records each under the caller's key.
 
 use docket_conformance::harness::{TestDb, postgres, sqlite};
-use docket_core::{Driver, Executor, JobInsertManyParams, JobInsertParams};
+use docket_core::{JobInsertManyParams, JobInsertParams, QueueDriver, QueueExecutor};
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};

@@ -4,7 +4,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
 use docket_core::Driver;
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use futures::StreamExt;
@@ -41,6 +42,7 @@ async fn json(r: reqwest::Response) -> (StatusCode, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+#[both_backends]
 async fn upload_follow_the_events_to_100_and_search(db: impl TestDb) {
     let s = serve(db.driver()).await;
     let http = reqwest::Client::new();
@@ -161,6 +163,7 @@ async fn upload_follow_the_events_to_100_and_search(db: impl TestDb) {
     s.runtime.shutdown().await;
 }
 
+#[both_backends]
 async fn bad_requests_get_clear_errors(db: impl TestDb) {
     let s = serve(db.driver()).await;
     let http = reqwest::Client::new();
@@ -294,6 +297,7 @@ fn key(name: &str, secret: &str, scopes: &[Scope]) -> ApiKey {
     }
 }
 
+#[both_backends]
 async fn api_keys_and_scopes_are_checked(db: impl TestDb) {
     let keys = ApiKeys::new(&[
         key("reader", "read-key-123", &[Scope::Read]),
@@ -408,6 +412,7 @@ async fn wait_status(http: &reqwest::Client, base: &str, id: &str, want: &str) {
     .unwrap_or_else(|_| panic!("document {id} never became {want}"))
 }
 
+#[both_backends]
 async fn jobs_and_queues_are_inspected_and_repaired(db: impl TestDb) {
     let s = serve(db.driver()).await;
     let http = reqwest::Client::new();
@@ -611,6 +616,7 @@ async fn jobs_and_queues_are_inspected_and_repaired(db: impl TestDb) {
 
 /// `POST /v1/cron/{name}/run` answers `409` while a run of the schedule is live: here the
 /// first run waits in a paused queue. Once it has finished, the next one is accepted.
+#[both_backends]
 async fn a_cron_run_is_refused_while_one_is_live(db: impl TestDb) {
     let s = serve(db.driver()).await;
     let scheduler = docket_queue::maintenance::Scheduler::new(
@@ -674,34 +680,3 @@ async fn a_cron_run_is_refused_while_one_is_live(db: impl TestDb) {
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     s.runtime.shutdown().await;
 }
-
-macro_rules! api_suite {
-    ($backend:ident, $make:path) => {
-        mod $backend {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn upload_follow_the_events_to_100_and_search() {
-                super::upload_follow_the_events_to_100_and_search($make().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn api_keys_and_scopes_are_checked() {
-                super::api_keys_and_scopes_are_checked($make().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn jobs_and_queues_are_inspected_and_repaired() {
-                super::jobs_and_queues_are_inspected_and_repaired($make().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn bad_requests_get_clear_errors() {
-                super::bad_requests_get_clear_errors($make().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_cron_run_is_refused_while_one_is_live() {
-                super::a_cron_run_is_refused_while_one_is_live($make().await).await
-            }
-        }
-    };
-}
-
-api_suite!(pg, postgres);
-api_suite!(lite, sqlite);

@@ -17,8 +17,8 @@ use std::time::Duration;
 
 use docket_conformance::harness::{TestDb, sqlite};
 use docket_core::{
-    CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, JobGetAvailableParams,
-    JobInsertManyParams, JobInsertParams, MissedRunPolicy, WorkerHeartbeatParams,
+    CronScheduleSpec, CronScheduleUpsertParams, Driver, JobGetAvailableParams, JobInsertManyParams,
+    JobInsertParams, MissedRunPolicy, QueueDriver, QueueExecutor, WorkerHeartbeatParams,
 };
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use docket_queue::{InsertOpts, JobArgs, JobContext, JobError, Worker};

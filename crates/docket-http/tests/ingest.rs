@@ -15,10 +15,11 @@ use axum::extract::{Path as UrlPath, State};
 use axum::http::{HeaderMap, StatusCode as AxStatus};
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::{TestDb, postgres};
 use docket_core::{
-    Clock, Driver, Executor, JobGetAvailableParams, JobInsertManyParams, SystemClock,
-    WorkerHeartbeatParams,
+    Clock, DocumentStore, Driver, JobGetAvailableParams, JobInsertManyParams, QueueDriver,
+    QueueExecutor, SystemClock, WorkerHeartbeatParams,
 };
 use docket_http::ApiOptions;
 use docket_notify::WebhookSigner;
@@ -160,6 +161,7 @@ async fn wait_status(http: &reqwest::Client, base: &str, id: &str, want: &str) -
     .unwrap_or_else(|_| panic!("document {id} never reached {want}"))
 }
 
+#[both_backends]
 async fn url_ingestion(db: impl TestDb) {
     let driver = db.driver().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -382,6 +384,7 @@ fn signed(body: &str, id: &str, at: i64, secret: &str) -> Vec<(&'static str, Str
     ]
 }
 
+#[both_backends]
 async fn storage_webhooks(db: impl TestDb) {
     let driver = db.driver().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -659,6 +662,7 @@ impl<D: Driver> Worker<D> for ProbeWorker {
     }
 }
 
+#[both_backends]
 async fn process_stuck_and_stats(db: impl TestDb) {
     let driver = db.driver().clone();
     let dir = tempfile::tempdir().unwrap();
@@ -976,29 +980,6 @@ async fn progress_crosses_processes(driver: impl Driver, other: impl Driver) {
     );
     rt.shutdown().await;
 }
-
-macro_rules! ingest_suite {
-    ($backend:ident, $make:path) => {
-        mod $backend {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn url_ingestion() {
-                super::url_ingestion($make().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn storage_webhooks() {
-                super::storage_webhooks($make().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn process_stuck_and_stats() {
-                super::process_stuck_and_stats($make().await).await
-            }
-        }
-    };
-}
-
-ingest_suite!(pg, postgres);
-ingest_suite!(lite, sqlite);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pg_progress_crosses_processes() {

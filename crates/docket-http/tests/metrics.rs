@@ -8,7 +8,8 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
 use docket_core::Driver;
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use reqwest::StatusCode;
@@ -252,6 +253,7 @@ async fn wait_completed(http: &reqwest::Client, base: &str, id: &str) {
     .unwrap_or_else(|_| panic!("document {id} never completed"))
 }
 
+#[both_backends]
 async fn a_processed_document_shows_in_the_metrics(db: impl TestDb) {
     let s = serve(db.driver(), None).await;
     let http = reqwest::Client::new();
@@ -414,6 +416,7 @@ fn key(name: &str, secret: &str, scopes: &[Scope]) -> ApiKey {
     }
 }
 
+#[both_backends]
 async fn metrics_need_the_read_scope(db: impl TestDb) {
     let keys = ApiKeys::new(&[
         key("reader", "read-key-123", &[Scope::Read]),
@@ -435,22 +438,3 @@ async fn metrics_need_the_read_scope(db: impl TestDb) {
     assert_eq!(status(Some("read-key-123")).await, StatusCode::OK);
     s.runtime.shutdown().await;
 }
-
-macro_rules! metrics_suite {
-    ($backend:ident, $make:path) => {
-        mod $backend {
-            use super::*;
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn a_processed_document_shows_in_the_metrics() {
-                super::a_processed_document_shows_in_the_metrics($make().await).await
-            }
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn metrics_need_the_read_scope() {
-                super::metrics_need_the_read_scope($make().await).await
-            }
-        }
-    };
-}
-
-metrics_suite!(pg, postgres);
-metrics_suite!(lite, sqlite);

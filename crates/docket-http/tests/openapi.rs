@@ -18,8 +18,9 @@ use std::time::Duration;
 
 use docket_conformance::harness::{TestDb, sqlite};
 use docket_core::{
-    Clock, CronScheduleSpec, CronScheduleUpsertParams, Driver, Executor, JobGetAvailableParams,
-    JobInsertManyParams, JobInsertParams, MissedRunPolicy, SystemClock, WorkerHeartbeatParams,
+    Clock, CronScheduleSpec, CronScheduleUpsertParams, Driver, JobGetAvailableParams,
+    JobInsertManyParams, JobInsertParams, MissedRunPolicy, QueueDriver, QueueExecutor, SystemClock,
+    WorkerHeartbeatParams,
 };
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use docket_pipeline::fetch::{FetchConfig, Fetcher};

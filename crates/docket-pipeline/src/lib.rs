@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use docket_core::{
     ChunkRow, ChunkVectorPageParams, DocumentInsertParams, DocumentReprocessParams, DocumentRow,
-    DocumentSource, Driver, Executor, Transaction,
+    DocumentSource, DocumentStore, Driver, Transaction,
 };
 use docket_embed::Embedder;
 use docket_parse::{Isolation, Limits};

@@ -13,8 +13,9 @@
 use std::time::{Duration, Instant};
 
 use docket_core::{
-    DocumentActivateParams, DocumentFailParams, DocumentProgressParams, DocumentRow,
-    DocumentStageParams, DocumentStatus, DocumentText, Driver, Executor, Transaction,
+    ChunkListParams, ChunkListUnembeddedParams, ChunkReplaceParams, DocumentActivateParams,
+    DocumentFailParams, DocumentProgressParams, DocumentRow, DocumentStageParams, DocumentStatus,
+    DocumentStore, DocumentText, Driver, GenerationKey, Transaction,
 };
 use docket_embed::EmbedError;
 use docket_parse::{Format, Parsed, Section};
@@ -425,7 +426,7 @@ impl<D: Driver> Pipeline<D> {
         };
         let text = {
             let mut c = self.inner.driver.conn().await.map_err(db)?;
-            c.document_text_get(doc.id, doc.generation)
+            c.document_text_get(GenerationKey::new(doc.id, doc.generation))
                 .await
                 .map_err(db)?
         };
@@ -456,9 +457,13 @@ impl<D: Driver> Pipeline<D> {
             return Err(JobError::permanent("the document has no text to index"));
         }
         let mut tx = self.inner.driver.begin().await.map_err(db)?;
-        tx.chunk_replace(doc.id, doc.generation, &chunks)
-            .await
-            .map_err(db)?;
+        tx.chunk_replace(ChunkReplaceParams {
+            document_id: doc.id,
+            generation: doc.generation,
+            chunks: &chunks,
+        })
+        .await
+        .map_err(db)?;
         self.advance(ctx, tx, &doc, Stage::Chunk, Stage::Embed, started)
             .await?;
         Ok(())
@@ -478,7 +483,7 @@ impl<D: Driver> Pipeline<D> {
         self.ensure_vector_index().await;
         let (mut done, total) = {
             let mut c = self.inner.driver.conn().await.map_err(db)?;
-            c.chunk_count_embedded(doc.id, doc.generation)
+            c.chunk_count_embedded(GenerationKey::new(doc.id, doc.generation))
                 .await
                 .map_err(db)?
         };
@@ -489,9 +494,13 @@ impl<D: Driver> Pipeline<D> {
             }
             let chunks = {
                 let mut c = self.inner.driver.conn().await.map_err(db)?;
-                c.chunk_list_unembedded(doc.id, doc.generation, page)
-                    .await
-                    .map_err(db)?
+                c.chunk_list_unembedded(ChunkListUnembeddedParams {
+                    document_id: doc.id,
+                    generation: doc.generation,
+                    limit: page,
+                })
+                .await
+                .map_err(db)?
             };
             if chunks.is_empty() {
                 break;
@@ -541,7 +550,7 @@ impl<D: Driver> Pipeline<D> {
         };
         let mut tx = self.inner.driver.begin().await.map_err(db)?;
         let (embedded, total) = tx
-            .chunk_count_embedded(doc.id, doc.generation)
+            .chunk_count_embedded(GenerationKey::new(doc.id, doc.generation))
             .await
             .map_err(db)?;
         if embedded < total {
@@ -565,7 +574,12 @@ impl<D: Driver> Pipeline<D> {
             return Ok(());
         }
         let tokens: i64 = tx
-            .chunk_list(doc.id, Some(doc.generation), i64::MAX, 0)
+            .chunk_list(ChunkListParams {
+                document_id: doc.id,
+                generation: Some(doc.generation),
+                limit: i64::MAX,
+                offset: 0,
+            })
             .await
             .map_err(db)?
             .iter()

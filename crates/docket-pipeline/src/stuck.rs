@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use chrono::Utc;
 use docket_core::{
-    CronScheduleSpec, DocumentRow, DocumentStatus, Driver, Executor, JobListParams, JobState,
-    MissedRunPolicy, StuckDocumentsParams, Transaction,
+    CronScheduleSpec, DocumentRow, DocumentStatus, DocumentStore, Driver, JobListParams, JobState,
+    MissedRunPolicy, QueueExecutor, StuckDocumentsParams, Transaction,
 };
 use docket_queue::{JobArgs, JobContext, JobError, Worker, Workers};
 use serde::{Deserialize, Serialize};

@@ -8,7 +8,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
 use docket_core::*;
 use docket_embed::hashing::{HashingConfig, HashingEmbedder};
 use docket_embed::{BoxFuture, EmbedError, Embedder};
@@ -117,7 +118,14 @@ async fn submit<D: Driver>(p: &Pipeline<D>, name: &str) -> Submitted {
 
 async fn chunks<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> Vec<ChunkRow> {
     let mut c = p.driver().conn().await.unwrap();
-    c.chunk_list(id, None, 10_000, 0).await.unwrap()
+    c.chunk_list(ChunkListParams {
+        document_id: id,
+        generation: None,
+        limit: 10_000,
+        offset: 0,
+    })
+    .await
+    .unwrap()
 }
 
 async fn jobs_of<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> Vec<JobRow> {
@@ -153,6 +161,7 @@ const FILES: &[(&str, &str)] = &[
     ("utf16.txt", ""),
 ];
 
+#[both_backends]
 async fn every_format_completes_and_is_searchable(db: impl TestDb) {
     let s = setup(db.driver(), hashing(), Notifier::none());
     let p = &s.pipeline;
@@ -208,7 +217,11 @@ async fn every_format_completes_and_is_searchable(db: impl TestDb) {
     // Character offsets point into the parsed text.
     let text = {
         let mut c = p.driver().conn().await.unwrap();
-        c.document_text_get(ids[0], 1).await.unwrap().unwrap().text
+        c.document_text_get(GenerationKey::new(ids[0], 1))
+            .await
+            .unwrap()
+            .unwrap()
+            .text
     };
     for c in chunks(p, ids[0]).await {
         let piece: String = text
@@ -235,6 +248,7 @@ async fn every_format_completes_and_is_searchable(db: impl TestDb) {
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn identical_bytes_find_the_document_and_reprocessing_swaps_chunks(db: impl TestDb) {
     let s = setup(db.driver(), hashing(), Notifier::none());
     let p = &s.pipeline;
@@ -302,6 +316,7 @@ async fn identical_bytes_find_the_document_and_reprocessing_swaps_chunks(db: imp
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn running_a_stage_twice_leaves_the_same_rows(db: impl TestDb) {
     let s = setup(db.driver(), hashing(), Notifier::none());
     let p = &s.pipeline;
@@ -373,6 +388,7 @@ async fn running_a_stage_twice_leaves_the_same_rows(db: impl TestDb) {
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn bad_files_fail_with_a_clear_permanent_error(db: impl TestDb) {
     let s = setup(db.driver(), hashing(), Notifier::none());
     let p = &s.pipeline;
@@ -414,6 +430,7 @@ async fn bad_files_fail_with_a_clear_permanent_error(db: impl TestDb) {
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn progress_is_persisted_and_broadcast_through_every_stage(db: impl TestDb) {
     let s = setup(db.driver(), hashing(), Notifier::none());
     let p = &s.pipeline;
@@ -475,6 +492,7 @@ async fn progress_is_persisted_and_broadcast_through_every_stage(db: impl TestDb
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn stuck_documents_are_found_and_repaired(db: impl TestDb) {
     let s = setup(db.driver(), hashing(), Notifier::none());
     let p = &s.pipeline;
@@ -547,6 +565,7 @@ impl Embedder for Flaky {
     }
 }
 
+#[both_backends]
 async fn an_unavailable_provider_holds_jobs_back_without_spending_attempts(db: impl TestDb) {
     let flaky = Arc::new(Flaky {
         inner: hashing(),
@@ -583,6 +602,7 @@ async fn an_unavailable_provider_holds_jobs_back_without_spending_attempts(db: i
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn completion_webhook_is_signed_and_delivered(db: impl TestDb) {
     use axum::routing::post;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(axum::http::HeaderMap, Bytes)>();
@@ -673,6 +693,7 @@ async fn completion_webhook_is_signed_and_delivered(db: impl TestDb) {
 
 /// With the guard on (the default), a callback URL on loopback is refused without a request:
 /// the document completes, and the notify job records the refusal once, without retrying.
+#[both_backends]
 async fn a_refused_callback_completes_the_document_without_retrying(db: impl TestDb) {
     use axum::routing::post;
     let hits = Arc::new(AtomicUsize::new(0));
@@ -730,6 +751,7 @@ async fn a_refused_callback_completes_the_document_without_retrying(db: impl Tes
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn the_local_model_finds_meaning_not_just_words(db: impl TestDb) {
     use docket_embed::local::{LocalConfig, LocalEmbedder};
     let dir = docket_embed::test_model_dir().unwrap_or_else(|e| panic!("{e}"));
@@ -778,34 +800,3 @@ async fn the_local_model_finds_meaning_not_just_words(db: impl TestDb) {
     }
     h.shutdown().await;
 }
-
-macro_rules! pipeline_suite {
-    ($backend:ident, $make:path) => {
-        mod $backend {
-            use super::*;
-            pipeline_suite!(@tests $make;
-                every_format_completes_and_is_searchable,
-                identical_bytes_find_the_document_and_reprocessing_swaps_chunks,
-                running_a_stage_twice_leaves_the_same_rows,
-                bad_files_fail_with_a_clear_permanent_error,
-                progress_is_persisted_and_broadcast_through_every_stage,
-                stuck_documents_are_found_and_repaired,
-                an_unavailable_provider_holds_jobs_back_without_spending_attempts,
-                completion_webhook_is_signed_and_delivered,
-                a_refused_callback_completes_the_document_without_retrying,
-                the_local_model_finds_meaning_not_just_words,
-            );
-        }
-    };
-    (@tests $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name($make().await).await
-            }
-        )*
-    };
-}
-
-pipeline_suite!(pg, postgres);
-pipeline_suite!(lite, sqlite);

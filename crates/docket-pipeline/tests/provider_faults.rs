@@ -676,7 +676,14 @@ impl<T: TestDb> Rig<T> {
             assert_eq!(d.chunk_count as usize, want, "document {i}");
             let chunks = {
                 let mut c = p.driver().conn().await.unwrap();
-                c.chunk_list(d.id, None, 10_000, 0).await.unwrap()
+                c.chunk_list(ChunkListParams {
+                    document_id: d.id,
+                    generation: None,
+                    limit: 10_000,
+                    offset: 0,
+                })
+                .await
+                .unwrap()
             };
             assert_eq!(chunks.len(), want, "document {i}");
             let indices: HashSet<i32> = chunks.iter().map(|c| c.chunk_index).collect();

@@ -1,4 +1,5 @@
-//! The [`Executor`] implementation, written once for pooled connections and transactions.
+//! The [`QueueExecutor`] half of the executor (the document store is in `documents.rs`),
+//! written once for pooled connections and transactions.
 
 use std::collections::HashMap;
 use std::ops::DerefMut;
@@ -15,11 +16,11 @@ use crate::vector::{self, VectorSupport};
 
 /// A PostgreSQL executor over a pooled connection or a transaction (`C`).
 pub struct PgExec<C> {
-    conn: C,
-    notifier: Notifier,
-    vector: Arc<VectorSupport>,
-    in_tx: bool,
-    inserted: bool,
+    pub(crate) conn: C,
+    pub(crate) notifier: Notifier,
+    pub(crate) vector: Arc<VectorSupport>,
+    pub(crate) in_tx: bool,
+    pub(crate) inserted: bool,
 }
 
 impl<C> std::fmt::Debug for PgExec<C> {
@@ -94,7 +95,7 @@ where
 {
     /// pgvector's schema prefix where the vector path is usable, detected on first use when
     /// the driver has not migrated.
-    async fn pgvector(&mut self) -> Result<Option<Arc<str>>> {
+    pub(crate) async fn pgvector(&mut self) -> Result<Option<Arc<str>>> {
         if let Some(known) = self.vector.get() {
             return Ok(known);
         }
@@ -144,7 +145,7 @@ impl TxControl for sqlx::Transaction<'static, sqlx::Postgres> {
     }
 }
 
-impl<C> Executor for PgExec<C>
+impl<C> QueueExecutor for PgExec<C>
 where
     C: DerefMut<Target = PgConnection> + Send,
 {
@@ -152,93 +153,21 @@ where
         &mut self,
         params: JobInsertManyParams,
     ) -> Result<Vec<JobInsertResult>> {
-        let jobs = params.jobs;
-        if jobs.is_empty() {
+        if params.jobs.is_empty() {
             return Ok(Vec::new());
         }
-        for j in &jobs {
+        for j in &params.jobs {
             j.validate()?;
         }
-        let n = jobs.len();
-        let mut job_type = Vec::with_capacity(n);
-        let mut queue = Vec::with_capacity(n);
-        let mut priority = Vec::with_capacity(n);
-        let mut payload = Vec::with_capacity(n);
-        let mut max_attempts = Vec::with_capacity(n);
-        let mut run_at = Vec::with_capacity(n);
-        let mut unique_key = Vec::with_capacity(n);
-        let mut document_id: Vec<Option<Uuid>> = Vec::with_capacity(n);
-        for j in jobs {
-            job_type.push(j.job_type);
-            queue.push(j.queue);
-            priority.push(j.priority);
-            payload.push(j.payload);
-            max_attempts.push(j.max_attempts);
-            run_at.push(j.run_at);
-            unique_key.push(j.unique_key);
-            document_id.push(j.document_id);
-        }
-        let inserted = sqlx::query(include_str!("../queries/job_insert_many.sql"))
-            .bind(&job_type)
-            .bind(&queue)
-            .bind(&priority)
-            .bind(&payload)
-            .bind(&max_attempts)
-            .bind(&run_at)
-            .bind(&unique_key)
-            .bind(&document_id)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        if !inserted.is_empty() {
+        let mut statements = InsertStatements {
+            conn: &mut self.conn,
+            inserted: false,
+        };
+        let results = insert_jobs(&mut statements, &params.jobs).await?;
+        if statements.inserted {
             self.announce();
         }
-
-        // Returned rows follow input order over the inputs that were inserted; an input whose
-        // key does not match the next returned row was a duplicate.
-        let mut out = Vec::with_capacity(n);
-        let mut dup_keys = Vec::new();
-        let mut next = inserted.iter().peekable();
-        for key in &unique_key {
-            let matched = next.peek().map(|r| {
-                let k: Option<&str> = r.get("unique_key");
-                k == key.as_deref()
-            });
-            if matched == Some(true) {
-                let r = next.next().expect("peeked");
-                out.push(JobInsertResult {
-                    id: r.get("id"),
-                    duplicate: false,
-                });
-            } else {
-                let key = key
-                    .clone()
-                    .ok_or_else(|| Error::Decode("insert returned rows out of order".to_owned()))?;
-                dup_keys.push(key);
-                out.push(JobInsertResult {
-                    id: 0,
-                    duplicate: true,
-                });
-            }
-        }
-        if !dup_keys.is_empty() {
-            let holders: HashMap<String, i64> =
-                sqlx::query(include_str!("../queries/job_find_by_unique_key.sql"))
-                    .bind(&dup_keys)
-                    .fetch_all(&mut *self.conn)
-                    .await
-                    .map_err(map_err)?
-                    .into_iter()
-                    .map(|r| (r.get("unique_key"), r.get("id")))
-                    .collect();
-            for (res, key) in out.iter_mut().zip(&unique_key) {
-                if res.duplicate {
-                    let key = key.as_deref().unwrap_or_default();
-                    res.id = holders.get(key).copied().unwrap_or_default();
-                }
-            }
-        }
-        Ok(out)
+        Ok(results)
     }
 
     async fn job_get_available(&mut self, params: JobGetAvailableParams) -> Result<Vec<JobRow>> {
@@ -778,478 +707,60 @@ where
             .map(|r| r.rows_affected())
             .map_err(map_err)
     }
-    async fn document_insert(&mut self, p: &DocumentInsertParams) -> Result<DocumentRow> {
-        p.validate()?;
-        let row = sqlx::query(include_str!("../queries/document_insert.sql"))
-            .bind(p.id)
-            .bind(p.source.as_str())
-            .bind(&p.filename)
-            .bind(&p.content_type)
-            .bind(p.size_bytes)
-            .bind(&p.sha256)
-            .bind(&p.storage_key)
-            .bind(&p.callback_url)
-            .bind(&p.metadata)
-            .bind(p.priority)
-            .bind(p.now)
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        match row {
-            Some(row) => rows::document(&row),
-            None => self
-                .document_find_by_sha256(&p.sha256)
-                .await?
-                .ok_or_else(|| {
-                    Error::Invalid("document with this sha256 vanished during insert".into())
-                }),
-        }
-    }
-
-    async fn document_get(&mut self, id: Uuid) -> Result<Option<DocumentRow>> {
-        sqlx::query("SELECT * FROM documents WHERE id = $1")
-            .bind(id)
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::document)
-            .transpose()
-    }
-
-    async fn document_find_by_sha256(&mut self, sha256: &str) -> Result<Option<DocumentRow>> {
-        sqlx::query(include_str!("../queries/document_find_by_sha256.sql"))
-            .bind(sha256)
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::document)
-            .transpose()
-    }
-
-    async fn document_list(&mut self, p: &DocumentListParams) -> Result<Vec<DocumentRow>> {
-        p.validate()?;
-        sqlx::query(include_str!("../queries/document_list.sql"))
-            .bind(p.status.map(DocumentStatus::as_str))
-            .bind(p.source.map(DocumentSource::as_str))
-            .bind(p.before)
-            .bind(p.limit)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(rows::document)
-            .collect()
-    }
-
-    async fn document_set_stage(&mut self, p: &DocumentStageParams) -> Result<bool> {
-        p.validate()?;
-        let (key, ms) = split_timing(&p.timing);
-        sqlx::query(include_str!("../queries/document_set_stage.sql"))
-            .bind(p.id)
-            .bind(p.generation)
-            .bind(p.status.as_str())
-            .bind(&p.stage)
-            .bind(p.progress)
-            .bind(key)
-            .bind(ms)
-            .bind(p.now)
-            .execute(&mut *self.conn)
-            .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(map_err)
-    }
-
-    async fn document_set_progress(&mut self, p: &DocumentProgressParams) -> Result<bool> {
-        p.validate()?;
-        sqlx::query(include_str!("../queries/document_set_progress.sql"))
-            .bind(p.id)
-            .bind(p.generation)
-            .bind(p.progress)
-            .bind(p.now)
-            .execute(&mut *self.conn)
-            .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(map_err)
-    }
-
-    async fn document_fail(&mut self, p: &DocumentFailParams) -> Result<bool> {
-        sqlx::query(include_str!("../queries/document_fail.sql"))
-            .bind(p.id)
-            .bind(p.generation)
-            .bind(&p.stage)
-            .bind(&p.error)
-            .bind(p.now)
-            .execute(&mut *self.conn)
-            .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(map_err)
-    }
-
-    async fn document_cancel(&mut self, p: &DocumentCancelParams) -> Result<Vec<Uuid>> {
-        let mut ids: Vec<Uuid> = sqlx::query_scalar(include_str!("../queries/document_cancel.sql"))
-            .bind(&p.ids)
-            .bind(&p.reason)
-            .bind(p.now)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        ids.sort_unstable();
-        Ok(ids)
-    }
-
-    async fn document_activate(&mut self, p: &DocumentActivateParams) -> Result<bool> {
-        p.validate()?;
-        let (key, ms) = split_timing(&p.timing);
-        let row: Option<Uuid> =
-            sqlx::query_scalar(include_str!("../queries/document_activate.sql"))
-                .bind(p.id)
-                .bind(p.generation)
-                .bind(p.chunk_count)
-                .bind(p.token_count)
-                .bind(&p.embedder)
-                .bind(key)
-                .bind(ms)
-                .bind(p.status.as_str())
-                .bind(p.progress)
-                .bind(p.now)
-                .fetch_optional(&mut *self.conn)
-                .await
-                .map_err(map_err)?;
-        Ok(row.is_some())
-    }
-
-    async fn document_reprocess(
-        &mut self,
-        p: &DocumentReprocessParams,
-    ) -> Result<Option<DocumentRow>> {
-        sqlx::query(include_str!("../queries/document_reprocess.sql"))
-            .bind(p.id)
-            .bind(p.now)
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::document)
-            .transpose()
-    }
-
-    async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
-        sqlx::query("DELETE FROM documents WHERE id = $1")
-            .bind(id)
-            .execute(&mut *self.conn)
-            .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(map_err)
-    }
-
-    async fn document_list_stuck(&mut self, p: &StuckDocumentsParams) -> Result<Vec<DocumentRow>> {
-        p.validate()?;
-        sqlx::query(include_str!("../queries/document_list_stuck.sql"))
-            .bind(p.updated_before)
-            .bind(p.limit)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(rows::document)
-            .collect()
-    }
-
-    async fn document_text_upsert(&mut self, t: &DocumentText) -> Result<()> {
-        validate_document_text(t)?;
-        sqlx::query(include_str!("../queries/document_text_upsert.sql"))
-            .bind(t.document_id)
-            .bind(t.generation)
-            .bind(&t.format)
-            .bind(&t.text)
-            .bind(&t.sections)
-            .execute(&mut *self.conn)
-            .await
-            .map(|_| ())
-            .map_err(map_err)
-    }
-
-    async fn document_text_get(
-        &mut self,
-        document_id: Uuid,
-        generation: i32,
-    ) -> Result<Option<DocumentText>> {
-        sqlx::query("SELECT * FROM document_texts WHERE document_id = $1 AND generation = $2")
-            .bind(document_id)
-            .bind(generation)
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .as_ref()
-            .map(rows::text)
-            .transpose()
-    }
-
-    async fn chunk_replace(
-        &mut self,
-        document_id: Uuid,
-        generation: i32,
-        chunks: &[ChunkInsert],
-    ) -> Result<u64> {
-        validate_chunks(chunks)?;
-        let n = chunks.len();
-        let mut index = Vec::with_capacity(n);
-        let mut text = Vec::with_capacity(n);
-        let mut start = Vec::with_capacity(n);
-        let mut end = Vec::with_capacity(n);
-        let mut tokens = Vec::with_capacity(n);
-        let mut headings = Vec::with_capacity(n);
-        let mut page = Vec::with_capacity(n);
-        for c in chunks {
-            index.push(c.chunk_index);
-            text.push(c.text.as_str());
-            start.push(c.char_start);
-            end.push(c.char_end);
-            tokens.push(c.token_count);
-            headings.push(serde_json::to_value(&c.heading_path)?);
-            page.push(c.page);
-        }
-        // A savepoint inside the caller's transaction, else a transaction of its own: the
-        // old chunks go only if the new ones arrive.
-        let mut tx = self.conn.deref_mut().begin().await.map_err(map_err)?;
-        sqlx::query(include_str!("../queries/chunk_delete_generation.sql"))
-            .bind(document_id)
-            .bind(generation)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let inserted = if n == 0 {
-            0
-        } else {
-            sqlx::query(include_str!("../queries/chunk_replace.sql"))
-                .bind(document_id)
-                .bind(generation)
-                .bind(&index)
-                .bind(&text)
-                .bind(&start)
-                .bind(&end)
-                .bind(&tokens)
-                .bind(&headings)
-                .bind(&page)
-                .execute(&mut *tx)
-                .await
-                .map_err(map_err)?
-                .rows_affected()
-        };
-        tx.commit().await.map_err(map_err)?;
-        Ok(inserted)
-    }
-
-    async fn chunk_list(
-        &mut self,
-        document_id: Uuid,
-        generation: Option<i32>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<ChunkRow>> {
-        check_window(limit, offset)?;
-        sqlx::query(include_str!("../queries/chunk_list.sql"))
-            .bind(document_id)
-            .bind(generation)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(rows::chunk)
-            .collect()
-    }
-
-    async fn chunk_list_unembedded(
-        &mut self,
-        document_id: Uuid,
-        generation: i32,
-        limit: i64,
-    ) -> Result<Vec<ChunkRow>> {
-        check_window(limit, 0)?;
-        sqlx::query(include_str!("../queries/chunk_list_unembedded.sql"))
-            .bind(document_id)
-            .bind(generation)
-            .bind(limit)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(rows::chunk)
-            .collect()
-    }
-
-    async fn chunk_set_embeddings(&mut self, embeddings: &[(i64, Vec<f32>)]) -> Result<u64> {
-        if embeddings.is_empty() {
-            return Ok(0);
-        }
-        let ids: Vec<i64> = embeddings.iter().map(|(id, _)| *id).collect();
-        let vectors: Vec<Vec<u8>> = embeddings.iter().map(|(_, v)| encode_vector(v)).collect();
-        let Some(ext) = self.pgvector().await? else {
-            return sqlx::query(include_str!("../queries/chunk_set_embeddings.sql"))
-                .bind(&ids)
-                .bind(&vectors)
-                .execute(&mut *self.conn)
-                .await
-                .map(|r| r.rows_affected())
-                .map_err(map_err);
-        };
-        let texts: Vec<Option<String>> = embeddings
-            .iter()
-            .map(|(_, v)| vector::vector_text(v))
-            .collect();
-        let sql = vector::render(
-            include_str!("../queries/chunk_set_embeddings_vector.sql"),
-            &ext,
-            None,
-        );
-        sqlx::query(&sql)
-            .bind(&ids)
-            .bind(&vectors)
-            .bind(&texts)
-            .execute(&mut *self.conn)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(map_err)
-    }
-
-    async fn chunk_count_embedded(
-        &mut self,
-        document_id: Uuid,
-        generation: i32,
-    ) -> Result<(i64, i64)> {
-        sqlx::query_as(include_str!("../queries/chunk_count_embedded.sql"))
-            .bind(document_id)
-            .bind(generation)
-            .fetch_one(&mut *self.conn)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn chunk_vectors_page(&mut self, p: &ChunkVectorPageParams) -> Result<Vec<ChunkVector>> {
-        p.validate()?;
-        sqlx::query(include_str!("../queries/chunk_vectors_page.sql"))
-            .bind(&p.document_ids)
-            .bind(p.after_id)
-            .bind(p.limit)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(rows::vector)
-            .collect()
-    }
-
-    async fn chunk_get_many(&mut self, ids: &[i64]) -> Result<Vec<ChunkRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        sqlx::query(include_str!("../queries/chunk_get_many.sql"))
-            .bind(ids)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?
-            .iter()
-            .map(rows::chunk)
-            .collect()
-    }
-
-    async fn vector_search_available(&mut self) -> Result<bool> {
-        Ok(self.pgvector().await?.is_some())
-    }
-
-    async fn vector_index_ensure(&mut self, dims: i32) -> Result<bool> {
-        validate_vector_index_dims(dims)?;
-        let Some(ext) = self.pgvector().await? else {
-            return Ok(false);
-        };
-        if dims > vector::MAX_INDEX_DIMS {
-            return Ok(false);
-        }
-        // CREATE INDEX locks the table against writes even when the index exists: look first.
-        let exists: bool = sqlx::query_scalar("SELECT to_regclass($1) IS NOT NULL")
-            .bind(vector::index_name(dims))
-            .fetch_one(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        if !exists {
-            let sql = vector::render(
-                include_str!("../queries/vector_index_create.sql"),
-                &ext,
-                Some(dims),
-            );
-            sqlx::query(&sql)
-                .execute(&mut *self.conn)
-                .await
-                .map_err(map_err)?;
-        }
-        Ok(true)
-    }
-
-    async fn chunk_search(&mut self, p: &ChunkSearchParams) -> Result<Option<Vec<ChunkScore>>> {
-        p.validate()?;
-        let Some(ext) = self.pgvector().await? else {
-            return Ok(None);
-        };
-        let Some(query) = vector::vector_text(&p.query) else {
-            // Longer than any pgvector vector: no stored `vector` has its dimensions.
-            return Ok(None);
-        };
-        if p.k == 0 || p.document_ids.as_ref().is_some_and(|ids| ids.is_empty()) {
-            return Ok(Some(Vec::new()));
-        }
-        let dims = i32::try_from(p.query.len()).expect("at most MAX_DIMS");
-        let sql = vector::render(
-            include_str!("../queries/chunk_search.sql"),
-            &ext,
-            Some(dims),
-        );
-        // An HNSW scan yields at most `hnsw.ef_search` rows (40 by default): widen it to k for
-        // this search (pgvector accepts up to 1000). A transaction (a savepoint inside the
-        // caller's) bounds the setting.
-        let ef_search = p.k.clamp(40, 1000).to_string();
-        let mut tx = self.conn.deref_mut().begin().await.map_err(map_err)?;
-        sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
-            .bind(&ef_search)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let rows: Vec<(i64, Uuid, f64)> = sqlx::query_as(&sql)
-            .bind(&query)
-            .bind(&p.document_ids)
-            .bind(p.k)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        tx.commit().await.map_err(map_err)?;
-        Ok(Some(
-            rows.into_iter()
-                .map(|(id, document_id, distance)| ChunkScore {
-                    id,
-                    document_id,
-                    score: (1.0 - distance) as f32,
-                })
-                .collect(),
-        ))
-    }
 }
 
-/// A timing as the statements take it: the key (NULL for none) and the milliseconds.
-fn split_timing(t: &Option<(String, i64)>) -> (Option<&str>, Option<i64>) {
-    match t {
-        Some((k, ms)) => (Some(k.as_str()), Some(*ms)),
-        None => (None, None),
-    }
+/// The two statements of an insert; [`insert_jobs`] decides the results.
+struct InsertStatements<'a> {
+    conn: &'a mut PgConnection,
+    /// Whether any row was inserted (then the workers are told).
+    inserted: bool,
 }
 
-fn check_window(limit: i64, offset: i64) -> Result<()> {
-    if limit < 0 || offset < 0 {
-        return Err(Error::Invalid(format!(
-            "limit {limit} and offset {offset} must not be negative"
-        )));
+impl JobInsertStatements for InsertStatements<'_> {
+    async fn insert(&mut self, jobs: &[&JobInsertParams]) -> Result<Vec<(i64, Option<String>)>> {
+        let n = jobs.len();
+        let mut job_type = Vec::with_capacity(n);
+        let mut queue = Vec::with_capacity(n);
+        let mut priority = Vec::with_capacity(n);
+        let mut payload = Vec::with_capacity(n);
+        let mut max_attempts = Vec::with_capacity(n);
+        let mut run_at = Vec::with_capacity(n);
+        let mut unique_key = Vec::with_capacity(n);
+        let mut document_id: Vec<Option<Uuid>> = Vec::with_capacity(n);
+        for j in jobs {
+            job_type.push(j.job_type.as_str());
+            queue.push(j.queue.as_str());
+            priority.push(j.priority);
+            payload.push(&j.payload);
+            max_attempts.push(j.max_attempts);
+            run_at.push(j.run_at);
+            unique_key.push(j.unique_key.as_deref());
+            document_id.push(j.document_id);
+        }
+        let rows: Vec<(i64, Option<String>)> =
+            sqlx::query_as(include_str!("../queries/job_insert_many.sql"))
+                .bind(&job_type)
+                .bind(&queue)
+                .bind(&priority)
+                .bind(&payload)
+                .bind(&max_attempts)
+                .bind(&run_at)
+                .bind(&unique_key)
+                .bind(&document_id)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        self.inserted |= !rows.is_empty();
+        Ok(rows)
     }
-    Ok(())
+
+    async fn holders(&mut self, keys: &[&str]) -> Result<HashMap<String, i64>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as(include_str!("../queries/job_find_by_unique_key.sql"))
+                .bind(keys)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        Ok(rows.into_iter().collect())
+    }
 }

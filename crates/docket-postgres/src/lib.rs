@@ -10,22 +10,23 @@
 //! # pgvector, where installed
 //!
 //! Chunk vectors are always stored portably (`document_chunks.embedding`, little-endian
-//! `f32` bytes) and searchable by a scan of [`Executor::chunk_vectors_page`](docket_core::Executor::chunk_vectors_page).
+//! `f32` bytes) and searchable by a scan of [`DocumentStore::chunk_vectors_page`](docket_core::DocumentStore::chunk_vectors_page).
 //! Where the [pgvector](https://github.com/pgvector/pgvector) extension is installed in the
 //! database, the driver also keeps each vector as pgvector's `vector` (in
 //! `document_chunks.embedding_vec`, untyped so that one column holds any dimensions), and
-//! [`chunk_search`](docket_core::Executor::chunk_search) answers nearest-neighbour queries in
+//! [`chunk_search`](docket_core::DocumentStore::chunk_search) answers nearest-neighbour queries in
 //! the database, by cosine distance, helped by the per-dimension HNSW index that
-//! [`vector_index_ensure`](docket_core::Executor::vector_index_ensure) builds. docket never
+//! [`vector_index_ensure`](docket_core::DocumentStore::vector_index_ensure) builds. docket never
 //! installs the extension (that takes a superuser, and is the operator's choice): an operator
 //! runs `CREATE EXTENSION vector;` in the database and restarts every docket process; the
 //! first migration after that adds the column and fills it from the vectors already stored
 //! (holding chunk reads and writes meanwhile, once). The driver detects the extension when it
 //! migrates, or else on first use, and remembers the answer until the next migration. Without it,
-//! [`vector_search_available`](docket_core::Executor::vector_search_available) is false,
+//! [`vector_search_available`](docket_core::DocumentStore::vector_search_available) is false,
 //! `chunk_search` answers `None` and callers fall back to the portable scan. This path is
 //! exercised by the conformance suite only against a server where the extension is installed.
 
+mod documents;
 mod exec;
 mod notify;
 mod rows;
@@ -34,7 +35,7 @@ mod vector;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_core::{Broadcasts, Driver, Error, Result, Wakeups};
+use docket_core::{Broadcasts, Error, QueueDriver, Result, Wakeups};
 use sqlx::PgPool;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
@@ -139,7 +140,7 @@ impl PgDriver {
     }
 }
 
-impl Driver for PgDriver {
+impl QueueDriver for PgDriver {
     type Conn = PgExec<sqlx::pool::PoolConnection<sqlx::Postgres>>;
     type Tx = PgExec<sqlx::Transaction<'static, sqlx::Postgres>>;
 

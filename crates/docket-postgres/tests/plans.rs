@@ -1,7 +1,7 @@
 //! Query plans that must not depend on luck with statistics.
 
 use docket_conformance::harness::{TestDb, postgres};
-use docket_core::{Driver, Executor, JobInsertManyParams, JobInsertParams};
+use docket_core::{JobInsertManyParams, JobInsertParams, QueueDriver, QueueExecutor};
 
 /// After ANALYZE has seen no running job (a drained queue), the planner believes almost none
 /// are running. The completion statement must still reach its rows by primary key: a plan

@@ -6,9 +6,9 @@
 //! [`Refused`], each with the reason, so that no caller reports "0 jobs" and exits happily.
 
 use docket_core::{
-    AuditInsertParams, AuditRow, DocumentCancelParams, Driver, Executor, JobCancelParams,
-    JobDiscardParams, JobListParams, JobRetryParams, JobRow, JobRunNowParams, JobState, QueueRow,
-    QueueSetPausedParams, Result, Transaction,
+    AuditInsertParams, AuditRow, DocumentCancelParams, DocumentStore, Driver, JobCancelParams,
+    JobDiscardParams, JobListParams, JobRetryParams, JobRow, JobRunNowParams, JobState,
+    QueueDriver, QueueExecutor, QueueRow, QueueSetPausedParams, Result, Transaction,
 };
 use serde::Serialize;
 use serde_json::json;
@@ -40,7 +40,7 @@ pub struct ActionOutcome {
 
 /// Retries dead-lettered or cancelled jobs (by id, or every one matching the filters): due
 /// now, with a fresh grant of attempts.
-pub async fn retry<D: Driver>(
+pub async fn retry<D: QueueDriver>(
     driver: &D,
     actor: &str,
     params: JobRetryParams,
@@ -49,7 +49,7 @@ pub async fn retry<D: Driver>(
 }
 
 /// Makes queued (also scheduled) and retrying jobs due now, spending no attempt.
-pub async fn run_now<D: Driver>(
+pub async fn run_now<D: QueueDriver>(
     driver: &D,
     actor: &str,
     params: JobRunNowParams,
@@ -58,7 +58,7 @@ pub async fn run_now<D: Driver>(
 }
 
 /// Deletes dead letters (failed jobs) for good.
-pub async fn discard<D: Driver>(
+pub async fn discard<D: QueueDriver>(
     driver: &D,
     actor: &str,
     params: JobDiscardParams,
@@ -92,7 +92,7 @@ impl Change {
         (ids.clone(), json!({ "kind": kind, "queue": queue }))
     }
 
-    async fn apply<E: Executor>(self, ex: &mut E) -> Result<Vec<i64>> {
+    async fn apply<E: QueueExecutor>(self, ex: &mut E) -> Result<Vec<i64>> {
         match self {
             Change::Retry(p) => ex.job_retry(p).await,
             Change::RunNow(p) => ex.job_run_now(p).await,
@@ -129,7 +129,7 @@ impl Change {
 }
 
 /// Applies `c` and records it in one transaction, then explains each named job it left alone.
-async fn change<D: Driver>(driver: &D, actor: &str, c: Change) -> Result<ActionOutcome> {
+async fn change<D: QueueDriver>(driver: &D, actor: &str, c: Change) -> Result<ActionOutcome> {
     let action = c.action();
     let (named, detail) = c.selection();
     let mut tx = driver.begin().await?;
@@ -203,7 +203,7 @@ pub async fn cancel_document<D: Driver>(
 }
 
 /// Cancels `ids`, the documents, and the documents' other live jobs, and records it.
-async fn cancel_in<T: Transaction>(
+async fn cancel_in<T: Transaction + DocumentStore>(
     tx: &mut T,
     actor: &str,
     mut ids: Vec<i64>,
@@ -251,7 +251,7 @@ async fn cancel_in<T: Transaction>(
 }
 
 /// Pauses or resumes a queue (`*`: every queue).
-pub async fn set_paused<D: Driver>(
+pub async fn set_paused<D: QueueDriver>(
     driver: &D,
     actor: &str,
     queue: &str,
@@ -281,7 +281,7 @@ pub async fn set_paused<D: Driver>(
 }
 
 /// Records an action done elsewhere (a cron run, a reprocess, a delete), and logs it.
-pub async fn record<D: Driver>(
+pub async fn record<D: QueueDriver>(
     driver: &D,
     actor: &str,
     action: &str,
@@ -304,7 +304,7 @@ pub async fn record<D: Driver>(
     Ok(row)
 }
 
-async fn record_in<E: Executor>(
+async fn record_in<E: QueueExecutor>(
     ex: &mut E,
     actor: &str,
     action: &str,
@@ -326,7 +326,7 @@ async fn record_in<E: Executor>(
 }
 
 /// Tells every process to check its running claims of these jobs now.
-pub(crate) fn announce<D: Driver>(driver: &D, ids: &[i64]) {
+pub(crate) fn announce<D: QueueDriver>(driver: &D, ids: &[i64]) {
     if ids.is_empty() {
         return;
     }
@@ -338,7 +338,7 @@ pub(crate) fn announce<D: Driver>(driver: &D, ids: &[i64]) {
 }
 
 /// Why each job named in `named` but not in `changed` was left alone.
-async fn explain<D: Driver>(
+async fn explain<D: QueueDriver>(
     driver: &D,
     named: &[i64],
     changed: &[i64],

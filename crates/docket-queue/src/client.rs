@@ -2,8 +2,8 @@
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Driver, Executor, JobInsertManyParams, JobInsertParams,
-    JobInsertResult, Result,
+    DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, JobInsertManyParams, JobInsertParams, JobInsertResult,
+    QueueDriver, QueueExecutor, Result,
 };
 use uuid::Uuid;
 
@@ -58,11 +58,11 @@ pub fn insert_params<A: JobArgs>(args: &A, opts: InsertOpts) -> Result<JobInsert
 
 /// Enqueues typed jobs. Cheap to clone.
 #[derive(Debug, Clone)]
-pub struct Client<D: Driver> {
+pub struct Client<D: QueueDriver> {
     driver: D,
 }
 
-impl<D: Driver> Client<D> {
+impl<D: QueueDriver> Client<D> {
     /// A client over `driver`.
     pub fn new(driver: D) -> Self {
         Self { driver }
@@ -109,7 +109,7 @@ impl<D: Driver> Client<D> {
     }
 }
 
-async fn insert_with<A: JobArgs, E: Executor>(
+async fn insert_with<A: JobArgs, E: QueueExecutor>(
     exec: &mut E,
     args: &A,
     opts: InsertOpts,

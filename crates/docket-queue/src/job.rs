@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use docket_core::{
-    CompletionOutcome, Driver, Executor, JobCompleteManyParams, JobCompletion, JobRow,
+    CompletionOutcome, JobCompleteManyParams, JobCompletion, JobRow, QueueDriver, QueueExecutor,
 };
 use futures::future::BoxFuture;
 use serde::Serialize;
@@ -119,7 +119,7 @@ impl<E: std::error::Error> From<E> for JobError {
 }
 
 /// What a handler gets besides its arguments.
-pub struct JobContext<D: Driver> {
+pub struct JobContext<D: QueueDriver> {
     job: Arc<JobRow>,
     driver: D,
     worker_id: Arc<str>,
@@ -127,7 +127,7 @@ pub struct JobContext<D: Driver> {
     finalised: Arc<AtomicBool>,
 }
 
-impl<D: Driver> JobContext<D> {
+impl<D: QueueDriver> JobContext<D> {
     pub(crate) fn new(
         job: Arc<JobRow>,
         driver: D,
@@ -213,7 +213,7 @@ impl<D: Driver> JobContext<D> {
 ///
 /// CPU-heavy work (parsing, inference) belongs on blocking threads
 /// (`tokio::task::spawn_blocking`) so that it cannot starve the heartbeat and the claim loop.
-pub trait Worker<D: Driver>: Send + Sync + 'static {
+pub trait Worker<D: QueueDriver>: Send + Sync + 'static {
     /// The arguments this handler takes.
     type Args: JobArgs;
 
@@ -237,7 +237,7 @@ pub trait Worker<D: Driver>: Send + Sync + 'static {
 }
 
 /// A handler with its type erased, so that one registry holds every kind.
-pub(crate) trait ErasedWorker<D: Driver>: Send + Sync {
+pub(crate) trait ErasedWorker<D: QueueDriver>: Send + Sync {
     fn work(
         &self,
         ctx: JobContext<D>,
@@ -249,7 +249,7 @@ pub(crate) trait ErasedWorker<D: Driver>: Send + Sync {
 
 struct Erased<W>(Arc<W>);
 
-impl<D: Driver, W: Worker<D>> ErasedWorker<D> for Erased<W> {
+impl<D: QueueDriver, W: Worker<D>> ErasedWorker<D> for Erased<W> {
     fn work(
         &self,
         ctx: JobContext<D>,
@@ -277,11 +277,11 @@ impl<D: Driver, W: Worker<D>> ErasedWorker<D> for Erased<W> {
 }
 
 /// The handlers a runtime works, by kind.
-pub struct Workers<D: Driver> {
+pub struct Workers<D: QueueDriver> {
     map: HashMap<&'static str, Arc<dyn ErasedWorker<D>>>,
 }
 
-impl<D: Driver> Default for Workers<D> {
+impl<D: QueueDriver> Default for Workers<D> {
     fn default() -> Self {
         Self {
             map: HashMap::new(),
@@ -289,7 +289,7 @@ impl<D: Driver> Default for Workers<D> {
     }
 }
 
-impl<D: Driver> Workers<D> {
+impl<D: QueueDriver> Workers<D> {
     /// No handlers.
     pub fn new() -> Self {
         Self::default()

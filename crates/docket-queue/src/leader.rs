@@ -17,14 +17,14 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_core::{Driver, Executor, LeaderElectParams, Result};
+use docket_core::{LeaderElectParams, QueueDriver, QueueExecutor, Result};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use crate::maintenance::{Maintenance, chrono_dur};
 
 /// Campaigns for leadership and runs maintenance while leading.
-pub(crate) struct Elector<D: Driver> {
+pub(crate) struct Elector<D: QueueDriver> {
     pub(crate) driver: D,
     pub(crate) leader_id: String,
     pub(crate) ttl: Duration,
@@ -32,7 +32,7 @@ pub(crate) struct Elector<D: Driver> {
     pub(crate) leading: watch::Sender<bool>,
 }
 
-impl<D: Driver> Elector<D> {
+impl<D: QueueDriver> Elector<D> {
     async fn attempt(&self) -> Result<bool> {
         let mut conn = self.driver.control_conn().await?;
         conn.leader_attempt_elect(LeaderElectParams {

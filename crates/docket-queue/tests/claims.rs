@@ -7,7 +7,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use docket_conformance::harness::{TestDb, connect_pg, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::{TestDb, connect_pg, postgres};
 use docket_core::*;
 use docket_queue::maintenance::{Rescuer, RescuerConfig};
 use docket_queue::retry::Backoff;
@@ -36,6 +37,7 @@ fn in_queue(queue: &str) -> InsertOpts {
 /// An operator's cancel reaches the running handler through its token at once (the
 /// broadcast, not the heartbeat: that is set to a minute), is recorded as a cancelled attempt,
 /// and the job and the audit trail say so.
+#[both_backends]
 async fn cancel_tells_the_running_handler<T: TestDb>(db: T) {
     let d = db.driver();
     let cfg = RuntimeConfig {
@@ -81,6 +83,7 @@ async fn cancel_tells_the_running_handler<T: TestDb>(db: T) {
 /// Without any broadcast (a cancel written straight to the database, as by another tool),
 /// the heartbeat's check of the running claims tells the handler within an interval; a
 /// handler that ignores its token is dropped after the cancel grace, freeing its slot.
+#[both_backends]
 async fn the_heartbeat_finds_lost_claims_and_stubborn_handlers_are_dropped<T: TestDb>(db: T) {
     let d = db.driver();
     let cfg = RuntimeConfig {
@@ -125,6 +128,7 @@ async fn the_heartbeat_finds_lost_claims_and_stubborn_handlers_are_dropped<T: Te
 
 /// A claim taken back by the rescuer (the worker looked dead) stops its handler too, and the
 /// handler's late success is refused.
+#[both_backends]
 async fn a_rescued_claim_stops_its_handler<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, config("rs", 2));
@@ -147,6 +151,7 @@ async fn a_rescued_claim_stops_its_handler<T: TestDb>(db: T) {
 /// Rescued jobs wait their kind's backoff (not due at once, so a job that kills its worker
 /// does not crash-loop), and a job whose worker died `max_rescues` times in a row is
 /// dead-lettered, saying why.
+#[both_backends]
 async fn rescues_back_off_and_stop_after_max_rescues<T: TestDb>(db: T) {
     let d = db.driver();
     let t0 = Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap();
@@ -220,7 +225,7 @@ struct Hanging<D> {
     hang: Arc<AtomicBool>,
 }
 
-impl<D: Driver> Driver for Hanging<D> {
+impl<D: QueueDriver> QueueDriver for Hanging<D> {
     type Conn = D::Conn;
     type Tx = D::Tx;
 
@@ -266,6 +271,7 @@ impl<D: Driver> Driver for Hanging<D> {
 
 /// A worker whose heartbeat hangs stops claiming and cancels its running jobs before its
 /// lease lapses, hands them back, and claims again once a heartbeat gets through.
+#[both_backends]
 async fn a_worker_that_cannot_renew_its_lease_stops_first<T: TestDb>(db: T) {
     let hang = Arc::new(AtomicBool::new(false));
     let d = Hanging {
@@ -307,6 +313,7 @@ async fn a_worker_that_cannot_renew_its_lease_stops_first<T: TestDb>(db: T) {
 /// Process-now runs its jobs on the runtime's tracker: a caller that goes away (an HTTP
 /// client that disconnects) neither cuts the running job short nor strands the others, which
 /// go back to the queue at once, uncounted. And one call follows a chain of jobs.
+#[both_backends]
 async fn process_now_leaves_no_strays_and_follows_chains<T: TestDb>(db: T) {
     let d = db.driver();
     // The runtime works another queue: only process-now takes jobs from "manual".
@@ -381,30 +388,3 @@ async fn cancel_from_another_process_arrives_by_notify() {
     h.shutdown().await;
     assert_eq!(job(d, id).await.status, JobState::Cancelled);
 }
-
-macro_rules! claims_suite {
-    ($backend:ident, $make:path) => {
-        mod $backend {
-            use super::*;
-            claims_suite!(@tests $make;
-                cancel_tells_the_running_handler,
-                the_heartbeat_finds_lost_claims_and_stubborn_handlers_are_dropped,
-                a_rescued_claim_stops_its_handler,
-                rescues_back_off_and_stop_after_max_rescues,
-                a_worker_that_cannot_renew_its_lease_stops_first,
-                process_now_leaves_no_strays_and_follows_chains,
-            );
-        }
-    };
-    (@tests $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name($make().await).await
-            }
-        )*
-    };
-}
-
-claims_suite!(pg, postgres);
-claims_suite!(sqlite_backend, sqlite);

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
 use docket_core::*;
 use docket_queue::maintenance::{
     Cleaner, CleanerConfig, Rescuer, RescuerConfig, Scheduler, SchedulerConfig,
@@ -15,6 +16,7 @@ use docket_queue::*;
 mod common;
 use common::*;
 
+#[both_backends]
 async fn runs_jobs_and_records_one_attempt_each<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, fast_config());
@@ -34,6 +36,7 @@ async fn runs_jobs_and_records_one_attempt_each<T: TestDb>(db: T) {
     }
 }
 
+#[both_backends]
 async fn retryable_failures_back_off_then_dead_letter<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, fast_config());
@@ -53,6 +56,7 @@ async fn retryable_failures_back_off_then_dead_letter<T: TestDb>(db: T) {
     assert_eq!(outcomes(d, id).await, vec![Retried, Retried, Failed]);
 }
 
+#[both_backends]
 async fn permanent_errors_dead_letter_at_once<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, fast_config());
@@ -67,6 +71,7 @@ async fn permanent_errors_dead_letter_at_once<T: TestDb>(db: T) {
     assert!(rx.try_recv().is_err(), "never retried");
 }
 
+#[both_backends]
 async fn unknown_kinds_and_bad_payloads_fail_with_the_reason<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, _rx) = start(d, fast_config());
@@ -95,6 +100,7 @@ async fn unknown_kinds_and_bad_payloads_fail_with_the_reason<T: TestDb>(db: T) {
     assert_eq!(bad.attempts, 1, "a bad payload is not retried");
 }
 
+#[both_backends]
 async fn timeouts_and_panics_are_retryable_failures<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, fast_config());
@@ -117,6 +123,7 @@ async fn timeouts_and_panics_are_retryable_failures<T: TestDb>(db: T) {
     );
 }
 
+#[both_backends]
 async fn higher_priority_runs_first<T: TestDb>(db: T) {
     let d = db.driver();
     let client = Client::new(d.clone());
@@ -148,6 +155,7 @@ async fn higher_priority_runs_first<T: TestDb>(db: T) {
     assert_eq!(order, ["high", "mid", "low"]);
 }
 
+#[both_backends]
 async fn a_handler_completes_its_job_in_its_own_transaction<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, fast_config());
@@ -163,6 +171,7 @@ async fn a_handler_completes_its_job_in_its_own_transaction<T: TestDb>(db: T) {
     );
 }
 
+#[both_backends]
 async fn shutdown_releases_unfinished_jobs_uncounted<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, fast_config());
@@ -174,6 +183,7 @@ async fn shutdown_releases_unfinished_jobs_uncounted<T: TestDb>(db: T) {
     assert_eq!(outcomes(d, id).await, vec![AttemptOutcome::Released]);
 }
 
+#[both_backends]
 async fn a_job_cancelled_while_running_stays_cancelled<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, fast_config());
@@ -195,6 +205,7 @@ async fn a_job_cancelled_while_running_stays_cancelled<T: TestDb>(db: T) {
     assert_eq!(outcomes(d, id).await, vec![AttemptOutcome::Cancelled]);
 }
 
+#[both_backends]
 async fn a_paused_queue_holds_its_jobs_until_resumed<T: TestDb>(db: T) {
     let d = db.driver();
     let pause = |paused| QueueSetPausedParams {
@@ -227,6 +238,7 @@ async fn a_paused_queue_holds_its_jobs_until_resumed<T: TestDb>(db: T) {
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn exactly_one_runtime_leads_and_a_successor_takes_over<T: TestDb>(db: T) {
     let d = db.driver();
     let cfg = || RuntimeConfig {
@@ -258,6 +270,7 @@ async fn exactly_one_runtime_leads_and_a_successor_takes_over<T: TestDb>(db: T) 
         .unwrap();
 }
 
+#[both_backends]
 async fn cpu_heavy_handlers_do_not_starve_other_jobs<T: TestDb>(db: T) {
     let d = db.driver();
     let (h, mut rx) = start(d, fast_config());
@@ -277,6 +290,7 @@ async fn cpu_heavy_handlers_do_not_starve_other_jobs<T: TestDb>(db: T) {
     h.shutdown().await;
 }
 
+#[both_backends]
 async fn prefetched_jobs_are_released_on_shutdown<T: TestDb>(db: T) {
     let d = db.driver();
     let mut cfg = fast_config();
@@ -322,6 +336,7 @@ fn t0() -> chrono::DateTime<Utc> {
     Utc.with_ymd_and_hms(2030, 1, 1, 0, 0, 0).unwrap()
 }
 
+#[both_backends]
 async fn rescuer_requeues_jobs_of_silent_workers<T: TestDb>(db: T) {
     let d = db.driver();
     let clock = ManualClock::new(t0());
@@ -400,6 +415,7 @@ fn spec(name: &str, expr: &str, policy: MissedRunPolicy) -> CronScheduleSpec {
     }
 }
 
+#[both_backends]
 async fn scheduler_enqueues_each_occurrence_once_across_nodes<T: TestDb>(db: T) {
     let d = db.driver();
     let clock = ManualClock::new(t0());
@@ -490,6 +506,7 @@ async fn scheduler_enqueues_each_occurrence_once_across_nodes<T: TestDb>(db: T) 
     assert!(e.to_string().contains("broken"), "{e}");
 }
 
+#[both_backends]
 async fn cleaner_deletes_by_retention<T: TestDb>(db: T) {
     let d = db.driver();
     let clock = ManualClock::new(t0());
@@ -576,40 +593,3 @@ fn invalid_runtime_config_reports_every_problem() {
 fn runtime_config_validation() {
     invalid_runtime_config_reports_every_problem();
 }
-
-macro_rules! engine_suite {
-    ($backend:ident, $make:path) => {
-        mod $backend {
-            use super::*;
-            engine_suite!(@tests $make;
-                runs_jobs_and_records_one_attempt_each,
-                retryable_failures_back_off_then_dead_letter,
-                permanent_errors_dead_letter_at_once,
-                unknown_kinds_and_bad_payloads_fail_with_the_reason,
-                timeouts_and_panics_are_retryable_failures,
-                higher_priority_runs_first,
-                a_handler_completes_its_job_in_its_own_transaction,
-                shutdown_releases_unfinished_jobs_uncounted,
-                a_job_cancelled_while_running_stays_cancelled,
-                a_paused_queue_holds_its_jobs_until_resumed,
-                exactly_one_runtime_leads_and_a_successor_takes_over,
-                rescuer_requeues_jobs_of_silent_workers,
-                scheduler_enqueues_each_occurrence_once_across_nodes,
-                cleaner_deletes_by_retention,
-                cpu_heavy_handlers_do_not_starve_other_jobs,
-                prefetched_jobs_are_released_on_shutdown,
-            );
-        }
-    };
-    (@tests $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name($make().await).await
-            }
-        )*
-    };
-}
-
-engine_suite!(pg, postgres);
-engine_suite!(sqlite_backend, sqlite);

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use chrono::{DateTime, Duration, DurationRound, TimeZone, Utc};
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
 use docket_core::*;
 use docket_queue::maintenance::{CLEANUP_SCHEDULE, ManualRun, Scheduler, SchedulerConfig};
 
@@ -63,6 +64,7 @@ fn names(runs: &[CronRun]) -> Vec<&str> {
 /// first by name and are recorded as `invalid` with the reason; the good one after them runs in
 /// the same pass. A bad expression parks its schedule until it is saved with a good one; a bad
 /// job moves its schedule to the next occurrence.
+#[both_backends]
 async fn a_bad_schedule_is_recorded_and_the_others_run<T: TestDb>(db: T) {
     let d = db.driver();
     let clock = ManualClock::new(t0());
@@ -143,6 +145,7 @@ async fn a_bad_schedule_is_recorded_and_the_others_run<T: TestDb>(db: T) {
 
 /// The built-in schedules are written on the first pass, not again while they are as defined,
 /// and come back on the next pass after being deleted or changed by hand.
+#[both_backends]
 async fn built_in_schedules_are_ensured_on_every_pass<T: TestDb>(db: T) {
     let d = db.driver();
     let clock = ManualClock::new(t0());
@@ -217,6 +220,7 @@ impl Clock for SkewedClock {
 /// With the wall clock's `None`, the database's clock decides what is due and plans the
 /// occurrence: a node whose clock runs two hours ahead neither runs a schedule that is due only
 /// by its clock nor takes an on-time occurrence for one two hours late.
+#[both_backends]
 async fn the_database_clock_decides_what_is_due<T: TestDb>(db: T) {
     let d = db.driver();
     let clock = SkewedClock {
@@ -242,6 +246,7 @@ async fn the_database_clock_decides_what_is_due<T: TestDb>(db: T) {
 
 /// `run_now` enqueues a run, refuses a second one while the first is queued (its queue
 /// paused), and enqueues again once it has finished.
+#[both_backends]
 async fn a_manual_run_waits_for_the_live_one<T: TestDb>(db: T) {
     let d = db.driver();
     let clock = ManualClock::new(t0());
@@ -289,28 +294,3 @@ async fn a_manual_run_waits_for_the_live_one<T: TestDb>(db: T) {
         ManualRun::Enqueued(_)
     ));
 }
-
-macro_rules! scheduler_suite {
-    ($backend:ident, $make:path) => {
-        mod $backend {
-            use super::*;
-            scheduler_suite!(@tests $make;
-                a_bad_schedule_is_recorded_and_the_others_run,
-                built_in_schedules_are_ensured_on_every_pass,
-                the_database_clock_decides_what_is_due,
-                a_manual_run_waits_for_the_live_one,
-            );
-        }
-    };
-    (@tests $make:path; $($name:ident),* $(,)?) => {
-        $(
-            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() {
-                super::$name($make().await).await
-            }
-        )*
-    };
-}
-
-scheduler_suite!(pg, postgres);
-scheduler_suite!(sqlite_backend, sqlite);

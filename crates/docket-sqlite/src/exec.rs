@@ -1,4 +1,5 @@
-//! The storage operations, implemented once for a pooled connection and a transaction.
+//! The [`QueueExecutor`] half of the storage operations (the document store is in
+//! `documents.rs`), implemented once for a pooled connection and a transaction.
 
 use std::collections::{HashMap, HashSet};
 use std::ops::DerefMut;
@@ -6,7 +7,6 @@ use std::ops::DerefMut;
 use chrono::{DateTime, Utc};
 use docket_core::*;
 use sqlx::{Connection, Sqlite, SqliteConnection};
-use uuid::Uuid;
 
 use crate::rows::{self, duration_micros, micros, now_micros, uuid_text};
 
@@ -44,7 +44,7 @@ pub(crate) fn is_unavailable(e: &sqlx::Error) -> bool {
     }
 }
 
-fn check_limit(limit: i64) -> Result<bool> {
+pub(crate) fn check_limit(limit: i64) -> Result<bool> {
     if limit < 0 {
         return Err(Error::Invalid(format!("limit {limit} is negative")));
     }
@@ -63,12 +63,12 @@ macro_rules! json_text {
 ///
 /// Dropping a transaction without committing it rolls it back.
 pub struct SqliteExec<C> {
-    conn: C,
-    wakeups: Wakeups,
+    pub(crate) conn: C,
+    pub(crate) wakeups: Wakeups,
     /// Whether `conn` is the caller's transaction: wake-ups then wait for its commit.
-    in_tx: bool,
+    pub(crate) in_tx: bool,
     /// Jobs became due inside the transaction; wake workers after the commit.
-    wake_on_commit: bool,
+    pub(crate) wake_on_commit: bool,
 }
 
 impl<C> std::fmt::Debug for SqliteExec<C> {
@@ -109,7 +109,7 @@ impl<C> SqliteExec<C> {
 /// `IMMEDIATE` transaction (which takes the write lock at once, so that another process
 /// sharing the file is waited for instead of failing the lock upgrade). Dropped without
 /// `commit`, it rolls back.
-async fn atomic(conn: &mut SqliteConnection) -> Result<sqlx::Transaction<'_, Sqlite>> {
+pub(crate) async fn atomic(conn: &mut SqliteConnection) -> Result<sqlx::Transaction<'_, Sqlite>> {
     if conn.is_in_transaction() {
         conn.begin().await
     } else {
@@ -118,98 +118,67 @@ async fn atomic(conn: &mut SqliteConnection) -> Result<sqlx::Transaction<'_, Sql
     .map_err(map_err)
 }
 
-async fn commit(tx: sqlx::Transaction<'_, Sqlite>) -> Result<()> {
+pub(crate) async fn commit(tx: sqlx::Transaction<'_, Sqlite>) -> Result<()> {
     tx.commit().await.map_err(map_err)
 }
 
-/// Inserts jobs (already validated) in one statement; a job whose unique key a live job holds
-/// gets that job's id, marked duplicate. Results are in input order.
-async fn insert_jobs(
+/// The two statements of an insert; [`docket_core::insert_jobs`] decides the results.
+struct InsertStatements<'a> {
+    conn: &'a mut SqliteConnection,
+    now: i64,
+}
+
+impl JobInsertStatements for InsertStatements<'_> {
+    async fn insert(&mut self, jobs: &[&JobInsertParams]) -> Result<Vec<(i64, Option<String>)>> {
+        // One JSON array stands in for PostgreSQL's unnest: one statement per batch, not one
+        // per job (each statement is a round trip to sqlx's SQLite thread).
+        let input: Vec<_> = jobs
+            .iter()
+            .map(|j| {
+                (
+                    j.job_type.as_str(),
+                    j.queue.as_str(),
+                    j.priority,
+                    &j.payload,
+                    j.max_attempts,
+                    j.run_at.map(micros),
+                    j.unique_key.as_deref(),
+                    j.document_id.map(uuid_text),
+                )
+            })
+            .collect();
+        sqlx::query_as(sql!("job_insert_many"))
+            .bind(json_text!(&input)?)
+            .bind(self.now)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn holders(&mut self, keys: &[&str]) -> Result<HashMap<String, i64>> {
+        Ok(
+            sqlx::query_as::<_, (String, Option<i64>)>(sql!("job_find_by_unique_key"))
+                .bind(json_text!(&keys)?)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?
+                .into_iter()
+                .filter_map(|(key, id)| Some((key, id?)))
+                .collect(),
+        )
+    }
+}
+
+/// Inserts jobs (already validated): see [`docket_core::insert_jobs`].
+async fn insert(
     conn: &mut SqliteConnection,
     jobs: &[JobInsertParams],
     now: i64,
 ) -> Result<Vec<JobInsertResult>> {
-    // One JSON array stands in for PostgreSQL's unnest: one statement per batch, not one per
-    // job (each statement is a round trip to sqlx's SQLite thread).
-    let input: Vec<_> = jobs
-        .iter()
-        .map(|j| {
-            (
-                j.job_type.as_str(),
-                j.queue.as_str(),
-                j.priority,
-                &j.payload,
-                j.max_attempts,
-                j.run_at.map(micros),
-                j.unique_key.as_deref(),
-                j.document_id.map(uuid_text),
-            )
-        })
-        .collect();
-    let mut inserted: Vec<(i64, Option<String>)> = sqlx::query_as(sql!("job_insert_many"))
-        .bind(json_text!(&input)?)
-        .bind(now)
-        .fetch_all(&mut *conn)
-        .await
-        .map_err(map_err)?;
-
-    // Ids grow in input order over the jobs inserted. Only a unique key's conflict skips a
-    // job, and of several jobs sharing a key only the first can be inserted, so walking the
-    // input pairs each inserted row with its job: an input whose key does not match the next
-    // inserted row was a duplicate.
-    inserted.sort_unstable_by_key(|r| r.0);
-    let mut next = inserted.into_iter().peekable();
-    let mut results = Vec::with_capacity(jobs.len());
-    let mut dup_keys = Vec::new();
-    for job in jobs {
-        let key = job.unique_key.as_deref();
-        match next.next_if(|(_, k)| k.as_deref() == key) {
-            Some((id, _)) => results.push(JobInsertResult {
-                id,
-                duplicate: false,
-            }),
-            None => {
-                let key = key.ok_or_else(|| {
-                    Error::Database("inserted jobs do not match the input".into())
-                })?;
-                dup_keys.push(key);
-                results.push(JobInsertResult {
-                    id: 0,
-                    duplicate: true,
-                });
-            }
-        }
-    }
-    if next.next().is_some() {
-        return Err(Error::Database(
-            "inserted jobs do not match the input".into(),
-        ));
-    }
-    if dup_keys.is_empty() {
-        return Ok(results);
-    }
-
-    let holders: HashMap<String, i64> =
-        sqlx::query_as::<_, (String, Option<i64>)>(sql!("job_find_by_unique_key"))
-            .bind(json_text!(&dup_keys)?)
-            .fetch_all(&mut *conn)
-            .await
-            .map_err(map_err)?
-            .into_iter()
-            .filter_map(|(key, id)| Some((key, id?)))
-            .collect();
-    for (res, job) in results.iter_mut().zip(jobs) {
-        if res.duplicate {
-            let key = job.unique_key.as_deref().unwrap_or_default();
-            res.id = *holders.get(key).ok_or_else(|| {
-                Error::Database(format!("no job holds unique key {key:?} after a conflict").into())
-            })?;
-        }
-    }
-    Ok(results)
+    insert_jobs(&mut InsertStatements { conn, now }, jobs).await
 }
 
-impl<C> Executor for SqliteExec<C>
+impl<C> QueueExecutor for SqliteExec<C>
 where
     C: DerefMut<Target = SqliteConnection> + Send,
 {
@@ -225,7 +194,7 @@ where
         }
         // One statement inserts the batch, atomically; the read of duplicates' holders that
         // may follow needs no transaction around it.
-        let results = insert_jobs(&mut self.conn, &params.jobs, now_micros(None)).await?;
+        let results = insert(&mut self.conn, &params.jobs, now_micros(None)).await?;
         if results.iter().any(|r| !r.duplicate) {
             self.jobs_due();
         }
@@ -795,7 +764,7 @@ where
         // one.
         let job_id = match job {
             Some(job) => {
-                let res = insert_jobs(&mut tx, std::slice::from_ref(job), now).await?;
+                let res = insert(&mut tx, std::slice::from_ref(job), now).await?;
                 res.first().filter(|r| !r.duplicate).map(|r| r.id)
             }
             None => None,
@@ -852,419 +821,6 @@ where
             .map_err(map_err)?;
         Ok(done.rows_affected())
     }
-
-    async fn document_insert(&mut self, p: &DocumentInsertParams) -> Result<DocumentRow> {
-        p.validate()?;
-        let row = sqlx::query(sql!("document_insert"))
-            .bind(uuid_text(p.id))
-            .bind(p.source.as_str())
-            .bind(p.filename.as_deref())
-            .bind(p.content_type.as_deref())
-            .bind(p.size_bytes)
-            .bind(p.sha256.as_str())
-            .bind(p.storage_key.as_str())
-            .bind(p.callback_url.as_deref())
-            .bind(json_text!(&p.metadata)?)
-            .bind(p.priority)
-            .bind(now_micros(p.now))
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        match row {
-            Some(row) => rows::document(&row),
-            None => self
-                .document_find_by_sha256(&p.sha256)
-                .await?
-                .ok_or_else(|| {
-                    Error::Invalid("document with this sha256 vanished during insert".into())
-                }),
-        }
-    }
-
-    async fn document_get(&mut self, id: Uuid) -> Result<Option<DocumentRow>> {
-        let row = sqlx::query(sql!("document_get"))
-            .bind(uuid_text(id))
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(rows::document).transpose()
-    }
-
-    async fn document_find_by_sha256(&mut self, sha256: &str) -> Result<Option<DocumentRow>> {
-        let row = sqlx::query(sql!("document_find_by_sha256"))
-            .bind(sha256)
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(rows::document).transpose()
-    }
-
-    async fn document_list(&mut self, p: &DocumentListParams) -> Result<Vec<DocumentRow>> {
-        p.validate()?;
-        let rows = sqlx::query(sql!("document_list"))
-            .bind(p.status.map(DocumentStatus::as_str))
-            .bind(p.source.map(DocumentSource::as_str))
-            .bind(p.before.map(uuid_text))
-            .bind(p.limit)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(rows::document).collect()
-    }
-
-    async fn document_set_stage(&mut self, p: &DocumentStageParams) -> Result<bool> {
-        p.validate()?;
-        let (key, ms) = split_timing(&p.timing);
-        let done = sqlx::query(sql!("document_set_stage"))
-            .bind(uuid_text(p.id))
-            .bind(p.generation)
-            .bind(p.status.as_str())
-            .bind(p.stage.as_deref())
-            .bind(p.progress)
-            .bind(key)
-            .bind(ms)
-            .bind(now_micros(p.now))
-            .execute(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn document_set_progress(&mut self, p: &DocumentProgressParams) -> Result<bool> {
-        p.validate()?;
-        let done = sqlx::query(sql!("document_set_progress"))
-            .bind(uuid_text(p.id))
-            .bind(p.generation)
-            .bind(p.progress)
-            .bind(now_micros(p.now))
-            .execute(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn document_fail(&mut self, p: &DocumentFailParams) -> Result<bool> {
-        let done = sqlx::query(sql!("document_fail"))
-            .bind(uuid_text(p.id))
-            .bind(p.generation)
-            .bind(p.stage.as_str())
-            .bind(p.error.as_str())
-            .bind(now_micros(p.now))
-            .execute(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn document_cancel(&mut self, p: &DocumentCancelParams) -> Result<Vec<Uuid>> {
-        if p.ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let ids: Vec<String> = p.ids.iter().map(|id| uuid_text(*id)).collect();
-        let rows: Vec<String> = sqlx::query_scalar(sql!("document_cancel"))
-            .bind(json_text!(&ids)?)
-            .bind(p.reason.as_str())
-            .bind(now_micros(p.now))
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        let mut out = rows
-            .iter()
-            .map(|s| {
-                Uuid::parse_str(s).map_err(|e| Error::Decode(format!("bad document id {s:?}: {e}")))
-            })
-            .collect::<Result<Vec<_>>>()?;
-        out.sort_unstable();
-        Ok(out)
-    }
-
-    async fn document_activate(&mut self, p: &DocumentActivateParams) -> Result<bool> {
-        p.validate()?;
-        let (key, ms) = split_timing(&p.timing);
-        let id = uuid_text(p.id);
-        let mut tx = atomic(&mut self.conn).await?;
-        let activated: Option<String> = sqlx::query_scalar(sql!("document_activate"))
-            .bind(id.as_str())
-            .bind(p.generation)
-            .bind(p.chunk_count)
-            .bind(p.token_count)
-            .bind(p.embedder.as_deref())
-            .bind(key)
-            .bind(ms)
-            .bind(p.status.as_str())
-            .bind(p.progress)
-            .bind(now_micros(p.now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        if activated.is_none() {
-            commit(tx).await?;
-            return Ok(false);
-        }
-        drop_other_generations(&mut tx, &id, Some(p.generation)).await?;
-        commit(tx).await?;
-        Ok(true)
-    }
-
-    async fn document_reprocess(
-        &mut self,
-        p: &DocumentReprocessParams,
-    ) -> Result<Option<DocumentRow>> {
-        let id = uuid_text(p.id);
-        let mut tx = atomic(&mut self.conn).await?;
-        let row = sqlx::query(sql!("document_reprocess"))
-            .bind(id.as_str())
-            .bind(now_micros(p.now))
-            .fetch_optional(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let Some(row) = row else {
-            commit(tx).await?;
-            return Ok(None);
-        };
-        let doc = rows::document(&row)?;
-        drop_other_generations(&mut tx, &id, doc.active_generation).await?;
-        commit(tx).await?;
-        Ok(Some(doc))
-    }
-
-    async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
-        let done = sqlx::query(sql!("document_delete"))
-            .bind(uuid_text(id))
-            .execute(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
-    }
-
-    async fn document_list_stuck(&mut self, p: &StuckDocumentsParams) -> Result<Vec<DocumentRow>> {
-        p.validate()?;
-        let rows = sqlx::query(sql!("document_list_stuck"))
-            .bind(micros(p.updated_before))
-            .bind(p.limit)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(rows::document).collect()
-    }
-
-    async fn document_text_upsert(&mut self, t: &DocumentText) -> Result<()> {
-        validate_document_text(t)?;
-        sqlx::query(sql!("document_text_upsert"))
-            .bind(uuid_text(t.document_id))
-            .bind(t.generation)
-            .bind(t.format.as_str())
-            .bind(t.text.as_str())
-            .bind(json_text!(&t.sections)?)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        Ok(())
-    }
-
-    async fn document_text_get(
-        &mut self,
-        document_id: Uuid,
-        generation: i32,
-    ) -> Result<Option<DocumentText>> {
-        let row = sqlx::query(sql!("document_text_get"))
-            .bind(uuid_text(document_id))
-            .bind(generation)
-            .fetch_optional(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        row.as_ref().map(rows::text).transpose()
-    }
-
-    async fn chunk_replace(
-        &mut self,
-        document_id: Uuid,
-        generation: i32,
-        chunks: &[ChunkInsert],
-    ) -> Result<u64> {
-        validate_chunks(chunks)?;
-        let input: Vec<_> = chunks
-            .iter()
-            .map(|c| {
-                (
-                    c.chunk_index,
-                    c.text.as_str(),
-                    c.char_start,
-                    c.char_end,
-                    c.token_count,
-                    &c.heading_path,
-                    c.page,
-                )
-            })
-            .collect();
-        let input = json_text!(&input)?;
-        let id = uuid_text(document_id);
-        let mut tx = atomic(&mut self.conn).await?;
-        sqlx::query(sql!("chunk_delete_generation"))
-            .bind(id.as_str())
-            .bind(generation)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let inserted = sqlx::query(sql!("chunk_replace"))
-            .bind(id.as_str())
-            .bind(generation)
-            .bind(input.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?
-            .rows_affected();
-        commit(tx).await?;
-        Ok(inserted)
-    }
-
-    async fn chunk_list(
-        &mut self,
-        document_id: Uuid,
-        generation: Option<i32>,
-        limit: i64,
-        offset: i64,
-    ) -> Result<Vec<ChunkRow>> {
-        if offset < 0 {
-            return Err(Error::Invalid(format!("offset {offset} is negative")));
-        }
-        if !check_limit(limit)? {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(sql!("chunk_list"))
-            .bind(uuid_text(document_id))
-            .bind(generation)
-            .bind(limit)
-            .bind(offset)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(rows::chunk).collect()
-    }
-
-    async fn chunk_list_unembedded(
-        &mut self,
-        document_id: Uuid,
-        generation: i32,
-        limit: i64,
-    ) -> Result<Vec<ChunkRow>> {
-        if !check_limit(limit)? {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(sql!("chunk_list_unembedded"))
-            .bind(uuid_text(document_id))
-            .bind(generation)
-            .bind(limit)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(rows::chunk).collect()
-    }
-
-    async fn chunk_set_embeddings(&mut self, embeddings: &[(i64, Vec<f32>)]) -> Result<u64> {
-        if embeddings.is_empty() {
-            return Ok(0);
-        }
-        let input: Vec<(i64, String)> = embeddings
-            .iter()
-            .map(|(id, v)| (*id, rows::hex(&encode_vector(v))))
-            .collect();
-        let done = sqlx::query(sql!("chunk_set_embeddings"))
-            .bind(json_text!(&input)?)
-            .execute(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        Ok(done.rows_affected())
-    }
-
-    async fn chunk_count_embedded(
-        &mut self,
-        document_id: Uuid,
-        generation: i32,
-    ) -> Result<(i64, i64)> {
-        sqlx::query_as(sql!("chunk_count_embedded"))
-            .bind(uuid_text(document_id))
-            .bind(generation)
-            .fetch_one(&mut *self.conn)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn chunk_vectors_page(&mut self, p: &ChunkVectorPageParams) -> Result<Vec<ChunkVector>> {
-        p.validate()?;
-        if p.limit == 0 {
-            return Ok(Vec::new());
-        }
-        let ids = p
-            .document_ids
-            .as_ref()
-            .map(|ids| {
-                let ids: Vec<String> = ids.iter().copied().map(uuid_text).collect();
-                json_text!(&ids)
-            })
-            .transpose()?;
-        let rows = sqlx::query(sql!("chunk_vectors_page"))
-            .bind(ids)
-            .bind(p.after_id)
-            .bind(p.limit)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(rows::vector).collect()
-    }
-
-    async fn chunk_get_many(&mut self, ids: &[i64]) -> Result<Vec<ChunkRow>> {
-        if ids.is_empty() {
-            return Ok(Vec::new());
-        }
-        let rows = sqlx::query(sql!("chunk_get_many"))
-            .bind(json_text!(ids)?)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
-        rows.iter().map(rows::chunk).collect()
-    }
-
-    /// SQLite does not search vectors: callers scan them.
-    async fn vector_search_available(&mut self) -> Result<bool> {
-        Ok(false)
-    }
-
-    async fn vector_index_ensure(&mut self, dims: i32) -> Result<bool> {
-        validate_vector_index_dims(dims)?;
-        Ok(false)
-    }
-
-    async fn chunk_search(&mut self, p: &ChunkSearchParams) -> Result<Option<Vec<ChunkScore>>> {
-        p.validate()?;
-        Ok(None)
-    }
-}
-
-/// A timing as the statements take it: the key (NULL for none) and the milliseconds.
-fn split_timing(t: &Option<(String, i64)>) -> (Option<&str>, Option<i64>) {
-    match t {
-        Some((k, ms)) => (Some(k.as_str()), Some(*ms)),
-        None => (None, None),
-    }
-}
-
-/// Deletes the texts and chunks of every generation of document `id` but `keep` (all of them
-/// when `keep` is `None`).
-async fn drop_other_generations(
-    conn: &mut SqliteConnection,
-    id: &str,
-    keep: Option<i32>,
-) -> Result<()> {
-    for statement in [sql!("document_drop_chunks"), sql!("document_drop_texts")] {
-        sqlx::query(statement)
-            .bind(id)
-            .bind(keep)
-            .execute(&mut *conn)
-            .await
-            .map_err(map_err)?;
-    }
-    Ok(())
 }
 
 impl Transaction for SqliteExec<sqlx::Transaction<'static, Sqlite>> {

@@ -26,13 +26,15 @@
 //! Every SQL statement lives in `queries/`, one file per driver method (or per statement,
 //! for the methods that need several).
 
+#[macro_use]
 mod exec;
+mod documents;
 mod rows;
 
 use std::str::FromStr;
 use std::time::Duration;
 
-use docket_core::{Broadcasts, Driver, Error, Result, Wakeups};
+use docket_core::{Broadcasts, Error, QueueDriver, Result, Wakeups};
 
 /// Unread broadcasts a slow subscriber may fall behind by.
 const BROADCAST_CAPACITY: usize = 4096;
@@ -134,7 +136,7 @@ impl SqliteDriver {
     }
 }
 
-impl Driver for SqliteDriver {
+impl QueueDriver for SqliteDriver {
     type Conn = SqliteExec<sqlx::pool::PoolConnection<sqlx::Sqlite>>;
     type Tx = SqliteExec<sqlx::Transaction<'static, sqlx::Sqlite>>;
 

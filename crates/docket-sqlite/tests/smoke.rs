@@ -2,8 +2,8 @@
 
 use chrono::{Duration, Utc};
 use docket_core::{
-    CompletionOutcome, Driver, Executor, JobCompleteManyParams, JobCompletion,
-    JobGetAvailableParams, JobInsertManyParams, JobInsertParams, JobState, Transaction,
+    CompletionOutcome, JobCompleteManyParams, JobCompletion, JobGetAvailableParams,
+    JobInsertManyParams, JobInsertParams, JobState, QueueDriver, QueueExecutor, Transaction,
 };
 use docket_sqlite::{SqliteDriver, SqliteOptions};
 use serde_json::json;

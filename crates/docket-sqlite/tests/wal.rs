@@ -2,7 +2,7 @@
 //! process, say a backup) holds a read transaction open, and is cut back to
 //! `wal_size_limit` once that reader is gone instead of keeping its largest size.
 
-use docket_core::{Driver, Executor, JobInsertManyParams, JobInsertParams};
+use docket_core::{JobInsertManyParams, JobInsertParams, QueueDriver, QueueExecutor};
 use docket_sqlite::{SqliteDriver, SqliteOptions};
 use serde_json::json;
 use sqlx::Connection as _;

@@ -3,7 +3,7 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use docket_core::{Driver, Error};
+use docket_core::{Driver, Error, QueueDriver};
 use docket_postgres::{PgDriver, PgOptions};
 use docket_sqlite::{SqliteDriver, SqliteOptions};
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use common::{Db, wait_until, worker};
-use docket_core::{DocumentStatus, Driver, Executor};
+use docket_core::{DocumentStatus, DocumentStore, QueueDriver};
 use docket_pipeline::blob::ObjectStoreBlobs;
 use docket_pipeline::config::{ChunkConfig, StagesConfig};
 use docket_pipeline::notify::Notifier;

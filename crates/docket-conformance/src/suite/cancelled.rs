@@ -3,7 +3,7 @@
 use chrono::Duration;
 use docket_core::{
     DocumentCancelParams, DocumentFailParams, DocumentProgressParams, DocumentReprocessParams,
-    DocumentStatus, Executor, StuckDocumentsParams,
+    DocumentStatus, DocumentStore, StuckDocumentsParams,
 };
 
 use crate::harness::TestDb;

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Duration, Utc};
-use docket_core::{Driver, Executor, JobState, QueueRow, QueueSetPausedParams};
+use docket_core::{JobState, QueueDriver, QueueExecutor, QueueRow, QueueSetPausedParams};
 use serde_json::json;
 
 use crate::harness::TestDb;

@@ -3,9 +3,9 @@
 
 use chrono::Duration;
 use docket_core::{
-    AttemptOutcome, AuditInsertParams, AuditListParams, CompletionOutcome, Executor,
-    JobClaimsLostParams, JobDiscardParams, JobListStuckParams, JobRescue, JobRescueManyParams,
-    JobRetryParams, JobRunNowParams, JobState, WorkerHeartbeatParams,
+    AttemptOutcome, AuditInsertParams, AuditListParams, CompletionOutcome, JobClaimsLostParams,
+    JobDiscardParams, JobListStuckParams, JobRescue, JobRescueManyParams, JobRetryParams,
+    JobRunNowParams, JobState, QueueExecutor, WorkerHeartbeatParams,
 };
 use serde_json::json;
 use uuid::Uuid;

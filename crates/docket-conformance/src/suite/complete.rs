@@ -2,7 +2,8 @@
 
 use chrono::Duration;
 use docket_core::{
-    AttemptOutcome, CompletionOutcome, Executor, JobRetryParams, JobState, WorkerHeartbeatParams,
+    AttemptOutcome, CompletionOutcome, JobRetryParams, JobState, QueueExecutor,
+    WorkerHeartbeatParams,
 };
 
 use crate::harness::TestDb;

@@ -4,7 +4,7 @@ use chrono::{DateTime, Duration, SubsecRound, Utc};
 use docket_core::{
     CompletionOutcome, CronRun, CronRunAction, CronRunEnqueueParams, CronRunListParams,
     CronSchedule, CronScheduleDueParams, CronScheduleSpec, CronScheduleUpsertParams, Executor,
-    JobInsertParams, JobState, MissedRunPolicy,
+    JobInsertParams, JobState, MissedRunPolicy, QueueExecutor,
 };
 use serde_json::json;
 use uuid::Uuid;

@@ -2,7 +2,8 @@
 
 use chrono::{DateTime, Duration, Utc};
 use docket_core::{
-    CompletionOutcome, CronRun, CronRunAction, CronRunEnqueueParams, Driver, Executor, JobState,
+    CompletionOutcome, CronRun, CronRunAction, CronRunEnqueueParams, Executor, JobState,
+    QueueDriver, QueueExecutor,
 };
 
 use crate::harness::TestDb;

@@ -2,11 +2,12 @@
 
 use chrono::{DateTime, Duration, Utc};
 use docket_core::{
-    ChunkInsert, ChunkRow, ChunkSearchParams, ChunkVectorPageParams, CompletionOutcome,
-    DocumentActivateParams, DocumentFailParams, DocumentInsertParams, DocumentListParams,
-    DocumentProgressParams, DocumentReprocessParams, DocumentRow, DocumentSource,
-    DocumentStageParams, DocumentStatus, DocumentText, Driver, Error, Executor,
-    StuckDocumentsParams, Transaction, VECTOR_INDEX_MAX_DIMS,
+    ChunkInsert, ChunkListParams, ChunkListUnembeddedParams, ChunkReplaceParams, ChunkRow,
+    ChunkSearchParams, ChunkVectorPageParams, CompletionOutcome, DocumentActivateParams,
+    DocumentFailParams, DocumentInsertParams, DocumentListParams, DocumentProgressParams,
+    DocumentReprocessParams, DocumentRow, DocumentSource, DocumentStageParams, DocumentStatus,
+    DocumentStore, DocumentText, Error, Executor, GenerationKey, QueueDriver, StuckDocumentsParams,
+    Transaction, VECTOR_INDEX_MAX_DIMS,
 };
 use serde_json::json;
 use uuid::{NoContext, Timestamp, Uuid};
@@ -126,15 +127,24 @@ fn chunks(n: i32, tag: &str) -> Vec<ChunkInsert> {
 }
 
 async fn replace<E: Executor>(c: &mut E, id: Uuid, generation: i32, cs: &[ChunkInsert]) -> u64 {
-    c.chunk_replace(id, generation, cs)
-        .await
-        .expect("chunk_replace")
+    c.chunk_replace(ChunkReplaceParams {
+        document_id: id,
+        generation,
+        chunks: cs,
+    })
+    .await
+    .expect("chunk_replace")
 }
 
 async fn list_chunks<E: Executor>(c: &mut E, id: Uuid, generation: Option<i32>) -> Vec<ChunkRow> {
-    c.chunk_list(id, generation, 1000, 0)
-        .await
-        .expect("chunk_list")
+    c.chunk_list(ChunkListParams {
+        document_id: id,
+        generation,
+        limit: 1000,
+        offset: 0,
+    })
+    .await
+    .expect("chunk_list")
 }
 
 fn vector(seed: i32, dims: usize) -> Vec<f32> {
@@ -146,7 +156,11 @@ fn vector(seed: i32, dims: usize) -> Vec<f32> {
 /// Embeds every chunk of a generation; returns the vectors by chunk id.
 async fn embed_all<E: Executor>(c: &mut E, id: Uuid, generation: i32) -> Vec<(i64, Vec<f32>)> {
     let rows = c
-        .chunk_list_unembedded(id, generation, 1000)
+        .chunk_list_unembedded(ChunkListUnembeddedParams {
+            document_id: id,
+            generation,
+            limit: 1000,
+        })
         .await
         .expect("chunk_list_unembedded");
     let vs: Vec<(i64, Vec<f32>)> = rows
@@ -556,7 +570,12 @@ pub async fn document_fail_records_stage<T: TestDb>(db: &T) {
 pub async fn document_text_upsert_replaces<T: TestDb>(db: &T) {
     let mut c = conn(db).await;
     let d = new_doc(&mut c, base_time()).await;
-    assert!(c.document_text_get(d.id, 1).await.unwrap().is_none());
+    assert!(
+        c.document_text_get(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap()
+            .is_none()
+    );
     let first = DocumentText {
         document_id: d.id,
         generation: 1,
@@ -566,7 +585,9 @@ pub async fn document_text_upsert_replaces<T: TestDb>(db: &T) {
     };
     c.document_text_upsert(&first).await.unwrap();
     assert_eq!(
-        c.document_text_get(d.id, 1).await.unwrap(),
+        c.document_text_get(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap(),
         Some(first.clone())
     );
 
@@ -578,7 +599,9 @@ pub async fn document_text_upsert_replaces<T: TestDb>(db: &T) {
     };
     c.document_text_upsert(&second).await.unwrap();
     assert_eq!(
-        c.document_text_get(d.id, 1).await.unwrap(),
+        c.document_text_get(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap(),
         Some(second.clone())
     );
     let other = DocumentText {
@@ -586,8 +609,18 @@ pub async fn document_text_upsert_replaces<T: TestDb>(db: &T) {
         ..first.clone()
     };
     c.document_text_upsert(&other).await.unwrap();
-    assert_eq!(c.document_text_get(d.id, 1).await.unwrap(), Some(second));
-    assert_eq!(c.document_text_get(d.id, 2).await.unwrap(), Some(other));
+    assert_eq!(
+        c.document_text_get(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap(),
+        Some(second)
+    );
+    assert_eq!(
+        c.document_text_get(GenerationKey::new(d.id, 2))
+            .await
+            .unwrap(),
+        Some(other)
+    );
 
     // A text belongs to a stored document.
     let orphan = DocumentText {
@@ -647,12 +680,27 @@ pub async fn chunk_replace_is_idempotent<T: TestDb>(db: &T) {
             .collect()
     };
     assert_eq!(strip(&again), strip(&first), "same rows after a rerun");
-    assert_eq!(c.chunk_count_embedded(d.id, 1).await.unwrap(), (0, 5));
+    assert_eq!(
+        c.chunk_count_embedded(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap(),
+        (0, 5)
+    );
 
     // Another generation is separate.
     assert_eq!(replace(&mut c, d.id, 2, &chunks(2, "g2")).await, 2);
-    assert_eq!(c.chunk_count_embedded(d.id, 1).await.unwrap(), (0, 5));
-    assert_eq!(c.chunk_count_embedded(d.id, 2).await.unwrap(), (0, 2));
+    assert_eq!(
+        c.chunk_count_embedded(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap(),
+        (0, 5)
+    );
+    assert_eq!(
+        c.chunk_count_embedded(GenerationKey::new(d.id, 2))
+            .await
+            .unwrap(),
+        (0, 2)
+    );
 
     // Fewer chunks replace more; none replace all.
     assert_eq!(replace(&mut c, d.id, 1, &chunks(3, "g1b")).await, 3);
@@ -668,7 +716,15 @@ pub async fn chunk_replace_is_idempotent<T: TestDb>(db: &T) {
 
     // Paging.
     assert_eq!(replace(&mut c, d.id, 1, &chunks(5, "p")).await, 5);
-    let page = c.chunk_list(d.id, Some(1), 2, 2).await.unwrap();
+    let page = c
+        .chunk_list(ChunkListParams {
+            document_id: d.id,
+            generation: Some(1),
+            limit: 2,
+            offset: 2,
+        })
+        .await
+        .unwrap();
     assert_eq!(
         page.iter().map(|r| r.chunk_index).collect::<Vec<_>>(),
         [2, 3]
@@ -677,7 +733,15 @@ pub async fn chunk_replace_is_idempotent<T: TestDb>(db: &T) {
     // A failed replace (a chunk index twice) changes nothing.
     let mut bad = chunks(2, "bad");
     bad.push(chunk(0, "dup"));
-    assert!(c.chunk_replace(d.id, 1, &bad).await.is_err());
+    assert!(
+        c.chunk_replace(ChunkReplaceParams {
+            document_id: d.id,
+            generation: 1,
+            chunks: &bad
+        })
+        .await
+        .is_err()
+    );
     assert_eq!(list_chunks(&mut c, d.id, Some(1)).await.len(), 5);
 }
 
@@ -714,15 +778,37 @@ pub async fn chunk_embeddings_round_trip<T: TestDb>(db: &T) {
         0,
         "unknown chunk ids are skipped"
     );
-    assert_eq!(c.chunk_count_embedded(d.id, 1).await.unwrap(), (2, 4));
+    assert_eq!(
+        c.chunk_count_embedded(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap(),
+        (2, 4)
+    );
 
-    let unembedded = c.chunk_list_unembedded(d.id, 1, 100).await.unwrap();
+    let unembedded = c
+        .chunk_list_unembedded(ChunkListUnembeddedParams {
+            document_id: d.id,
+            generation: 1,
+            limit: 100,
+        })
+        .await
+        .unwrap();
     assert_eq!(
         unembedded.iter().map(|r| r.chunk_index).collect::<Vec<_>>(),
         [1, 3]
     );
     assert!(unembedded.iter().all(|r| !r.has_embedding));
-    assert_eq!(c.chunk_list_unembedded(d.id, 1, 1).await.unwrap().len(), 1);
+    assert_eq!(
+        c.chunk_list_unembedded(ChunkListUnembeddedParams {
+            document_id: d.id,
+            generation: 1,
+            limit: 1
+        })
+        .await
+        .unwrap()
+        .len(),
+        1
+    );
     let listed = list_chunks(&mut c, d.id, Some(1)).await;
     assert_eq!(
         listed.iter().map(|r| r.has_embedding).collect::<Vec<_>>(),
@@ -793,7 +879,14 @@ pub async fn chunk_vectors_page_active_only<T: TestDb>(db: &T) {
     }
     let va = embed_all(&mut c, a.id, 1).await;
     // b: only two of three chunks embedded.
-    let b_rows = c.chunk_list_unembedded(b.id, 1, 2).await.unwrap();
+    let b_rows = c
+        .chunk_list_unembedded(ChunkListUnembeddedParams {
+            document_id: b.id,
+            generation: 1,
+            limit: 2,
+        })
+        .await
+        .unwrap();
     let vb: Vec<(i64, Vec<f32>)> = b_rows.iter().map(|r| (r.id, vector(1, 8))).collect();
     c.chunk_set_embeddings(&vb).await.unwrap();
     embed_all(&mut c, never.id, 1).await;
@@ -943,9 +1036,24 @@ pub async fn document_activate_swaps_generations<T: TestDb>(db: &T) {
         let row = get_doc(&mut c, d.id).await;
         assert_eq!(row.active_generation, Some(1), "rolled back");
         assert_eq!(texts(&list_chunks(&mut c, d.id, None).await), old_texts);
-        assert_eq!(c.chunk_count_embedded(d.id, 1).await.unwrap(), (3, 3));
-        assert_eq!(c.chunk_count_embedded(d.id, 2).await.unwrap(), (2, 2));
-        assert!(c.document_text_get(d.id, 1).await.unwrap().is_some());
+        assert_eq!(
+            c.chunk_count_embedded(GenerationKey::new(d.id, 1))
+                .await
+                .unwrap(),
+            (3, 3)
+        );
+        assert_eq!(
+            c.chunk_count_embedded(GenerationKey::new(d.id, 2))
+                .await
+                .unwrap(),
+            (2, 2)
+        );
+        assert!(
+            c.document_text_get(GenerationKey::new(d.id, 1))
+                .await
+                .unwrap()
+                .is_some()
+        );
     }
 
     // A stale or unknown activation changes nothing.
@@ -968,7 +1076,12 @@ pub async fn document_activate_swaps_generations<T: TestDb>(db: &T) {
         );
         let row = get_doc(&mut c, d.id).await;
         assert_eq!((row.active_generation, row.chunk_count), (Some(1), 3));
-        assert_eq!(c.chunk_count_embedded(d.id, 1).await.unwrap(), (3, 3));
+        assert_eq!(
+            c.chunk_count_embedded(GenerationKey::new(d.id, 1))
+                .await
+                .unwrap(),
+            (3, 3)
+        );
     }
 
     // Committed in a transaction: the swap is whole.
@@ -1001,15 +1114,25 @@ pub async fn document_activate_swaps_generations<T: TestDb>(db: &T) {
         ["new chunk 0 — é", "new chunk 1 — é"]
     );
     assert_eq!(
-        c.chunk_count_embedded(d.id, 1).await.unwrap(),
+        c.chunk_count_embedded(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap(),
         (0, 0),
         "old chunks gone"
     );
     assert!(
-        c.document_text_get(d.id, 1).await.unwrap().is_none(),
+        c.document_text_get(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap()
+            .is_none(),
         "old text gone"
     );
-    assert!(c.document_text_get(d.id, 2).await.unwrap().is_some());
+    assert!(
+        c.document_text_get(GenerationKey::new(d.id, 2))
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(vectors_of(&mut c, None).await.len(), 2);
 
     // Activating again (a retried stage) is harmless.
@@ -1111,7 +1234,12 @@ pub async fn document_reprocess_keeps_old_chunks<T: TestDb>(db: &T) {
         .unwrap()
         .expect("reprocess");
     assert_eq!(row.generation, 3);
-    assert_eq!(c.chunk_count_embedded(d.id, 2).await.unwrap(), (0, 0));
+    assert_eq!(
+        c.chunk_count_embedded(GenerationKey::new(d.id, 2))
+            .await
+            .unwrap(),
+        (0, 0)
+    );
     assert_eq!(vectors_of(&mut c, None).await, before);
 
     replace(&mut c, d.id, 3, &chunks(1, "three")).await;
@@ -1172,9 +1300,19 @@ pub async fn document_delete_cascades<T: TestDb>(db: &T) {
     assert!(c.document_delete(d.id).await.unwrap());
     assert!(!c.document_delete(d.id).await.unwrap(), "already gone");
     assert!(c.document_get(d.id).await.unwrap().is_none());
-    assert!(c.document_text_get(d.id, 1).await.unwrap().is_none());
+    assert!(
+        c.document_text_get(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap()
+            .is_none()
+    );
     assert!(c.chunk_get_many(&ids).await.unwrap().is_empty());
-    assert_eq!(c.chunk_count_embedded(d.id, 1).await.unwrap(), (0, 0));
+    assert_eq!(
+        c.chunk_count_embedded(GenerationKey::new(d.id, 1))
+            .await
+            .unwrap(),
+        (0, 0)
+    );
     // SQLite has one connection: give it back for the raw queries.
     drop(c);
     assert_eq!(
@@ -1196,7 +1334,12 @@ pub async fn document_delete_cascades<T: TestDb>(db: &T) {
     // The other document is untouched.
     let mut c = conn(db).await;
     assert_eq!(list_chunks(&mut c, kept.id, None).await.len(), 2);
-    assert!(c.document_text_get(kept.id, 1).await.unwrap().is_some());
+    assert!(
+        c.document_text_get(GenerationKey::new(kept.id, 1))
+            .await
+            .unwrap()
+            .is_some()
+    );
     assert_eq!(
         vectors_of(&mut c, None)
             .await
@@ -1393,9 +1536,22 @@ pub async fn document_validation<T: TestDb>(db: &T) {
     );
     let mut bad = chunk(0, "x");
     bad.char_end = -1;
-    let r = c.chunk_replace(d.id, 1, &[bad]).await;
+    let r = c
+        .chunk_replace(ChunkReplaceParams {
+            document_id: d.id,
+            generation: 1,
+            chunks: &[bad],
+        })
+        .await;
     assert!(matches!(r, Err(Error::Invalid(_))), "char range: {r:?}");
-    let r = c.chunk_list(d.id, Some(1), -1, 0).await;
+    let r = c
+        .chunk_list(ChunkListParams {
+            document_id: d.id,
+            generation: Some(1),
+            limit: -1,
+            offset: 0,
+        })
+        .await;
     assert!(
         matches!(r, Err(Error::Invalid(_))),
         "chunk_list limit: {r:?}"

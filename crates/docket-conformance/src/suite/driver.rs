@@ -1,6 +1,6 @@
 //! The driver itself: name, ping, migrate, an empty database, empty calls.
 
-use docket_core::{DEFAULT_QUEUE, Driver, Executor};
+use docket_core::{DEFAULT_QUEUE, QueueDriver, QueueExecutor};
 
 use crate::harness::TestDb;
 

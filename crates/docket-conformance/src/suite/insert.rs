@@ -4,8 +4,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, Utc};
 use docket_core::{
-    CompletionOutcome, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Error, Executor, JobInsertManyParams,
-    JobInsertParams, JobInsertResult, JobRow, JobState, MAX_PAYLOAD_BYTES,
+    CompletionOutcome, DEFAULT_MAX_ATTEMPTS, DEFAULT_QUEUE, Error, JobInsertManyParams,
+    JobInsertParams, JobInsertResult, JobRow, JobState, MAX_PAYLOAD_BYTES, QueueExecutor,
 };
 use serde_json::json;
 use uuid::Uuid;

@@ -20,44 +20,30 @@ mod tx;
 mod views;
 mod workers;
 
-pub use cancelled::document_cancel_sticks;
-pub use claim::{claim_named_queue_only, claim_order_and_limit, concurrent_claims, pause_resume};
-pub use claims::{
-    audit_trail, claim_tokens_guard_every_end, claims_lost, rescue_decisions, run_now_and_discard,
-};
-pub use complete::{
-    attempt_list_oldest_first, complete_outcomes, completion_by_another_worker_is_refused,
-    guarded_finalisation,
-};
-pub use cron::{
-    cron_run_duplicate_job, cron_run_enqueue_job_fields, cron_run_enqueue_recorded_occurrence,
-    cron_run_invalid_recorded, cron_schedule_due_at_now, cron_schedules_and_runs,
-};
-pub use cron_manual::{cron_run_manual_concurrent, cron_run_manual_refused_while_live};
-pub use documents::{
-    chunk_embeddings_round_trip, chunk_replace_is_idempotent, chunk_vectors_page_active_only,
-    document_activate_swaps_generations, document_delete_cascades, document_fail_records_stage,
-    document_insert_get, document_list, document_progress_only_rises,
-    document_reprocess_keeps_old_chunks, document_stage_updates, document_stuck_detection,
-    document_text_upsert_replaces, document_validation, vector_search_optional,
-};
-pub use driver::driver_basics;
-pub use insert::{insert_many, insert_one, insert_validation, unique_keys};
-pub use read::{failures_outlive_a_retry, job_activity, job_list, job_stats, job_throughput};
-pub use repair::{cancel, delete_finished, manual_retry, rescue};
-pub use stuck::stuck_jobs_follow_worker_lease;
-pub use tx::{broadcasts, transaction_commit_visibility, transaction_rollback, wakeups};
-pub use views::monitoring_views;
-pub use workers::{leader, workers};
+pub use cancelled::*;
+pub use claim::*;
+pub use claims::*;
+pub use complete::*;
+pub use cron::*;
+pub use cron_manual::*;
+pub use documents::*;
+pub use driver::*;
+pub use insert::*;
+pub use read::*;
+pub use repair::*;
+pub use stuck::*;
+pub use tx::*;
+pub use views::*;
+pub use workers::*;
 
 use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, SubsecRound, Utc};
 use docket_core::{
-    AttemptOutcome, CompletionOutcome, Driver, Executor, JobAttempt, JobCancelParams,
+    AttemptOutcome, CompletionOutcome, Executor, JobAttempt, JobCancelParams,
     JobCompleteManyParams, JobCompletion, JobGetAvailableParams, JobInsertManyParams,
     JobInsertParams, JobInsertResult, JobListParams, JobListStuckParams, JobRescue,
-    JobRescueManyParams, JobRescueResult, JobRetryParams, JobRow, JobState,
+    JobRescueManyParams, JobRescueResult, JobRetryParams, JobRow, JobState, QueueDriver,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -77,7 +63,7 @@ pub(crate) fn ms(n: i64) -> Duration {
 /// How long a test waits for a wake-up that should come.
 pub(crate) const WAKE_TIMEOUT: StdDuration = StdDuration::from_secs(5);
 
-pub(crate) type Conn<T> = <<T as TestDb>::D as Driver>::Conn;
+pub(crate) type Conn<T> = <<T as TestDb>::D as QueueDriver>::Conn;
 
 pub(crate) async fn conn<T: TestDb>(db: &T) -> Conn<T> {
     db.driver().conn().await.expect("driver.conn()")

@@ -5,8 +5,8 @@ use std::collections::BTreeSet;
 use chrono::DurationRound;
 use chrono::{Duration, Utc};
 use docket_core::{
-    CompletionOutcome, Executor, JobActivityParams, JobInsertParams, JobListParams, JobRetryParams,
-    JobState, JobThroughputParams,
+    CompletionOutcome, JobActivityParams, JobInsertParams, JobListParams, JobRetryParams, JobState,
+    JobThroughputParams, QueueExecutor,
 };
 use uuid::Uuid;
 

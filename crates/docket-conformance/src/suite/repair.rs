@@ -2,8 +2,8 @@
 
 use chrono::Duration;
 use docket_core::{
-    AttemptOutcome, CompletionOutcome, Executor, JobDeleteFinishedParams, JobRetryParams, JobRow,
-    JobState, WorkerHeartbeatParams,
+    AttemptOutcome, CompletionOutcome, JobDeleteFinishedParams, JobRetryParams, JobRow, JobState,
+    QueueExecutor, WorkerHeartbeatParams,
 };
 
 use crate::harness::TestDb;

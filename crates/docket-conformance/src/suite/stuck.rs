@@ -2,7 +2,7 @@
 
 use chrono::Duration;
 use docket_core::{
-    Executor, JobListStuckParams, JobState, WorkerDeleteStaleParams, WorkerHeartbeatParams,
+    JobListStuckParams, JobState, QueueExecutor, WorkerDeleteStaleParams, WorkerHeartbeatParams,
     WorkerListParams,
 };
 

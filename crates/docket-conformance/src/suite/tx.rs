@@ -1,6 +1,6 @@
 //! Transactions and wake-ups.
 
-use docket_core::{Driver, JobState, Transaction};
+use docket_core::{JobState, QueueDriver, Transaction};
 
 use crate::harness::TestDb;
 

@@ -1,7 +1,7 @@
 //! Monitoring views.
 
 use chrono::{Duration, Utc};
-use docket_core::{Executor, JobGetAvailableParams, WorkerHeartbeatParams};
+use docket_core::{JobGetAvailableParams, QueueExecutor, WorkerHeartbeatParams};
 
 use crate::harness::TestDb;
 

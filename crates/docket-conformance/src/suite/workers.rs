@@ -2,7 +2,8 @@
 
 use chrono::Duration;
 use docket_core::{
-    Executor, LeaderElectParams, WorkerDeleteStaleParams, WorkerHeartbeatParams, WorkerListParams,
+    LeaderElectParams, QueueExecutor, WorkerDeleteStaleParams, WorkerHeartbeatParams,
+    WorkerListParams,
 };
 
 use crate::harness::TestDb;

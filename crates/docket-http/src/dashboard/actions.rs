@@ -7,7 +7,8 @@ use axum::Extension;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use docket_core::{
-    Driver, Executor, JobDiscardParams, JobListParams, JobRetryParams, JobRunNowParams, JobState,
+    Driver, JobDiscardParams, JobListParams, JobRetryParams, JobRunNowParams, JobState,
+    QueueExecutor,
 };
 use docket_queue::admin::{self, ActionOutcome};
 use serde_json::json;

@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 
 use axum::extract::{Query, State};
 use axum::response::{Html, IntoResponse};
-use docket_core::{AuditListParams, Driver, Executor};
+use docket_core::{AuditListParams, Driver, QueueExecutor};
 use serde::Deserialize;
 
 use super::html::{self, Col, Page, esc};

@@ -40,7 +40,8 @@ use axum::routing::{get, post};
 use axum::{Extension, Router};
 use chrono::{DateTime, Utc};
 use docket_core::{
-    DocumentListParams, DocumentStatus, Driver, Executor, JobListParams, JobState, WorkerListParams,
+    ChunkListParams, DocumentListParams, DocumentStatus, DocumentStore, Driver, JobListParams,
+    JobState, QueueExecutor, WorkerListParams,
 };
 use docket_pipeline::NewDocument;
 use docket_queue::maintenance::ManualRun;
@@ -957,7 +958,15 @@ async fn document<D: Driver>(
         .await?
         .ok_or_else(|| UiError(StatusCode::NOT_FOUND, format!("document {id} not found")))?;
     let chunks = match d.active_generation {
-        Some(g) => c.chunk_list(id, Some(g), 500, 0).await?,
+        Some(g) => {
+            c.chunk_list(ChunkListParams {
+                document_id: id,
+                generation: Some(g),
+                limit: 500,
+                offset: 0,
+            })
+            .await?
+        }
         None => Vec::new(),
     };
     drop(c);

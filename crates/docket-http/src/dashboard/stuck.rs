@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 use axum::extract::State;
 use axum::response::{Html, IntoResponse};
 use chrono::{Duration, Utc};
-use docket_core::{Driver, Executor, JobListStuckParams, StuckJobRow};
+use docket_core::{Driver, JobListStuckParams, QueueExecutor, StuckJobRow};
 
 use super::html::{self, Col, Page, esc};
 use super::{UiResult, User, user_name};

@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_core::{Clock, Driver, Executor, JobDeleteFinishedParams, Result};
+use docket_core::{Clock, JobDeleteFinishedParams, QueueDriver, QueueExecutor, Result};
 use serde::{Deserialize, Serialize};
 
 use super::{chrono_dur, require};
@@ -41,7 +41,7 @@ pub struct Cleaner<D> {
     clock: Arc<dyn Clock>,
 }
 
-impl<D: Driver> Cleaner<D> {
+impl<D: QueueDriver> Cleaner<D> {
     /// Validates `config`.
     pub fn new(driver: D, config: CleanerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         require(config.batch > 0, "cleaner batch must be positive")?;
@@ -105,7 +105,7 @@ impl CleanupWorker {
     }
 }
 
-impl<D: Driver> Worker<D> for CleanupWorker {
+impl<D: QueueDriver> Worker<D> for CleanupWorker {
     type Args = CleanupArgs;
 
     async fn work(&self, ctx: JobContext<D>, _: CleanupArgs) -> Result<(), JobError> {

@@ -12,7 +12,7 @@ mod scheduler;
 use std::sync::Arc;
 use std::time::Duration;
 
-use docket_core::{Clock, Driver, Result};
+use docket_core::{Clock, QueueDriver, Result};
 use tokio_util::sync::CancellationToken;
 
 pub use cleaner::{CLEANUP_KIND, Cleaner, CleanerConfig, CleanupArgs, CleanupWorker};
@@ -32,14 +32,14 @@ pub struct MaintenanceConfig {
 
 /// The leader's services, run together.
 #[derive(Debug)]
-pub struct Maintenance<D: Driver> {
+pub struct Maintenance<D: QueueDriver> {
     /// Rescues jobs of dead workers.
     pub rescuer: Rescuer<D>,
     /// Enqueues cron occurrences.
     pub scheduler: Scheduler<D>,
 }
 
-impl<D: Driver> Maintenance<D> {
+impl<D: QueueDriver> Maintenance<D> {
     /// Builds every service, validating each config.
     pub fn new(driver: D, config: &MaintenanceConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         Ok(Self {

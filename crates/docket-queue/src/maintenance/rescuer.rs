@@ -7,8 +7,8 @@
 //! worker's row, so that the worker lists show only processes that may still be running.
 //!
 //! The engine decides, the driver applies: the rescuer reads the stuck jobs
-//! ([`Executor::job_list_stuck`]), decides each one's fate, and hands the decisions to
-//! [`Executor::job_rescue_many`], which applies each only while the job still runs under the
+//! ([`QueueExecutor::job_list_stuck`]), decides each one's fate, and hands the decisions to
+//! [`QueueExecutor::job_rescue_many`], which applies each only while the job still runs under the
 //! dead claim (a completion that lands first wins). A rescued job waits its kind's backoff, as
 //! after a failure, and a job whose worker died `max_rescues` times in a row is dead-lettered
 //! saying so: a job that kills its process (out of memory, say) must not crash-loop across
@@ -20,8 +20,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    Clock, Driver, Executor, JobListStuckParams, JobRescue, JobRescueManyParams, JobRescueResult,
-    JobRow, JobState, Result, WorkerDeleteStaleParams,
+    Clock, JobListStuckParams, JobRescue, JobRescueManyParams, JobRescueResult, JobRow, JobState,
+    QueueDriver, QueueExecutor, Result, WorkerDeleteStaleParams,
 };
 
 use super::{chrono_dur, require};
@@ -59,7 +59,7 @@ pub struct Rescuer<D> {
     backoffs: HashMap<String, Backoff>,
 }
 
-impl<D: Driver> Rescuer<D> {
+impl<D: QueueDriver> Rescuer<D> {
     /// Validates `config`.
     pub fn new(driver: D, config: RescuerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         require(

@@ -33,8 +33,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use docket_core::{
     Clock, CronRun, CronRunAction, CronRunEnqueueParams, CronSchedule, CronScheduleDueParams,
-    CronScheduleSpec, CronScheduleUpsertParams, Driver, Error, Executor, JobInsertParams,
-    MissedRunPolicy, Result,
+    CronScheduleSpec, CronScheduleUpsertParams, Error, JobInsertParams, MissedRunPolicy,
+    QueueDriver, QueueExecutor, Result,
 };
 
 use super::{CLEANUP_KIND, chrono_dur, require};
@@ -121,7 +121,7 @@ pub struct Scheduler<D> {
     clock: Arc<dyn Clock>,
 }
 
-impl<D: Driver> Scheduler<D> {
+impl<D: QueueDriver> Scheduler<D> {
     /// Validates `config` (the cleanup expression included).
     pub fn new(driver: D, config: SchedulerConfig, clock: Arc<dyn Clock>) -> Result<Self> {
         require(

@@ -6,14 +6,16 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use docket_core::{Driver, Error, Executor, JobClaimsLostParams, Result, WorkerHeartbeatParams};
+use docket_core::{
+    Error, JobClaimsLostParams, QueueDriver, QueueExecutor, Result, WorkerHeartbeatParams,
+};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use uuid::Uuid;
 
 use super::{CLAIMS_CHANGED_TAG, Inner};
 
-impl<D: Driver> Inner<D> {
+impl<D: QueueDriver> Inner<D> {
     /// The running claims (of `only`, when given).
     fn claims(&self, only: Option<&[i64]>) -> Vec<(i64, Uuid)> {
         let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
@@ -76,7 +78,7 @@ impl<D: Driver> Inner<D> {
     }
 }
 
-pub(super) async fn heartbeat<D: Driver>(
+pub(super) async fn heartbeat<D: QueueDriver>(
     inner: Arc<Inner<D>>,
     stop: CancellationToken,
     registered: watch::Sender<bool>,
@@ -161,7 +163,7 @@ pub(super) async fn heartbeat<D: Driver>(
 
 /// Hears that claims changed elsewhere (a cancel, a retry) and checks the affected running
 /// claims at once, instead of at the next heartbeat.
-pub(super) async fn listen_claims<D: Driver>(inner: Arc<Inner<D>>, stop: CancellationToken) {
+pub(super) async fn listen_claims<D: QueueDriver>(inner: Arc<Inner<D>>, stop: CancellationToken) {
     let mut rx = inner.driver.broadcasts().subscribe();
     loop {
         let message = tokio::select! {

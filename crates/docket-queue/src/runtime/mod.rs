@@ -37,8 +37,8 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    Clock, CompletionOutcome, DEFAULT_QUEUE, Driver, Error, Executor, JobCompleteManyParams,
-    JobCompletion, JobGetAvailableParams, JobRow, Result,
+    Clock, CompletionOutcome, DEFAULT_QUEUE, Error, JobCompleteManyParams, JobCompletion,
+    JobGetAvailableParams, JobRow, QueueDriver, QueueExecutor, Result,
 };
 use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
@@ -184,7 +184,7 @@ impl RuntimeConfig {
 #[derive(Debug)]
 pub struct Runtime;
 
-struct Inner<D: Driver> {
+struct Inner<D: QueueDriver> {
     driver: D,
     workers: Workers<D>,
     worker_id: Arc<str>,
@@ -262,7 +262,7 @@ impl RuntimeHandle {
 
 impl Runtime {
     /// Starts working `config.queues` with `workers`. The built-in cleanup handler is added.
-    pub fn start<D: Driver>(
+    pub fn start<D: QueueDriver>(
         driver: D,
         mut workers: Workers<D>,
         config: RuntimeConfig,
@@ -315,7 +315,7 @@ fn default_worker_id() -> String {
 }
 
 /// The runtime's life, start to finish.
-async fn run<D: Driver>(
+async fn run<D: QueueDriver>(
     inner: Arc<Inner<D>>,
     completions: mpsc::UnboundedReceiver<JobCompletion>,
     soft: CancellationToken,
@@ -408,7 +408,7 @@ impl ErrorBackoff {
     }
 }
 
-async fn produce<D: Driver>(
+async fn produce<D: QueueDriver>(
     inner: Arc<Inner<D>>,
     queue: QueueConfig,
     stop: CancellationToken,
@@ -524,7 +524,7 @@ async fn wait_for_slot(stop: &CancellationToken, slots: &Semaphore, holding: boo
 }
 
 /// Starts claimed jobs in the free slots.
-fn dispatch<D: Driver>(
+fn dispatch<D: QueueDriver>(
     inner: &Arc<Inner<D>>,
     slots: &Arc<Semaphore>,
     buffer: &mut VecDeque<(std::time::Instant, JobRow)>,
@@ -540,7 +540,7 @@ fn dispatch<D: Driver>(
 }
 
 /// Hands claimed jobs that never started back to the queue, uncounted.
-fn release<D: Driver>(inner: &Inner<D>, jobs: impl Iterator<Item = JobRow>) {
+fn release<D: QueueDriver>(inner: &Inner<D>, jobs: impl Iterator<Item = JobRow>) {
     let now = inner.clock.now();
     for job in jobs {
         let _ = inner.completions.send(JobCompletion {
@@ -592,7 +592,7 @@ impl Rate {
     }
 }
 
-fn spawn_job<D: Driver>(
+fn spawn_job<D: QueueDriver>(
     inner: &Arc<Inner<D>>,
     job: JobRow,
     permit: OwnedSemaphorePermit,
@@ -621,13 +621,13 @@ enum Ended {
 
 /// Runs one attempt; returns its completion, or `None` when there is nothing to write (the
 /// handler completed the job inside its own transaction, or the claim ended elsewhere).
-async fn execute<D: Driver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompletion> {
+async fn execute<D: QueueDriver>(inner: &Inner<D>, job: JobRow) -> Option<JobCompletion> {
     execute_labelled(inner, job).await.0
 }
 
 /// [`execute`], with the attempt's outcome label (`completed`, `retry`, `failed`, `snoozed`,
 /// `released` or `cancelled`).
-async fn execute_labelled<D: Driver>(
+async fn execute_labelled<D: QueueDriver>(
     inner: &Inner<D>,
     job: JobRow,
 ) -> (Option<JobCompletion>, &'static str) {
@@ -814,7 +814,7 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .unwrap_or_else(|| "non-string panic payload".to_owned())
 }
 
-async fn write_completions<D: Driver>(
+async fn write_completions<D: QueueDriver>(
     inner: &Inner<D>,
     completions: Vec<JobCompletion>,
 ) -> Result<usize> {
@@ -834,7 +834,7 @@ fn report_refused(sent: usize, applied: usize) {
 }
 
 /// Writes completions in batches: whatever has arrived since the last write.
-async fn complete<D: Driver>(
+async fn complete<D: QueueDriver>(
     inner: Arc<Inner<D>>,
     mut rx: mpsc::UnboundedReceiver<JobCompletion>,
     stop: CancellationToken,

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docket_core::{
-    CompletionOutcome, Driver, Error, Executor, JobGetAvailableParams, JobRow, Result,
+    CompletionOutcome, Error, JobGetAvailableParams, JobRow, QueueDriver, QueueExecutor, Result,
 };
 use futures::future::BoxFuture;
 use tokio_util::sync::CancellationToken;
@@ -54,7 +54,7 @@ impl std::fmt::Debug for Processor {
 pub const PROCESS_BUDGET: Duration = Duration::from_secs(25);
 
 impl Processor {
-    pub(super) fn of<D: Driver>(inner: Arc<Inner<D>>, stop: CancellationToken) -> Self {
+    pub(super) fn of<D: QueueDriver>(inner: Arc<Inner<D>>, stop: CancellationToken) -> Self {
         Self(Arc::new(move |queue, limit, budget| {
             let inner = inner.clone();
             let stop = stop.clone();
@@ -83,18 +83,18 @@ impl Processor {
 
 /// Claimed jobs not started yet: whatever is left when this is dropped (the caller went away,
 /// the budget ran out) goes back to the queue, uncounted.
-struct Unstarted<D: Driver> {
+struct Unstarted<D: QueueDriver> {
     inner: Arc<Inner<D>>,
     jobs: VecDeque<JobRow>,
 }
 
-impl<D: Driver> Drop for Unstarted<D> {
+impl<D: QueueDriver> Drop for Unstarted<D> {
     fn drop(&mut self) {
         release(&self.inner, self.jobs.drain(..));
     }
 }
 
-async fn process_now<D: Driver>(
+async fn process_now<D: QueueDriver>(
     inner: &Arc<Inner<D>>,
     stop: &CancellationToken,
     queue: Option<String>,
@@ -156,7 +156,7 @@ async fn process_now<D: Driver>(
 
 /// Runs one claimed job to its end and writes its attempt (handing the write to the completer,
 /// which retries, when the database refuses it now).
-async fn run_one<D: Driver>(inner: &Arc<Inner<D>>, job: JobRow) -> Result<Processed> {
+async fn run_one<D: QueueDriver>(inner: &Arc<Inner<D>>, job: JobRow) -> Result<Processed> {
     let (id, job_type, queue) = (job.id, job.job_type.clone(), job.queue.clone());
     let (completion, label) = execute_labelled(inner, job).await;
     let error = completion.as_ref().and_then(|c| match &c.outcome {

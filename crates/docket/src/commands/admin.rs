@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use docket_core::{
-    ALL_QUEUES, AuditListParams, AuditRow, CronRunListParams, Driver, Executor, JobDiscardParams,
+    ALL_QUEUES, AuditListParams, AuditRow, CronRunListParams, Driver, JobDiscardParams,
     JobListParams, JobListStuckParams, JobRetryParams, JobRow, JobRunNowParams, JobState,
-    StuckJobRow, SystemClock, WorkerListParams,
+    QueueExecutor, StuckJobRow, SystemClock, WorkerListParams,
 };
 use docket_queue::maintenance::{ManualRun, Scheduler, SchedulerConfig};
 use serde::Serialize;

@@ -9,7 +9,9 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use clap::{Args, Subcommand, ValueEnum};
-use docket_core::{Driver, Executor, JobInsertManyParams, JobInsertParams, JobState, SystemClock};
+use docket_core::{
+    Driver, JobInsertManyParams, JobInsertParams, JobState, QueueExecutor, SystemClock,
+};
 use docket_queue::{JobArgs, JobContext, JobError, Runtime, RuntimeConfig, Worker, Workers};
 use hdrhistogram::Histogram;
 use serde::{Deserialize, Serialize};

@@ -19,7 +19,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Args;
-use docket_core::{Driver, Executor, QueueSetPausedParams, SystemClock};
+use docket_core::{DocumentStore, Driver, QueueExecutor, QueueSetPausedParams, SystemClock};
 use docket_queue::Runtime;
 use futures::StreamExt;
 use hdrhistogram::Histogram;

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use clap::Args;
-use docket_core::{DocumentListParams, DocumentStatus, Driver, Executor, SystemClock};
+use docket_core::{DocumentListParams, DocumentStatus, DocumentStore, Driver, SystemClock};
 use docket_embed::EmbedConfig;
 use docket_parse::Format;
 use docket_pipeline::{NewDocument, Pipeline};

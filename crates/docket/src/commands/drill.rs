@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context as _;
 use clap::{Args, Subcommand};
-use docket_core::{Driver, Executor};
+use docket_core::{Driver, QueueExecutor};
 use docket_pipeline::NewDocument;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};

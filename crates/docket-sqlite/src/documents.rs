@@ -1,0 +1,411 @@
+//! The [`DocumentStore`] half of the executor: documents, texts, chunks and vectors.
+
+use std::ops::DerefMut;
+
+use docket_core::*;
+use sqlx::SqliteConnection;
+use uuid::Uuid;
+
+use crate::exec::{SqliteExec, atomic, check_limit, commit, map_err};
+use crate::rows::{self, micros, now_micros, uuid_text};
+
+impl<C> DocumentStore for SqliteExec<C>
+where
+    C: DerefMut<Target = SqliteConnection> + Send,
+{
+    async fn document_insert(&mut self, p: &DocumentInsertParams) -> Result<DocumentRow> {
+        p.validate()?;
+        let row = sqlx::query(sql!("document_insert"))
+            .bind(uuid_text(p.id))
+            .bind(p.source.as_str())
+            .bind(p.filename.as_deref())
+            .bind(p.content_type.as_deref())
+            .bind(p.size_bytes)
+            .bind(p.sha256.as_str())
+            .bind(p.storage_key.as_str())
+            .bind(p.callback_url.as_deref())
+            .bind(json_text!(&p.metadata)?)
+            .bind(p.priority)
+            .bind(now_micros(p.now))
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        match row {
+            Some(row) => rows::document(&row),
+            None => self
+                .document_find_by_sha256(&p.sha256)
+                .await?
+                .ok_or_else(|| {
+                    Error::Invalid("document with this sha256 vanished during insert".into())
+                }),
+        }
+    }
+
+    async fn document_get(&mut self, id: Uuid) -> Result<Option<DocumentRow>> {
+        let row = sqlx::query(sql!("document_get"))
+            .bind(uuid_text(id))
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::document).transpose()
+    }
+
+    async fn document_find_by_sha256(&mut self, sha256: &str) -> Result<Option<DocumentRow>> {
+        let row = sqlx::query(sql!("document_find_by_sha256"))
+            .bind(sha256)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::document).transpose()
+    }
+
+    async fn document_list(&mut self, p: &DocumentListParams) -> Result<Vec<DocumentRow>> {
+        p.validate()?;
+        let rows = sqlx::query(sql!("document_list"))
+            .bind(p.status.map(DocumentStatus::as_str))
+            .bind(p.source.map(DocumentSource::as_str))
+            .bind(p.before.map(uuid_text))
+            .bind(p.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::document).collect()
+    }
+
+    async fn document_set_stage(&mut self, p: &DocumentStageParams) -> Result<bool> {
+        p.validate()?;
+        let (key, ms) = split_timing(&p.timing);
+        let done = sqlx::query(sql!("document_set_stage"))
+            .bind(uuid_text(p.id))
+            .bind(p.generation)
+            .bind(p.status.as_str())
+            .bind(p.stage.as_deref())
+            .bind(p.progress)
+            .bind(key)
+            .bind(ms)
+            .bind(now_micros(p.now))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn document_set_progress(&mut self, p: &DocumentProgressParams) -> Result<bool> {
+        p.validate()?;
+        let done = sqlx::query(sql!("document_set_progress"))
+            .bind(uuid_text(p.id))
+            .bind(p.generation)
+            .bind(p.progress)
+            .bind(now_micros(p.now))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn document_fail(&mut self, p: &DocumentFailParams) -> Result<bool> {
+        let done = sqlx::query(sql!("document_fail"))
+            .bind(uuid_text(p.id))
+            .bind(p.generation)
+            .bind(p.stage.as_str())
+            .bind(p.error.as_str())
+            .bind(now_micros(p.now))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn document_cancel(&mut self, p: &DocumentCancelParams) -> Result<Vec<Uuid>> {
+        if p.ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ids: Vec<String> = p.ids.iter().map(|id| uuid_text(*id)).collect();
+        let rows: Vec<String> = sqlx::query_scalar(sql!("document_cancel"))
+            .bind(json_text!(&ids)?)
+            .bind(p.reason.as_str())
+            .bind(now_micros(p.now))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let mut out = rows
+            .iter()
+            .map(|s| {
+                Uuid::parse_str(s).map_err(|e| Error::Decode(format!("bad document id {s:?}: {e}")))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        out.sort_unstable();
+        Ok(out)
+    }
+
+    async fn document_activate(&mut self, p: &DocumentActivateParams) -> Result<bool> {
+        p.validate()?;
+        let (key, ms) = split_timing(&p.timing);
+        let id = uuid_text(p.id);
+        let mut tx = atomic(&mut self.conn).await?;
+        let activated: Option<String> = sqlx::query_scalar(sql!("document_activate"))
+            .bind(id.as_str())
+            .bind(p.generation)
+            .bind(p.chunk_count)
+            .bind(p.token_count)
+            .bind(p.embedder.as_deref())
+            .bind(key)
+            .bind(ms)
+            .bind(p.status.as_str())
+            .bind(p.progress)
+            .bind(now_micros(p.now))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        if activated.is_none() {
+            commit(tx).await?;
+            return Ok(false);
+        }
+        drop_other_generations(&mut tx, &id, Some(p.generation)).await?;
+        commit(tx).await?;
+        Ok(true)
+    }
+
+    async fn document_reprocess(
+        &mut self,
+        p: &DocumentReprocessParams,
+    ) -> Result<Option<DocumentRow>> {
+        let id = uuid_text(p.id);
+        let mut tx = atomic(&mut self.conn).await?;
+        let row = sqlx::query(sql!("document_reprocess"))
+            .bind(id.as_str())
+            .bind(now_micros(p.now))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let Some(row) = row else {
+            commit(tx).await?;
+            return Ok(None);
+        };
+        let doc = rows::document(&row)?;
+        drop_other_generations(&mut tx, &id, doc.active_generation).await?;
+        commit(tx).await?;
+        Ok(Some(doc))
+    }
+
+    async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
+        let done = sqlx::query(sql!("document_delete"))
+            .bind(uuid_text(id))
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected() > 0)
+    }
+
+    async fn document_list_stuck(&mut self, p: &StuckDocumentsParams) -> Result<Vec<DocumentRow>> {
+        p.validate()?;
+        let rows = sqlx::query(sql!("document_list_stuck"))
+            .bind(micros(p.updated_before))
+            .bind(p.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::document).collect()
+    }
+
+    async fn document_text_upsert(&mut self, t: &DocumentText) -> Result<()> {
+        validate_document_text(t)?;
+        sqlx::query(sql!("document_text_upsert"))
+            .bind(uuid_text(t.document_id))
+            .bind(t.generation)
+            .bind(t.format.as_str())
+            .bind(t.text.as_str())
+            .bind(json_text!(&t.sections)?)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(())
+    }
+
+    async fn document_text_get(&mut self, key: GenerationKey) -> Result<Option<DocumentText>> {
+        let row = sqlx::query(sql!("document_text_get"))
+            .bind(uuid_text(key.document_id))
+            .bind(key.generation)
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        row.as_ref().map(rows::text).transpose()
+    }
+
+    async fn chunk_replace(&mut self, params: ChunkReplaceParams<'_>) -> Result<u64> {
+        validate_chunks(params.chunks)?;
+        let input: Vec<_> = params
+            .chunks
+            .iter()
+            .map(|c| {
+                (
+                    c.chunk_index,
+                    c.text.as_str(),
+                    c.char_start,
+                    c.char_end,
+                    c.token_count,
+                    &c.heading_path,
+                    c.page,
+                )
+            })
+            .collect();
+        let input = json_text!(&input)?;
+        let id = uuid_text(params.document_id);
+        let mut tx = atomic(&mut self.conn).await?;
+        sqlx::query(sql!("chunk_delete_generation"))
+            .bind(id.as_str())
+            .bind(params.generation)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let inserted = sqlx::query(sql!("chunk_replace"))
+            .bind(id.as_str())
+            .bind(params.generation)
+            .bind(input.as_str())
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?
+            .rows_affected();
+        commit(tx).await?;
+        Ok(inserted)
+    }
+
+    async fn chunk_list(&mut self, params: ChunkListParams) -> Result<Vec<ChunkRow>> {
+        if params.offset < 0 {
+            return Err(Error::Invalid(format!(
+                "offset {} is negative",
+                params.offset
+            )));
+        }
+        if !check_limit(params.limit)? {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql!("chunk_list"))
+            .bind(uuid_text(params.document_id))
+            .bind(params.generation)
+            .bind(params.limit)
+            .bind(params.offset)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::chunk).collect()
+    }
+
+    async fn chunk_list_unembedded(
+        &mut self,
+        params: ChunkListUnembeddedParams,
+    ) -> Result<Vec<ChunkRow>> {
+        if !check_limit(params.limit)? {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql!("chunk_list_unembedded"))
+            .bind(uuid_text(params.document_id))
+            .bind(params.generation)
+            .bind(params.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::chunk).collect()
+    }
+
+    async fn chunk_set_embeddings(&mut self, embeddings: &[(i64, Vec<f32>)]) -> Result<u64> {
+        if embeddings.is_empty() {
+            return Ok(0);
+        }
+        let input: Vec<(i64, String)> = embeddings
+            .iter()
+            .map(|(id, v)| (*id, rows::hex(&encode_vector(v))))
+            .collect();
+        let done = sqlx::query(sql!("chunk_set_embeddings"))
+            .bind(json_text!(&input)?)
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn chunk_count_embedded(&mut self, key: GenerationKey) -> Result<(i64, i64)> {
+        sqlx::query_as(sql!("chunk_count_embedded"))
+            .bind(uuid_text(key.document_id))
+            .bind(key.generation)
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn chunk_vectors_page(&mut self, p: &ChunkVectorPageParams) -> Result<Vec<ChunkVector>> {
+        p.validate()?;
+        if p.limit == 0 {
+            return Ok(Vec::new());
+        }
+        let ids = p
+            .document_ids
+            .as_ref()
+            .map(|ids| {
+                let ids: Vec<String> = ids.iter().copied().map(uuid_text).collect();
+                json_text!(&ids)
+            })
+            .transpose()?;
+        let rows = sqlx::query(sql!("chunk_vectors_page"))
+            .bind(ids)
+            .bind(p.after_id)
+            .bind(p.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::vector).collect()
+    }
+
+    async fn chunk_get_many(&mut self, ids: &[i64]) -> Result<Vec<ChunkRow>> {
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let rows = sqlx::query(sql!("chunk_get_many"))
+            .bind(json_text!(ids)?)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.iter().map(rows::chunk).collect()
+    }
+
+    /// SQLite does not search vectors: callers scan them.
+    async fn vector_search_available(&mut self) -> Result<bool> {
+        Ok(false)
+    }
+
+    async fn vector_index_ensure(&mut self, dims: i32) -> Result<bool> {
+        validate_vector_index_dims(dims)?;
+        Ok(false)
+    }
+
+    async fn chunk_search(&mut self, p: &ChunkSearchParams) -> Result<Option<Vec<ChunkScore>>> {
+        p.validate()?;
+        Ok(None)
+    }
+}
+
+/// A timing as the statements take it: the key (NULL for none) and the milliseconds.
+fn split_timing(t: &Option<(String, i64)>) -> (Option<&str>, Option<i64>) {
+    match t {
+        Some((k, ms)) => (Some(k.as_str()), Some(*ms)),
+        None => (None, None),
+    }
+}
+
+/// Deletes the texts and chunks of every generation of document `id` but `keep` (all of them
+/// when `keep` is `None`).
+async fn drop_other_generations(
+    conn: &mut SqliteConnection,
+    id: &str,
+    keep: Option<i32>,
+) -> Result<()> {
+    for statement in [sql!("document_drop_chunks"), sql!("document_drop_texts")] {
+        sqlx::query(statement)
+            .bind(id)
+            .bind(keep)
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
+}
