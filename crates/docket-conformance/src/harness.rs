@@ -36,7 +36,7 @@ pub trait TestDb: Send + Sync + 'static {
     /// The driver, connected to this test's database and migrated.
     fn driver(&self) -> &Self::D;
 
-    /// The backend's name, as [`Driver::name`] must report it.
+    /// The backend's name, as [`QueueDriver::name`] must report it.
     fn backend(&self) -> &'static str;
 
     /// A second, independent driver (its own pool and connections) on the same database:

@@ -17,7 +17,8 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::routing::get;
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
 use docket_core::Driver;
 use docket_http::ApiOptions;
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
@@ -768,6 +769,7 @@ async fn ssrf(s: &Server) {
     s.healthz("SSRF attempts").await;
 }
 
+#[both_backends]
 async fn abuse(db: impl TestDb) {
     let root = tempfile::tempdir().unwrap();
     let blobs = root.path().join("a").join("b").join("blobs");
@@ -786,14 +788,4 @@ async fn abuse(db: impl TestDb) {
     body_limits(&s).await;
     bad_json(&s).await;
     ssrf(&s).await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn lite_abuse() {
-    abuse(sqlite().await).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn pg_abuse() {
-    abuse(postgres().await).await
 }

@@ -1,7 +1,8 @@
 //! Operator actions over a real socket, on both backends: cancel a document, run now, discard,
 //! and the audit trail that records each under the caller's key.
 
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
 use docket_core::{JobInsertManyParams, JobInsertParams, QueueDriver, QueueExecutor};
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use reqwest::StatusCode;
@@ -32,6 +33,7 @@ async fn json(r: reqwest::Response) -> (StatusCode, Value) {
     (status, r.json().await.unwrap_or(Value::Null))
 }
 
+#[both_backends]
 async fn operator_actions_are_applied_and_audited(db: impl TestDb) {
     let s = common::serve(db.driver(), 256 * 1024, Some(keys())).await;
     let http = reqwest::Client::new();
@@ -221,14 +223,4 @@ async fn operator_actions_are_applied_and_audited(db: impl TestDb) {
         StatusCode::FORBIDDEN,
         "the audit trail needs the admin scope"
     );
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_actions_postgres() {
-    operator_actions_are_applied_and_audited(postgres().await).await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn operator_actions_sqlite() {
-    operator_actions_are_applied_and_audited(sqlite().await).await
 }

@@ -39,7 +39,8 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use docket_conformance::harness::{TestDb, postgres, sqlite};
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
 use docket_core::*;
 use docket_embed::Embedder;
 use docket_embed::hashing::{HashingConfig, HashingEmbedder};
@@ -825,6 +826,7 @@ fn check_breaker_windows(breaker: &BreakerLog, log: &[Logged]) -> Vec<u64> {
 // ---------------------------------------------------------------------------------------
 // The drill.
 
+#[both_backends]
 async fn provider_faults(db: impl TestDb) {
     let started = Instant::now();
     let mut rig = Rig::start(db, FAULTY).await;
@@ -983,6 +985,7 @@ const LONG_OUTAGE_TRIALS: u64 = 6;
 /// while the breaker still believes the provider up spend job attempts (the one that opens
 /// it, and every failed trial, hold the work back instead), so nothing is dead-lettered and
 /// every document completes after the recovery, however long the outage.
+#[both_backends]
 async fn long_outage(db: impl TestDb) {
     let started = Instant::now();
     let mut rig = Rig::start(db, OUTAGE).await;
@@ -1055,28 +1058,4 @@ async fn long_outage(db: impl TestDb) {
         "elapsed_s": (elapsed.as_secs_f64() * 10.0).round() / 10.0,
     });
     println!("{summary}");
-}
-
-mod pg {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn provider_faults() {
-        super::provider_faults(super::postgres().await).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn long_outage() {
-        super::long_outage(super::postgres().await).await
-    }
-}
-
-mod lite {
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn provider_faults() {
-        super::provider_faults(super::sqlite().await).await
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn long_outage() {
-        super::long_outage(super::sqlite().await).await
-    }
 }

@@ -58,8 +58,8 @@ macro_rules! json_text {
     };
 }
 
-/// A connection ([`docket_core::Driver::conn`]) or a transaction
-/// ([`docket_core::Driver::begin`]) of the SQLite driver: every queue operation, run on `C`.
+/// A connection ([`docket_core::QueueDriver::conn`]) or a transaction
+/// ([`docket_core::QueueDriver::begin`]) of the SQLite driver: every storage operation, run on `C`.
 ///
 /// Dropping a transaction without committing it rolls it back.
 pub struct SqliteExec<C> {

@@ -50,8 +50,8 @@ pub struct SqliteOptions {
     /// `sqlite::memory:`). The file is created when missing.
     pub url: String,
     /// How long a call waits for the connection before it reports the database unavailable.
-    /// There is one connection: an open transaction ([`Driver::begin`]) or a held
-    /// [`Driver::conn`] makes every other call in the process wait until it is dropped.
+    /// There is one connection: an open transaction ([`QueueDriver::begin`]) or a held
+    /// [`QueueDriver::conn`] makes every other call in the process wait until it is dropped.
     pub acquire_timeout: Duration,
     /// How long SQLite waits for a lock held by another process before it gives up.
     pub busy_timeout: Duration,
