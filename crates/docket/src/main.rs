@@ -9,8 +9,10 @@ mod backend;
 mod builtin;
 mod commands;
 mod config;
+mod out;
 mod pipeline;
 
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -101,6 +103,8 @@ fn main() -> ExitCode {
     };
     match rt.block_on(dispatch(cli.command, config)) {
         Ok(code) => code,
+        // The reader of our output went away (`| head`): what it wanted, it got.
+        Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("docket: {e:#}");
             ExitCode::FAILURE
@@ -120,8 +124,12 @@ fn load_config(cli: &Cli) -> anyhow::Result<Config> {
 fn init_tracing(config: &Config) {
     let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log.level));
+    // Colour only for a person at a terminal, and never with NO_COLOR set (no-color.org).
+    let colour = std::io::stderr().is_terminal()
+        && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty());
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(colour)
         .with_writer(std::io::stderr);
     if config.log.format == "json" {
         builder.json().init();
@@ -136,7 +144,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Worker(a) => commands::run::run(config, a, false).await,
         Command::Migrate => commands::admin::migrate(config).await,
         Command::Config => {
-            print!("{}", config.to_masked_toml());
+            out::out!("{}", config.to_masked_toml())?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Jobs(c) => commands::admin::jobs(config, c).await,

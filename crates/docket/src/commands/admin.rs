@@ -15,6 +15,7 @@ use serde::Serialize;
 
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::out::{out, outln};
 use crate::with_driver;
 
 /// Output format.
@@ -26,15 +27,24 @@ pub struct Output {
 }
 
 /// `docket jobs …`
+/// A job state named on the command line (a bad one is a usage error: exit 2).
+fn parse_state(s: &str) -> Result<JobState, String> {
+    s.parse().map_err(|_| {
+        let all: Vec<&str> = JobState::ALL.iter().map(|st| st.as_str()).collect();
+        format!("not a job state; one of {}", all.join(", "))
+    })
+}
+
 #[derive(Debug, Subcommand)]
 pub enum JobsCommand {
     /// Counts by kind, queue and state (the job_queue_stats view).
     Stats(Output),
     /// Jobs, newest first.
     List {
-        /// Only this state (repeatable).
-        #[arg(long)]
-        state: Vec<String>,
+        /// Only this state (repeatable): queued, running, retrying, completed, failed,
+        /// cancelled.
+        #[arg(long, value_parser = parse_state)]
+        state: Vec<JobState>,
         /// Only this kind (repeatable).
         #[arg(long)]
         kind: Vec<String>,
@@ -142,19 +152,19 @@ fn cli_actor() -> String {
 
 /// Prints what an action did, each refusal with its reason; exit 3 when it left a named job as
 /// it was.
-fn report(verb: &str, o: &docket_queue::admin::ActionOutcome) -> ExitCode {
-    println!("{verb} {} job(s)", o.changed.len());
+fn report(verb: &str, o: &docket_queue::admin::ActionOutcome) -> anyhow::Result<ExitCode> {
+    outln!("{verb} {} job(s)", o.changed.len())?;
     if !o.documents.is_empty() {
-        println!("cancelled {} document(s)", o.documents.len());
+        outln!("cancelled {} document(s)", o.documents.len())?;
     }
     for r in &o.refused {
         eprintln!("job {}: not {verb}: {}", r.id, r.reason);
     }
-    if o.refused.is_empty() {
+    Ok(if o.refused.is_empty() {
         ExitCode::SUCCESS
     } else {
         ExitCode::from(3)
-    }
+    })
 }
 
 /// A selection needs ids, a filter, or `--all` (which takes nothing else).
@@ -179,6 +189,7 @@ pub enum QueuesCommand {
     /// Stop claiming jobs of a queue (all queues with `--all`).
     Pause {
         /// The queue.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
         queue: Option<String>,
         /// Every queue.
         #[arg(long)]
@@ -187,6 +198,7 @@ pub enum QueuesCommand {
     /// Resume a paused queue (or the global switch with `--all`).
     Resume {
         /// The queue.
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
         queue: Option<String>,
         /// The global switch.
         #[arg(long)]
@@ -229,15 +241,19 @@ async fn open(config: &Config) -> anyhow::Result<Backend> {
 pub async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
     let b = Backend::open(&config).await?;
     b.migrate(Duration::from_secs(60)).await?;
-    println!("migrations applied ({})", b.name());
+    outln!("migrations applied ({})", b.name())?;
     Ok(ExitCode::SUCCESS)
 }
 
-fn print<T: Serialize>(out: Output, rows: &[T], table: impl FnOnce(&[T]) -> String) {
+fn print<T: Serialize>(
+    out: Output,
+    rows: &[T],
+    table: impl FnOnce(&[T]) -> String,
+) -> anyhow::Result<()> {
     if out.json {
-        println!("{}", serde_json::to_string_pretty(rows).unwrap_or_default());
+        outln!("{}", serde_json::to_string_pretty(rows)?)
     } else {
-        print!("{}", table(rows));
+        out!("{}", table(rows))
     }
 }
 
@@ -345,7 +361,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                     );
                 }
                 s
-            });
+            })?;
         }
         JobsCommand::List {
             state,
@@ -354,20 +370,16 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
             limit,
             out,
         } => {
-            let states = state
-                .iter()
-                .map(|s| s.parse::<JobState>())
-                .collect::<Result<Vec<_>, _>>()?;
             let rows = c
                 .job_list(JobListParams {
-                    states,
+                    states: state,
                     job_types: kind,
                     queue,
                     limit,
                     ..Default::default()
                 })
                 .await?;
-            print(out, &rows, job_table);
+            print(out, &rows, job_table)?;
         }
         JobsCommand::Get { id, out } => {
             let Some(job) = c.job_get(id).await? else {
@@ -377,19 +389,19 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
             let attempts = c.job_attempt_list(id).await?;
             if out.json {
                 let v = serde_json::json!({ "job": job, "attempts": attempts });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                print!("{}", job_table(std::slice::from_ref(&job)));
-                println!("payload: {}", job.payload);
+                out!("{}", job_table(std::slice::from_ref(&job)))?;
+                outln!("payload: {}", job.payload)?;
                 for a in attempts {
-                    println!(
+                    outln!(
                         "  attempt {} by {}: {} in {} ms{}",
                         a.attempt,
                         a.worker_id,
                         a.outcome.as_str(),
                         a.duration_ms,
                         a.error.map(|e| format!(" ({e})")).unwrap_or_default()
-                    );
+                    )?;
                 }
             }
         }
@@ -401,7 +413,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                     ..Default::default()
                 })
                 .await?;
-            print(out, &rows, job_table);
+            print(out, &rows, job_table)?;
         }
         JobsCommand::Stuck(out) => {
             let rows = c
@@ -410,7 +422,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                     limit: 10_000,
                 })
                 .await?;
-            print(out, &rows, stuck_table);
+            print(out, &rows, stuck_table)?;
         }
         JobsCommand::Retry {
             ids,
@@ -427,7 +439,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                 now: None,
             };
             let o = docket_queue::admin::retry(&d, &cli_actor(), params).await?;
-            return Ok(report("retried", &o));
+            return report("retried", &o);
         }
         JobsCommand::RunNow {
             ids,
@@ -444,7 +456,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                 now: None,
             };
             let o = docket_queue::admin::run_now(&d, &cli_actor(), params).await?;
-            return Ok(report("run now", &o));
+            return report("run now", &o);
         }
         JobsCommand::Discard {
             ids,
@@ -460,12 +472,12 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                 queue,
             };
             let o = docket_queue::admin::discard(&d, &cli_actor(), params).await?;
-            return Ok(report("discarded", &o));
+            return report("discarded", &o);
         }
         JobsCommand::Cancel { ids } => {
             drop(c);
             let o = docket_queue::admin::cancel(&d, &cli_actor(), ids).await?;
-            return Ok(report("cancelled", &o));
+            return report("cancelled", &o);
         }
         JobsCommand::Audit {
             action,
@@ -481,7 +493,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                     limit,
                 })
                 .await?;
-            print(out, &rows, audit_table);
+            print(out, &rows, audit_table)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -507,13 +519,13 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
             let name = target(queue, all)?;
             drop(c);
             docket_queue::admin::set_paused(&d, &cli_actor(), &name, true).await?;
-            println!("paused {name}");
+            outln!("paused {name}")?;
         }
         QueuesCommand::Resume { queue, all } => {
             let name = target(queue, all)?;
             drop(c);
             docket_queue::admin::set_paused(&d, &cli_actor(), &name, false).await?;
-            println!("resumed {name}");
+            outln!("resumed {name}")?;
         }
         QueuesCommand::Status(out) => {
             let queues = c.queue_list().await?;
@@ -522,7 +534,7 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
             if out.json {
                 let v =
                     serde_json::json!({ "queues": queues, "workers": workers, "leader": leader });
-                println!("{}", serde_json::to_string_pretty(&v)?);
+                outln!("{}", serde_json::to_string_pretty(&v)?)?;
             } else {
                 for q in &queues {
                     let st = if q.paused_at.is_some() {
@@ -530,7 +542,7 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
                     } else {
                         "running"
                     };
-                    println!("queue {:<16} {st}", q.name);
+                    outln!("queue {:<16} {st}", q.name)?;
                 }
                 for w in &workers {
                     let lead = if leader.as_ref().is_some_and(|l| l.leader_id == w.id) {
@@ -539,16 +551,16 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
                         ""
                     };
                     let state = if w.dead { "DEAD" } else { "live" };
-                    println!(
+                    outln!(
                         "worker {}{lead}: {state}, queues {:?}, last heartbeat {}, lease {} ms",
                         w.id,
                         w.queues,
                         w.heartbeat_at.to_rfc3339(),
                         w.lease_ms
-                    );
+                    )?;
                 }
                 if queues.is_empty() && workers.is_empty() {
-                    println!("no paused queues and no workers");
+                    outln!("no paused queues and no workers")?;
                 }
             }
         }
@@ -586,7 +598,7 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
                     s = "no schedules\n".to_owned();
                 }
                 s
-            });
+            })?;
         }
         CronCommand::History { name, limit, out } => {
             let rows = d
@@ -615,7 +627,7 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
                     s = "no runs\n".to_owned();
                 }
                 s
-            });
+            })?;
         }
         CronCommand::Run { name } => {
             let s = Scheduler::new(d.clone(), SchedulerConfig::default(), Arc::new(SystemClock))?;
@@ -632,16 +644,16 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
                         detail,
                     )
                     .await?;
-                    println!(
+                    outln!(
                         "enqueued run {} of {name} (job {})",
                         run.id,
                         run.job_id
                             .map(|j| j.to_string())
                             .unwrap_or_else(|| "-".into())
-                    )
+                    )?
                 }
                 ManualRun::Live => {
-                    println!("nothing enqueued: a run of {name} is already live");
+                    outln!("nothing enqueued: a run of {name} is already live")?;
                     return Ok(ExitCode::from(3));
                 }
                 ManualRun::NoSuchSchedule => anyhow::bail!("no cron schedule named {name:?}"),

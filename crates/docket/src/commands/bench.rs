@@ -20,6 +20,7 @@ use tokio::sync::Notify;
 
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::out::outln;
 use crate::{builtin, with_driver};
 
 /// `docket bench …`
@@ -232,7 +233,7 @@ async fn queue(config: Config, q: QueueBench) -> anyhow::Result<ExitCode> {
         report.insert("scale".into(), r);
         f.drop_schema().await;
     }
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    outln!("{}", serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -28,6 +28,7 @@ use tokio::io::AsyncBufReadExt;
 
 use super::bench::{BackendKind, Fresh};
 use crate::config::Config;
+use crate::out::outln;
 use crate::{builtin, with_driver};
 
 /// `docket bench http` flags.
@@ -107,7 +108,7 @@ pub async fn http(mut config: Config, b: HttpBench) -> anyhow::Result<ExitCode> 
         fresh.drop_schema().await;
         report.extend(phases);
     }
-    println!("{}", serde_json::to_string_pretty(&Value::Object(report))?);
+    outln!("{}", serde_json::to_string_pretty(&Value::Object(report))?)?;
     Ok(ExitCode::SUCCESS)
 }
 

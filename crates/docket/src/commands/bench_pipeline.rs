@@ -30,6 +30,7 @@ use serde_json::json;
 
 use super::bench::{BackendKind, Fresh};
 use crate::config::Config;
+use crate::out::outln;
 use crate::{builtin, with_driver};
 
 /// `docket bench pipeline` flags.
@@ -243,7 +244,7 @@ pub async fn pipeline(mut config: Config, b: PipelineBench) -> anyhow::Result<Ex
     let fresh = Fresh::new(&config, b.backend).await?;
     let report = with_driver!(&fresh.backend, |d| run(d.clone(), &config, &b, &docs).await)?;
     fresh.drop_schema().await;
-    println!("{}", serde_json::to_string_pretty(&report)?);
+    outln!("{}", serde_json::to_string_pretty(&report)?)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -35,6 +35,7 @@ use reqwest::{Method, RequestBuilder, Response, StatusCode};
 use serde_json::{Value, json};
 
 use crate::config::Config;
+use crate::out::{out, outln};
 
 /// The exit codes, as shown by `--help`.
 pub const EXIT_CODES: &str = "\
@@ -125,11 +126,25 @@ enum Failure {
     Auth(String),
     /// The server answered an error (1).
     Api(String),
+    /// Standard output was closed by its reader (`| head`): stop quietly (0).
+    ClosedPipe,
+}
+
+/// Writing the output failed: [`crate::out`]'s errors.
+impl From<anyhow::Error> for Failure {
+    fn from(e: anyhow::Error) -> Self {
+        if crate::out::is_closed_pipe(&e) {
+            Failure::ClosedPipe
+        } else {
+            Failure::Api(format!("cannot write the output: {e:#}"))
+        }
+    }
 }
 
 impl Failure {
     fn code(&self) -> u8 {
         match self {
+            Failure::ClosedPipe => 0,
             Failure::Api(_) => 1,
             Failure::Usage(_) => 2,
             Failure::Unreachable(_) => 3,
@@ -140,6 +155,7 @@ impl Failure {
     fn message(&self) -> &str {
         match self {
             Failure::Usage(m) | Failure::Unreachable(m) | Failure::Auth(m) | Failure::Api(m) => m,
+            Failure::ClosedPipe => "",
         }
     }
 }
@@ -147,7 +163,9 @@ impl Failure {
 /// Prints a failure and turns it into its exit code.
 fn finish(result: Result<ExitCode, Failure>) -> anyhow::Result<ExitCode> {
     Ok(result.unwrap_or_else(|f| {
-        eprintln!("docket: {}", f.message());
+        if !matches!(f, Failure::ClosedPipe) {
+            eprintln!("docket: {}", f.message());
+        }
         ExitCode::from(f.code())
     }))
 }
@@ -309,7 +327,7 @@ async fn submit_all(config: &Config, args: &SubmitArgs) -> Result<ExitCode, Fail
     };
     let mut failed = 0;
     if args.json {
-        println!("{}", pretty(&Value::Array(documents.clone())));
+        outln!("{}", pretty(&Value::Array(documents.clone())))?;
     }
     for (s, doc) in submitted.iter().zip(&documents) {
         let is_failed = doc["status"] == "failed" || doc["status"] == "cancelled";
@@ -328,7 +346,7 @@ async fn submit_all(config: &Config, args: &SubmitArgs) -> Result<ExitCode, Fail
         } else if !s.created && !args.wait {
             line.push_str("  (already submitted)");
         }
-        println!("{line}");
+        outln!("{line}")?;
     }
     if failed > 0 {
         eprintln!("docket: {failed} of {} documents failed", documents.len());
@@ -574,9 +592,9 @@ async fn status_of(config: &Config, args: &StatusArgs) -> Result<ExitCode, Failu
         .json(client.request(Method::GET, &format!("/v1/documents/{}", args.id)))
         .await?;
     if args.json {
-        println!("{}", pretty(&doc));
+        outln!("{}", pretty(&doc))?;
     } else {
-        print!("{}", summary(&doc));
+        out!("{}", summary(&doc))?;
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -653,12 +671,12 @@ async fn search_for(config: &Config, args: &SearchArgs) -> Result<ExitCode, Fail
         )
         .await?;
     if args.json {
-        println!("{}", pretty(&answer));
+        outln!("{}", pretty(&answer))?;
         return Ok(ExitCode::SUCCESS);
     }
     let hits = answer["hits"].as_array().cloned().unwrap_or_default();
     if hits.is_empty() {
-        println!("no matches");
+        outln!("no matches")?;
         return Ok(ExitCode::SUCCESS);
     }
     const HEAD: usize = 4 + 2 + 6 + 2 + 36 + 2;
@@ -670,16 +688,16 @@ async fn search_for(config: &Config, args: &SearchArgs) -> Result<ExitCode, Fail
     } else {
         100
     };
-    println!("{:<4}  {:<6}  {:<36}  TEXT", "RANK", "SCORE", "DOCUMENT");
+    outln!("{:<4}  {:<6}  {:<36}  TEXT", "RANK", "SCORE", "DOCUMENT")?;
     for (i, hit) in hits.iter().enumerate() {
         let chunk = &hit["chunk"];
         let snippet = snippet(chunk["text"].as_str().unwrap_or_default(), width);
-        println!(
+        outln!(
             "{:<4}  {:<6.4}  {:<36}  {snippet}",
             i + 1,
             hit["score"].as_f64().unwrap_or(0.0),
             text(&chunk["document_id"]),
-        );
+        )?;
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -25,6 +25,7 @@ use serde_json::json;
 use super::bench::{BackendKind, Fresh};
 use crate::backend::Backend;
 use crate::config::Config;
+use crate::out::outln;
 
 /// `docket drill …`
 #[derive(Debug, Subcommand)]
@@ -341,7 +342,7 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
         "documents_per_second": done as f64 / elapsed.saturating_sub(submitted_in).as_secs_f64().max(0.001),
     });
     merge(&mut summary, checks);
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     if !ok {
         let logs: Vec<_> = std::fs::read_dir(log_dir.path())?
             .filter_map(|e| e.ok())
@@ -771,7 +772,7 @@ async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result<ExitCode> 
         "elapsed_seconds": elapsed.as_secs_f64(),
     });
     merge(&mut summary, checks);
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     fresh.drop_schema().await;
     Ok(if ok {
         ExitCode::SUCCESS
@@ -979,7 +980,7 @@ async fn hostile(h: HostileDrill) -> anyhow::Result<ExitCode> {
         "server_peak_rss_mb": vm_hwm_kb.max(peak_kb) as f64 / 1024.0,
         "elapsed_seconds": started.elapsed().as_secs_f64(),
     });
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     Ok(if ok {
         ExitCode::SUCCESS
     } else {
@@ -1243,7 +1244,7 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
             .await)?;
     let ok = summary["ok"] == json!(true);
     merge(&mut summary, json!({ "database": setting }));
-    println!("{}", serde_json::to_string_pretty(&summary)?);
+    outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     fresh.drop_schema().await;
     Ok(if ok {
         ExitCode::SUCCESS

@@ -11,6 +11,7 @@ use docket_queue::{Runtime, RuntimeConfig};
 
 use crate::backend::Backend;
 use crate::config::{Config, mask_url};
+use crate::out::outln;
 use crate::{builtin, with_driver};
 
 /// Flags shared by `serve` and `worker`.
@@ -108,7 +109,7 @@ async fn run_with<D: Driver>(
             }
         });
         tracing::info!("HTTP API on http://{addr} (try: curl http://{addr}/healthz)");
-        println!("docket is listening on http://{addr}");
+        outln!("docket is listening on http://{addr}")?;
     }
     let token = handle.shutdown_token();
     let mut signals = Signals::new()?;
