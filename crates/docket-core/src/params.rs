@@ -349,6 +349,10 @@ pub struct JobRescue {
     pub run_at: DateTime<Utc>,
     /// The job's `last_error` and the attempt row's error.
     pub error: String,
+    /// The job's `max_attempts` from now on. The rescuer gives a requeued job back the attempt
+    /// that died with its worker (one more than before): a worker's death is not the job's
+    /// failure; `max_rescues` bounds how often that can happen in a row.
+    pub max_attempts: i32,
 }
 
 /// Apply rescues ([`crate::QueueExecutor::job_rescue_many`]).

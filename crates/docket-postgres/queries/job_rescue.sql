@@ -1,16 +1,18 @@
 -- Applies the rescues the engine decided: each job goes back to the queue (due at its backoff,
--- the attempt counted, one more rescue in a row) or to the dead-letter state, only while it
--- still runs under the dead claim. Each rescued attempt is recorded.
+-- with the max_attempts the engine gave it, one more rescue in a row) or to the dead-letter
+-- state, only while it still runs under the dead claim. Each rescued attempt is recorded.
 WITH input AS (
     SELECT *
     FROM unnest($1::int8[], $2::uuid[], $3::int4[], $4::text[], $5::timestamptz[],
-                $6::text[], $7::timestamptz[], $8::text[])
-         AS t(id, claim_token, attempt, worker_id, started_at, status, run_at, error)
+                $6::text[], $7::timestamptz[], $8::text[], $10::int4[])
+         AS t(id, claim_token, attempt, worker_id, started_at, status, run_at, error,
+              max_attempts)
 ), upd AS (
     UPDATE processing_jobs j
     SET status = i.status,
         run_at = CASE WHEN i.status = 'queued' THEN i.run_at ELSE j.run_at END,
         last_error = i.error,
+        max_attempts = i.max_attempts,
         rescues = j.rescues + 1,
         completed_at = CASE WHEN i.status = 'failed' THEN coalesce($9::timestamptz, now()) END,
         locked_by = NULL,

@@ -341,6 +341,7 @@ where
             .bind(r.iter().map(|x| x.run_at).collect::<Vec<_>>())
             .bind(r.iter().map(|x| x.error.as_str()).collect::<Vec<_>>())
             .bind(params.now)
+            .bind(r.iter().map(|x| x.max_attempts).collect::<Vec<_>>())
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?;

@@ -149,8 +149,9 @@ async fn a_rescued_claim_stops_its_handler<T: TestDb>(db: T) {
 }
 
 /// Rescued jobs wait their kind's backoff (not due at once, so a job that kills its worker
-/// does not crash-loop), and a job whose worker died `max_rescues` times in a row is
-/// dead-lettered, saying why.
+/// does not crash-loop) and get back the attempt that died with the worker (a job allowed one
+/// attempt is not dead-lettered because its worker was killed); a job whose worker died
+/// `max_rescues` times in a row is dead-lettered, saying why.
 #[both_backends]
 async fn rescues_back_off_and_stop_after_max_rescues<T: TestDb>(db: T) {
     let d = db.driver();
@@ -176,7 +177,7 @@ async fn rescues_back_off_and_stop_after_max_rescues<T: TestDb>(db: T) {
         .into(),
     );
     let mut opts = in_queue("rb");
-    opts.max_attempts = Some(10);
+    opts.max_attempts = Some(1);
     let id = enqueue(d, "killer", Action::Ok, opts).await;
     let mut now = t0 + chrono::Duration::hours(1);
     for round in 1..=3 {
@@ -199,6 +200,11 @@ async fn rescues_back_off_and_stop_after_max_rescues<T: TestDb>(db: T) {
         if round < 3 {
             assert_eq!(r.requeued, vec![id], "round {round}");
             assert_eq!(j.status, JobState::Queued);
+            assert_eq!(
+                (j.attempts, j.max_attempts),
+                (round, 1 + round),
+                "round {round}: the attempt that died with its worker is given back"
+            );
             assert_eq!(
                 j.run_at,
                 now + chrono::Duration::minutes(1) + chrono::Duration::minutes(2),

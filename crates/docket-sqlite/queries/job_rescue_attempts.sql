@@ -1,6 +1,6 @@
 -- Step 1 of job_rescue_many: the attempt rows of the rescues that apply (the job still runs
 -- under the dead claim). ?1 is a JSON array of [id, claim_token, attempt, worker_id,
--- started_at, status, run_at, error]; ?2 is now.
+-- started_at, status, run_at, error, max_attempts]; ?2 is now.
 WITH r AS (
     SELECT value ->> 0 AS id, value ->> 1 AS claim_token, value ->> 2 AS attempt,
            value ->> 3 AS worker_id, value ->> 4 AS started_at, value ->> 7 AS error

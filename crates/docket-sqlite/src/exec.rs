@@ -416,6 +416,7 @@ where
                     r.status.as_str(),
                     micros(r.run_at),
                     r.error,
+                    r.max_attempts,
                 ])
             })
             .collect();

@@ -371,6 +371,7 @@ pub async fn rescue_decisions<T: TestDb>(db: &T) {
         status,
         run_at,
         error: error.into(),
+        max_attempts: j.max_attempts + 1,
     };
     // The job `b` completes just before the rescue lands: its rescue is refused.
     finish_claimed(&mut c, &jb, t0, CompletionOutcome::Completed).await;
@@ -385,11 +386,19 @@ pub async fn rescue_decisions<T: TestDb>(db: &T) {
         .await
         .expect("rescue_many");
     assert_eq!((r.requeued, r.failed), (vec![a], vec![]));
+    let before = ja.max_attempts;
     let j = get(&mut c, a).await;
     assert_eq!(
-        (j.status, j.run_at, j.rescues, j.claim_token, j.attempts),
-        (JobState::Queued, t0 + m(1), 1, None, 1),
-        "due at the engine's backoff, one rescue counted"
+        (
+            j.status,
+            j.run_at,
+            j.rescues,
+            j.claim_token,
+            j.attempts,
+            j.max_attempts
+        ),
+        (JobState::Queued, t0 + m(1), 1, None, 1, before + 1),
+        "due at the engine's backoff, one rescue counted, max_attempts as the engine decided"
     );
     assert_eq!(j.last_error.as_deref(), Some("lease expired"));
     let at = attempts(&mut c, a).await;

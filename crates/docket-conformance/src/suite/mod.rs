@@ -392,6 +392,7 @@ pub(crate) async fn rescue_expired<E: Executor>(
                 "lease expired: worker {} stopped heartbeating",
                 j.locked_by.as_deref().unwrap_or("?")
             ),
+            max_attempts: j.max_attempts,
         })
         .collect();
     c.job_rescue_many(JobRescueManyParams {

@@ -97,14 +97,6 @@ impl<D: QueueDriver> Rescuer<D> {
                     self.config.max_rescues
                 ),
             )
-        } else if job.attempts >= job.max_attempts {
-            (
-                JobState::Failed,
-                format!(
-                    "{lapsed} (attempt {} of {})",
-                    job.attempts, job.max_attempts
-                ),
-            )
         } else {
             (JobState::Queued, lapsed)
         };
@@ -125,6 +117,11 @@ impl<D: QueueDriver> Rescuer<D> {
                 .checked_add_signed(chrono_dur(delay))
                 .unwrap_or(DateTime::<Utc>::MAX_UTC),
             error,
+            // The attempt that died with its worker is given back: dying is not failing.
+            max_attempts: match status {
+                JobState::Queued => job.max_attempts.saturating_add(1),
+                _ => job.max_attempts,
+            },
         }
     }
 
