@@ -2,20 +2,12 @@
 //! usage errors, and logs written to a pipe.
 
 use std::io::{BufRead, BufReader, Read};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-/// The binary, in `dir`, with no `DOCKET_*` variables from the test's environment.
-fn docket(dir: &std::path::Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docket"));
-    cmd.current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DOCKET_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
+mod common;
+
+use common::docket_in as docket;
 
 /// `docket … | head` where `head` has already gone: the write finds the pipe closed. The
 /// command ends quietly with status 0, where `println!` panicked with status 101.

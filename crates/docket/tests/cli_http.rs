@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod common;
+
 /// A key and the SHA-256 the server is configured with (`printf %s KEY | sha256sum`).
 const INGEST_KEY: &str = "test-key-ingest-and-read";
 const INGEST_KEY_SHA256: &str = "c3cd58d2fa3845db104e58b291126eec680071c6fde3d45cc3c176b8f3292525";
@@ -24,14 +26,7 @@ fn corpus(name: &str) -> PathBuf {
 
 /// The binary, with no `DOCKET_*` setting inherited from the test's environment.
 fn docket(dir: &Path) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docket"));
-    cmd.current_dir(dir);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("DOCKET_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
+    common::docket_in(dir)
 }
 
 /// A `docket serve` process, killed when dropped.

@@ -77,6 +77,19 @@ pub fn docket() -> Command {
     Command::new(env!("CARGO_BIN_EXE_docket"))
 }
 
+/// The binary under test in `dir`, with no `DOCKET_*` variables from the test's environment
+/// (so that only the test's own configuration applies).
+pub fn docket_in(dir: &std::path::Path) -> Command {
+    let mut cmd = docket();
+    cmd.current_dir(dir);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("DOCKET_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
 /// Fast timings for tests: a dead worker is noticed in about two seconds.
 pub const FAST: &[(&str, &str)] = &[
     ("DOCKET_WORKER__HEARTBEAT_INTERVAL_MS", "300"),
