@@ -1,13 +1,14 @@
 //! The [`QueueExecutor`] half of the storage operations (the document store is in
 //! `documents.rs`), implemented once for a pooled connection and a transaction.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::ops::DerefMut;
 
 use chrono::{DateTime, Utc};
 use docket_core::*;
 use sqlx::{Connection, Sqlite, SqliteConnection};
 
+use crate::insert::insert;
 use crate::rows::{self, duration_micros, micros, now_micros, uuid_text};
 
 macro_rules! sql {
@@ -120,62 +121,6 @@ pub(crate) async fn atomic(conn: &mut SqliteConnection) -> Result<sqlx::Transact
 
 pub(crate) async fn commit(tx: sqlx::Transaction<'_, Sqlite>) -> Result<()> {
     tx.commit().await.map_err(map_err)
-}
-
-/// The two statements of an insert; [`docket_core::insert_jobs`] decides the results.
-struct InsertStatements<'a> {
-    conn: &'a mut SqliteConnection,
-    now: i64,
-}
-
-impl JobInsertStatements for InsertStatements<'_> {
-    async fn insert(&mut self, jobs: &[&JobInsertParams]) -> Result<Vec<(i64, Option<String>)>> {
-        // One JSON array stands in for PostgreSQL's unnest: one statement per batch, not one
-        // per job (each statement is a round trip to sqlx's SQLite thread).
-        let input: Vec<_> = jobs
-            .iter()
-            .map(|j| {
-                (
-                    j.job_type.as_str(),
-                    j.queue.as_str(),
-                    j.priority,
-                    &j.payload,
-                    j.max_attempts,
-                    j.run_at.map(micros),
-                    j.unique_key.as_deref(),
-                    j.document_id.map(uuid_text),
-                )
-            })
-            .collect();
-        sqlx::query_as(sql!("job_insert_many"))
-            .bind(json_text!(&input)?)
-            .bind(self.now)
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)
-    }
-
-    async fn holders(&mut self, keys: &[&str]) -> Result<HashMap<String, i64>> {
-        Ok(
-            sqlx::query_as::<_, (String, Option<i64>)>(sql!("job_find_by_unique_key"))
-                .bind(json_text!(&keys)?)
-                .fetch_all(&mut *self.conn)
-                .await
-                .map_err(map_err)?
-                .into_iter()
-                .filter_map(|(key, id)| Some((key, id?)))
-                .collect(),
-        )
-    }
-}
-
-/// Inserts jobs (already validated): see [`docket_core::insert_jobs`].
-async fn insert(
-    conn: &mut SqliteConnection,
-    jobs: &[JobInsertParams],
-    now: i64,
-) -> Result<Vec<JobInsertResult>> {
-    insert_jobs(&mut InsertStatements { conn, now }, jobs).await
 }
 
 impl<C> QueueExecutor for SqliteExec<C>

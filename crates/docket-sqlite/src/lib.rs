@@ -29,6 +29,7 @@
 #[macro_use]
 mod exec;
 mod documents;
+mod insert;
 mod rows;
 
 use std::str::FromStr;

@@ -37,16 +37,19 @@ use std::time::Duration;
 
 use chrono::{DateTime, Utc};
 use docket_core::{
-    Clock, CompletionOutcome, DEFAULT_QUEUE, Error, JobCompleteManyParams, JobCompletion,
-    JobGetAvailableParams, JobRow, QueueDriver, QueueExecutor, Result,
+    Clock, CompletionOutcome, DEFAULT_QUEUE, Error, JobCompletion, JobGetAvailableParams, JobRow,
+    QueueDriver, QueueExecutor, Result,
 };
 use futures::FutureExt;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, watch};
 use tokio_util::sync::CancellationToken;
+
+use self::complete::{complete, write_completions};
 use tokio_util::task::TaskTracker;
 use tracing::Instrument;
 use uuid::Uuid;
 
+mod complete;
 mod lease;
 mod process;
 
@@ -812,84 +815,4 @@ fn panic_message(p: &Box<dyn std::any::Any + Send>) -> String {
         .map(|s| s.to_string())
         .or_else(|| p.downcast_ref::<String>().cloned())
         .unwrap_or_else(|| "non-string panic payload".to_owned())
-}
-
-async fn write_completions<D: QueueDriver>(
-    inner: &Inner<D>,
-    completions: Vec<JobCompletion>,
-) -> Result<usize> {
-    let mut c = inner.driver.conn().await?;
-    Ok(c.job_complete_many(JobCompleteManyParams { completions })
-        .await?
-        .len())
-}
-
-fn report_refused(sent: usize, applied: usize) {
-    if applied < sent {
-        tracing::info!(
-            refused = sent - applied,
-            "completions refused: jobs were rescued, cancelled or retried meanwhile"
-        );
-    }
-}
-
-/// Writes completions in batches: whatever has arrived since the last write.
-async fn complete<D: QueueDriver>(
-    inner: Arc<Inner<D>>,
-    mut rx: mpsc::UnboundedReceiver<JobCompletion>,
-    stop: CancellationToken,
-) {
-    let max = inner.config.complete_batch;
-    let mut batch = Vec::with_capacity(max);
-    loop {
-        let stopping = tokio::select! {
-            biased;
-            n = rx.recv_many(&mut batch, max) => n == 0,
-            _ = stop.cancelled() => true,
-        };
-        if stopping {
-            // Every job task has ended: take what is left.
-            while let Ok(c) = rx.try_recv() {
-                batch.push(c);
-            }
-        }
-        let mut backoff = ErrorBackoff::new();
-        let mut tries = 0;
-        while !batch.is_empty() {
-            let take = batch.len().min(max);
-            let chunk: Vec<_> = batch.drain(..take).collect();
-            let n = chunk.len();
-            match write_completions(&inner, chunk.clone()).await {
-                Ok(applied) => report_refused(n, applied),
-                Err(e) if !e.is_unavailable() => {
-                    // The database refused the statement itself: find the row it refuses
-                    // rather than retry the whole batch forever.
-                    tracing::warn!(error = %e, pending = n, "completion batch refused; writing one by one");
-                    for c in chunk {
-                        let id = c.id;
-                        if let Err(e) = write_completions(&inner, vec![c]).await {
-                            tracing::error!(job_id = id, error = %e, "completion dropped; the rescuer will run the job again");
-                        }
-                    }
-                }
-                Err(e) => {
-                    tries += 1;
-                    // Keep trying while running: the jobs' leases stay ours as long as the
-                    // heartbeat gets through. Once stopping, give up after a while: the
-                    // rescuer will run those jobs again.
-                    let stopping = stopping || stop.is_cancelled();
-                    if stopping && tries > 20 {
-                        tracing::error!(error = %e, lost = n, "could not record completions before exit; the jobs will run again");
-                        continue;
-                    }
-                    tracing::warn!(error = %e, pending = n, "recording completions failed; retrying");
-                    batch.splice(0..0, chunk);
-                    tokio::time::sleep(backoff.next().min(Duration::from_millis(500))).await;
-                }
-            }
-        }
-        if stopping {
-            return;
-        }
-    }
 }
