@@ -32,7 +32,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::{BoxFuture, EmbedError, Embedder, l2_normalize};
+use crate::{BoxFuture, EmbedError, Embedder, EmbedderIdentity, EmbedderSpec, l2_normalize};
 
 /// Above this many bytes of input in one call, embedding runs on tokio's blocking pool so a
 /// large batch does not stall the async workers.
@@ -64,6 +64,7 @@ pub struct HashingEmbedder {
     dimensions: usize,
     max_tokens: usize,
     name: String,
+    identity: EmbedderIdentity,
 }
 
 impl HashingEmbedder {
@@ -71,10 +72,26 @@ impl HashingEmbedder {
     /// `hashing:{dimensions}`.
     pub fn new(config: HashingConfig) -> Self {
         let dimensions = config.dimensions.max(1);
+        let max_tokens = config.max_tokens.max(1);
+        let name = format!("hashing:{dimensions}");
+        let identity = EmbedderIdentity::new(
+            name.clone(),
+            EmbedderSpec {
+                provider: "hashing".into(),
+                model: "fnv1a-words-and-pairs".into(),
+                // The scheme's version: bump it with any change to how a text becomes a vector.
+                revision: Some("1".into()),
+                dimensions,
+                pooling: "feature-hashing".into(),
+                normalized: true,
+                max_input_tokens: max_tokens,
+            },
+        );
         HashingEmbedder {
             dimensions,
-            max_tokens: config.max_tokens.max(1),
-            name: format!("hashing:{dimensions}"),
+            max_tokens,
+            name,
+            identity,
         }
     }
 
@@ -113,6 +130,10 @@ impl HashingEmbedder {
 impl Embedder for HashingEmbedder {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn identity(&self) -> &EmbedderIdentity {
+        &self.identity
     }
 
     fn dimensions(&self) -> usize {

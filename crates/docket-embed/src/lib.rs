@@ -26,6 +26,10 @@ pub trait Embedder: Send + Sync + 'static {
     /// `provider:model`, e.g. `local:all-MiniLM-L6-v2`, `hashing:384`; recorded per document.
     fn name(&self) -> &str;
 
+    /// What makes this embedder's vectors comparable with others', and its fingerprint:
+    /// vectors are compared only with vectors of the same fingerprint.
+    fn identity(&self) -> &EmbedderIdentity;
+
     /// Length of every vector.
     fn dimensions(&self) -> usize;
 
@@ -47,6 +51,63 @@ pub trait Embedder: Send + Sync + 'static {
     /// hold work back for `wait` instead of spending attempts on it.
     fn ready(&self) -> Result<(), Duration> {
         Ok(())
+    }
+}
+
+/// What decides an embedder's vectors. Two embedders with equal specs make comparable
+/// vectors; any difference (another model, another file, another input limit) makes another
+/// embedder, whose vectors must not be ranked against these.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbedderSpec {
+    /// `hashing`, `local` or `openai`.
+    pub provider: String,
+    /// The model: a hub id or folder name (`all-MiniLM-L6-v2`), the API's model name, or the
+    /// hashing scheme.
+    pub model: String,
+    /// What pins the model's weights: the SHA-256 of a local model's `model.safetensors`, the
+    /// hashing scheme's version; `None` where the provider names no revision (an API model).
+    pub revision: Option<String>,
+    /// Length of every vector.
+    pub dimensions: usize,
+    /// How token vectors become one vector (`mean`, `feature-hashing`, `provider`).
+    pub pooling: String,
+    /// Whether vectors are L2-normalised (always, today).
+    pub normalized: bool,
+    /// Where inputs are truncated, in the model's tokens.
+    pub max_input_tokens: usize,
+}
+
+impl EmbedderSpec {
+    /// `{provider}-{16 hex digits}`: the first 64 bits of the SHA-256 of the spec's JSON
+    /// (fields in declaration order), e.g. `local-5c0f2e4a9b1d7e63`.
+    pub fn fingerprint(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let json = serde_json::to_vec(self).expect("a spec always serialises");
+        let digest = Sha256::digest(&json);
+        let hex: String = digest[..8].iter().map(|b| format!("{b:02x}")).collect();
+        format!("{}-{hex}", self.provider)
+    }
+}
+
+/// An embedder's [`EmbedderSpec`] with its fingerprint, computed once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbedderIdentity {
+    /// `provider:model`, as [`Embedder::name`].
+    pub name: String,
+    /// [`EmbedderSpec::fingerprint`].
+    pub fingerprint: String,
+    /// What the fingerprint is made of.
+    pub spec: EmbedderSpec,
+}
+
+impl EmbedderIdentity {
+    /// The identity of an embedder called `name` with `spec`.
+    pub fn new(name: impl Into<String>, spec: EmbedderSpec) -> Self {
+        EmbedderIdentity {
+            name: name.into(),
+            fingerprint: spec.fingerprint(),
+            spec,
+        }
     }
 }
 
@@ -143,4 +204,42 @@ pub fn test_model_dir() -> Result<std::path::PathBuf, String> {
                  python3 finds it"
             )
         })
+}
+
+#[cfg(test)]
+mod identity_tests {
+    use super::*;
+
+    fn spec() -> EmbedderSpec {
+        EmbedderSpec {
+            provider: "local".into(),
+            model: "all-MiniLM-L6-v2".into(),
+            revision: Some("53aa5117".into()),
+            dimensions: 384,
+            pooling: "mean".into(),
+            normalized: true,
+            max_input_tokens: 254,
+        }
+    }
+
+    #[test]
+    fn fingerprints_are_stable_and_change_with_any_field() {
+        let base = spec().fingerprint();
+        // Pinned: a change to how fingerprints are made would make every stored vector stale.
+        assert_eq!(base, "local-edc416b7a05b5981");
+        let changes: [fn(&mut EmbedderSpec); 7] = [
+            |s| s.provider = "openai".into(),
+            |s| s.model = "all-MiniLM-L12-v2".into(),
+            |s| s.revision = None,
+            |s| s.dimensions = 256,
+            |s| s.pooling = "cls".into(),
+            |s| s.normalized = false,
+            |s| s.max_input_tokens = 126,
+        ];
+        for change in changes {
+            let mut s = spec();
+            change(&mut s);
+            assert_ne!(s.fingerprint(), base, "{s:?}");
+        }
+    }
 }

@@ -261,6 +261,7 @@ fn bump(counter: &AtomicU64) {
 pub struct OpenAiEmbedder {
     config: OpenAiConfig,
     name: String,
+    identity: crate::EmbedderIdentity,
     endpoint: String,
     client: reqwest::Client,
     max_tokens_per_request: usize,
@@ -322,6 +323,20 @@ impl OpenAiEmbedder {
         };
         Ok(OpenAiEmbedder {
             name: format!("openai:{}", config.model),
+            identity: crate::EmbedderIdentity::new(
+                format!("openai:{}", config.model),
+                crate::EmbedderSpec {
+                    provider: "openai".into(),
+                    model: config.model.clone(),
+                    // An API names no revision: a provider that changes a model under the same
+                    // name changes it for everyone.
+                    revision: None,
+                    dimensions: config.dimensions,
+                    pooling: "provider".into(),
+                    normalized: true,
+                    max_input_tokens: config.max_input_tokens,
+                },
+            ),
             endpoint: format!("{base}/embeddings"),
             client,
             max_tokens_per_request,
@@ -658,6 +673,10 @@ impl OpenAiEmbedder {
 impl Embedder for OpenAiEmbedder {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn identity(&self) -> &crate::EmbedderIdentity {
+        &self.identity
     }
 
     fn dimensions(&self) -> usize {

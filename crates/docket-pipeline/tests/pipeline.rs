@@ -537,6 +537,9 @@ impl Embedder for Flaky {
     fn name(&self) -> &str {
         self.inner.name()
     }
+    fn identity(&self) -> &docket_embed::EmbedderIdentity {
+        self.inner.identity()
+    }
     fn dimensions(&self) -> usize {
         self.inner.dimensions()
     }

@@ -95,6 +95,7 @@ struct Inner {
 /// async runtime.
 pub struct LocalEmbedder {
     name: String,
+    identity: crate::EmbedderIdentity,
     dimensions: usize,
     max_input_tokens: usize,
     batch_size: usize,
@@ -236,9 +237,23 @@ impl LocalEmbedder {
             .thread_name(|i| format!("docket-embed-{i}"))
             .build()
             .map_err(permanent)?;
-        tracing::info!(%name, dir = %dir.display(), max_len, threads, "local embedding model loaded");
+        let weights = file_sha256(&dir.join("model.safetensors"))?;
+        let identity = crate::EmbedderIdentity::new(
+            name.clone(),
+            crate::EmbedderSpec {
+                provider: "local".into(),
+                model: name.trim_start_matches("local:").to_owned(),
+                revision: Some(weights),
+                dimensions: model.hidden_size(),
+                pooling: "mean".into(),
+                normalized: true,
+                max_input_tokens: max_len - specials,
+            },
+        );
+        tracing::info!(%name, dir = %dir.display(), max_len, threads, fingerprint = %identity.fingerprint, "local embedding model loaded");
         Ok(LocalEmbedder {
             name,
+            identity,
             dimensions: model.hidden_size(),
             max_input_tokens: max_len - specials,
             batch_size: config.batch_size.max(1),
@@ -250,6 +265,30 @@ impl LocalEmbedder {
             }),
         })
     }
+}
+
+/// The SHA-256 of a file, lowercase hex, read in 1 MiB blocks.
+fn file_sha256(path: &Path) -> Result<String, EmbedError> {
+    use sha2::{Digest, Sha256};
+    use std::io::Read;
+    let mut file =
+        std::fs::File::open(path).map_err(|e| permanent(format!("{}: {e}", path.display())))?;
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = file
+            .read(&mut buf)
+            .map_err(|e| permanent(format!("{}: {e}", path.display())))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect())
 }
 
 /// `owner/name` (or `name`) with the characters the hub allows.
@@ -300,6 +339,10 @@ impl Inner {
 impl Embedder for LocalEmbedder {
     fn name(&self) -> &str {
         &self.name
+    }
+
+    fn identity(&self) -> &crate::EmbedderIdentity {
+        &self.identity
     }
 
     fn dimensions(&self) -> usize {
