@@ -195,6 +195,16 @@ pub struct DocumentRow {
     pub token_count: i64,
     /// The embedding model of the active generation's vectors.
     pub embedder: Option<String>,
+    /// The fingerprint of the embedder that made the active generation's vectors; search
+    /// ranks a document only under the running embedder's fingerprint. `None` for documents
+    /// activated before fingerprints were recorded (until adopted) and never activated ones.
+    pub embedder_fingerprint: Option<String>,
+    /// How the active generation was chunked (sizes and tokenizer): re-embedding keeps its
+    /// chunks only while this matches.
+    pub chunker_fingerprint: Option<String>,
+    /// The fingerprint of the embedder whose vectors the current `generation` holds so far:
+    /// every embedded chunk of that generation was made by it.
+    pub generation_embedder: Option<String>,
     /// When it was accepted.
     pub created_at: DateTime<Utc>,
     /// When the row last changed.
@@ -262,6 +272,21 @@ pub struct ChunkRow {
     pub page: Option<i32>,
     /// Whether its embedding is stored.
     pub has_embedding: bool,
+}
+
+impl ChunkRow {
+    /// The chunk as [`crate::DocumentStore::chunk_replace`] takes it (without its vector).
+    pub fn into_insert(self) -> ChunkInsert {
+        ChunkInsert {
+            chunk_index: self.chunk_index,
+            text: self.text,
+            char_start: self.char_start,
+            char_end: self.char_end,
+            token_count: self.token_count,
+            heading_path: self.heading_path,
+            page: self.page,
+        }
+    }
 }
 
 /// A chunk's vector, for building a search index.
@@ -448,6 +473,9 @@ pub struct DocumentProgressParams {
     pub generation: i32,
     /// 0–100.
     pub progress: i16,
+    /// When set, records it as `generation_embedder`: the embedder whose vectors this
+    /// generation holds.
+    pub generation_embedder: Option<String>,
     /// `updated_at`; `None` is the database's clock.
     pub now: Option<DateTime<Utc>>,
 }
@@ -491,6 +519,10 @@ pub struct DocumentActivateParams {
     pub token_count: i64,
     /// The embedding model of its vectors.
     pub embedder: Option<String>,
+    /// That embedder's fingerprint.
+    pub embedder_fingerprint: Option<String>,
+    /// How its chunks were made.
+    pub chunker_fingerprint: Option<String>,
     /// `(key, milliseconds)` to set in `timings`.
     pub timing: Option<(String, i64)>,
     /// The new status (`completed`, or `notifying` when a callback follows).
@@ -606,6 +638,8 @@ pub struct ChunkListUnembeddedParams {
 pub struct ChunkVectorPageParams {
     /// Only these documents' chunks (an empty list matches none); `None` for every document.
     pub document_ids: Option<Vec<Uuid>>,
+    /// Only documents whose active vectors this embedder made; `None` for any.
+    pub embedder_fingerprint: Option<String>,
     /// Cursor: only chunk ids above this one (0 to start).
     pub after_id: i64,
     /// At most this many vectors.
@@ -630,6 +664,8 @@ pub struct ChunkSearchParams {
     pub k: i64,
     /// Only these documents' chunks (an empty list matches none); `None` for every document.
     pub document_ids: Option<Vec<Uuid>>,
+    /// Only documents whose active vectors this embedder made; `None` for any.
+    pub embedder_fingerprint: Option<String>,
 }
 
 impl ChunkSearchParams {
@@ -659,6 +695,58 @@ pub struct ChunkScore {
     pub document_id: Uuid,
     /// Cosine similarity to the query (1 − cosine distance): 1 for the same direction.
     pub score: f32,
+}
+
+/// Searchable documents by the embedder that made their active vectors
+/// ([`crate::DocumentStore::document_embedders`]).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EmbedderCount {
+    /// The embedder's name (`DocumentRow::embedder`).
+    pub embedder: Option<String>,
+    /// Its fingerprint; `None` for documents activated before fingerprints were recorded.
+    pub embedder_fingerprint: Option<String>,
+    /// Whether these documents have finished processing (completed, failed or cancelled);
+    /// the others are being processed again (a new generation is on its way).
+    pub finished: bool,
+    /// How many.
+    pub documents: i64,
+}
+
+/// Gives documents activated before fingerprints were recorded the fingerprint of the
+/// embedder of the same name ([`crate::DocumentStore::document_embedder_adopt`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EmbedderAdoptParams {
+    /// The embedder's name, as recorded in `DocumentRow::embedder`.
+    pub embedder: String,
+    /// The fingerprint to record for documents of that name that have none.
+    pub embedder_fingerprint: String,
+}
+
+/// Starts re-embedding finished documents whose active vectors another embedder made
+/// ([`crate::DocumentStore::document_reembed`]): for each, a new generation holding a copy of
+/// the active generation's parsed text, and of its chunks (without vectors) when
+/// `chunker_fingerprint` matches the one they were made with; status `embedding` (chunks
+/// copied) or `chunking` (to be chunked again). The active generation stays searchable until
+/// the new one is activated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentReembedParams {
+    /// The running embedder: documents whose active vectors it made are left alone.
+    pub embedder_fingerprint: String,
+    /// The running chunker: chunks made by it are copied, not made again.
+    pub chunker_fingerprint: String,
+    /// At most this many documents, oldest (by id) first.
+    pub limit: i64,
+    /// Cursor: only documents with ids above this one (`None` to start).
+    pub after: Option<Uuid>,
+    /// `updated_at`; `None` is the database's clock.
+    pub now: Option<DateTime<Utc>>,
+}
+
+impl DocumentReembedParams {
+    /// A negative limit is refused.
+    pub fn validate(&self) -> Result<()> {
+        check_limit(self.limit)
+    }
 }
 
 /// The most dimensions [`crate::DocumentStore::vector_index_ensure`] accepts.
@@ -744,6 +832,7 @@ mod tests {
             query: vec![0.5, -1.0],
             k: 0,
             document_ids: None,
+            embedder_fingerprint: None,
         };
         assert!(ok.validate().is_ok());
         let bad = [

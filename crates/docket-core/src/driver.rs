@@ -448,6 +448,25 @@ pub trait DocumentStore: Send {
         params: &DocumentReprocessParams,
     ) -> impl Future<Output = Result<Option<DocumentRow>>> + Send;
 
+    /// Searchable documents (those with an active generation), counted by the embedder that
+    /// made their active vectors and by whether they have finished processing.
+    fn document_embedders(&mut self) -> impl Future<Output = Result<Vec<EmbedderCount>>> + Send;
+
+    /// Records `embedder_fingerprint` for searchable documents that have none and whose
+    /// embedder has this name (vectors made before fingerprints were recorded). Returns how
+    /// many.
+    fn document_embedder_adopt(
+        &mut self,
+        params: &EmbedderAdoptParams,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Starts re-embedding up to `limit` finished documents whose active vectors another
+    /// embedder made; see [`DocumentReembedParams`]. Returns their updated rows.
+    fn document_reembed(
+        &mut self,
+        params: &DocumentReembedParams,
+    ) -> impl Future<Output = Result<Vec<DocumentRow>>> + Send;
+
     /// Deletes a document with its texts and chunks. Returns whether it existed.
     fn document_delete(&mut self, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
 

@@ -28,6 +28,23 @@ pub struct Chunker {
     sizer: EmbedderSizer,
     max_tokens: usize,
     overlap_tokens: usize,
+    fingerprint: String,
+}
+
+/// The version of the splitting scheme: bump it with any change to how chunks are cut.
+const CHUNKER_VERSION: u32 = 1;
+
+fn chunker_fingerprint(embedder: &Arc<dyn Embedder>, max_tokens: usize, overlap: usize) -> String {
+    use sha2::{Digest, Sha256};
+    let spec = &embedder.identity().spec;
+    let described = serde_json::json!({
+        "version": CHUNKER_VERSION,
+        "max_tokens": max_tokens,
+        "overlap_tokens": overlap,
+        "tokenizer": [spec.provider, spec.model, spec.revision],
+    });
+    let digest = Sha256::digest(described.to_string().as_bytes());
+    format!("chunker-{}", hex::encode(&digest[..8]))
 }
 
 /// A chunker that cannot be built.
@@ -52,11 +69,21 @@ impl Chunker {
                 "overlap ({overlap_tokens} tokens) must be below the chunk size ({max_tokens})"
             )));
         }
+        let fingerprint = chunker_fingerprint(&embedder, max_tokens, overlap_tokens);
         Ok(Self {
             sizer: EmbedderSizer(embedder),
             max_tokens,
             overlap_tokens,
+            fingerprint,
         })
+    }
+
+    /// What decides this chunker's chunks: `chunker-{16 hex digits}` over the splitting
+    /// scheme's version, the effective size and overlap, and the tokenizer that counts them
+    /// (the embedder's provider, model and revision; not its dimensions). Re-embedding keeps
+    /// a document's chunks while this matches the one they were made with.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// The effective chunk size in tokens.

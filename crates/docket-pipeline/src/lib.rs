@@ -29,6 +29,7 @@ pub mod fetch;
 pub mod ingest;
 pub mod notify;
 pub mod progress;
+pub mod reindex;
 pub mod stages;
 pub mod stuck;
 
@@ -150,6 +151,8 @@ pub(crate) struct Inner<D: Driver> {
     pub(crate) hub: ProgressHub,
     /// Whether the database's vector index for this embedder exists (pgvector).
     pub(crate) vector_index: tokio::sync::OnceCell<bool>,
+    /// The last [`reindex::EmbedderReport`] and when it was made, for searches.
+    pub(crate) report: std::sync::Mutex<Option<(std::time::Instant, reindex::EmbedderReport)>>,
 }
 
 /// The document pipeline. Cheap to clone.
@@ -196,6 +199,7 @@ impl<D: Driver> Pipeline<D> {
                 notifier: parts.notifier,
                 hub: parts.progress,
                 vector_index: tokio::sync::OnceCell::new(),
+                report: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -204,6 +208,7 @@ impl<D: Driver> Pipeline<D> {
     pub fn register(&self, workers: &mut Workers<D>) {
         stages::register(self, workers);
         stuck::register(self, workers);
+        reindex::register(self, workers);
     }
 
     /// The progress broadcast.
@@ -298,7 +303,8 @@ impl<D: Driver> Pipeline<D> {
                 created: false,
             });
         }
-        self.enqueue_in(&mut tx, Stage::Parse, &doc, None).await?;
+        self.enqueue_in(&mut tx, Stage::Parse, &doc, None, false)
+            .await?;
         tx.commit().await?;
         self.inner.hub.publish(ProgressEvent::of(&doc));
         Ok(Submitted {
@@ -318,7 +324,8 @@ impl<D: Driver> Pipeline<D> {
             tx.rollback().await?;
             return Err(PipelineError::NotFound(id));
         };
-        self.enqueue_in(&mut tx, Stage::Parse, &doc, None).await?;
+        self.enqueue_in(&mut tx, Stage::Parse, &doc, None, false)
+            .await?;
         tx.commit().await?;
         self.inner.hub.publish(ProgressEvent::of(&doc));
         Ok(doc)
@@ -385,7 +392,9 @@ impl<D: Driver> Pipeline<D> {
     }
 
     /// The `k` chunks most similar to `query` (cosine), among completed documents — all of
-    /// them, or those in `document_ids`.
+    /// them, or those in `document_ids` — whose vectors the running embedder made: vectors of
+    /// another embedder are never ranked against its own ([`Pipeline::embedder_report`] says
+    /// how many documents that leaves out).
     ///
     /// On PostgreSQL with pgvector installed, the database answers from its HNSW index.
     /// Otherwise this is the portable search: it scans the stored vectors in pages and keeps
@@ -412,6 +421,7 @@ impl<D: Driver> Pipeline<D> {
                 query: q.clone(),
                 k: k as i64,
                 document_ids: document_ids.clone(),
+                embedder_fingerprint: Some(self.inner.embedder.identity().fingerprint.clone()),
             })
             .await?
         };
@@ -449,6 +459,7 @@ impl<D: Driver> Pipeline<D> {
                 let mut c = self.inner.driver.conn().await?;
                 c.chunk_vectors_page(&ChunkVectorPageParams {
                     document_ids: document_ids.clone(),
+                    embedder_fingerprint: Some(self.inner.embedder.identity().fingerprint.clone()),
                     after_id,
                     limit: 2048,
                 })
@@ -458,7 +469,7 @@ impl<D: Driver> Pipeline<D> {
             after_id = last.id;
             for v in &page {
                 if v.embedding.len() != q.len() {
-                    continue; // embedded by another model
+                    continue; // cannot happen under one fingerprint; never rank it
                 }
                 let score: f32 = v.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
                 if best.len() < k || score > best[best.len() - 1].0 {
@@ -479,10 +490,16 @@ impl<D: Driver> Pipeline<D> {
         stage: Stage,
         doc: &DocumentRow,
         failed: Option<bool>,
+        reembed: bool,
     ) -> docket_core::Result<()> {
         let opts = InsertOpts {
             queue: Some(self.inner.stages.queue.clone()),
-            priority: Some(doc.priority.clamp(0, 10)),
+            // Re-embedding runs below every upload.
+            priority: Some(if reembed {
+                0
+            } else {
+                doc.priority.clamp(0, 10)
+            }),
             max_attempts: Some(self.inner.stages.max_attempts),
             unique_key: Some(stage.unique_key(doc.id, doc.generation)),
             document_id: Some(doc.id),
@@ -492,6 +509,7 @@ impl<D: Driver> Pipeline<D> {
             document_id: doc.id,
             generation: doc.generation,
             failed,
+            reembed,
         };
         let params = match stage {
             Stage::Parse => insert_params(&ParseJob(args), opts)?,

@@ -13,9 +13,10 @@
 use std::time::{Duration, Instant};
 
 use docket_core::{
-    ChunkListParams, ChunkListUnembeddedParams, ChunkReplaceParams, DocumentActivateParams,
-    DocumentFailParams, DocumentProgressParams, DocumentRow, DocumentStageParams, DocumentStatus,
-    DocumentStore, DocumentText, Driver, GenerationKey, Transaction,
+    ChunkInsert, ChunkListParams, ChunkListUnembeddedParams, ChunkReplaceParams, ChunkRow,
+    DocumentActivateParams, DocumentFailParams, DocumentProgressParams, DocumentRow,
+    DocumentStageParams, DocumentStatus, DocumentStore, DocumentText, Driver, GenerationKey,
+    Transaction,
 };
 use docket_embed::EmbedError;
 use docket_parse::{Format, Parsed, Section};
@@ -108,6 +109,10 @@ pub struct StageArgs {
     /// For notify jobs: whether this notifies a failure.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failed: Option<bool>,
+    /// Whether this generation re-embeds a document for a new embedder ([`crate::reindex`]):
+    /// its jobs run at priority 0, below uploads, and its completion notifies no one.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub reembed: bool,
 }
 
 macro_rules! stage_job {
@@ -254,9 +259,9 @@ impl<D: Driver> Pipeline<D> {
         ctx: &JobContext<D>,
         mut tx: D::Tx,
         doc: &DocumentRow,
-        done: Stage,
-        next: Stage,
+        (done, next): (Stage, Stage),
         started: Instant,
+        reembed: bool,
     ) -> Result<bool, JobError> {
         let moved = tx
             .document_set_stage(&stage_params(
@@ -272,7 +277,7 @@ impl<D: Driver> Pipeline<D> {
             tx.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        self.enqueue_in(&mut tx, next, doc, None)
+        self.enqueue_in(&mut tx, next, doc, None, reembed)
             .await
             .map_err(db)?;
         if !ctx.complete_in(&mut tx).await.map_err(db)? {
@@ -357,7 +362,7 @@ impl<D: Driver> Pipeline<D> {
             && stage != Stage::Notify
             && self.inner.notifier.wants_failed(doc)
         {
-            self.enqueue_in(&mut tx, Stage::Notify, doc, Some(true))
+            self.enqueue_in(&mut tx, Stage::Notify, doc, Some(true), false)
                 .await?;
         }
         tx.commit().await?;
@@ -414,8 +419,15 @@ impl<D: Driver> Pipeline<D> {
         })
         .await
         .map_err(db)?;
-        self.advance(ctx, tx, &doc, Stage::Parse, Stage::Chunk, started)
-            .await?;
+        self.advance(
+            ctx,
+            tx,
+            &doc,
+            (Stage::Parse, Stage::Chunk),
+            started,
+            args.reembed,
+        )
+        .await?;
         Ok(())
     }
 
@@ -434,7 +446,7 @@ impl<D: Driver> Pipeline<D> {
             // The parse output is gone (it should not be): parse again.
             tracing::warn!(document_id = %doc.id, "parsed text missing; parsing again");
             let mut tx = self.inner.driver.begin().await.map_err(db)?;
-            self.enqueue_in(&mut tx, Stage::Parse, &doc, None)
+            self.enqueue_in(&mut tx, Stage::Parse, &doc, None, args.reembed)
                 .await
                 .map_err(db)?;
             if ctx.complete_in(&mut tx).await.map_err(db)? {
@@ -464,8 +476,15 @@ impl<D: Driver> Pipeline<D> {
         })
         .await
         .map_err(db)?;
-        self.advance(ctx, tx, &doc, Stage::Chunk, Stage::Embed, started)
-            .await?;
+        self.advance(
+            ctx,
+            tx,
+            &doc,
+            (Stage::Chunk, Stage::Embed),
+            started,
+            args.reembed,
+        )
+        .await?;
         Ok(())
     }
 
@@ -487,6 +506,46 @@ impl<D: Driver> Pipeline<D> {
                 .await
                 .map_err(db)?
         };
+        let fingerprint = &self.inner.embedder.identity().fingerprint;
+        if doc.generation_embedder.as_ref() != Some(fingerprint) {
+            // This generation's vectors so far (if any) were made by another embedder (the
+            // process restarted with a new one): they go, so that a generation never mixes
+            // two embedders. Recording this one first makes every later vector its own.
+            let mut tx = self.inner.driver.begin().await.map_err(db)?;
+            if done > 0 {
+                tracing::warn!(document_id = %doc.id, embedded = done, "vectors of another embedder are made again");
+                let chunks: Vec<ChunkInsert> = tx
+                    .chunk_list(ChunkListParams {
+                        document_id: doc.id,
+                        generation: Some(doc.generation),
+                        limit: i64::MAX,
+                        offset: 0,
+                    })
+                    .await
+                    .map_err(db)?
+                    .into_iter()
+                    .map(ChunkRow::into_insert)
+                    .collect();
+                tx.chunk_replace(ChunkReplaceParams {
+                    document_id: doc.id,
+                    generation: doc.generation,
+                    chunks: &chunks,
+                })
+                .await
+                .map_err(db)?;
+                done = 0;
+            }
+            tx.document_set_progress(&DocumentProgressParams {
+                id: doc.id,
+                generation: doc.generation,
+                progress: doc.progress.clamp(0, 100),
+                generation_embedder: Some(fingerprint.clone()),
+                now: None,
+            })
+            .await
+            .map_err(db)?;
+            tx.commit().await.map_err(db)?;
+        }
         let page = self.inner.stages.embed_page.max(1) as i64;
         loop {
             if ctx.cancelled().is_cancelled() {
@@ -523,6 +582,7 @@ impl<D: Driver> Pipeline<D> {
                 id: doc.id,
                 generation: doc.generation,
                 progress,
+                generation_embedder: None,
                 now: None,
             })
             .await
@@ -538,8 +598,15 @@ impl<D: Driver> Pipeline<D> {
             );
         }
         let tx = self.inner.driver.begin().await.map_err(db)?;
-        self.advance(ctx, tx, &doc, Stage::Embed, Stage::Complete, started)
-            .await?;
+        self.advance(
+            ctx,
+            tx,
+            &doc,
+            (Stage::Embed, Stage::Complete),
+            started,
+            args.reembed,
+        )
+        .await?;
         Ok(())
     }
 
@@ -553,8 +620,9 @@ impl<D: Driver> Pipeline<D> {
             .chunk_count_embedded(GenerationKey::new(doc.id, doc.generation))
             .await
             .map_err(db)?;
-        if embedded < total {
-            // Not every chunk has its vector: embed the rest first.
+        let fingerprint = &self.inner.embedder.identity().fingerprint;
+        if embedded < total || doc.generation_embedder.as_ref() != Some(fingerprint) {
+            // Not every chunk has its vector, or not from this embedder: embed first.
             tracing::warn!(document_id = %doc.id, embedded, total, "chunks left to embed");
             tx.document_set_stage(&stage_params(
                 &doc,
@@ -565,7 +633,7 @@ impl<D: Driver> Pipeline<D> {
             ))
             .await
             .map_err(db)?;
-            self.enqueue_in(&mut tx, Stage::Embed, &doc, None)
+            self.enqueue_in(&mut tx, Stage::Embed, &doc, None, args.reembed)
                 .await
                 .map_err(db)?;
             if ctx.complete_in(&mut tx).await.map_err(db)? {
@@ -585,7 +653,7 @@ impl<D: Driver> Pipeline<D> {
             .iter()
             .map(|c| c.token_count as i64)
             .sum();
-        let notify = self.inner.notifier.wants_completed(&doc);
+        let notify = !args.reembed && self.inner.notifier.wants_completed(&doc);
         let (status, progress) = if notify {
             (DocumentStatus::Notifying, Stage::Notify.start_progress())
         } else {
@@ -598,6 +666,8 @@ impl<D: Driver> Pipeline<D> {
                 chunk_count: total as i32,
                 token_count: tokens,
                 embedder: Some(self.inner.embedder.name().to_owned()),
+                embedder_fingerprint: Some(fingerprint.clone()),
+                chunker_fingerprint: Some(self.inner.chunker.fingerprint().to_owned()),
                 timing: Some(("complete_ms".to_owned(), ms(started))),
                 status,
                 progress,
@@ -610,7 +680,7 @@ impl<D: Driver> Pipeline<D> {
             return Ok(());
         }
         if notify {
-            self.enqueue_in(&mut tx, Stage::Notify, &doc, None)
+            self.enqueue_in(&mut tx, Stage::Notify, &doc, None, false)
                 .await
                 .map_err(db)?;
         }

@@ -133,15 +133,21 @@ impl<D: Driver> Pipeline<D> {
             })
             .await?
         };
+        let this_generation = jobs
+            .first()
+            .filter(|j| j.payload.get("generation") == Some(&doc.generation.into()));
+        // A re-embedding keeps its low priority and silence when its stage is enqueued again.
+        let reembed = this_generation
+            .and_then(|j| j.payload.get("reembed"))
+            .and_then(|v| v.as_bool())
+            .unwrap_or(false);
         let args = StageArgs {
             document_id: doc.id,
             generation: doc.generation,
             failed: None,
+            reembed,
         };
-        let dead = jobs.first().filter(|j| {
-            j.status == JobState::Failed
-                && j.payload.get("generation") == Some(&doc.generation.into())
-        });
+        let dead = this_generation.filter(|j| j.status == JobState::Failed);
         let action = match (dead, stage) {
             (Some(_), Stage::Notify) => {
                 let mut c = self.inner.driver.conn().await?;
@@ -165,7 +171,7 @@ impl<D: Driver> Pipeline<D> {
             }
             (None, _) => {
                 let mut tx = self.inner.driver.begin().await?;
-                self.enqueue_in(&mut tx, stage, doc, None).await?;
+                self.enqueue_in(&mut tx, stage, doc, None, reembed).await?;
                 tx.commit().await?;
                 RepairAction::Requeued(stage.name().to_owned())
             }

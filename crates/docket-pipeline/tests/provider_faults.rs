@@ -706,6 +706,8 @@ impl<T: TestDb> Rig<T> {
                 let mut c = p.driver().conn().await.unwrap();
                 c.chunk_vectors_page(&ChunkVectorPageParams {
                     document_ids: Some(docs.ids.clone()),
+                    // Every vector is recorded as the running embedder's.
+                    embedder_fingerprint: Some(p.embedder().identity().fingerprint.clone()),
                     after_id,
                     limit: 1000,
                 })

@@ -6,6 +6,8 @@ WITH activated AS (
         chunk_count = $3,
         token_count = $4,
         embedder = $5,
+        embedder_fingerprint = $11,
+        chunker_fingerprint = $12,
         timings = CASE WHEN $6::text IS NULL THEN timings
                        ELSE timings || jsonb_build_object($6::text, $7::int8) END,
         status = $8,

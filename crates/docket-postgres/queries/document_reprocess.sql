@@ -10,6 +10,7 @@ WITH bumped AS (
         error_stage = NULL,
         timings = '{}'::jsonb,
         completed_at = NULL,
+        generation_embedder = NULL,
         updated_at = coalesce($2::timestamptz, now())
     WHERE id = $1
     RETURNING *

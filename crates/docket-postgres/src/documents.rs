@@ -104,6 +104,7 @@ where
             .bind(p.generation)
             .bind(p.progress)
             .bind(p.now)
+            .bind(&p.generation_embedder)
             .execute(&mut *self.conn)
             .await
             .map(|r| r.rows_affected() > 0)
@@ -150,6 +151,8 @@ where
                 .bind(p.status.as_str())
                 .bind(p.progress)
                 .bind(p.now)
+                .bind(&p.embedder_fingerprint)
+                .bind(&p.chunker_fingerprint)
                 .fetch_optional(&mut *self.conn)
                 .await
                 .map_err(map_err)?;
@@ -169,6 +172,51 @@ where
             .as_ref()
             .map(rows::document)
             .transpose()
+    }
+
+    async fn document_embedders(&mut self) -> Result<Vec<EmbedderCount>> {
+        let rows: Vec<(Option<String>, Option<String>, bool, i64)> =
+            sqlx::query_as(include_str!("../queries/document_embedders.sql"))
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(embedder, embedder_fingerprint, finished, documents)| EmbedderCount {
+                    embedder,
+                    embedder_fingerprint,
+                    finished,
+                    documents,
+                },
+            )
+            .collect())
+    }
+
+    async fn document_embedder_adopt(&mut self, p: &EmbedderAdoptParams) -> Result<u64> {
+        sqlx::query(include_str!("../queries/document_embedder_adopt.sql"))
+            .bind(&p.embedder)
+            .bind(&p.embedder_fingerprint)
+            .execute(&mut *self.conn)
+            .await
+            .map(|r| r.rows_affected())
+            .map_err(map_err)
+    }
+
+    async fn document_reembed(&mut self, p: &DocumentReembedParams) -> Result<Vec<DocumentRow>> {
+        p.validate()?;
+        sqlx::query(include_str!("../queries/document_reembed.sql"))
+            .bind(&p.embedder_fingerprint)
+            .bind(&p.chunker_fingerprint)
+            .bind(p.limit)
+            .bind(p.now)
+            .bind(p.after)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::document)
+            .collect()
     }
 
     async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
@@ -350,6 +398,7 @@ where
             .bind(&p.document_ids)
             .bind(p.after_id)
             .bind(p.limit)
+            .bind(&p.embedder_fingerprint)
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?
@@ -436,6 +485,7 @@ where
             .bind(&query)
             .bind(&p.document_ids)
             .bind(p.k)
+            .bind(&p.embedder_fingerprint)
             .fetch_all(&mut *tx)
             .await
             .map_err(map_err)?;

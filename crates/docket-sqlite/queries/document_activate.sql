@@ -5,6 +5,8 @@ SET active_generation = generation,
     chunk_count = ?3,
     token_count = ?4,
     embedder = ?5,
+    embedder_fingerprint = ?11,
+    chunker_fingerprint = ?12,
     timings = CASE WHEN ?6 IS NULL THEN timings
                    ELSE json_patch(timings, json_object(?6, ?7)) END,
     status = ?8,

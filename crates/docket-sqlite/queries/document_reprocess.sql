@@ -9,6 +9,7 @@ SET generation = generation + 1,
     error_stage = NULL,
     timings = '{}',
     completed_at = NULL,
+    generation_embedder = NULL,
     updated_at = ?2
 WHERE id = ?1
 RETURNING *

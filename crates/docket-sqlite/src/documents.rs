@@ -97,6 +97,7 @@ where
             .bind(p.generation)
             .bind(p.progress)
             .bind(now_micros(p.now))
+            .bind(p.generation_embedder.as_deref())
             .execute(&mut *self.conn)
             .await
             .map_err(map_err)?;
@@ -154,6 +155,8 @@ where
             .bind(p.status.as_str())
             .bind(p.progress)
             .bind(now_micros(p.now))
+            .bind(p.embedder_fingerprint.as_deref())
+            .bind(p.chunker_fingerprint.as_deref())
             .fetch_optional(&mut *tx)
             .await
             .map_err(map_err)?;
@@ -186,6 +189,74 @@ where
         drop_other_generations(&mut tx, &id, doc.active_generation).await?;
         commit(tx).await?;
         Ok(Some(doc))
+    }
+
+    async fn document_embedders(&mut self) -> Result<Vec<EmbedderCount>> {
+        let rows: Vec<(Option<String>, Option<String>, bool, i64)> =
+            sqlx::query_as(sql!("document_embedders"))
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(embedder, embedder_fingerprint, finished, documents)| EmbedderCount {
+                    embedder,
+                    embedder_fingerprint,
+                    finished,
+                    documents,
+                },
+            )
+            .collect())
+    }
+
+    async fn document_embedder_adopt(&mut self, p: &EmbedderAdoptParams) -> Result<u64> {
+        let done = sqlx::query(sql!("document_embedder_adopt"))
+            .bind(p.embedder.as_str())
+            .bind(p.embedder_fingerprint.as_str())
+            .execute(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(done.rows_affected())
+    }
+
+    async fn document_reembed(&mut self, p: &DocumentReembedParams) -> Result<Vec<DocumentRow>> {
+        p.validate()?;
+        let mut tx = atomic(&mut self.conn).await?;
+        let rows = sqlx::query(sql!("document_reembed"))
+            .bind(p.embedder_fingerprint.as_str())
+            .bind(p.chunker_fingerprint.as_str())
+            .bind(p.limit)
+            .bind(now_micros(p.now))
+            .bind(p.after.map(uuid_text))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        let mut docs = rows
+            .iter()
+            .map(rows::document)
+            .collect::<Result<Vec<_>>>()?;
+        docs.sort_by_key(|d| d.id);
+        for doc in &docs {
+            let id = uuid_text(doc.id);
+            drop_other_generations(&mut tx, &id, doc.active_generation).await?;
+            let copies = if doc.chunker_fingerprint.as_deref() == Some(&p.chunker_fingerprint) {
+                &[sql!("document_text_copy"), sql!("chunk_copy")][..]
+            } else {
+                &[sql!("document_text_copy")][..]
+            };
+            for statement in copies {
+                sqlx::query(statement)
+                    .bind(id.as_str())
+                    .bind(doc.active_generation)
+                    .bind(doc.generation)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+            }
+        }
+        commit(tx).await?;
+        Ok(docs)
     }
 
     async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
@@ -350,6 +421,7 @@ where
             .bind(ids)
             .bind(p.after_id)
             .bind(p.limit)
+            .bind(p.embedder_fingerprint.as_deref())
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?;

@@ -73,6 +73,7 @@ pub async fn document_cancel_sticks<T: TestDb>(db: &T) {
     );
     assert!(
         !c.document_set_progress(&DocumentProgressParams {
+            generation_embedder: None,
             id: d.id,
             generation: 1,
             progress: 50,

@@ -101,6 +101,8 @@ pub(crate) fn activate(
         chunk_count: chunks,
         token_count: i64::from(chunks) * 10,
         embedder: Some("test-embedder".into()),
+        embedder_fingerprint: None,
+        chunker_fingerprint: None,
         timing: Some(("complete_ms".into(), 7)),
         status: DocumentStatus::Completed,
         progress: 100,
@@ -120,13 +122,18 @@ fn chunk(i: i32, text: &str) -> ChunkInsert {
     }
 }
 
-fn chunks(n: i32, tag: &str) -> Vec<ChunkInsert> {
+pub(crate) fn chunks(n: i32, tag: &str) -> Vec<ChunkInsert> {
     (0..n)
         .map(|i| chunk(i, &format!("{tag} chunk {i} — é")))
         .collect()
 }
 
-async fn replace<E: Executor>(c: &mut E, id: Uuid, generation: i32, cs: &[ChunkInsert]) -> u64 {
+pub(crate) async fn replace<E: Executor>(
+    c: &mut E,
+    id: Uuid,
+    generation: i32,
+    cs: &[ChunkInsert],
+) -> u64 {
     c.chunk_replace(ChunkReplaceParams {
         document_id: id,
         generation,
@@ -136,7 +143,11 @@ async fn replace<E: Executor>(c: &mut E, id: Uuid, generation: i32, cs: &[ChunkI
     .expect("chunk_replace")
 }
 
-async fn list_chunks<E: Executor>(c: &mut E, id: Uuid, generation: Option<i32>) -> Vec<ChunkRow> {
+pub(crate) async fn list_chunks<E: Executor>(
+    c: &mut E,
+    id: Uuid,
+    generation: Option<i32>,
+) -> Vec<ChunkRow> {
     c.chunk_list(ChunkListParams {
         document_id: id,
         generation,
@@ -154,7 +165,11 @@ fn vector(seed: i32, dims: usize) -> Vec<f32> {
 }
 
 /// Embeds every chunk of a generation; returns the vectors by chunk id.
-async fn embed_all<E: Executor>(c: &mut E, id: Uuid, generation: i32) -> Vec<(i64, Vec<f32>)> {
+pub(crate) async fn embed_all<E: Executor>(
+    c: &mut E,
+    id: Uuid,
+    generation: i32,
+) -> Vec<(i64, Vec<f32>)> {
     let rows = c
         .chunk_list_unembedded(ChunkListUnembeddedParams {
             document_id: id,
@@ -178,6 +193,7 @@ async fn embed_all<E: Executor>(c: &mut E, id: Uuid, generation: i32) -> Vec<(i6
 async fn vectors_of<E: Executor>(c: &mut E, ids: Option<Vec<Uuid>>) -> Vec<(i64, Uuid)> {
     c.chunk_vectors_page(&ChunkVectorPageParams {
         document_ids: ids,
+        embedder_fingerprint: None,
         after_id: 0,
         limit: 1000,
     })
@@ -188,7 +204,7 @@ async fn vectors_of<E: Executor>(c: &mut E, ids: Option<Vec<Uuid>>) -> Vec<(i64,
     .collect()
 }
 
-fn texts(rows: &[ChunkRow]) -> Vec<&str> {
+pub(crate) fn texts(rows: &[ChunkRow]) -> Vec<&str> {
     rows.iter().map(|r| r.text.as_str()).collect()
 }
 
@@ -208,6 +224,9 @@ pub async fn document_insert_get<T: TestDb>(db: &T) {
     p.priority = 7;
     let inserted = insert_doc(&mut c, p.clone()).await;
     let expected = DocumentRow {
+        embedder_fingerprint: None,
+        chunker_fingerprint: None,
+        generation_embedder: None,
         id,
         source: DocumentSource::Webhook,
         filename: Some("report.pdf".into()),
@@ -496,6 +515,7 @@ pub async fn document_progress_only_rises<T: TestDb>(db: &T) {
     let t0 = base_time();
     let d = new_doc(&mut c, t0).await;
     let prog = |generation, progress, secs| DocumentProgressParams {
+        generation_embedder: None,
         id: d.id,
         generation,
         progress,
@@ -824,6 +844,7 @@ pub async fn chunk_embeddings_round_trip<T: TestDb>(db: &T) {
     );
     let page = c
         .chunk_vectors_page(&ChunkVectorPageParams {
+            embedder_fingerprint: None,
             document_ids: None,
             after_id: 0,
             limit: 10,
@@ -843,6 +864,7 @@ pub async fn chunk_embeddings_round_trip<T: TestDb>(db: &T) {
         .unwrap();
     let page = c
         .chunk_vectors_page(&ChunkVectorPageParams {
+            embedder_fingerprint: None,
             document_ids: Some(vec![d.id]),
             after_id: 0,
             limit: 1,
@@ -935,6 +957,7 @@ pub async fn chunk_vectors_page_active_only<T: TestDb>(db: &T) {
     loop {
         let page = c
             .chunk_vectors_page(&ChunkVectorPageParams {
+                embedder_fingerprint: None,
                 document_ids: None,
                 after_id: after,
                 limit: 2,
@@ -1477,6 +1500,7 @@ pub async fn document_validation<T: TestDb>(db: &T) {
         );
         invalid(
             c.document_set_progress(&DocumentProgressParams {
+                generation_embedder: None,
                 id: d.id,
                 generation: 1,
                 progress,
@@ -1563,6 +1587,7 @@ fn search(query: Vec<f32>, k: i64, document_ids: Option<Vec<Uuid>>) -> ChunkSear
         query,
         k,
         document_ids,
+        embedder_fingerprint: None,
     }
 }
 
