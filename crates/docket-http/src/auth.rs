@@ -132,6 +132,7 @@ fn required(method: &Method, path: &str) -> Option<Scope> {
             Scope::Admin
         }
         (&Method::GET, "/v1/audit") => Scope::Admin,
+        (&Method::POST, "/v1/reindex") => Scope::Admin,
         (&Method::POST, "/v1/documents") => Scope::Ingest,
         (&Method::POST, p) if p.ends_with("/reprocess") => Scope::Ingest,
         _ => Scope::Read,

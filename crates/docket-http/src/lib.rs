@@ -54,6 +54,7 @@ mod ingest;
 mod jobs;
 pub mod metrics;
 mod openapi;
+mod search;
 
 /// Priority of documents uploaded by users (ahead of bulk ingestion at 0).
 pub const UPLOAD_PRIORITY: i16 = 5;
@@ -196,12 +197,12 @@ fn routes<D: Driver>(state: AppState<D>, max_body_bytes: usize) -> Router {
         .route("/v1/documents/{id}/chunks", get(chunks::<D>))
         .route("/v1/documents/{id}/events", get(events::<D>))
         .route("/v1/events", get(all_events::<D>))
-        .route("/v1/search", post(search::<D>))
         .route("/v1/webhooks/storage", post(ingest::storage_webhook::<D>))
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::render::<D>))
         .merge(jobs::routes::<D>())
         .merge(actions::routes::<D>())
+        .merge(search::routes::<D>())
         .merge(dashboard::routes::<D>())
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
@@ -290,7 +291,19 @@ async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
             READY_WITHIN.as_millis()
         )),
         Ok(Err(m)) => unready(m),
-        Ok(Ok(pending)) if pending.is_empty() => Json(json!({ "status": "ready" })).into_response(),
+        Ok(Ok(pending)) if pending.is_empty() => {
+            // Ready; and what search can rank (a store left to another embedder is not a
+            // reason to stop serving).
+            let embedder = p.embedder_report_cached().await.ok().map(|r| {
+                json!({
+                    "name": r.name,
+                    "fingerprint": r.fingerprint,
+                    "stale_documents": r.stale_documents,
+                    "reembedding_documents": r.reembedding_documents,
+                })
+            });
+            Json(json!({ "status": "ready", "embedder": embedder })).into_response()
+        }
         Ok(Ok(pending)) => unready(format!(
             "the database schema is behind this build: migrations {pending:?} are pending (run docket migrate)"
         )),
@@ -645,33 +658,4 @@ async fn all_events<D: Driver>(
         }
     });
     Sse::new(stream).keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct SearchRequest {
-    query: String,
-    #[serde(default = "default_k")]
-    k: usize,
-    #[serde(default)]
-    document_ids: Option<Vec<Uuid>>,
-}
-
-fn default_k() -> usize {
-    10
-}
-
-async fn search<D: Driver>(
-    State(p): State<Pipeline<D>>,
-    body: Result<Json<SearchRequest>, axum::extract::rejection::JsonRejection>,
-) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
-    if req.query.trim().is_empty() || !(1..=100).contains(&req.k) {
-        return Err(ApiError(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "query must not be empty and k must be between 1 and 100".into(),
-        ));
-    }
-    let hits = p.search(&req.query, req.k, req.document_ids).await?;
-    Ok(Json(json!({ "hits": hits })).into_response())
 }

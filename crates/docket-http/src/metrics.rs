@@ -18,6 +18,8 @@
 //! | `docket_queue_oldest_queued_age_seconds` | gauge, read at scrape | `queue` |
 //! | `docket_queue_paused` | gauge, read at scrape | `queue` |
 //! | `docket_database_up` | gauge, read at scrape | (1 when the scrape could read the database) |
+//! | `docket_documents_stale_embedder` | gauge, read at scrape | (searchable documents whose vectors another embedder made: search cannot rank them) |
+//! | `docket_documents_reembedding` | gauge, read at scrape | (of those, how many are being processed again) |
 //!
 //! Counters and histograms are those of this process: a `docket worker` process records its
 //! own, which this endpoint does not see. The gauges read at scrape come from the database
@@ -143,6 +145,14 @@ fn describe() {
         "1 while the queue is paused (by itself or by the switch for every queue)"
     );
     describe_gauge!(
+        "docket_documents_stale_embedder",
+        "Searchable documents whose vectors another embedder made than the one this process runs: search cannot rank them until they are re-embedded (docket reindex)"
+    );
+    describe_gauge!(
+        "docket_documents_reembedding",
+        "Documents whose vectors another embedder made that are being processed again"
+    );
+    describe_gauge!(
         "docket_database_up",
         "1 when the last scrape could read the job statistics from the database"
     );
@@ -215,7 +225,19 @@ pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response 
     let up = match read_db(&p).await {
         Ok((stats, queues, activity)) => {
             set_db_gauges(&stats, &queues, &activity);
-            1.0
+            match p.embedder_report_cached().await {
+                Ok(r) => {
+                    metrics::gauge!("docket_documents_stale_embedder")
+                        .set(r.stale_documents as f64);
+                    metrics::gauge!("docket_documents_reembedding")
+                        .set(r.reembedding_documents as f64);
+                    1.0
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "metrics: cannot count documents by embedder");
+                    0.0
+                }
+            }
         }
         Err(e) => {
             // The process's own series are still worth a scrape; the database gauges keep

@@ -26,6 +26,7 @@
 
 mod actions;
 mod audit;
+mod embedder;
 mod html;
 mod stuck;
 
@@ -83,6 +84,7 @@ pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
         .route("/ui/queues/{name}/pause", post(actions::pause::<D>))
         .route("/ui/queues/{name}/resume", post(actions::resume::<D>))
         .route("/ui/audit", get(audit::page::<D>))
+        .route("/ui/reindex", post(embedder::reindex::<D>))
         .route("/ui/cron/{name}/run", post(cron_run::<D>))
         // Every document's progress, as `GET /v1/events` streams it, for the pages' script
         // (behind the dashboard's session rather than a bearer key).
@@ -261,6 +263,8 @@ async fn overview<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResu
         );
     }
     b.push_str("</section>");
+
+    b.push_str(&embedder::card(&s.pipeline).await);
 
     b.push_str("<section class=\"card\" id=\"kinds\" data-live><h2>Jobs by kind</h2>");
     if by_kind.is_empty() {
@@ -1015,7 +1019,25 @@ async fn document<D: Driver>(
         "chunks",
         format!("{} ({} tokens)", d.chunk_count, d.token_count),
     );
-    fact("embedder", esc(d.embedder.as_deref().unwrap_or("—")));
+    fact(
+        "embedder",
+        match (&d.embedder, &d.embedder_fingerprint) {
+            (None, _) => "—".into(),
+            (Some(name), fingerprint) => {
+                let running = &s.pipeline.embedder().identity().fingerprint;
+                let stale = if fingerprint.as_ref() == Some(running) {
+                    ""
+                } else {
+                    " <span class=\"warn\">not searched: another embedder than the running one</span>"
+                };
+                format!(
+                    "{} <small>({})</small>{stale}",
+                    esc(name),
+                    esc(fingerprint.as_deref().unwrap_or("not recorded"))
+                )
+            }
+        },
+    );
     fact("created", html::time(d.created_at));
     fact("completed", d.completed_at.map_or("—".into(), html::time));
     if let Some(e) = &d.error {

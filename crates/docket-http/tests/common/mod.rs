@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use docket_core::{Driver, SystemClock};
+use docket_embed::Embedder;
 use docket_embed::hashing::{HashingConfig, HashingEmbedder};
 use docket_http::ApiOptions;
 use docket_http::auth::ApiKeys;
@@ -20,7 +21,7 @@ use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 /// A pipeline over `driver` with the hashing embedder, small chunks, files up to half of
 /// `max_body`, and progress carried by the driver's broadcasts.
 pub fn pipeline<D: Driver>(driver: &D, blobs: &Path, max_body: usize) -> Pipeline<D> {
-    pipeline_with(driver, blobs, max_body, StagesConfig::default())
+    pipeline_with(driver, blobs, max_body, StagesConfig::default(), hashing())
 }
 
 fn pipeline_with<D: Driver>(
@@ -28,11 +29,12 @@ fn pipeline_with<D: Driver>(
     blobs: &Path,
     max_body: usize,
     stages: StagesConfig,
+    embedder: Arc<dyn Embedder>,
 ) -> Pipeline<D> {
     Pipeline::new(PipelineParts {
         driver: driver.clone(),
         blobs: Arc::new(ObjectStoreBlobs::local(blobs).unwrap()),
-        embedder: Arc::new(HashingEmbedder::new(HashingConfig::default())),
+        embedder,
         parse: ParseSettings {
             limits: docket_parse::Limits::default(),
             isolation: None,
@@ -47,6 +49,11 @@ fn pipeline_with<D: Driver>(
         progress: ProgressHub::over(driver.broadcasts()),
     })
     .unwrap()
+}
+
+/// The default embedder: lexical, 384 dimensions.
+pub fn hashing() -> Arc<dyn Embedder> {
+    Arc::new(HashingEmbedder::new(HashingConfig::default()))
 }
 
 /// Serves `app` on a fresh loopback port; its base URL.
@@ -80,12 +87,23 @@ pub async fn serve_with<D: Driver>(
     keys: Option<ApiKeys>,
     extend: impl FnOnce(&Pipeline<D>, &mut Workers<D>, &mut ApiOptions<D>),
 ) -> Server<D> {
+    serve_using(driver, max_body, keys, hashing(), extend).await
+}
+
+/// [`serve_with`] with another embedder.
+pub async fn serve_using<D: Driver>(
+    driver: &D,
+    max_body: usize,
+    keys: Option<ApiKeys>,
+    embedder: Arc<dyn Embedder>,
+    extend: impl FnOnce(&Pipeline<D>, &mut Workers<D>, &mut ApiOptions<D>),
+) -> Server<D> {
     let blobs = tempfile::tempdir().unwrap();
     let stages = StagesConfig {
         embed_page: 2,
         ..StagesConfig::default()
     };
-    let pipeline = pipeline_with(driver, blobs.path(), max_body, stages);
+    let pipeline = pipeline_with(driver, blobs.path(), max_body, stages, embedder);
     let mut workers = Workers::new();
     pipeline.register(&mut workers);
     let mut options = ApiOptions {

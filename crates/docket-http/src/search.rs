@@ -1,0 +1,139 @@
+//! Search and re-embedding.
+//!
+//! | route | scope | |
+//! |---|---|---|
+//! | `POST /v1/search` | read | the `k` chunks nearest to `query` among documents the running embedder made vectors for, and how many it could not rank |
+//! | `GET /v1/reindex` | read | the running embedder, stale documents by embedder, the re-embedding job |
+//! | `POST /v1/reindex` | admin | starts re-embedding the stale documents (one job at a time) |
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use axum::{Extension, Json, Router};
+use docket_core::{Driver, JobListParams, QueueExecutor};
+use docket_pipeline::Pipeline;
+use docket_pipeline::reindex::{REINDEX_KEY, ReindexArgs};
+use docket_queue::JobArgs;
+use serde::Deserialize;
+use serde_json::json;
+use uuid::Uuid;
+
+use crate::actions::actor_name;
+use crate::auth::Actor;
+use crate::{ApiError, AppState};
+
+/// The most hits one search returns.
+pub(crate) const MAX_K: usize = 1000;
+
+pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
+    Router::new().route("/v1/search", post(search::<D>)).route(
+        "/v1/reindex",
+        post(start_reindex::<D>).get(reindex_status::<D>),
+    )
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SearchRequest {
+    query: String,
+    #[serde(default = "default_k")]
+    k: i64,
+    #[serde(default)]
+    document_ids: Option<Vec<Uuid>>,
+}
+
+fn default_k() -> i64 {
+    10
+}
+
+fn invalid(m: impl Into<String>) -> ApiError {
+    ApiError(StatusCode::UNPROCESSABLE_ENTITY, m.into())
+}
+
+async fn search<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    body: Result<Json<SearchRequest>, axum::extract::rejection::JsonRejection>,
+) -> Result<Response, ApiError> {
+    let Json(req) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
+    if req.query.trim().is_empty() {
+        return Err(invalid("query must not be empty"));
+    }
+    if !(1..=MAX_K as i64).contains(&req.k) {
+        return Err(invalid(format!(
+            "k must be between 1 and {MAX_K} (got {})",
+            req.k
+        )));
+    }
+    let report = p.embedder_report_cached().await?;
+    let hits = p
+        .search(&req.query, req.k as usize, req.document_ids)
+        .await?;
+    let hits: Vec<_> = hits
+        .into_iter()
+        .map(|h| {
+            json!({
+                "score": h.score,
+                "chunk": h.chunk,
+                "embedder_fingerprint": report.fingerprint,
+            })
+        })
+        .collect();
+    Ok(Json(json!({
+        "hits": hits,
+        "embedder": { "name": report.name, "fingerprint": report.fingerprint },
+        "stale_documents": report.stale_documents,
+        "stale": report.stale,
+    }))
+    .into_response())
+}
+
+/// The re-embedding job, if one is live or was the last.
+async fn reindex_job<D: Driver>(p: &Pipeline<D>) -> Result<serde_json::Value, ApiError> {
+    let mut c = p.driver().conn().await?;
+    let jobs = c
+        .job_list(JobListParams {
+            job_types: vec![ReindexArgs::KIND.to_owned()],
+            limit: 1,
+            ..JobListParams::default()
+        })
+        .await?;
+    Ok(jobs.first().map_or(serde_json::Value::Null, |j| {
+        json!({
+            "id": j.id,
+            "state": j.status,
+            "created_at": j.created_at,
+            "last_error": j.last_error,
+        })
+    }))
+}
+
+async fn reindex_status<D: Driver>(State(p): State<Pipeline<D>>) -> Result<Response, ApiError> {
+    let report = p.embedder_report().await?;
+    let job = reindex_job(&p).await?;
+    Ok(Json(json!({ "embedder": report, "job": job })).into_response())
+}
+
+async fn start_reindex<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    actor: Option<Extension<Actor>>,
+) -> Result<Response, ApiError> {
+    let started = p.start_reindex().await?;
+    if started.created {
+        docket_queue::admin::record(
+            p.driver(),
+            &actor_name(&actor),
+            "reindex",
+            Some(REINDEX_KEY.to_owned()),
+            &[started.job_id],
+            json!({ "stale_documents": started.stale_documents }),
+        )
+        .await?;
+    }
+    let status = if started.created {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::OK
+    };
+    Ok((status, Json(json!(started))).into_response())
+}
