@@ -43,8 +43,9 @@ pub struct Config {
     pub parse: ParseConfig,
     /// Chunk sizes.
     pub chunk: ChunkConfig,
-    /// The embedding provider (`provider = "hashing" | "local" | "openai"`).
-    pub embed: EmbedConfig,
+    /// The embedding provider (`provider = "hashing" | "local" | "openai"`) and what a change
+    /// of it does.
+    pub embed: EmbedSection,
     /// Webhooks and email.
     pub notify: NotifyConfig,
     /// How pipeline stages run.
@@ -55,6 +56,64 @@ pub struct Config {
     pub fetch: docket_pipeline::fetch::FetchConfig,
     /// The storage "object created" webhook (`POST /v1/webhooks/storage`); off when unset.
     pub storage_webhook: Option<docket_pipeline::ingest::StorageWebhookConfig>,
+}
+
+/// `[embed]`: the provider's own keys (`provider = …` and its settings), and
+/// `reembed_on_change`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmbedSection {
+    /// The provider; `hashing` when `provider` is not set.
+    pub provider: EmbedConfig,
+    /// At start, when documents have vectors another embedder made, enqueue their
+    /// re-embedding (`docket reindex`). Default true.
+    pub reembed_on_change: bool,
+}
+
+impl Default for EmbedSection {
+    fn default() -> Self {
+        Self {
+            provider: EmbedConfig::default(),
+            reembed_on_change: true,
+        }
+    }
+}
+
+impl Serialize for EmbedSection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut table = toml::Table::try_from(&self.provider).map_err(serde::ser::Error::custom)?;
+        table.insert(
+            "reembed_on_change".into(),
+            toml::Value::Boolean(self.reembed_on_change),
+        );
+        table.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for EmbedSection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        use serde::de::Error;
+        let mut table = toml::Table::deserialize(d)?;
+        let reembed_on_change = match table.remove("reembed_on_change") {
+            None => true,
+            Some(toml::Value::Boolean(b)) => b,
+            Some(other) => {
+                return Err(D::Error::custom(format!(
+                    "embed.reembed_on_change must be true or false (got {other})"
+                )));
+            }
+        };
+        // The provider has a default: its own settings alone (`embed.dimensions = 256`) are
+        // the default provider's.
+        table
+            .entry("provider")
+            .or_insert_with(|| toml::Value::String("hashing".into()));
+        let provider = EmbedConfig::deserialize(toml::Value::Table(table))
+            .map_err(|e| D::Error::custom(format!("embed: {}", e.message())))?;
+        Ok(Self {
+            provider,
+            reembed_on_change,
+        })
+    }
 }
 
 /// `[http]`
@@ -89,7 +148,7 @@ impl Default for Config {
             storage: StorageConfig::default(),
             parse: ParseConfig::default(),
             chunk: ChunkConfig::default(),
-            embed: EmbedConfig::default(),
+            embed: EmbedSection::default(),
             notify: NotifyConfig::default(),
             pipeline: StagesConfig::default(),
             http: HttpConfig::default(),
@@ -455,7 +514,7 @@ impl Config {
         if let Some(url) = &mut c.notify.email.smtp_url {
             *url = mask_url(url);
         }
-        if let EmbedConfig::Openai(o) = &mut c.embed {
+        if let EmbedConfig::Openai(o) = &mut c.embed.provider {
             stars(&mut o.api_key);
         }
         if let Some(w) = &mut c.storage_webhook {
@@ -555,6 +614,43 @@ mod tests {
                 .contains("postgres://u:****@localhost/db")
         );
         assert!(!c.to_masked_toml().contains("pw"));
+    }
+
+    #[test]
+    fn embed_section_has_a_default_provider_and_reembed_on_change() {
+        let c = Config::load_from(None, &[]).unwrap();
+        assert!(c.embed.reembed_on_change);
+        // The provider's own settings alone are the default provider's.
+        let c = Config::load_with(None, &[], &["embed.dimensions=256".into()]).unwrap();
+        match &c.embed.provider {
+            EmbedConfig::Hashing(h) => assert_eq!(h.dimensions, 256),
+            other => panic!("{other:?}"),
+        }
+        let c = Config::load_with(
+            None,
+            &env(&[("DOCKET_EMBED__REEMBED_ON_CHANGE", "false")]),
+            &[],
+        )
+        .unwrap();
+        assert!(!c.embed.reembed_on_change);
+        // `docket config` shows it, and its output loads back.
+        let shown = c.to_masked_toml();
+        assert!(shown.contains("reembed_on_change = false"), "{shown}");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("docket.toml");
+        std::fs::write(&f, &shown).unwrap();
+        assert_eq!(Config::load_from(Some(&f), &[]).unwrap().embed, c.embed);
+        let e = Config::load_with(None, &[], &["embed.reembed_on_change=sometimes".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("embed.reembed_on_change must be true or false"),
+            "{e}"
+        );
+        let e = Config::load_with(None, &[], &["embed.dimensionz=3".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("dimensionz"), "{e}");
     }
 
     #[test]

@@ -60,8 +60,12 @@ enum Command {
     Cron(commands::admin::CronCommand),
     /// Upload files (or URLs) to a running docket server over HTTP; --wait follows them.
     Submit(commands::client::SubmitArgs),
-    /// Show a document's processing state, from a running docket server over HTTP.
+    /// Show a document's processing state, or without one the server's embedder and the
+    /// documents its search cannot rank, from a running docket server over HTTP.
     Status(commands::client::StatusArgs),
+    /// Re-embed the documents another embedder made vectors for, as a durable job on a
+    /// running docket server (over HTTP, admin scope); --wait follows it.
+    Reindex(commands::reindex::ReindexArgs),
     /// Search the indexed documents of a running docket server over HTTP.
     Search(commands::client::SearchArgs),
     /// Benchmarks, printing JSON.
@@ -153,6 +157,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Submit(a) => commands::client::submit(config, a).await,
         Command::Status(a) => commands::client::status(config, a).await,
         Command::Search(a) => commands::client::search(config, a).await,
+        Command::Reindex(a) => commands::reindex::reindex(config, a).await,
         Command::Bench(c) => commands::bench::bench(config, c).await,
         Command::Drill(c) => commands::drill::drill(config, c).await,
         Command::ParseChild => unreachable!("handled before the runtime starts"),

@@ -38,7 +38,7 @@ pub fn parse_settings(config: &Config) -> anyhow::Result<ParseSettings> {
 
 /// Loads the embedding provider and assembles the pipeline.
 pub async fn build<D: Driver>(driver: D, config: &Config) -> anyhow::Result<Pipeline<D>> {
-    let embedder = docket_embed::build(&config.embed)
+    let embedder = docket_embed::build(&config.embed.provider)
         .await
         .context("loading the embedding provider")?;
     tracing::info!(
@@ -46,7 +46,7 @@ pub async fn build<D: Driver>(driver: D, config: &Config) -> anyhow::Result<Pipe
         dimensions = embedder.dimensions(),
         "embedding provider ready"
     );
-    if matches!(config.embed, docket_embed::EmbedConfig::Hashing(_)) {
+    if matches!(config.embed.provider, docket_embed::EmbedConfig::Hashing(_)) {
         tracing::info!(
             "the hashing embedder is lexical: it matches shared words, not meaning; set \
              embed.provider = \"local\" or \"openai\" for semantic search"

@@ -46,7 +46,11 @@ impl Drop for Server {
 impl Server {
     /// Starts a server in a fresh folder; `config` is written to `docket.toml` there.
     fn start(config: &str) -> Server {
-        let dir = tempfile::tempdir().unwrap();
+        Server::start_in(tempfile::tempdir().unwrap(), config)
+    }
+
+    /// Starts a server in `dir` (its database, blobs and log are there).
+    fn start_in(dir: tempfile::TempDir, config: &str) -> Server {
         std::fs::write(dir.path().join("docket.toml"), config).unwrap();
         let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
         let mut child = docket(dir.path())
@@ -97,6 +101,13 @@ impl Server {
         let mut all = args.to_vec();
         all.extend(["--server", &self.url]);
         run(self.dir.path(), &all)
+    }
+
+    /// Stops the server (as a crash would); its folder stays for the next one.
+    fn stop(mut self) -> tempfile::TempDir {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        std::mem::replace(&mut self.dir, tempfile::tempdir().unwrap())
     }
 
     fn log(&self) -> String {
@@ -456,4 +467,84 @@ fn submit_a_url() {
     let r = guarded.cli(&["submit", &url]);
     assert_eq!(r.code, 1, "{r}");
     assert!(r.stderr.contains("refused"), "{r}");
+}
+
+/// The embedder changes between two runs on one database: `docket status` and `docket search`
+/// say how many documents search cannot rank and why, `docket reindex --wait` moves them, and
+/// with `embed.reembed_on_change` (the default) a start does it by itself.
+#[test]
+fn a_changed_embedder_is_reported_and_reindexed() {
+    let s = Server::start("");
+    let r = s.cli(&["submit", path(&corpus("guide.md")), "--wait", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let id = r.json()[0]["id"].as_str().unwrap().to_owned();
+    let r = s.cli(&["status", &id]);
+    assert!(r.stdout.contains("embedder:  hashing:384 (hashing-"), "{r}");
+    let dir = s.stop();
+
+    // Another input limit is another embedder; no re-embedding at start.
+    let s = Server::start_in(
+        dir,
+        "[embed]\nmax_tokens = 100\nreembed_on_change = false\n",
+    );
+    let r = s.cli(&["status"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains("0 searchable with it, 1 not"),
+        "{r}\n--- server\n{}",
+        s.log()
+    );
+    assert!(r.stdout.contains("docket reindex"), "{r}");
+    assert!(
+        s.log().contains("embed.reembed_on_change is off"),
+        "{}",
+        s.log()
+    );
+    let r = s.cli(&["search", "installation", "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert_eq!(r.json()["hits"], serde_json::json!([]), "{r}");
+    let r = s.cli(&["search", "installation"]);
+    assert!(
+        r.stderr.contains("1 document(s) not searched") && r.stdout.contains("no matches"),
+        "{r}"
+    );
+    let r = s.cli(&["reindex", "--wait"]);
+    assert_eq!(r.code, 0, "{r}\n--- server\n{}", s.log());
+    assert!(
+        r.stdout
+            .starts_with("re-embedding 1 document(s): started job "),
+        "{r}"
+    );
+    assert!(r.stdout.contains("1 current, 0 left"), "{r}");
+    let r = s.cli(&["search", "installation", "--json"]);
+    assert_eq!(
+        r.json()["hits"][0]["chunk"]["document_id"],
+        id.as_str(),
+        "{r}"
+    );
+    let dir = s.stop();
+
+    // Yet another; this time the start re-embeds by itself.
+    let s = Server::start_in(dir, "[embed]\nmax_tokens = 90\n");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = s.cli(&["status", "--json"]);
+        assert_eq!(r.code, 0, "{r}");
+        let e = &r.json()["embedder"];
+        if e["stale_documents"] == 0 && e["current_documents"] == 1 {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "not re-embedded: {r}\n--- server\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(
+        s.log()
+            .contains("re-embedding them with the running embedder"),
+        "{}",
+        s.log()
+    );
 }

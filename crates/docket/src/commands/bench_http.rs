@@ -99,7 +99,7 @@ pub async fn http(mut config: Config, b: HttpBench) -> anyhow::Result<ExitCode> 
     config.storage.blob_dir = blob_dir.path().to_owned();
     config.storage.max_file_bytes = config.storage.max_file_bytes.max(b.upload_bytes as u64 * 2);
     config.notify = Default::default();
-    config.embed = docket_embed::EmbedConfig::Hashing(Default::default());
+    config.embed.provider = docket_embed::EmbedConfig::Hashing(Default::default());
     if want("upload") || want("sse") {
         let fresh = Fresh::new(&config, b.backend).await?;
         let url = fresh.url().to_owned();

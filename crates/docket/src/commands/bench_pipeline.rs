@@ -337,7 +337,7 @@ async fn run<D: Driver>(
     let pipeline_rate = chunks as f64 / wall;
 
     // 4. sentence-transformers on the same chunks, when installed.
-    let python = match &config.embed {
+    let python = match &config.embed.provider {
         EmbedConfig::Local(local) => python_reference(&b.python, &local.model, &texts).await,
         _ => json!({"skipped": "the provider is not local"}),
     };

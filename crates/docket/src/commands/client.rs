@@ -1,5 +1,5 @@
-//! `docket submit`, `docket status` and `docket search`: clients of a running `docket serve`,
-//! over its HTTP API.
+//! `docket submit`, `docket status`, `docket search` and `docket reindex`: clients of a
+//! running `docket serve`, over its HTTP API.
 //!
 //! Unlike `jobs`, `queues` and `cron`, which open the database, these need a server: by
 //! default the one this configuration describes (`http://` and `http.listen`), else the one
@@ -90,8 +90,9 @@ pub struct SubmitArgs {
 #[derive(Debug, Args)]
 #[command(after_long_help = EXIT_CODES)]
 pub struct StatusArgs {
-    /// The document's id.
-    id: uuid::Uuid,
+    /// The document's id; without one, the server's: its embedder and the documents search
+    /// cannot rank (another embedder made their vectors).
+    id: Option<uuid::Uuid>,
     /// Print the document as JSON.
     #[arg(long)]
     json: bool,
@@ -105,8 +106,8 @@ pub struct StatusArgs {
 pub struct SearchArgs {
     /// What to look for.
     query: String,
-    /// How many chunks to return, 1 to 100.
-    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=100))]
+    /// How many chunks to return, 1 to 1000.
+    #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     k: u16,
     /// Print the server's answer as JSON.
     #[arg(long)]
@@ -117,7 +118,7 @@ pub struct SearchArgs {
 
 /// Why a client command stopped; each kind has its exit code.
 #[derive(Debug)]
-enum Failure {
+pub(crate) enum Failure {
     /// A bad argument or configuration (2).
     Usage(String),
     /// The server could not be reached (3).
@@ -161,7 +162,7 @@ impl Failure {
 }
 
 /// Prints a failure and turns it into its exit code.
-fn finish(result: Result<ExitCode, Failure>) -> anyhow::Result<ExitCode> {
+pub(crate) fn finish(result: Result<ExitCode, Failure>) -> anyhow::Result<ExitCode> {
     Ok(result.unwrap_or_else(|f| {
         if !matches!(f, Failure::ClosedPipe) {
             eprintln!("docket: {}", f.message());
@@ -171,14 +172,14 @@ fn finish(result: Result<ExitCode, Failure>) -> anyhow::Result<ExitCode> {
 }
 
 /// A connection to the server's API.
-struct Client {
+pub(crate) struct Client {
     http: reqwest::Client,
     base: String,
     key: Option<String>,
 }
 
 impl Client {
-    fn new(config: &Config, args: &ServerArgs) -> Result<Self, Failure> {
+    pub(crate) fn new(config: &Config, args: &ServerArgs) -> Result<Self, Failure> {
         let base = match &args.server {
             Some(s) => s.trim_end_matches('/').to_owned(),
             None => default_server(&config.http.listen),
@@ -203,7 +204,7 @@ impl Client {
         })
     }
 
-    fn request(&self, method: Method, path: &str) -> RequestBuilder {
+    pub(crate) fn request(&self, method: Method, path: &str) -> RequestBuilder {
         let rb = self.http.request(method, format!("{}{path}", self.base));
         match &self.key {
             Some(k) => rb.bearer_auth(k),
@@ -233,7 +234,7 @@ impl Client {
     }
 
     /// Sends a request and reads its JSON answer.
-    async fn json(&self, rb: RequestBuilder) -> Result<Value, Failure> {
+    pub(crate) async fn json(&self, rb: RequestBuilder) -> Result<Value, Failure> {
         let resp = self.send(rb).await?;
         resp.json().await.map_err(|e| self.transport(e))
     }
@@ -588,8 +589,11 @@ pub async fn status(config: Config, args: StatusArgs) -> anyhow::Result<ExitCode
 
 async fn status_of(config: &Config, args: &StatusArgs) -> Result<ExitCode, Failure> {
     let client = Client::new(config, &args.server)?;
+    let Some(id) = args.id else {
+        return super::reindex::server_status(&client, args.json).await;
+    };
     let doc = client
-        .json(client.request(Method::GET, &format!("/v1/documents/{}", args.id)))
+        .json(client.request(Method::GET, &format!("/v1/documents/{id}")))
         .await?;
     if args.json {
         outln!("{}", pretty(&doc))?;
@@ -645,6 +649,12 @@ fn summary(doc: &Value) -> String {
             .collect();
         row("timings", parts.join(", "));
     }
+    if let Some(name) = doc["embedder"].as_str() {
+        let fingerprint = doc["embedder_fingerprint"]
+            .as_str()
+            .unwrap_or("not recorded");
+        row("embedder", format!("{name} ({fingerprint})"));
+    }
     row("created", text(&doc["created_at"]));
     if let Some(at) = doc["completed_at"].as_str() {
         row("completed", at.to_owned());
@@ -673,6 +683,13 @@ async fn search_for(config: &Config, args: &SearchArgs) -> Result<ExitCode, Fail
     if args.json {
         outln!("{}", pretty(&answer))?;
         return Ok(ExitCode::SUCCESS);
+    }
+    // Documents search could not rank: said on standard error, so the table stays clean.
+    if let Some(n) = answer["stale_documents"].as_i64().filter(|n| *n > 0) {
+        eprintln!(
+            "note: {n} document(s) not searched: another embedder made their vectors; \
+             `docket reindex` re-embeds them"
+        );
     }
     let hits = answer["hits"].as_array().cloned().unwrap_or_default();
     if hits.is_empty() {
@@ -709,7 +726,7 @@ fn snippet(text: &str, width: usize) -> String {
 }
 
 /// A JSON string's contents, or the value as JSON.
-fn text(v: &Value) -> String {
+pub(crate) fn text(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Null => String::new(),
@@ -717,7 +734,7 @@ fn text(v: &Value) -> String {
     }
 }
 
-fn pretty(v: &Value) -> String {
+pub(crate) fn pretty(v: &Value) -> String {
     serde_json::to_string_pretty(v).unwrap_or_else(|_| v.to_string())
 }
 

@@ -262,7 +262,7 @@ async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<ExitCode> {
     let blob_dir = tempfile::tempdir()?;
     let log_dir = tempfile::tempdir()?;
     config.storage.blob_dir = blob_dir.path().to_owned();
-    config.embed = docket_embed::EmbedConfig::Hashing(Default::default());
+    config.embed.provider = docket_embed::EmbedConfig::Hashing(Default::default());
     config.notify = Default::default();
     let fresh = Fresh::new(&config, BackendKind::Postgres).await?;
     let Backend::Postgres(driver) = fresh.backend.clone() else {
@@ -1202,7 +1202,7 @@ async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<ExitCode> {
     );
     let blob_dir = tempfile::tempdir()?;
     config.storage.blob_dir = blob_dir.path().to_owned();
-    config.embed = docket_embed::EmbedConfig::Hashing(Default::default());
+    config.embed.provider = docket_embed::EmbedConfig::Hashing(Default::default());
     config.notify = Default::default();
     if k.retention_minutes > 0 {
         let days = k.retention_minutes as f64 / (24.0 * 60.0);

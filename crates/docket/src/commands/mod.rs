@@ -6,4 +6,5 @@ pub mod bench_http;
 pub mod bench_pipeline;
 pub mod client;
 pub mod drill;
+pub mod reindex;
 pub mod run;

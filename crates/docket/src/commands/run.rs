@@ -58,6 +58,7 @@ async fn run_with<D: Driver>(
     serve: bool,
 ) -> anyhow::Result<ExitCode> {
     let pipeline = crate::pipeline::build(driver.clone(), config).await?;
+    embedder_check(&pipeline, config.embed.reembed_on_change).await;
     let mut workers = builtin::workers();
     pipeline.register(&mut workers);
     // Workers need the fetcher and the storage settings too: they run the ingest jobs.
@@ -123,6 +124,45 @@ async fn run_with<D: Driver>(
     });
     handle.stopped().await;
     Ok(ExitCode::SUCCESS)
+}
+
+/// At start: documents whose vectors were made before fingerprints were recorded, by an
+/// embedder of the running one's name, take its fingerprint; documents another embedder made
+/// vectors for are reported (search cannot rank them), and their re-embedding is enqueued when
+/// `reembed_on_change` is on. A database that cannot answer now only delays this to the next
+/// start (or `docket reindex`).
+async fn embedder_check<D: Driver>(p: &docket_pipeline::Pipeline<D>, reembed_on_change: bool) {
+    let checked = async {
+        p.adopt_unfingerprinted().await?;
+        let report = p.embedder_report().await?;
+        if report.stale_documents == 0 {
+            return Ok(());
+        }
+        for s in &report.stale {
+            tracing::warn!(
+                documents = s.documents,
+                "search cannot rank these documents: {}",
+                s.reason
+            );
+        }
+        if reembed_on_change {
+            let started = p.start_reindex().await?;
+            tracing::warn!(
+                documents = report.stale_documents,
+                job_id = started.job_id,
+                "re-embedding them with the running embedder (embed.reembed_on_change); progress: docket status"
+            );
+        } else {
+            tracing::warn!(
+                documents = report.stale_documents,
+                "embed.reembed_on_change is off: run docket reindex to re-embed them"
+            );
+        }
+        Ok::<_, docket_pipeline::PipelineError>(())
+    };
+    if let Err(e) = checked.await {
+        tracing::warn!(error = %e, "could not check which embedder made the stored vectors");
+    }
 }
 
 /// SIGTERM and SIGINT, registered once so that no delivery is missed or seen twice.
