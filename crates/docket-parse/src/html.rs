@@ -25,6 +25,56 @@ const SKIP: &[&str] = &[
     "textarea", "noembed", "noframes", "xmp",
 ];
 
+/// ARIA landmark roles that are page furniture, not content: skipped like `<nav>`,
+/// `<header>`, `<footer>` and `<aside>` (Sphinx's breadcrumbs are `<div role="navigation">`).
+const SKIP_ROLES: &[&str] = &[
+    "navigation",
+    "banner",
+    "contentinfo",
+    "complementary",
+    "search",
+];
+
+/// Classes of the permalink anchors documentation generators put in headings (Sphinx's `¶`,
+/// markdown-it's and mkdocs' `#`, font-icon links): skipped with their glyphs.
+const SKIP_CLASSES: &[&str] = &[
+    "headerlink",
+    "header-anchor",
+    "anchor-link",
+    "anchorjs-link",
+];
+
+/// Whether a start tag's subtree is boilerplate: a [`SKIP`] element, `hidden`, a [`SKIP_ROLES`]
+/// landmark, `aria-hidden="true"`, or a permalink anchor ([`SKIP_CLASSES`]).
+fn skipped(name: &str, tag: &Tag) -> bool {
+    SKIP.contains(&name)
+        || tag.attrs.iter().any(|a| match &*a.name.local {
+            "hidden" => true,
+            "role" => SKIP_ROLES.contains(&a.value.trim().to_ascii_lowercase().as_str()),
+            "aria-hidden" => a.value.trim().eq_ignore_ascii_case("true"),
+            "class" => {
+                name == "a"
+                    && a.value
+                        .split_ascii_whitespace()
+                        .any(|c| SKIP_CLASSES.contains(&c))
+            }
+            _ => false,
+        })
+}
+
+/// Private-use characters (U+E000–U+F8FF) are icon-font glyphs (U+F0C1, the link icon), not
+/// text.
+fn without_icons(t: &str) -> std::borrow::Cow<'_, str> {
+    if t.chars().any(|c| ('\u{E000}'..='\u{F8FF}').contains(&c)) {
+        t.chars()
+            .filter(|c| !('\u{E000}'..='\u{F8FF}').contains(c))
+            .collect::<String>()
+            .into()
+    } else {
+        t.into()
+    }
+}
+
 /// Elements that start and end a paragraph.
 const BLOCKS: &[&str] = &[
     "p",
@@ -176,6 +226,7 @@ impl State {
         if self.skip.is_some() {
             return;
         }
+        let t = &*without_icons(t);
         if let Some((_, h, _)) = self.heading.as_mut() {
             h.push_str(t);
         } else if self.pre > 0 {
@@ -222,7 +273,7 @@ impl State {
         if self.skip.is_some() {
             return raw;
         }
-        if SKIP.contains(&name) || tag.attrs.iter().any(|a| &*a.name.local == "hidden") {
+        if skipped(name, tag) {
             self.skip = Some(index);
             return raw;
         }
@@ -263,9 +314,15 @@ impl State {
             }
         }
         // Regions open after the separator above, so they start clean.
+        let role_main = || {
+            tag.attrs
+                .iter()
+                .any(|a| &*a.name.local == "role" && a.value.trim().eq_ignore_ascii_case("main"))
+        };
         let region = match name {
             "main" => Some(MAIN),
             "article" => Some(ARTICLE),
+            _ if role_main() => Some(MAIN),
             _ => None,
         };
         if let Some(r) = region {
@@ -442,6 +499,32 @@ mod tests {
         );
         assert_eq!(p.text, "T\n\nbody");
         assert_eq!(p.sections[0].heading_path, ["T"]);
+    }
+
+    /// What a Sphinx (Read the Docs theme) page looks like: breadcrumbs in a navigation role,
+    /// the content in `role="main"`, permalink anchors and icon glyphs in headings.
+    #[test]
+    fn documentation_chrome_is_dropped() {
+        let p = html(concat!(
+            "<body><div class=\"wy-nav-content\">",
+            "<div role=\"navigation\" aria-label=\"breadcrumbs navigation\"><ul><li>Tools</li>",
+            "<li>Guide</li><li><a href=\"_sources/x.txt\">View page source</a></li></ul></div>",
+            "<div class=\"document\" role=\"main\">",
+            "<h1>Structure handling<a class=\"headerlink\" href=\"#s\" title=\"Link\">¶</a></h1>",
+            "<h2><a class=\"reference\" href=\"#u\">Usage \u{F0C1}</a></h2>",
+            "<p>Handles may be used in parallel.<span aria-hidden=\"true\">icon</span></p>",
+            "</div>",
+            "<div role=\"contentinfo\"><p>© Copyright 2026.</p></div>",
+            "</div><div>page junk</div></body>"
+        ));
+        assert_eq!(
+            p.text,
+            "Structure handling\n\nUsage\n\nHandles may be used in parallel."
+        );
+        assert_eq!(
+            p.sections.last().unwrap().heading_path,
+            ["Structure handling", "Usage"]
+        );
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! PDF: text per page, one section per page.
+//! PDF: text per page, one section per page; running headers, footers and page numbers
+//! removed, words hyphenated across lines joined.
 
 use crate::builder::Builder;
 use crate::text::normalize_newlines;
@@ -16,14 +17,18 @@ pub(crate) fn parse_pdf(bytes: &[u8], limits: &Limits) -> Result<Parsed, ParseEr
     if pages.is_empty() {
         return Err(ParseError::corrupt(Format::Pdf, "it has no readable pages"));
     }
+    let pages: Vec<String> = pages
+        .iter()
+        .map(|p| normalize_newlines(p).into_owned())
+        .collect();
+    let lines: Vec<Vec<&str>> = pages.iter().map(|p| page_lines(p)).collect();
     let mut out = Builder::new(limits);
-    for (i, page) in pages.iter().enumerate() {
+    for (i, page) in strip_running_lines(&lines).iter().enumerate() {
         out.page(u32::try_from(i + 1).unwrap_or(u32::MAX));
-        let page = normalize_newlines(page);
-        // Keep line structure, drop layout padding: trim each line, collapse blank runs.
+        // Keep line structure, drop layout padding: one paragraph break per blank run.
         let mut blank = false;
         let mut first = true;
-        for line in page.lines().map(str::trim) {
+        for line in page {
             if line.is_empty() {
                 blank = true;
                 continue;
@@ -41,6 +46,140 @@ pub(crate) fn parse_pdf(bytes: &[u8], limits: &Limits) -> Result<Parsed, ParseEr
         }
     }
     out.finish(Format::Pdf)
+}
+
+/// A page's lines without layout padding (each trimmed; blank runs kept as one empty line).
+fn page_lines(page: &str) -> Vec<&str> {
+    let mut out: Vec<&str> = Vec::new();
+    for line in page.lines().map(str::trim) {
+        if line.is_empty() && out.last().is_none_or(|l| l.is_empty()) {
+            continue;
+        }
+        out.push(line);
+    }
+    while out.last().is_some_and(|l| l.is_empty()) {
+        out.pop();
+    }
+    out
+}
+
+/// How many lines at each end of a page may be a running header or footer.
+const EDGE_LINES: usize = 2;
+
+/// A line as a running header or footer is compared: digits (page numbers, dates) count as
+/// one, case and spacing do not count.
+fn edge_key(line: &str) -> String {
+    let mut key = String::with_capacity(line.len());
+    let mut digits = false;
+    for c in line.chars() {
+        if c.is_ascii_digit() {
+            if !digits {
+                key.push('#');
+            }
+            digits = true;
+        } else {
+            digits = false;
+            if !c.is_whitespace() {
+                key.extend(c.to_lowercase());
+            }
+        }
+    }
+    key
+}
+
+/// A page number alone: digits, or roman numerals, maybe with "page", "-" or "of n".
+fn is_page_number(line: &str) -> bool {
+    let key = edge_key(line);
+    let key = key.trim_start_matches("page").replace("of#", "");
+    let key = key.trim_matches(|c| c == '-' || c == '–' || c == '.' || c == '|');
+    key == "#" || (!key.is_empty() && key.len() <= 6 && key.chars().all(|c| "ivxlc".contains(c)))
+}
+
+/// The pages' lines without what repeats at their edges: a line among the first or last
+/// [`EDGE_LINES`] of a page is a running header or footer when its [`edge_key`] appears at the
+/// edges of at least half the pages (and at least 3), or when it is a page number alone.
+/// Lines in the body of a page are never removed.
+fn strip_running_lines(pages: &[Vec<&str>]) -> Vec<Vec<String>> {
+    use std::collections::HashMap;
+    let edges = |lines: &Vec<&str>| -> Vec<usize> {
+        let filled: Vec<usize> = (0..lines.len()).filter(|&i| !lines[i].is_empty()).collect();
+        let mut at: Vec<usize> = filled.iter().copied().take(EDGE_LINES).collect();
+        at.extend(filled.iter().rev().copied().take(EDGE_LINES));
+        at.sort_unstable();
+        at.dedup();
+        at
+    };
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for lines in pages {
+        let mut keys: Vec<String> = edges(lines).iter().map(|&i| edge_key(lines[i])).collect();
+        keys.sort();
+        keys.dedup();
+        for k in keys {
+            *seen.entry(k).or_default() += 1;
+        }
+    }
+    let threshold = (pages.len() / 2).max(3);
+    pages
+        .iter()
+        .map(|lines| {
+            let drop: Vec<usize> = edges(lines)
+                .into_iter()
+                .filter(|&i| {
+                    is_page_number(lines[i])
+                        || seen
+                            .get(&edge_key(lines[i]))
+                            .is_some_and(|n| *n >= threshold)
+                })
+                .collect();
+            let kept: Vec<&str> = lines
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| !drop.contains(i))
+                .map(|(_, l)| *l)
+                .collect();
+            join_hyphenated(&kept)
+        })
+        .collect()
+}
+
+/// Joins a word broken across lines by a hyphen ("man-" / "agement" → "management" on the
+/// first line): a line ending in a letter and `-`, followed by a line starting with a
+/// lowercase letter. Other lines stay as they were.
+fn join_hyphenated(lines: &[&str]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::with_capacity(lines.len());
+    let mut carry = String::new();
+    for (i, line) in lines.iter().enumerate() {
+        let mut line = format!("{carry}{line}");
+        carry.clear();
+        let next_lower = lines
+            .get(i + 1)
+            .and_then(|l| l.chars().next())
+            .is_some_and(char::is_lowercase);
+        let broken = line.len() > 1
+            && line.ends_with('-')
+            && line[..line.len() - 1]
+                .chars()
+                .next_back()
+                .is_some_and(char::is_alphabetic);
+        if broken && next_lower {
+            // Move the word's first half down to the next line.
+            line.pop();
+            let start = line
+                .char_indices()
+                .rev()
+                .find(|(_, c)| c.is_whitespace())
+                .map_or(0, |(i, c)| i + c.len_utf8());
+            carry = line[start..].to_owned();
+            line.truncate(start);
+            let trimmed = line.trim_end().len();
+            line.truncate(trimmed);
+            if line.is_empty() {
+                continue; // the line was that half word alone
+            }
+        }
+        out.push(line);
+    }
+    out
 }
 
 /// Whether following `/Parent` from any object ever comes back to an object already passed.
@@ -128,6 +267,126 @@ startxref\n\
                 }
             ),
             "{err:?}"
+        );
+    }
+
+    /// A PDF whose pages hold these lines (Helvetica, top to bottom), with a valid xref.
+    fn pdf(pages: &[Vec<String>]) -> Vec<u8> {
+        let mut objects: Vec<String> = Vec::new();
+        let n = pages.len();
+        // 1: catalog, 2: pages, 3: font, then a page and its content per page.
+        objects.push("<< /Type /Catalog /Pages 2 0 R >>".into());
+        let kids: Vec<String> = (0..n).map(|i| format!("{} 0 R", 4 + 2 * i)).collect();
+        objects.push(format!(
+            "<< /Type /Pages /Kids [{}] /Count {n} >>",
+            kids.join(" ")
+        ));
+        objects.push("<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>".into());
+        for (i, lines) in pages.iter().enumerate() {
+            objects.push(format!(
+                "<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Resources << /Font << /F1 3 0 R >> >> /Contents {} 0 R >>",
+                5 + 2 * i
+            ));
+            let mut stream = String::new();
+            for (j, line) in lines.iter().enumerate() {
+                let text = line
+                    .replace('\\', "\\\\")
+                    .replace('(', "\\(")
+                    .replace(')', "\\)");
+                stream.push_str(&format!(
+                    "BT /F1 11 Tf 72 {} Td ({text}) Tj ET\n",
+                    740 - 16 * j as i32
+                ));
+            }
+            objects.push(format!(
+                "<< /Length {} >>\nstream\n{stream}endstream",
+                stream.len()
+            ));
+        }
+        let mut out = b"%PDF-1.4\n".to_vec();
+        let mut offsets = Vec::new();
+        for (i, o) in objects.iter().enumerate() {
+            offsets.push(out.len());
+            out.extend_from_slice(format!("{} 0 obj\n{o}\nendobj\n", i + 1).as_bytes());
+        }
+        let xref = out.len();
+        out.extend_from_slice(
+            format!("xref\n0 {}\n0000000000 65535 f \n", objects.len() + 1).as_bytes(),
+        );
+        for o in offsets {
+            out.extend_from_slice(format!("{o:010} 00000 n \n").as_bytes());
+        }
+        out.extend_from_slice(
+            format!(
+                "trailer\n<< /Size {} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n",
+                objects.len() + 1
+            )
+            .as_bytes(),
+        );
+        out
+    }
+
+    /// Running headers and footers (the same on every page but their numbers) and page numbers
+    /// go; a word hyphenated across lines is joined; the body, and each page's number as its
+    /// section, stay.
+    #[test]
+    fn running_headers_footers_and_hyphenation_are_cleaned() {
+        let words = ["alpha", "beta", "gamma", "delta"];
+        let pages: Vec<Vec<String>> = (1..=4)
+            .map(|p| {
+                let word = words[p - 1];
+                vec![
+                    format!("Chapter 2: ASN.1 structure handling {p}"),
+                    format!("Body text of the {word} page about quality man-"),
+                    "agement and its well-known rules.".to_owned(),
+                    format!("A line that mentions Chapter 2 in the body, page {p}."),
+                    format!("The {word} page ends here."),
+                    format!("{p}"),
+                ]
+            })
+            .collect();
+        let parsed = parse_pdf(&pdf(&pages), &Limits::default()).unwrap();
+        let text = &parsed.text;
+        assert!(!text.contains("structure handling"), "{text}");
+        assert!(text.contains("management and its"), "{text}");
+        assert!(!text.contains("man-"), "{text}");
+        assert!(text.contains("well-known"), "{text}");
+        for p in 1..=4 {
+            assert!(
+                text.contains(&format!("The {} page ends here.", words[p - 1])),
+                "{text}"
+            );
+            assert!(
+                text.contains(&format!("mentions Chapter 2 in the body, page {p}.")),
+                "{text}"
+            );
+        }
+        assert!(
+            !text
+                .lines()
+                .any(|l| l.trim().chars().all(|c| c.is_ascii_digit()) && !l.trim().is_empty()),
+            "page numbers alone are gone: {text}"
+        );
+        let pages_seen: Vec<Option<u32>> = parsed.sections.iter().map(|s| s.page).collect();
+        assert_eq!(pages_seen, vec![Some(1), Some(2), Some(3), Some(4)]);
+    }
+
+    #[test]
+    fn edges_that_do_not_repeat_stay() {
+        let lines = |v: &[&'static str]| v.to_vec();
+        let pages = vec![
+            lines(&["Introduction", "", "First page body.", "Closing words"]),
+            lines(&["Methods", "", "Second page body.", "Another ending"]),
+        ];
+        let cleaned = strip_running_lines(&pages);
+        assert_eq!(
+            cleaned[0],
+            vec!["Introduction", "", "First page body.", "Closing words"]
+        );
+        assert_eq!(
+            join_hyphenated(&["A co-", "Operative", "x-", "ray", "end-"]),
+            vec!["A co-", "Operative", "xray", "end-"],
+            "a capital after the hyphen keeps it"
         );
     }
 }

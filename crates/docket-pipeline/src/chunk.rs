@@ -32,7 +32,7 @@ pub struct Chunker {
 }
 
 /// The version of the splitting scheme: bump it with any change to how chunks are cut.
-const CHUNKER_VERSION: u32 = 1;
+const CHUNKER_VERSION: u32 = 2;
 
 fn chunker_fingerprint(embedder: &Arc<dyn Embedder>, max_tokens: usize, overlap: usize) -> String {
     use sha2::{Digest, Sha256};
@@ -166,6 +166,140 @@ impl Chunker {
                 });
             }
         }
+        self.join_lone_headings(text, out)
+    }
+
+    /// Joins a chunk that is headings alone to the chunk after it when both fit in one, so
+    /// that no chunk is a heading without its text; offsets stay exact (a chunk's text is
+    /// always `text[char_start..char_end]`).
+    fn join_lone_headings(&self, text: &str, chunks: Vec<ChunkInsert>) -> Vec<ChunkInsert> {
+        if chunks.len() < 2 {
+            return chunks;
+        }
+        // Character offsets to bytes, walking forward from the last one asked (chunks come in
+        // order), from the start again when asked for an earlier one.
+        let mut at = (0usize, 0usize); // (char, byte)
+        let mut byte_of = |ch: usize| -> usize {
+            if ch < at.0 {
+                at = (0, 0);
+            }
+            let skip = ch - at.0;
+            let byte = at.1
+                + text[at.1..]
+                    .char_indices()
+                    .nth(skip)
+                    .map_or(text.len() - at.1, |(b, _)| b);
+            at = (ch, byte);
+            byte
+        };
+        let mut slice = |from: i32, to: i32| {
+            let (a, b) = (byte_of(from as usize), byte_of(to as usize));
+            &text[a..b]
+        };
+        let mut out: Vec<ChunkInsert> = Vec::with_capacity(chunks.len());
+        for mut c in chunks {
+            if let Some(prev) = out.last()
+                && is_heading_alone(prev)
+                && c.char_start >= prev.char_start
+            {
+                let joined = slice(prev.char_start, c.char_end);
+                let tokens = self.sizer.size(joined);
+                if tokens <= self.max_tokens {
+                    let prev = out.pop().expect("checked");
+                    c.char_start = prev.char_start;
+                    c.text = joined.to_owned();
+                    c.token_count = tokens as i32;
+                    if c.page.is_none() {
+                        c.page = prev.page;
+                    }
+                }
+            }
+            out.push(c);
+        }
+        for (i, c) in out.iter_mut().enumerate() {
+            c.chunk_index = i as i32;
+        }
         out
+    }
+}
+
+/// Whether a chunk is only headings: every line a Markdown heading (`#` …) or one of its
+/// heading path's titles.
+fn is_heading_alone(c: &ChunkInsert) -> bool {
+    let mut lines = c
+        .text
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .peekable();
+    lines.peek().is_some()
+        && lines.all(|l| {
+            let bare = l.trim_start_matches('#').trim();
+            !bare.is_empty()
+                && (l.starts_with('#') || c.heading_path.iter().any(|h| h.trim() == bare))
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use docket_embed::hashing::{HashingConfig, HashingEmbedder};
+    use docket_parse::{Format, Parsed, Section};
+
+    fn chunker(max: usize, overlap: usize) -> Chunker {
+        Chunker::new(
+            Arc::new(HashingEmbedder::new(HashingConfig::default())),
+            max,
+            overlap,
+        )
+        .unwrap()
+    }
+
+    fn check_offsets(parsed: &Parsed, chunks: &[ChunkInsert]) {
+        for c in chunks {
+            let exact: String = parsed
+                .text
+                .chars()
+                .skip(c.char_start as usize)
+                .take((c.char_end - c.char_start) as usize)
+                .collect();
+            assert_eq!(exact, c.text, "offsets are exact");
+        }
+    }
+
+    #[test]
+    fn a_heading_alone_joins_the_next_chunk() {
+        let text = "# Guide\n\n## Steps\n\n### One\n\nDo the first thing.".to_owned();
+        let at = |s: &str| text.find(s).unwrap();
+        let parsed = Parsed {
+            format: Format::Markdown,
+            sections: vec![
+                Section {
+                    start: 0,
+                    end: at("## Steps"),
+                    heading_path: vec!["Guide".into()],
+                    page: None,
+                },
+                Section {
+                    start: at("## Steps"),
+                    end: at("### One"),
+                    heading_path: vec!["Guide".into(), "Steps".into()],
+                    page: None,
+                },
+                Section {
+                    start: at("### One"),
+                    end: text.len(),
+                    heading_path: vec!["Guide".into(), "Steps".into(), "One".into()],
+                    page: None,
+                },
+            ],
+            text: text.clone(),
+        };
+        let chunks = chunker(64, 8).chunk(&parsed);
+        check_offsets(&parsed, &chunks);
+        assert_eq!(chunks.len(), 1, "{chunks:?}");
+        assert_eq!(chunks[0].text, text);
+        assert_eq!(chunks[0].heading_path, ["Guide", "Steps", "One"]);
+        assert_eq!(chunks[0].chunk_index, 0);
     }
 }
