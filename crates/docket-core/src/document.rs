@@ -686,7 +686,55 @@ impl ChunkSearchParams {
     }
 }
 
-/// One chunk found by [`crate::DocumentStore::chunk_search`].
+/// Chunks whose text matches a query's words, best first, among active generations
+/// ([`crate::DocumentStore::chunk_text_search`]). The words are [`text_terms`] of `query`; a
+/// chunk matches when it has any of them (stemmed: "running" finds "runs"), and ranks higher
+/// the more, and the rarer, they are.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ChunkTextSearchParams {
+    /// What a person typed; anything goes (operators and quotes are words like any other).
+    pub query: String,
+    /// At most this many chunks.
+    pub k: i64,
+    /// Only these documents' chunks (an empty list matches none); `None` for every document.
+    pub document_ids: Option<Vec<Uuid>>,
+}
+
+impl ChunkTextSearchParams {
+    /// A negative `k` is refused.
+    pub fn validate(&self) -> Result<()> {
+        if self.k < 0 {
+            return Err(Error::Invalid(format!("k {} is negative", self.k)));
+        }
+        Ok(())
+    }
+}
+
+/// The most words [`text_terms`] keeps.
+pub const TEXT_TERMS_MAX: usize = 32;
+
+/// The words of a text query as every backend searches them: runs of letters and digits,
+/// lowercased, each once, in order, at most [`TEXT_TERMS_MAX`]. Nothing else of the query
+/// reaches the database's query syntax.
+pub fn text_terms(query: &str) -> Vec<String> {
+    let mut terms: Vec<String> = Vec::new();
+    for word in query.split(|c: char| !c.is_alphanumeric()) {
+        if word.is_empty() {
+            continue;
+        }
+        let word = word.to_lowercase();
+        if !terms.contains(&word) {
+            terms.push(word);
+            if terms.len() == TEXT_TERMS_MAX {
+                break;
+            }
+        }
+    }
+    terms
+}
+
+/// One chunk found by [`crate::DocumentStore::chunk_search`] or
+/// [`crate::DocumentStore::chunk_text_search`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ChunkScore {
     /// The chunk.
@@ -824,6 +872,17 @@ mod tests {
         assert_eq!(bits(&back), bits(&v));
         assert!(decode_vector(&[]).unwrap().is_empty());
         assert!(matches!(decode_vector(&[1, 2, 3]), Err(Error::Decode(_))));
+    }
+
+    #[test]
+    fn text_terms_are_words_only() {
+        assert_eq!(
+            text_terms(r#"Ünïcode "OR" NEAR(a b) x:y * -z c++ OR or ÜNÏCODE 42"#),
+            vec!["ünïcode", "or", "near", "a", "b", "x", "y", "z", "c", "42"]
+        );
+        assert!(text_terms("  ...  \"\" ()*").is_empty());
+        let many: String = (0..100).map(|i| format!("w{i} ")).collect();
+        assert_eq!(text_terms(&many).len(), TEXT_TERMS_MAX);
     }
 
     #[test]

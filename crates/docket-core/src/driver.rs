@@ -531,6 +531,15 @@ pub trait DocumentStore: Send {
     fn chunk_get_many(&mut self, ids: &[i64])
     -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
 
+    /// Chunks of active generations whose text has any of the query's words, best first; see
+    /// [`ChunkTextSearchParams`]. Every backend has a full-text index (SQLite FTS5, PostgreSQL
+    /// `tsvector` + GIN), kept in step with chunk writes; scores rank within one answer and
+    /// are not comparable across backends. A query with no words matches nothing.
+    fn chunk_text_search(
+        &mut self,
+        params: &ChunkTextSearchParams,
+    ) -> impl Future<Output = Result<Vec<ChunkScore>>> + Send;
+
     /// Whether the database searches vectors itself ([`DocumentStore::chunk_search`] answers
     /// `Some`): PostgreSQL with the pgvector extension installed. Otherwise callers scan the
     /// vectors of [`DocumentStore::chunk_vectors_page`].

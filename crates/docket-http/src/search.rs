@@ -2,7 +2,7 @@
 //!
 //! | route | scope | |
 //! |---|---|---|
-//! | `POST /v1/search` | read | the `k` chunks nearest to `query` among documents the running embedder made vectors for, and how many it could not rank |
+//! | `POST /v1/search` | read | the `k` best chunks for `query` by `mode` (`hybrid`, the default: vector and text rankings fused; `vector`; `text`), and how many documents the vector ranking could not rank |
 //! | `GET /v1/reindex` | read | the running embedder, stale documents by embedder, the re-embedding job |
 //! | `POST /v1/reindex` | admin | starts re-embedding the stale documents (one job at a time) |
 
@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::{Extension, Json, Router};
-use docket_core::{Driver, JobListParams, QueueExecutor};
-use docket_pipeline::Pipeline;
+use docket_core::{DocumentStore, Driver, JobListParams, QueueExecutor};
 use docket_pipeline::reindex::{REINDEX_KEY, ReindexArgs};
+use docket_pipeline::{Pipeline, SearchMode};
 use docket_queue::JobArgs;
 use serde::Deserialize;
 use serde_json::json;
@@ -41,6 +41,8 @@ struct SearchRequest {
     k: i64,
     #[serde(default)]
     document_ids: Option<Vec<Uuid>>,
+    #[serde(default)]
+    mode: SearchMode,
 }
 
 fn default_k() -> i64 {
@@ -67,19 +69,34 @@ async fn search<D: Driver>(
     }
     let report = p.embedder_report_cached().await?;
     let hits = p
-        .search(&req.query, req.k as usize, req.document_ids)
+        .search_mode(&req.query, req.k as usize, req.document_ids, req.mode)
         .await?;
+    // Each hit names its file.
+    let mut filenames: std::collections::HashMap<Uuid, Option<String>> = Default::default();
+    {
+        let mut c = p.driver().conn().await?;
+        for h in &hits {
+            if let std::collections::hash_map::Entry::Vacant(e) =
+                filenames.entry(h.chunk.document_id)
+            {
+                let doc = c.document_get(h.chunk.document_id).await?;
+                e.insert(doc.and_then(|d| d.filename));
+            }
+        }
+    }
     let hits: Vec<_> = hits
         .into_iter()
         .map(|h| {
-            json!({
-                "score": h.score,
-                "chunk": h.chunk,
-                "embedder_fingerprint": report.fingerprint,
-            })
+            let mut hit = json!(h);
+            hit["filename"] = json!(filenames.get(&h.chunk.document_id).cloned().flatten());
+            if h.vector_score.is_some() {
+                hit["embedder_fingerprint"] = json!(report.fingerprint);
+            }
+            hit
         })
         .collect();
     Ok(Json(json!({
+        "mode": req.mode,
         "hits": hits,
         "embedder": { "name": report.name, "fingerprint": report.fingerprint },
         "stale_documents": report.stale_documents,

@@ -128,9 +128,10 @@ async fn search_ranks_one_embedder_and_reindex_moves_the_rest(db: impl TestDb) {
         .expect("completes");
     }
     let (status, found) = c
-        .search(json!({"query": "installation steps", "k": 5}))
+        .search(json!({"query": "installation steps", "k": 5, "mode": "vector"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{found}");
+    assert_eq!(found["mode"], "vector");
     let old_fingerprint = found["embedder"]["fingerprint"]
         .as_str()
         .unwrap()
@@ -158,7 +159,7 @@ async fn search_ranks_one_embedder_and_reindex_moves_the_rest(db: impl TestDb) {
         base: second.base.clone(),
     };
     let (status, found) = c
-        .search(json!({"query": "installation steps", "k": 5}))
+        .search(json!({"query": "installation steps", "k": 5, "mode": "vector"}))
         .await;
     assert_eq!(status, StatusCode::OK, "{found}");
     assert_eq!(
@@ -166,6 +167,22 @@ async fn search_ranks_one_embedder_and_reindex_moves_the_rest(db: impl TestDb) {
         json!([]),
         "no vector of another embedder is ranked"
     );
+    // Hybrid (the default) still finds them by their words, and says how each hit was found.
+    let (_, hybrid) = c
+        .search(json!({"query": "installation steps", "k": 5}))
+        .await;
+    assert_eq!(hybrid["mode"], "hybrid");
+    let hits = hybrid["hits"].as_array().unwrap();
+    assert!(!hits.is_empty(), "{hybrid}");
+    for h in hits {
+        assert!(
+            h["text_rank"].as_u64().is_some() && h["vector_rank"].is_null(),
+            "{h}"
+        );
+        assert!(h["embedder_fingerprint"].is_null(), "{h}");
+        assert_eq!(h["filename"], "guide.md", "{h}");
+    }
+    assert_eq!(hybrid["stale_documents"], 2);
     assert_eq!(found["stale_documents"], 2);
     assert_ne!(found["embedder"]["fingerprint"], old_fingerprint.as_str());
     let stale = &found["stale"][0];
@@ -269,7 +286,22 @@ async fn search_ranks_one_embedder_and_reindex_moves_the_rest(db: impl TestDb) {
         .search(json!({"query": "installation steps", "k": 5}))
         .await;
     assert_eq!(found["stale_documents"], 0);
-    assert!(!found["hits"].as_array().unwrap().is_empty(), "{found}");
+    let hits = found["hits"].as_array().unwrap();
+    assert!(
+        hits.iter()
+            .any(|h| h["vector_rank"].as_u64().is_some() && h["text_rank"].as_u64().is_some()),
+        "found by both rankings once re-embedded: {found}"
+    );
+    for (mode, by) in [("text", "text_rank"), ("vector", "vector_rank")] {
+        let (_, one) = c
+            .search(json!({"query": "installation steps", "k": 3, "mode": mode}))
+            .await;
+        let hits = one["hits"].as_array().unwrap();
+        assert!(!hits.is_empty() && hits.len() <= 3, "{one}");
+        for (i, h) in hits.iter().enumerate() {
+            assert_eq!(h[by], i + 1, "{mode}: ranked by its own list: {one}");
+        }
+    }
 
     // The request's bounds.
     for (body, says) in [
@@ -286,7 +318,8 @@ async fn search_ranks_one_embedder_and_reindex_moves_the_rest(db: impl TestDb) {
             "k must be between 1 and 1000",
         ),
         (json!({"query": "   "}), "query must not be empty"),
-        (json!({"query": "x", "mode": "fuzzy"}), "unknown field"),
+        (json!({"query": "x", "mode": "fuzzy"}), "unknown variant"),
+        (json!({"query": "x", "filter": {}}), "unknown field"),
     ] {
         let (status, e) = c.search(body.clone()).await;
         assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {e}");

@@ -11,8 +11,8 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use docket_core::{
-    ChunkRow, ChunkVectorPageParams, DocumentInsertParams, DocumentReprocessParams, DocumentRow,
-    DocumentSource, DocumentStore, Driver, Transaction,
+    DocumentInsertParams, DocumentReprocessParams, DocumentRow, DocumentSource, DocumentStore,
+    Driver, Transaction,
 };
 use docket_embed::Embedder;
 use docket_parse::{Isolation, Limits};
@@ -30,6 +30,7 @@ pub mod ingest;
 pub mod notify;
 pub mod progress;
 pub mod reindex;
+pub mod search;
 pub mod stages;
 pub mod stuck;
 
@@ -38,6 +39,7 @@ use blob::{BlobError, BlobStore};
 use chunk::Chunker;
 use notify::Notifier;
 use progress::{ProgressEvent, ProgressHub};
+pub use search::{SearchHit, SearchMode};
 use stages::{ParseJob, Stage};
 
 /// What went wrong outside a job (submitting, searching, deleting).
@@ -127,15 +129,6 @@ pub struct Submitted {
     pub document: DocumentRow,
     /// `false` when identical bytes already had a document, which is returned instead.
     pub created: bool,
-}
-
-/// One search result.
-#[derive(Debug, Clone, Serialize)]
-pub struct SearchHit {
-    /// Cosine similarity to the query, −1 to 1.
-    pub score: f32,
-    /// The chunk.
-    pub chunk: ChunkRow,
 }
 
 pub(crate) struct Inner<D: Driver> {
@@ -389,97 +382,6 @@ impl<D: Driver> Pipeline<D> {
         // bytes are gone.
         self.inner.blobs.delete(&doc.storage_key).await?;
         Ok(deleted)
-    }
-
-    /// The `k` chunks most similar to `query` (cosine), among completed documents — all of
-    /// them, or those in `document_ids` — whose vectors the running embedder made: vectors of
-    /// another embedder are never ranked against its own ([`Pipeline::embedder_report`] says
-    /// how many documents that leaves out).
-    ///
-    /// On PostgreSQL with pgvector installed, the database answers from its HNSW index.
-    /// Otherwise this is the portable search: it scans the stored vectors in pages and keeps
-    /// the best `k`, so its cost grows with the number of chunks searched.
-    pub async fn search(
-        &self,
-        query: &str,
-        k: usize,
-        document_ids: Option<Vec<Uuid>>,
-    ) -> Result<Vec<SearchHit>, PipelineError> {
-        if k == 0 {
-            return Ok(Vec::new());
-        }
-        let q = self
-            .inner
-            .embedder
-            .embed(&[query.to_owned()])
-            .await?
-            .pop()
-            .unwrap_or_default();
-        let indexed = {
-            let mut c = self.inner.driver.conn().await?;
-            c.chunk_search(&docket_core::ChunkSearchParams {
-                query: q.clone(),
-                k: k as i64,
-                document_ids: document_ids.clone(),
-                embedder_fingerprint: Some(self.inner.embedder.identity().fingerprint.clone()),
-            })
-            .await?
-        };
-        let best = match indexed {
-            Some(hits) => hits.into_iter().map(|h| (h.score, h.id)).collect(),
-            None => self.scan(&q, k, document_ids).await?,
-        };
-        let ids: Vec<i64> = best.iter().map(|(_, id)| *id).collect();
-        let rows = {
-            let mut c = self.inner.driver.conn().await?;
-            c.chunk_get_many(&ids).await?
-        };
-        Ok(best
-            .into_iter()
-            .filter_map(|(score, id)| {
-                rows.iter().find(|r| r.id == id).map(|r| SearchHit {
-                    score,
-                    chunk: r.clone(),
-                })
-            })
-            .collect())
-    }
-
-    /// The portable search: every stored vector, in pages, keeping the best `k`.
-    async fn scan(
-        &self,
-        q: &[f32],
-        k: usize,
-        document_ids: Option<Vec<Uuid>>,
-    ) -> Result<Vec<(f32, i64)>, PipelineError> {
-        let mut best: Vec<(f32, i64)> = Vec::with_capacity(k + 1);
-        let mut after_id = 0;
-        loop {
-            let page = {
-                let mut c = self.inner.driver.conn().await?;
-                c.chunk_vectors_page(&ChunkVectorPageParams {
-                    document_ids: document_ids.clone(),
-                    embedder_fingerprint: Some(self.inner.embedder.identity().fingerprint.clone()),
-                    after_id,
-                    limit: 2048,
-                })
-                .await?
-            };
-            let Some(last) = page.last() else { break };
-            after_id = last.id;
-            for v in &page {
-                if v.embedding.len() != q.len() {
-                    continue; // cannot happen under one fingerprint; never rank it
-                }
-                let score: f32 = v.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
-                if best.len() < k || score > best[best.len() - 1].0 {
-                    let at = best.partition_point(|(s, _)| *s >= score);
-                    best.insert(at, (score, v.id));
-                    best.truncate(k);
-                }
-            }
-        }
-        Ok(best)
     }
 
     /// Inserts the job for `stage` of `doc` inside `tx` (a duplicate of a live job is a

@@ -421,6 +421,30 @@ where
             .collect()
     }
 
+    async fn chunk_text_search(&mut self, p: &ChunkTextSearchParams) -> Result<Vec<ChunkScore>> {
+        p.validate()?;
+        let terms = text_terms(&p.query);
+        if terms.is_empty() || p.k == 0 || p.document_ids.as_ref().is_some_and(|d| d.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let rows: Vec<(i64, Uuid, f64)> =
+            sqlx::query_as(include_str!("../queries/chunk_text_search.sql"))
+                .bind(terms.join(" | "))
+                .bind(&p.document_ids)
+                .bind(p.k)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, document_id, score)| ChunkScore {
+                id,
+                document_id,
+                score: score as f32,
+            })
+            .collect())
+    }
+
     async fn vector_search_available(&mut self) -> Result<bool> {
         Ok(self.pgvector().await?.is_some())
     }

@@ -440,6 +440,42 @@ where
         rows.iter().map(rows::chunk).collect()
     }
 
+    async fn chunk_text_search(&mut self, p: &ChunkTextSearchParams) -> Result<Vec<ChunkScore>> {
+        p.validate()?;
+        let terms = text_terms(&p.query);
+        if terms.is_empty() || p.k == 0 || p.document_ids.as_ref().is_some_and(|d| d.is_empty()) {
+            return Ok(Vec::new());
+        }
+        // Each word quoted: FTS5 reads it as a plain term, never as an operator.
+        let query: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
+        let ids = p
+            .document_ids
+            .as_ref()
+            .map(|ids| {
+                let ids: Vec<String> = ids.iter().copied().map(uuid_text).collect();
+                json_text!(&ids)
+            })
+            .transpose()?;
+        let rows: Vec<(i64, String, f64)> = sqlx::query_as(sql!("chunk_text_search"))
+            .bind(query.join(" OR "))
+            .bind(ids)
+            .bind(p.k)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        rows.into_iter()
+            .map(|(id, document_id, score)| {
+                Ok(ChunkScore {
+                    id,
+                    document_id: Uuid::parse_str(&document_id).map_err(|e| {
+                        Error::Decode(format!("bad document id {document_id:?}: {e}"))
+                    })?,
+                    score: score as f32,
+                })
+            })
+            .collect()
+    }
+
     /// SQLite does not search vectors: callers scan them.
     async fn vector_search_available(&mut self) -> Result<bool> {
         Ok(false)

@@ -109,6 +109,9 @@ pub struct SearchArgs {
     /// How many chunks to return, 1 to 1000.
     #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     k: u16,
+    /// How to rank: hybrid (meaning and words, fused), vector (meaning) or text (words).
+    #[arg(long, default_value = "hybrid", value_parser = ["hybrid", "vector", "text"])]
+    mode: String,
     /// Print the server's answer as JSON.
     #[arg(long)]
     json: bool,
@@ -677,7 +680,7 @@ async fn search_for(config: &Config, args: &SearchArgs) -> Result<ExitCode, Fail
         .json(
             client
                 .request(Method::POST, "/v1/search")
-                .json(&json!({ "query": args.query, "k": args.k })),
+                .json(&json!({ "query": args.query, "k": args.k, "mode": args.mode })),
         )
         .await?;
     if args.json {
@@ -696,6 +699,14 @@ async fn search_for(config: &Config, args: &SearchArgs) -> Result<ExitCode, Fail
         outln!("no matches")?;
         return Ok(ExitCode::SUCCESS);
     }
+    // The file's name (its id when it has none), in at most 36 columns.
+    let file = |hit: &Value| -> String {
+        let name = hit["filename"]
+            .as_str()
+            .map(str::to_owned)
+            .unwrap_or_else(|| text(&hit["chunk"]["document_id"]));
+        console::truncate_str(&name, 36, "…").into_owned()
+    };
     const HEAD: usize = 4 + 2 + 6 + 2 + 36 + 2;
     let width = if std::io::stdout().is_terminal() {
         console::Term::stdout()
@@ -705,7 +716,7 @@ async fn search_for(config: &Config, args: &SearchArgs) -> Result<ExitCode, Fail
     } else {
         100
     };
-    outln!("{:<4}  {:<6}  {:<36}  TEXT", "RANK", "SCORE", "DOCUMENT")?;
+    outln!("{:<4}  {:<6}  {:<36}  TEXT", "RANK", "SCORE", "FILE")?;
     for (i, hit) in hits.iter().enumerate() {
         let chunk = &hit["chunk"];
         let snippet = snippet(chunk["text"].as_str().unwrap_or_default(), width);
@@ -713,7 +724,7 @@ async fn search_for(config: &Config, args: &SearchArgs) -> Result<ExitCode, Fail
             "{:<4}  {:<6.4}  {:<36}  {snippet}",
             i + 1,
             hit["score"].as_f64().unwrap_or(0.0),
-            text(&chunk["document_id"]),
+            file(hit),
         )?;
     }
     Ok(ExitCode::SUCCESS)

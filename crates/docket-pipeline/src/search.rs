@@ -1,0 +1,272 @@
+//! Search: by meaning (the running embedder's vectors), by words (the database's full-text
+//! index), or both fused by Reciprocal Rank Fusion (the default for the API).
+//!
+//! **Vector** ranks chunks by cosine similarity to the query's vector, among documents whose
+//! vectors the running embedder made (never another's: [`crate::reindex`]). On PostgreSQL
+//! with pgvector the database answers from its HNSW index; elsewhere docket scans the stored
+//! vectors in pages and keeps the best `k`.
+//!
+//! **Text** ranks chunks that contain any of the query's words (stemmed) by the backend's
+//! relevance (SQLite FTS5's BM25, PostgreSQL's `ts_rank_cd`). It needs no embedder, and it
+//! finds documents whatever embedder made their vectors.
+//!
+//! **Hybrid** takes the best `n = clamp(2k, 50, 1000)` of each and scores every chunk
+//! `Σ 1 / (60 + rank)` over the lists it is in (Reciprocal Rank Fusion, Cormack et al. 2009):
+//! ranks, not scores, are fused, so the two scales never need reconciling, and a chunk that
+//! both find near the top beats one that only one finds first.
+
+use std::collections::HashMap;
+
+use docket_core::{
+    ChunkRow, ChunkSearchParams, ChunkTextSearchParams, ChunkVectorPageParams, DocumentStore,
+    Driver,
+};
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::{Pipeline, PipelineError};
+
+/// How a search ranks.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SearchMode {
+    /// Vector and text rankings fused (Reciprocal Rank Fusion).
+    #[default]
+    Hybrid,
+    /// Cosine similarity of the running embedder's vectors.
+    Vector,
+    /// Full-text relevance of the query's words.
+    Text,
+}
+
+/// The constant of Reciprocal Rank Fusion: how much the top ranks dominate.
+pub const RRF_K: f32 = 60.0;
+
+/// One search result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchHit {
+    /// The score the hits are ordered by: cosine similarity (−1 to 1) in vector mode, the
+    /// backend's text relevance in text mode, the fused score in hybrid mode.
+    pub score: f32,
+    /// The chunk.
+    pub chunk: ChunkRow,
+    /// Cosine similarity to the query, when the vector ranking found the chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_score: Option<f32>,
+    /// Its rank there (1 = best).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub vector_rank: Option<usize>,
+    /// Text relevance, when the text ranking found the chunk.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_score: Option<f32>,
+    /// Its rank there (1 = best).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub text_rank: Option<usize>,
+}
+
+/// A ranked list of `(score, chunk id)`, best first.
+type Ranked = Vec<(f32, i64)>;
+
+impl<D: Driver> Pipeline<D> {
+    /// The `k` chunks most similar to `query` (cosine), among completed documents — all of
+    /// them, or those in `document_ids` — whose vectors the running embedder made: vectors of
+    /// another embedder are never ranked against its own ([`Pipeline::embedder_report`] says
+    /// how many documents that leaves out). [`Pipeline::search_mode`] with
+    /// [`SearchMode::Vector`].
+    pub async fn search(
+        &self,
+        query: &str,
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+    ) -> Result<Vec<SearchHit>, PipelineError> {
+        self.search_mode(query, k, document_ids, SearchMode::Vector)
+            .await
+    }
+
+    /// The `k` best chunks for `query` by `mode`; see the [module docs](self).
+    pub async fn search_mode(
+        &self,
+        query: &str,
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+        mode: SearchMode,
+    ) -> Result<Vec<SearchHit>, PipelineError> {
+        if k == 0 {
+            return Ok(Vec::new());
+        }
+        let depth = match mode {
+            SearchMode::Hybrid => (2 * k).clamp(50, 1000),
+            _ => k,
+        };
+        let vector = if mode == SearchMode::Text {
+            Vec::new()
+        } else {
+            self.vector_ranking(query, depth, document_ids.clone())
+                .await?
+        };
+        let text = if mode == SearchMode::Vector {
+            Vec::new()
+        } else {
+            self.text_ranking(query, depth, document_ids).await?
+        };
+        let fused: Ranked = match mode {
+            SearchMode::Vector => vector.clone(),
+            SearchMode::Text => text.clone(),
+            SearchMode::Hybrid => fuse(&[&vector, &text]),
+        };
+        let fused: Ranked = fused.into_iter().take(k).collect();
+        let ids: Vec<i64> = fused.iter().map(|(_, id)| *id).collect();
+        let rows = {
+            let mut c = self.inner.driver.conn().await?;
+            c.chunk_get_many(&ids).await?
+        };
+        let rows: HashMap<i64, ChunkRow> = rows.into_iter().map(|r| (r.id, r)).collect();
+        let position = |list: &Ranked, id: i64| {
+            list.iter()
+                .position(|(_, i)| *i == id)
+                .map(|at| (list[at].0, at + 1))
+        };
+        Ok(fused
+            .into_iter()
+            .filter_map(|(score, id)| {
+                let chunk = rows.get(&id)?.clone();
+                let v = position(&vector, id);
+                let t = position(&text, id);
+                Some(SearchHit {
+                    score,
+                    chunk,
+                    vector_score: v.map(|(s, _)| s),
+                    vector_rank: v.map(|(_, r)| r),
+                    text_score: t.map(|(s, _)| s),
+                    text_rank: t.map(|(_, r)| r),
+                })
+            })
+            .collect())
+    }
+
+    /// The best `k` chunks by cosine similarity to the query's vector.
+    async fn vector_ranking(
+        &self,
+        query: &str,
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+    ) -> Result<Ranked, PipelineError> {
+        let q = self
+            .inner
+            .embedder
+            .embed(&[query.to_owned()])
+            .await?
+            .pop()
+            .unwrap_or_default();
+        let fingerprint = self.inner.embedder.identity().fingerprint.clone();
+        let indexed = {
+            let mut c = self.inner.driver.conn().await?;
+            c.chunk_search(&ChunkSearchParams {
+                query: q.clone(),
+                k: k as i64,
+                document_ids: document_ids.clone(),
+                embedder_fingerprint: Some(fingerprint.clone()),
+            })
+            .await?
+        };
+        Ok(match indexed {
+            Some(hits) => hits.into_iter().map(|h| (h.score, h.id)).collect(),
+            None => self.scan(&q, k, document_ids, fingerprint).await?,
+        })
+    }
+
+    /// The best `k` chunks by the database's text relevance.
+    async fn text_ranking(
+        &self,
+        query: &str,
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+    ) -> Result<Ranked, PipelineError> {
+        let mut c = self.inner.driver.conn().await?;
+        Ok(c.chunk_text_search(&ChunkTextSearchParams {
+            query: query.to_owned(),
+            k: k as i64,
+            document_ids,
+        })
+        .await?
+        .into_iter()
+        .map(|h| (h.score, h.id))
+        .collect())
+    }
+
+    /// The portable vector search: every stored vector of the running embedder, in pages,
+    /// keeping the best `k`.
+    async fn scan(
+        &self,
+        q: &[f32],
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+        fingerprint: String,
+    ) -> Result<Ranked, PipelineError> {
+        let mut best: Ranked = Vec::with_capacity(k + 1);
+        let mut after_id = 0;
+        loop {
+            let page = {
+                let mut c = self.inner.driver.conn().await?;
+                c.chunk_vectors_page(&ChunkVectorPageParams {
+                    document_ids: document_ids.clone(),
+                    embedder_fingerprint: Some(fingerprint.clone()),
+                    after_id,
+                    limit: 2048,
+                })
+                .await?
+            };
+            let Some(last) = page.last() else { break };
+            after_id = last.id;
+            for v in &page {
+                if v.embedding.len() != q.len() {
+                    continue; // cannot happen under one fingerprint; never rank it
+                }
+                let score: f32 = v.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
+                if best.len() < k || score > best[best.len() - 1].0 {
+                    let at = best.partition_point(|(s, _)| *s >= score);
+                    best.insert(at, (score, v.id));
+                    best.truncate(k);
+                }
+            }
+        }
+        Ok(best)
+    }
+}
+
+/// Reciprocal Rank Fusion of ranked lists: `Σ 1 / (RRF_K + rank)`, best first (ties by chunk
+/// id, so the order is stable).
+pub fn fuse(lists: &[&Ranked]) -> Ranked {
+    let mut scores: HashMap<i64, f32> = HashMap::new();
+    for list in lists {
+        for (at, (_, id)) in list.iter().enumerate() {
+            *scores.entry(*id).or_default() += 1.0 / (RRF_K + (at + 1) as f32);
+        }
+    }
+    let mut fused: Ranked = scores.into_iter().map(|(id, s)| (s, id)).collect();
+    fused.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+    fused
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fusion_rewards_agreement_and_keeps_every_chunk() {
+        let vector: Ranked = vec![(0.9, 1), (0.8, 2), (0.7, 3)];
+        let text: Ranked = vec![(12.0, 3), (11.0, 4), (10.0, 2)];
+        let fused = fuse(&[&vector, &text]);
+        let ids: Vec<i64> = fused.iter().map(|(_, id)| *id).collect();
+        // 3: 1/63 + 1/61; 2: 1/62 + 1/63; 1: 1/61; 4: 1/62.
+        assert_eq!(ids, vec![3, 2, 1, 4]);
+        let expected = 1.0 / 63.0 + 1.0 / 61.0;
+        assert!((fused[0].0 - expected).abs() < 1e-6, "{fused:?}");
+        assert_eq!(
+            fuse(&[&vector, &Vec::new()]).len(),
+            3,
+            "one list alone keeps its order"
+        );
+        assert!(fuse(&[]).is_empty());
+    }
+}
