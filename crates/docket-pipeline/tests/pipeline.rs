@@ -2,7 +2,6 @@
 //! the hashing embedder (the local model is checked against its reference in docket-embed),
 //! a real runtime working the stage jobs.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -20,14 +19,9 @@ use docket_pipeline::notify::{Notifier, NotifyConfig};
 use docket_pipeline::progress::ProgressHub;
 use docket_pipeline::stuck::RepairAction;
 use docket_pipeline::*;
-use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 
-fn corpus(name: &str) -> Bytes {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../docket-parse/tests/corpus")
-        .join(name);
-    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-}
+mod common;
+use common::{corpus, start};
 
 struct Setup<D: Driver> {
     pipeline: Pipeline<D>,
@@ -65,25 +59,6 @@ fn setup<D: Driver>(driver: &D, embedder: Arc<dyn Embedder>, notifier: Notifier)
         pipeline,
         _blobs: dir,
     }
-}
-
-fn start<D: Driver>(p: &Pipeline<D>) -> RuntimeHandle {
-    let mut workers = Workers::new();
-    p.register(&mut workers);
-    Runtime::start(
-        p.driver().clone(),
-        workers,
-        RuntimeConfig {
-            worker_id: Some(format!("test-{}", uuid::Uuid::new_v4().simple())),
-            poll_interval: Duration::from_millis(50),
-            heartbeat_interval: Duration::from_millis(200),
-            shutdown_grace: Duration::from_millis(500),
-            maintenance: None,
-            ..Default::default()
-        },
-        Arc::new(SystemClock),
-    )
-    .unwrap()
 }
 
 async fn doc<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> DocumentRow {

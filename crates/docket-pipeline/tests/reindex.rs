@@ -3,11 +3,9 @@
 //! kept when the chunker is the same, made again from the stored text when not), survives
 //! the death of the process running it, and search answers from the documents already moved.
 
-use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Bytes;
 use docket_conformance::both_backends;
 use docket_conformance::harness::TestDb;
 use docket_core::*;
@@ -20,17 +18,13 @@ use docket_pipeline::notify::Notifier;
 use docket_pipeline::progress::ProgressHub;
 use docket_pipeline::reindex::{EmbedderReport, ReindexArgs};
 use docket_pipeline::*;
+use docket_queue::JobArgs;
 use docket_queue::maintenance::{Rescuer, RescuerConfig};
-use docket_queue::{JobArgs, Runtime, RuntimeConfig, RuntimeHandle, Workers};
+
+mod common;
+use common::{corpus, start};
 
 const FILES: [&str; 3] = ["guide.md", "page.html", "notes.txt"];
-
-fn corpus(name: &str) -> Bytes {
-    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../docket-parse/tests/corpus")
-        .join(name);
-    Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
-}
 
 /// A pipeline over `driver` with `embedder`; the blob folder is shared by every pipeline of
 /// a test, as processes of one deployment share their storage.
@@ -67,25 +61,6 @@ fn hashing(max_tokens: usize) -> Arc<dyn Embedder> {
         dimensions: 384,
         max_tokens,
     }))
-}
-
-fn start<D: Driver>(p: &Pipeline<D>) -> RuntimeHandle {
-    let mut workers = Workers::new();
-    p.register(&mut workers);
-    Runtime::start(
-        p.driver().clone(),
-        workers,
-        RuntimeConfig {
-            worker_id: Some(format!("test-{}", uuid::Uuid::new_v4().simple())),
-            poll_interval: Duration::from_millis(50),
-            heartbeat_interval: Duration::from_millis(200),
-            shutdown_grace: Duration::from_millis(500),
-            maintenance: None,
-            ..Default::default()
-        },
-        Arc::new(SystemClock),
-    )
-    .unwrap()
 }
 
 async fn doc<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> DocumentRow {
@@ -161,6 +136,47 @@ async fn hit_documents<D: Driver>(p: &Pipeline<D>, query: &str) -> Vec<uuid::Uui
     ids.sort();
     ids.dedup();
     ids
+}
+
+/// The chunks of a document's active generation.
+async fn active_chunks<D: Driver>(p: &Pipeline<D>, id: uuid::Uuid) -> Vec<ChunkRow> {
+    let mut c = p.driver().conn().await.unwrap();
+    c.chunk_list(ChunkListParams {
+        document_id: id,
+        generation: None,
+        limit: 1000,
+        offset: 0,
+    })
+    .await
+    .unwrap()
+}
+
+/// What the leader and an operator do after a process died: the rescuer hands its running
+/// jobs on, and every waiting job is run now (instead of after its backoff). Returns the
+/// rescued jobs.
+async fn hand_on_and_run_now<D: Driver>(p: &Pipeline<D>) -> Vec<i64> {
+    let rescued = Rescuer::new(
+        p.driver().clone(),
+        RescuerConfig::default(),
+        Arc::new(SystemClock),
+    )
+    .unwrap()
+    .run_once()
+    .await
+    .unwrap();
+    docket_queue::admin::run_now(
+        p.driver(),
+        "test",
+        JobRunNowParams {
+            ids: vec![],
+            job_type: None,
+            queue: None,
+            now: None,
+        },
+    )
+    .await
+    .unwrap();
+    rescued.requeued
 }
 
 async fn reindex_jobs<D: Driver>(p: &Pipeline<D>) -> Vec<JobRow> {
@@ -340,17 +356,7 @@ async fn reindex_survives_the_death_of_its_process(db: impl TestDb) {
     let h = start(&before);
     let ids = ingest(&before, &FILES).await;
     h.shutdown().await;
-    let old_chunks = {
-        let mut c = before.driver().conn().await.unwrap();
-        c.chunk_list(ChunkListParams {
-            document_id: ids[0],
-            generation: None,
-            limit: 1000,
-            offset: 0,
-        })
-        .await
-        .unwrap()
-    };
+    let old_chunks = active_chunks(&before, ids[0]).await;
 
     // Another input limit: another fingerprint, the same dimensions, words and chunks.
     let after = pipeline(db.driver(), &blobs, hashing(128));
@@ -394,44 +400,13 @@ async fn reindex_survives_the_death_of_its_process(db: impl TestDb) {
         vec![ids[0]],
         "search answers from the documents already switched"
     );
-    let copied = {
-        let mut c = after.driver().conn().await.unwrap();
-        c.chunk_list(ChunkListParams {
-            document_id: ids[0],
-            generation: None,
-            limit: 1000,
-            offset: 0,
-        })
-        .await
-        .unwrap()
-    };
+    let copied = active_chunks(&after, ids[0]).await;
     let texts = |cs: &[ChunkRow]| cs.iter().map(|c| c.text.clone()).collect::<Vec<_>>();
     assert_eq!(texts(&copied), texts(&old_chunks), "the chunks were copied");
     assert!(copied.iter().all(|c| c.generation == 2 && c.has_embedding));
 
     // The leader finds the dead worker's job and hands it on; an operator runs it now.
-    let rescued = Rescuer::new(
-        after.driver().clone(),
-        RescuerConfig::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap()
-    .run_once()
-    .await
-    .unwrap();
-    assert_eq!(rescued.requeued, vec![started.job_id]);
-    docket_queue::admin::run_now(
-        after.driver(),
-        "test",
-        JobRunNowParams {
-            ids: vec![started.job_id],
-            job_type: None,
-            queue: None,
-            now: None,
-        },
-    )
-    .await
-    .unwrap();
+    assert_eq!(hand_on_and_run_now(&after).await, vec![started.job_id]);
     let report = until_current(&after).await;
     assert_eq!(report.current_documents, 3);
     for id in &ids {
@@ -539,27 +514,7 @@ async fn a_generation_never_mixes_two_embedders(db: impl TestDb) {
         })),
     );
     // Whatever state the embed job was left in, the leader hands it on and it runs now.
-    Rescuer::new(
-        after.driver().clone(),
-        RescuerConfig::default(),
-        Arc::new(SystemClock),
-    )
-    .unwrap()
-    .run_once()
-    .await
-    .unwrap();
-    docket_queue::admin::run_now(
-        after.driver(),
-        "test",
-        JobRunNowParams {
-            ids: vec![],
-            job_type: None,
-            queue: None,
-            now: None,
-        },
-    )
-    .await
-    .unwrap();
+    hand_on_and_run_now(&after).await;
     let h = start(&after);
     let d = wait_for(&after, id, "completes", |d| d.status.is_terminal()).await;
     assert_eq!(d.status, DocumentStatus::Completed, "{:?}", d.error);

@@ -409,14 +409,7 @@ where
         if p.limit == 0 {
             return Ok(Vec::new());
         }
-        let ids = p
-            .document_ids
-            .as_ref()
-            .map(|ids| {
-                let ids: Vec<String> = ids.iter().copied().map(uuid_text).collect();
-                json_text!(&ids)
-            })
-            .transpose()?;
+        let ids = ids_json(p.document_ids.as_deref())?;
         let rows = sqlx::query(sql!("chunk_vectors_page"))
             .bind(ids)
             .bind(p.after_id)
@@ -448,14 +441,7 @@ where
         }
         // Each word quoted: FTS5 reads it as a plain term, never as an operator.
         let query: Vec<String> = terms.iter().map(|t| format!("\"{t}\"")).collect();
-        let ids = p
-            .document_ids
-            .as_ref()
-            .map(|ids| {
-                let ids: Vec<String> = ids.iter().copied().map(uuid_text).collect();
-                json_text!(&ids)
-            })
-            .transpose()?;
+        let ids = ids_json(p.document_ids.as_deref())?;
         let rows: Vec<(i64, String, f64)> = sqlx::query_as(sql!("chunk_text_search"))
             .bind(query.join(" OR "))
             .bind(ids)
@@ -502,6 +488,16 @@ fn split_timing(t: &Option<(String, i64)>) -> (Option<&str>, Option<i64>) {
 
 /// Deletes the texts and chunks of every generation of document `id` but `keep` (all of them
 /// when `keep` is `None`).
+/// A document filter as SQLite's statements take it: a JSON array of ids, or NULL for every
+/// document.
+fn ids_json(ids: Option<&[Uuid]>) -> Result<Option<String>> {
+    ids.map(|ids| {
+        let ids: Vec<String> = ids.iter().copied().map(uuid_text).collect();
+        json_text!(&ids)
+    })
+    .transpose()
+}
+
 async fn drop_other_generations(
     conn: &mut SqliteConnection,
     id: &str,

@@ -76,6 +76,12 @@ use serde::{Deserialize, Serialize};
 
 use crate::{BoxFuture, EmbedError, Embedder, l2_normalize};
 
+mod breaker;
+mod limiter;
+
+use breaker::{Breaker, TrialGuard};
+use limiter::Limiter;
+
 /// The longest `429` wait spent inside a call; longer ones become [`EmbedError::Unavailable`].
 const MAX_INLINE_RATE_LIMIT_WAIT: Duration = Duration::from_secs(5);
 /// First retry backoff; doubles per retry.
@@ -892,175 +898,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-/// Paces requests (GCRA without burst) and holds them back after a `429`.
-struct Limiter {
-    request_interval: Option<Duration>,
-    token_interval: Option<Duration>,
-    next_request: Instant,
-    next_token: Instant,
-    blocked_until: Option<Instant>,
-}
-
-impl Limiter {
-    fn new(rpm: Option<u32>, tpm: Option<u32>, now: Instant) -> Self {
-        let per = |n: u32| Duration::from_secs(60) / n;
-        Limiter {
-            request_interval: rpm.map(per),
-            token_interval: tpm.map(|n| Duration::from_secs_f64(60.0 / f64::from(n))),
-            next_request: now,
-            next_token: now,
-            blocked_until: None,
-        }
-    }
-
-    /// Reserves a slot for a request of `tokens`: `Ok(wait before sending)`, or
-    /// `Err(remaining)` when a `429` asked for a longer rest than is worth waiting in a call.
-    fn reserve(&mut self, tokens: usize, now: Instant) -> Result<Duration, Duration> {
-        if let Some(blocked) = self.blocked_for(now)
-            && blocked > MAX_INLINE_RATE_LIMIT_WAIT
-        {
-            return Err(blocked);
-        }
-        let mut start = now.max(self.blocked_until.unwrap_or(now));
-        if let Some(interval) = self.request_interval {
-            start = start.max(self.next_request);
-            self.next_request = start + interval;
-        }
-        if let Some(interval) = self.token_interval {
-            start = start.max(self.next_token);
-            self.next_token = start + interval.mul_f64(tokens as f64);
-        }
-        Ok(start.saturating_duration_since(now))
-    }
-
-    fn block_until(&mut self, until: Instant) {
-        self.blocked_until = Some(self.blocked_until.map_or(until, |b| b.max(until)));
-    }
-
-    fn blocked_for(&self, now: Instant) -> Option<Duration> {
-        self.blocked_until.filter(|&b| b > now).map(|b| b - now)
-    }
-}
-
-#[derive(Debug, Clone, Copy)]
-enum BreakerInner {
-    Closed { failures: u32 },
-    Open { until: Instant },
-    HalfOpen,
-}
-
-struct Breaker {
-    inner: BreakerInner,
-    threshold: u32,
-    cooldown: Duration,
-}
-
-impl Breaker {
-    fn new(threshold: u32, cooldown: Duration) -> Self {
-        Breaker {
-            inner: BreakerInner::Closed { failures: 0 },
-            threshold,
-            cooldown,
-        }
-    }
-
-    /// How long callers should wait while a half-open trial is in flight.
-    fn trial_wait(&self) -> Duration {
-        self.cooldown
-            .clamp(Duration::from_millis(10), Duration::from_secs(1))
-    }
-
-    fn state(&self, now: Instant) -> BreakerState {
-        match self.inner {
-            BreakerInner::Closed { .. } => BreakerState::Closed,
-            BreakerInner::Open { until } if now < until => BreakerState::Open,
-            BreakerInner::Open { .. } | BreakerInner::HalfOpen => BreakerState::HalfOpen,
-        }
-    }
-
-    fn ready(&self, now: Instant) -> Result<(), Duration> {
-        match self.inner {
-            BreakerInner::Closed { .. } => Ok(()),
-            BreakerInner::Open { until } if now < until => Err(until - now),
-            BreakerInner::Open { .. } => Ok(()),
-            BreakerInner::HalfOpen => Err(self.trial_wait()),
-        }
-    }
-
-    /// `Ok(is_trial)` to let a call through, `Err(wait)` to refuse it.
-    fn admit(&mut self, now: Instant) -> Result<bool, Duration> {
-        match self.inner {
-            BreakerInner::Closed { .. } => Ok(false),
-            BreakerInner::Open { until } if now < until => Err(until - now),
-            BreakerInner::Open { .. } => {
-                self.inner = BreakerInner::HalfOpen;
-                Ok(true)
-            }
-            BreakerInner::HalfOpen => Err(self.trial_wait()),
-        }
-    }
-
-    /// Records a finished call; true when this opened the breaker.
-    fn record(&mut self, is_trial: bool, failed: bool, now: Instant) -> bool {
-        if !failed {
-            self.inner = BreakerInner::Closed { failures: 0 };
-            return false;
-        }
-        match self.inner {
-            BreakerInner::Closed { failures } => {
-                let failures = failures.saturating_add(1);
-                if self.threshold > 0 && failures >= self.threshold {
-                    self.inner = BreakerInner::Open {
-                        until: now + self.cooldown,
-                    };
-                    true
-                } else {
-                    self.inner = BreakerInner::Closed { failures };
-                    false
-                }
-            }
-            BreakerInner::HalfOpen if is_trial => {
-                self.inner = BreakerInner::Open {
-                    until: now + self.cooldown,
-                };
-                true
-            }
-            // A call that started before the breaker opened, or while another call is the
-            // trial: the state already reflects the failures.
-            BreakerInner::Open { .. } | BreakerInner::HalfOpen => false,
-        }
-    }
-
-    /// A trial call that ended without a result (its future was dropped): let the next call
-    /// be the trial.
-    fn abandon_trial(&mut self, now: Instant) {
-        if let BreakerInner::HalfOpen = self.inner {
-            self.inner = BreakerInner::Open { until: now };
-        }
-    }
-}
-
-/// Hands the half-open trial back if a trial call is dropped before it records its outcome.
-struct TrialGuard<'a> {
-    breaker: &'a Mutex<Breaker>,
-    is_trial: bool,
-    done: bool,
-}
-
-impl TrialGuard<'_> {
-    fn finish(mut self) {
-        self.done = true;
-    }
-}
-
-impl Drop for TrialGuard<'_> {
-    fn drop(&mut self) {
-        if self.is_trial && !self.done {
-            lock(self.breaker).abandon_trial(Instant::now());
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1122,67 +959,6 @@ mod tests {
             error_message("x".repeat(600).as_bytes()).chars().count(),
             MAX_ERROR_BODY_CHARS + 1
         );
-    }
-
-    #[test]
-    fn limiter_spaces_requests_and_tokens() {
-        let t0 = Instant::now();
-        let mut l = Limiter::new(Some(120), None, t0);
-        assert_eq!(l.reserve(10, t0), Ok(Duration::ZERO));
-        assert_eq!(l.reserve(10, t0), Ok(Duration::from_millis(500)));
-        assert_eq!(l.reserve(10, t0), Ok(Duration::from_millis(1000)));
-
-        let mut l = Limiter::new(None, Some(600), t0);
-        assert_eq!(l.reserve(5, t0), Ok(Duration::ZERO));
-        let w = l.reserve(5, t0).unwrap();
-        assert!(
-            w.abs_diff(Duration::from_millis(500)) < Duration::from_millis(1),
-            "{w:?}"
-        );
-
-        let mut l = Limiter::new(None, None, t0);
-        l.block_until(t0 + Duration::from_secs(2));
-        assert_eq!(l.reserve(1, t0), Ok(Duration::from_secs(2)));
-        l.block_until(t0 + Duration::from_secs(60));
-        assert_eq!(l.reserve(1, t0), Err(Duration::from_secs(60)));
-    }
-
-    #[test]
-    fn breaker_opens_half_opens_and_closes() {
-        let t0 = Instant::now();
-        let cooldown = Duration::from_secs(10);
-        let mut b = Breaker::new(2, cooldown);
-        assert_eq!(b.admit(t0), Ok(false));
-        assert!(!b.record(false, true, t0));
-        assert_eq!(b.state(t0), BreakerState::Closed);
-        assert!(b.record(false, true, t0));
-        assert_eq!(b.state(t0), BreakerState::Open);
-        assert_eq!(b.ready(t0), Err(cooldown));
-        assert_eq!(
-            b.admit(t0 + Duration::from_secs(1)),
-            Err(Duration::from_secs(9))
-        );
-
-        let t1 = t0 + cooldown;
-        assert_eq!(b.state(t1), BreakerState::HalfOpen);
-        assert_eq!(b.ready(t1), Ok(()));
-        assert_eq!(b.admit(t1), Ok(true));
-        assert!(b.admit(t1).is_err(), "only one trial at a time");
-        assert!(b.record(true, true, t1), "a failed trial reopens");
-        assert_eq!(b.state(t1), BreakerState::Open);
-
-        let t2 = t1 + cooldown;
-        assert_eq!(b.admit(t2), Ok(true));
-        b.abandon_trial(t2);
-        assert_eq!(b.admit(t2), Ok(true), "an abandoned trial is handed on");
-        assert!(!b.record(true, false, t2));
-        assert_eq!(b.state(t2), BreakerState::Closed);
-
-        let mut off = Breaker::new(0, cooldown);
-        for _ in 0..100 {
-            assert!(!off.record(false, true, t0));
-        }
-        assert_eq!(off.state(t0), BreakerState::Closed);
     }
 
     /// An address nothing listens on: connecting fails at once.
