@@ -10,8 +10,8 @@ use bytes::Bytes;
 use docket_conformance::both_backends;
 use docket_conformance::harness::TestDb;
 use docket_core::*;
+use docket_embed::Embedder;
 use docket_embed::hashing::{HashingConfig, HashingEmbedder};
-use docket_embed::{BoxFuture, EmbedError, Embedder};
 use docket_parse::Limits;
 use docket_pipeline::blob::ObjectStoreBlobs;
 use docket_pipeline::config::{ChunkConfig, StagesConfig};
@@ -21,7 +21,7 @@ use docket_pipeline::stuck::RepairAction;
 use docket_pipeline::*;
 
 mod common;
-use common::{corpus, start};
+use common::{Fault, Faulty, corpus, start};
 
 struct Setup<D: Driver> {
     pipeline: Pipeline<D>,
@@ -501,54 +501,15 @@ async fn stuck_documents_are_found_and_repaired(db: impl TestDb) {
     h.shutdown().await;
 }
 
-/// An embedder that is "down" for its first `down` calls.
-struct Flaky {
-    inner: Arc<dyn Embedder>,
-    down: usize,
-    calls: AtomicUsize,
-}
-
-impl Embedder for Flaky {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn identity(&self) -> &docket_embed::EmbedderIdentity {
-        self.inner.identity()
-    }
-    fn dimensions(&self) -> usize {
-        self.inner.dimensions()
-    }
-    fn max_input_tokens(&self) -> usize {
-        self.inner.max_input_tokens()
-    }
-    fn count_tokens(&self, text: &str) -> usize {
-        self.inner.count_tokens(text)
-    }
-    fn batch_size(&self) -> usize {
-        self.inner.batch_size()
-    }
-    fn embed<'a>(
-        &'a self,
-        texts: &'a [String],
-    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
-        if self.calls.fetch_add(1, Ordering::SeqCst) < self.down {
-            return Box::pin(async {
-                Err(EmbedError::Unavailable {
-                    message: "provider down (test)".into(),
-                    retry_after: Duration::from_millis(100),
-                })
-            });
-        }
-        self.inner.embed(texts)
-    }
-}
-
 #[both_backends]
 async fn an_unavailable_provider_holds_jobs_back_without_spending_attempts(db: impl TestDb) {
-    let flaky = Arc::new(Flaky {
-        inner: hashing(),
-        down: 6,
-        calls: AtomicUsize::new(0),
+    // Down for its first six calls.
+    let flaky = Faulty::new(hashing(), |call| {
+        if call < 6 {
+            Fault::Unavailable
+        } else {
+            Fault::Pass
+        }
     });
     let s = setup(db.driver(), flaky.clone(), Notifier::none());
     let p = &s.pipeline;
@@ -557,7 +518,7 @@ async fn an_unavailable_provider_holds_jobs_back_without_spending_attempts(db: i
     let d = finished(p, id).await;
     assert_eq!(d.status, DocumentStatus::Completed, "{:?}", d.error);
     // Six unavailable answers, more than max_attempts (4): none of them was spent.
-    assert!(flaky.calls.load(Ordering::SeqCst) > 6);
+    assert!(flaky.calls() > 6);
     let embed = jobs_of(p, id)
         .await
         .into_iter()

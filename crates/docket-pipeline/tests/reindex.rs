@@ -22,7 +22,7 @@ use docket_queue::JobArgs;
 use docket_queue::maintenance::{Rescuer, RescuerConfig};
 
 mod common;
-use common::{corpus, start};
+use common::{Fault, Faulty, corpus, start};
 
 const FILES: [&str; 3] = ["guide.md", "page.html", "notes.txt"];
 
@@ -420,53 +420,16 @@ async fn reindex_survives_the_death_of_its_process(db: impl TestDb) {
     h.shutdown().await;
 }
 
-/// An embedder that answers its first call and never the next ones: a process that stops
-/// in the middle of a document's embedding.
-struct Stalls {
-    inner: Arc<dyn Embedder>,
-    calls: std::sync::atomic::AtomicUsize,
-}
-
-impl Embedder for Stalls {
-    fn name(&self) -> &str {
-        self.inner.name()
-    }
-    fn identity(&self) -> &docket_embed::EmbedderIdentity {
-        self.inner.identity()
-    }
-    fn dimensions(&self) -> usize {
-        self.inner.dimensions()
-    }
-    fn max_input_tokens(&self) -> usize {
-        self.inner.max_input_tokens()
-    }
-    fn count_tokens(&self, text: &str) -> usize {
-        self.inner.count_tokens(text)
-    }
-    fn batch_size(&self) -> usize {
-        self.inner.batch_size()
-    }
-    fn embed<'a>(
-        &'a self,
-        texts: &'a [String],
-    ) -> docket_embed::BoxFuture<'a, Result<Vec<Vec<f32>>, docket_embed::EmbedError>> {
-        if self.calls.fetch_add(1, std::sync::atomic::Ordering::SeqCst) == 0 {
-            self.inner.embed(texts)
-        } else {
-            Box::pin(std::future::pending())
-        }
-    }
-}
-
 /// A document half embedded by one embedder when its process stops, finished by a process
 /// with another: the first one's vectors are made again, so a generation never mixes two
 /// embedders, and every stored vector is the new embedder's vector of its chunk.
 #[both_backends]
 async fn a_generation_never_mixes_two_embedders(db: impl TestDb) {
     let blobs = tempfile::tempdir().unwrap();
-    let stalls = Arc::new(Stalls {
-        inner: hashing(256),
-        calls: Default::default(),
+    // Answers its first call and never the next ones: a process that stops in the middle of
+    // a document's embedding.
+    let stalls = Faulty::new(hashing(256), |call| {
+        if call == 0 { Fault::Pass } else { Fault::Stall }
     });
     let before = pipeline(db.driver(), &blobs, stalls.clone());
     let h = start(&before);

@@ -7,8 +7,11 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use bytes::Bytes;
 use docket_core::{Driver, SystemClock};
+use docket_embed::{BoxFuture, EmbedError, Embedder, EmbedderIdentity};
 use docket_pipeline::Pipeline;
 use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 
@@ -38,4 +41,73 @@ pub fn start<D: Driver>(p: &Pipeline<D>) -> RuntimeHandle {
         Arc::new(SystemClock),
     )
     .unwrap()
+}
+
+/// What a [`Faulty`] embedder does with one call.
+pub enum Fault {
+    /// Answers as the wrapped embedder does.
+    Pass,
+    /// Says the provider is down (retry in 100 ms).
+    Unavailable,
+    /// Never answers: a process stuck in the middle of embedding.
+    Stall,
+}
+
+/// Fault injection: an embedder that is another one, except for the calls `fault` picks by
+/// their number (from 0).
+pub struct Faulty {
+    pub inner: Arc<dyn Embedder>,
+    pub calls: AtomicUsize,
+    pub fault: fn(usize) -> Fault,
+}
+
+impl Faulty {
+    pub fn new(inner: Arc<dyn Embedder>, fault: fn(usize) -> Fault) -> Arc<Self> {
+        Arc::new(Faulty {
+            inner,
+            calls: AtomicUsize::new(0),
+            fault,
+        })
+    }
+
+    /// How many calls it has had.
+    pub fn calls(&self) -> usize {
+        self.calls.load(Ordering::SeqCst)
+    }
+}
+
+impl Embedder for Faulty {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn identity(&self) -> &EmbedderIdentity {
+        self.inner.identity()
+    }
+    fn dimensions(&self) -> usize {
+        self.inner.dimensions()
+    }
+    fn max_input_tokens(&self) -> usize {
+        self.inner.max_input_tokens()
+    }
+    fn count_tokens(&self, text: &str) -> usize {
+        self.inner.count_tokens(text)
+    }
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+        match (self.fault)(self.calls.fetch_add(1, Ordering::SeqCst)) {
+            Fault::Pass => self.inner.embed(texts),
+            Fault::Unavailable => Box::pin(async {
+                Err(EmbedError::Unavailable {
+                    message: "provider down (test)".into(),
+                    retry_after: Duration::from_millis(100),
+                })
+            }),
+            Fault::Stall => Box::pin(std::future::pending()),
+        }
+    }
 }
