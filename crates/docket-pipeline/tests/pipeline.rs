@@ -12,11 +12,7 @@ use docket_conformance::harness::TestDb;
 use docket_core::*;
 use docket_embed::Embedder;
 use docket_embed::hashing::{HashingConfig, HashingEmbedder};
-use docket_parse::Limits;
-use docket_pipeline::blob::ObjectStoreBlobs;
-use docket_pipeline::config::{ChunkConfig, StagesConfig};
 use docket_pipeline::notify::{Notifier, NotifyConfig};
-use docket_pipeline::progress::ProgressHub;
 use docket_pipeline::stuck::RepairAction;
 use docket_pipeline::*;
 
@@ -34,27 +30,7 @@ fn hashing() -> Arc<dyn Embedder> {
 
 fn setup<D: Driver>(driver: &D, embedder: Arc<dyn Embedder>, notifier: Notifier) -> Setup<D> {
     let dir = tempfile::tempdir().unwrap();
-    let pipeline = Pipeline::new(PipelineParts {
-        driver: driver.clone(),
-        blobs: Arc::new(ObjectStoreBlobs::local(dir.path()).unwrap()),
-        embedder,
-        parse: ParseSettings {
-            limits: Limits::default(),
-            isolation: None,
-        },
-        chunk: ChunkConfig {
-            max_tokens: 64,
-            overlap_tokens: 8,
-        },
-        stages: StagesConfig {
-            embed_page: 4,
-            ..StagesConfig::default()
-        },
-        max_file_bytes: 1024 * 1024,
-        notifier,
-        progress: ProgressHub::default(),
-    })
-    .unwrap();
+    let pipeline = common::pipeline(driver, dir.path(), embedder, notifier);
     Setup {
         pipeline,
         _blobs: dir,

@@ -11,11 +11,8 @@ use docket_conformance::harness::TestDb;
 use docket_core::*;
 use docket_embed::Embedder;
 use docket_embed::hashing::{HashingConfig, HashingEmbedder};
-use docket_parse::Limits;
-use docket_pipeline::blob::ObjectStoreBlobs;
-use docket_pipeline::config::{ChunkConfig, StagesConfig};
+use docket_pipeline::config::StagesConfig;
 use docket_pipeline::notify::Notifier;
-use docket_pipeline::progress::ProgressHub;
 use docket_pipeline::reindex::{EmbedderReport, ReindexArgs};
 use docket_pipeline::*;
 use docket_queue::JobArgs;
@@ -33,27 +30,7 @@ fn pipeline<D: Driver>(
     blobs: &tempfile::TempDir,
     embedder: Arc<dyn Embedder>,
 ) -> Pipeline<D> {
-    Pipeline::new(PipelineParts {
-        driver: driver.clone(),
-        blobs: Arc::new(ObjectStoreBlobs::local(blobs.path()).unwrap()),
-        embedder,
-        parse: ParseSettings {
-            limits: Limits::default(),
-            isolation: None,
-        },
-        chunk: ChunkConfig {
-            max_tokens: 64,
-            overlap_tokens: 8,
-        },
-        stages: StagesConfig {
-            embed_page: 4,
-            ..StagesConfig::default()
-        },
-        max_file_bytes: 1024 * 1024,
-        notifier: Notifier::none(),
-        progress: ProgressHub::default(),
-    })
-    .unwrap()
+    common::pipeline(driver, blobs.path(), embedder, Notifier::none())
 }
 
 fn hashing(max_tokens: usize) -> Arc<dyn Embedder> {

@@ -12,7 +12,12 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use bytes::Bytes;
 use docket_core::{Driver, SystemClock};
 use docket_embed::{BoxFuture, EmbedError, Embedder, EmbedderIdentity};
-use docket_pipeline::Pipeline;
+use docket_parse::Limits;
+use docket_pipeline::blob::ObjectStoreBlobs;
+use docket_pipeline::config::{ChunkConfig, StagesConfig};
+use docket_pipeline::notify::Notifier;
+use docket_pipeline::progress::ProgressHub;
+use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
 use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 
 /// A file of the parse corpus.
@@ -21,6 +26,38 @@ pub fn corpus(name: &str) -> Bytes {
         .join("../docket-parse/tests/corpus")
         .join(name);
     Bytes::from(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// A pipeline over `driver` with `embedder`, originals in `blobs` (processes of one
+/// deployment share it), small chunks (64 tokens, 8 overlapping), 4 chunks per embedding page,
+/// files up to 1 MiB.
+pub fn pipeline<D: Driver>(
+    driver: &D,
+    blobs: &std::path::Path,
+    embedder: Arc<dyn Embedder>,
+    notifier: Notifier,
+) -> Pipeline<D> {
+    Pipeline::new(PipelineParts {
+        driver: driver.clone(),
+        blobs: Arc::new(ObjectStoreBlobs::local(blobs).unwrap()),
+        embedder,
+        parse: ParseSettings {
+            limits: Limits::default(),
+            isolation: None,
+        },
+        chunk: ChunkConfig {
+            max_tokens: 64,
+            overlap_tokens: 8,
+        },
+        stages: StagesConfig {
+            embed_page: 4,
+            ..StagesConfig::default()
+        },
+        max_file_bytes: 1024 * 1024,
+        notifier,
+        progress: ProgressHub::default(),
+    })
+    .unwrap()
 }
 
 /// A runtime working `p`'s stage jobs: quick polls and heartbeats, no maintenance.
