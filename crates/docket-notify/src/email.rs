@@ -192,6 +192,8 @@ impl Mailer {
                 self.from.email.domain()
             )))
             .date_now()
+            // RFC 2045: a MIME body (quoted-printable, a charset) needs `MIME-Version`.
+            .header(lettre::message::header::MIME_VERSION_1_0)
             .header(ContentType::TEXT_PLAIN);
         for to in &self.to {
             builder = builder.to(to.clone());

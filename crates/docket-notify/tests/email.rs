@@ -150,6 +150,8 @@ async fn sends_plain_text_email() {
         to.contains("ops@example.com") && to.contains("Second Person <second@example.org>"),
         "{to}"
     );
+    // RFC 2045: without it, strict readers may show a quoted-printable body raw.
+    assert_eq!(m["mime_version"], "1.0");
     assert_eq!(m["content_type"], "text/plain");
     assert_eq!(m["charset"], "utf-8");
     // SMTP transfer may add a final line break; compare without it.

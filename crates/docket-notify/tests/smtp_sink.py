@@ -57,6 +57,7 @@ class Sink:
             "to": str(msg["to"]),
             "date": str(msg["date"]),
             "message_id": str(msg["message-id"]),
+            "mime_version": msg["mime-version"] and str(msg["mime-version"]),
             "content_type": msg.get_content_type(),
             "charset": msg.get_content_charset(),
             "body": msg.get_content(),
