@@ -710,6 +710,54 @@ impl ChunkTextSearchParams {
     }
 }
 
+/// Searchable documents (with an active generation) by file name and metadata
+/// ([`crate::DocumentStore::document_filter`]): the ids search is then restricted to.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DocumentFilterParams {
+    /// Only documents whose file name contains this (case-insensitive for ASCII letters).
+    pub filename_contains: Option<String>,
+    /// Only documents whose metadata contains this object ([`json_contains`]).
+    pub metadata: Option<serde_json::Value>,
+}
+
+impl DocumentFilterParams {
+    /// `metadata` must be an object; an empty `filename_contains` is refused.
+    pub fn validate(&self) -> Result<()> {
+        if let Some(m) = &self.metadata
+            && !m.is_object()
+        {
+            return Err(Error::Invalid(
+                "the metadata filter must be a JSON object".into(),
+            ));
+        }
+        if self.filename_contains.as_deref() == Some("") {
+            return Err(Error::Invalid(
+                "the file name filter must not be empty".into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// Whether `doc` contains `filter`, as PostgreSQL's `jsonb @>` decides: an object contains
+/// another when each of the other's keys is present with a contained value; an array
+/// contains another when each of the other's elements is contained in one of its own;
+/// scalars must be equal (numbers by value: `1` is `1.0`). (PostgreSQL's exception for a
+/// scalar inside a top-level array does not arise: filters are objects.)
+pub fn json_contains(doc: &serde_json::Value, filter: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (doc, filter) {
+        (Value::Object(d), Value::Object(f)) => f
+            .iter()
+            .all(|(k, fv)| d.get(k).is_some_and(|dv| json_contains(dv, fv))),
+        (Value::Array(d), Value::Array(f)) => {
+            f.iter().all(|fv| d.iter().any(|dv| json_contains(dv, fv)))
+        }
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (d, f) => d == f,
+    }
+}
+
 /// The most words [`text_terms`] keeps.
 pub const TEXT_TERMS_MAX: usize = 32;
 
@@ -872,6 +920,28 @@ mod tests {
         assert_eq!(bits(&back), bits(&v));
         assert!(decode_vector(&[]).unwrap().is_empty());
         assert!(matches!(decode_vector(&[1, 2, 3]), Err(Error::Decode(_))));
+    }
+
+    #[test]
+    fn json_containment_is_jsonb_containment() {
+        use serde_json::json;
+        let doc = json!({"team": "ops", "n": 1, "tags": ["a", "b"], "deep": {"x": {"y": true}}});
+        for (filter, expected) in [
+            (json!({}), true),
+            (json!({"team": "ops"}), true),
+            (json!({"team": "Ops"}), false),
+            (json!({"n": 1.0}), true),
+            (json!({"n": "1"}), false),
+            (json!({"tags": ["b"]}), true),
+            (json!({"tags": ["b", "c"]}), false),
+            (json!({"tags": "a"}), false),
+            (json!({"tags": [["a"]]}), false),
+            (json!({"deep": {"x": {}}}), true),
+            (json!({"deep": {"x": {"y": false}}}), false),
+            (json!({"missing": null}), false),
+        ] {
+            assert_eq!(json_contains(&doc, &filter), expected, "{filter}");
+        }
     }
 
     #[test]

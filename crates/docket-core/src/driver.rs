@@ -531,6 +531,13 @@ pub trait DocumentStore: Send {
     fn chunk_get_many(&mut self, ids: &[i64])
     -> impl Future<Output = Result<Vec<ChunkRow>>> + Send;
 
+    /// Ids of searchable documents (with an active generation) whose file name and metadata
+    /// match; see [`DocumentFilterParams`]. By id.
+    fn document_filter(
+        &mut self,
+        params: &DocumentFilterParams,
+    ) -> impl Future<Output = Result<Vec<Uuid>>> + Send;
+
     /// Chunks of active generations whose text has any of the query's words, best first; see
     /// [`ChunkTextSearchParams`]. Every backend has a full-text index (SQLite FTS5, PostgreSQL
     /// `tsvector` + GIN), kept in step with chunk writes; scores rank within one answer and

@@ -43,6 +43,10 @@ struct SearchRequest {
     document_ids: Option<Vec<Uuid>>,
     #[serde(default)]
     mode: SearchMode,
+    #[serde(default)]
+    filename: Option<String>,
+    #[serde(default)]
+    metadata: Option<serde_json::Value>,
 }
 
 fn default_k() -> i64 {
@@ -68,8 +72,19 @@ async fn search<D: Driver>(
         )));
     }
     let report = p.embedder_report_cached().await?;
+    if req.metadata.as_ref().is_some_and(|m| !m.is_object()) {
+        return Err(invalid(
+            "metadata must be a JSON object (documents whose metadata contains it)",
+        ));
+    }
+    if req.filename.as_deref().is_some_and(|f| f.is_empty()) {
+        return Err(invalid("filename must not be empty"));
+    }
+    let scope = p
+        .search_scope(req.document_ids, req.filename, req.metadata)
+        .await?;
     let hits = p
-        .search_mode(&req.query, req.k as usize, req.document_ids, req.mode)
+        .search_mode(&req.query, req.k as usize, scope, req.mode)
         .await?;
     // Each hit names its file.
     let mut filenames: std::collections::HashMap<Uuid, Option<String>> = Default::default();

@@ -303,6 +303,33 @@ async fn search_ranks_one_embedder_and_reindex_moves_the_rest(db: impl TestDb) {
         }
     }
 
+    // Filters by file name and metadata.
+    let docs_of = |v: &Value| -> Vec<String> {
+        let mut d: Vec<String> = v["hits"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|h| h["filename"].as_str().unwrap().to_owned())
+            .collect();
+        d.sort();
+        d.dedup();
+        d
+    };
+    let (_, both) = c.search(json!({"query": "the", "k": 50})).await;
+    assert_eq!(docs_of(&both), ["guide.md", "notes.txt"], "{both}");
+    let (_, notes) = c
+        .search(json!({"query": "the", "k": 50, "filename": "NOTES"}))
+        .await;
+    assert_eq!(docs_of(&notes), ["notes.txt"], "{notes}");
+    let (_, all) = c
+        .search(json!({"query": "the", "k": 50, "metadata": {}}))
+        .await;
+    assert_eq!(docs_of(&all), ["guide.md", "notes.txt"], "{all}");
+    let (_, none) = c
+        .search(json!({"query": "the", "k": 50, "metadata": {"team": "ops"}}))
+        .await;
+    assert_eq!(none["hits"], json!([]), "{none}");
+
     // The request's bounds.
     for (body, says) in [
         (
@@ -319,6 +346,14 @@ async fn search_ranks_one_embedder_and_reindex_moves_the_rest(db: impl TestDb) {
         ),
         (json!({"query": "   "}), "query must not be empty"),
         (json!({"query": "x", "mode": "fuzzy"}), "unknown variant"),
+        (
+            json!({"query": "x", "metadata": ["ops"]}),
+            "metadata must be a JSON object",
+        ),
+        (
+            json!({"query": "x", "filename": ""}),
+            "filename must not be empty",
+        ),
         (json!({"query": "x", "filter": {}}), "unknown field"),
     ] {
         let (status, e) = c.search(body.clone()).await;

@@ -18,8 +18,8 @@
 use std::collections::HashMap;
 
 use docket_core::{
-    ChunkRow, ChunkSearchParams, ChunkTextSearchParams, ChunkVectorPageParams, DocumentStore,
-    Driver,
+    ChunkRow, ChunkSearchParams, ChunkTextSearchParams, ChunkVectorPageParams,
+    DocumentFilterParams, DocumentStore, Driver,
 };
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -142,6 +142,32 @@ impl<D: Driver> Pipeline<D> {
                 })
             })
             .collect())
+    }
+
+    /// The documents a search is restricted to: `document_ids` (when given), narrowed to those
+    /// whose file name contains `filename` and whose metadata contains `metadata` (as
+    /// PostgreSQL's `jsonb @>` decides). `None`: every document.
+    pub async fn search_scope(
+        &self,
+        document_ids: Option<Vec<Uuid>>,
+        filename: Option<String>,
+        metadata: Option<serde_json::Value>,
+    ) -> Result<Option<Vec<Uuid>>, PipelineError> {
+        if filename.is_none() && metadata.is_none() {
+            return Ok(document_ids);
+        }
+        let matching = {
+            let mut c = self.inner.driver.conn().await?;
+            c.document_filter(&DocumentFilterParams {
+                filename_contains: filename,
+                metadata,
+            })
+            .await?
+        };
+        Ok(Some(match document_ids {
+            None => matching,
+            Some(ids) => ids.into_iter().filter(|id| matching.contains(id)).collect(),
+        }))
     }
 
     /// The best `k` chunks by cosine similarity to the query's vector.

@@ -421,6 +421,16 @@ where
             .collect()
     }
 
+    async fn document_filter(&mut self, p: &DocumentFilterParams) -> Result<Vec<Uuid>> {
+        p.validate()?;
+        sqlx::query_scalar(include_str!("../queries/document_filter.sql"))
+            .bind(&p.filename_contains)
+            .bind(&p.metadata)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
     async fn chunk_text_search(&mut self, p: &ChunkTextSearchParams) -> Result<Vec<ChunkScore>> {
         p.validate()?;
         let terms = text_terms(&p.query);

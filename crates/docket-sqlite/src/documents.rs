@@ -433,6 +433,30 @@ where
         rows.iter().map(rows::chunk).collect()
     }
 
+    async fn document_filter(&mut self, p: &DocumentFilterParams) -> Result<Vec<Uuid>> {
+        p.validate()?;
+        let rows: Vec<(String, String)> = sqlx::query_as(sql!("document_filter"))
+            .bind(p.filename_contains.as_deref())
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let mut ids = Vec::new();
+        for (id, metadata) in rows {
+            if let Some(filter) = &p.metadata {
+                let metadata: serde_json::Value = serde_json::from_str(&metadata)
+                    .map_err(|e| Error::Decode(format!("bad metadata of {id}: {e}")))?;
+                if !json_contains(&metadata, filter) {
+                    continue;
+                }
+            }
+            ids.push(
+                Uuid::parse_str(&id)
+                    .map_err(|e| Error::Decode(format!("bad document id {id:?}: {e}")))?,
+            );
+        }
+        Ok(ids)
+    }
+
     async fn chunk_text_search(&mut self, p: &ChunkTextSearchParams) -> Result<Vec<ChunkScore>> {
         p.validate()?;
         let terms = text_terms(&p.query);

@@ -56,6 +56,18 @@ fn usage_errors_exit_2() {
     assert!(err.contains("<QUEUE>"), "{err}");
     let (code, err) = run(&["queues", "resume", "default", "--all"]);
     assert_eq!(code, Some(2), "{err}");
+    for (args, says) in [
+        (
+            &["search", "x", "--metadata", "[1]"][..],
+            "expected a JSON object",
+        ),
+        (&["search", "x", "--metadata", "{"][..], "not JSON"),
+        (&["search", "x", "--mode", "fuzzy"][..], "hybrid"),
+    ] {
+        let (code, err) = run(args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
     assert!(
         !dir.path().join("docket.db").exists(),
         "a usage error opened the database"

@@ -2,8 +2,10 @@
 //! document, safe with any query, and in step with chunk writes and deletes.
 
 use docket_core::{
-    ChunkInsert, ChunkTextSearchParams, DocumentReprocessParams, DocumentStore, Executor,
+    ChunkInsert, ChunkTextSearchParams, DocumentFilterParams, DocumentInsertParams,
+    DocumentReprocessParams, DocumentSource, DocumentStore, Executor,
 };
+use serde_json::{Value, json};
 use uuid::Uuid;
 
 use crate::harness::TestDb;
@@ -179,4 +181,126 @@ pub async fn chunk_text_search_ranks_active_chunks<T: TestDb>(db: &T) {
         .await,
         Err(docket_core::Error::Invalid(_))
     ));
+}
+
+/// A searchable document with this file name and metadata.
+async fn named<E: Executor>(
+    c: &mut E,
+    at: chrono::DateTime<chrono::Utc>,
+    filename: Option<&str>,
+    metadata: Value,
+    activated: bool,
+) -> Uuid {
+    let id = Uuid::now_v7();
+    let d = c
+        .document_insert(&DocumentInsertParams {
+            id,
+            source: DocumentSource::Upload,
+            filename: filename.map(str::to_owned),
+            content_type: None,
+            size_bytes: 1,
+            sha256: format!("{:032x}", id.as_u128()).repeat(2),
+            storage_key: format!("originals/{id}"),
+            callback_url: None,
+            metadata,
+            priority: 0,
+            now: Some(at),
+        })
+        .await
+        .unwrap();
+    replace(c, d.id, 1, &chunks(&["some text"])).await;
+    if activated {
+        assert!(
+            c.document_activate(&activate(d.id, 1, 1, at))
+                .await
+                .unwrap()
+        );
+    }
+    d.id
+}
+
+/// `document_filter`: searchable documents whose file name contains the text (either case)
+/// and whose metadata contains the object, as `jsonb @>` decides, on every backend; both
+/// conditions together; documents never activated are not searchable; a metadata filter that
+/// is not an object, or an empty file name, is refused.
+pub async fn document_filter_by_filename_and_metadata<T: TestDb>(db: &T) {
+    let mut c = conn(db).await;
+    let t0 = base_time();
+    let report = named(
+        &mut c,
+        t0,
+        Some("Q3 Report.PDF"),
+        json!({"team": "ops", "year": 2026, "tags": ["finance", "q3"], "owner": {"name": "Ana"}}),
+        true,
+    )
+    .await;
+    let notes = named(
+        &mut c,
+        t0,
+        Some("notes.txt"),
+        json!({"team": "dev", "year": 2026.0}),
+        true,
+    )
+    .await;
+    let nameless = named(&mut c, t0, None, json!({"team": "ops"}), true).await;
+    let _unsearchable = named(
+        &mut c,
+        t0,
+        Some("report-draft.pdf"),
+        json!({"team": "ops"}),
+        false,
+    )
+    .await;
+
+    let filter = |name: Option<&str>, metadata: Option<Value>| DocumentFilterParams {
+        filename_contains: name.map(str::to_owned),
+        metadata,
+    };
+    let mut all = vec![report, notes, nameless];
+    all.sort();
+    for (f, want) in [
+        (filter(None, None), all.clone()),
+        (filter(Some("report"), None), vec![report]),
+        (filter(Some(".pdf"), None), vec![report]),
+        (filter(Some("NOTES"), None), vec![notes]),
+        (filter(None, Some(json!({"team": "ops"}))), {
+            let mut v = vec![report, nameless];
+            v.sort();
+            v
+        }),
+        (filter(None, Some(json!({"year": 2026}))), {
+            let mut v = vec![report, notes];
+            v.sort();
+            v
+        }),
+        (filter(None, Some(json!({"tags": ["q3"]}))), vec![report]),
+        (filter(None, Some(json!({"tags": "q3"}))), vec![]),
+        (
+            filter(None, Some(json!({"owner": {"name": "Ana"}}))),
+            vec![report],
+        ),
+        (
+            filter(None, Some(json!({"owner": {"name": "ana"}}))),
+            vec![],
+        ),
+        (
+            filter(None, Some(json!({"team": "ops", "missing": 1}))),
+            vec![],
+        ),
+        (filter(None, Some(json!({}))), all.clone()),
+        (filter(Some("report"), Some(json!({"team": "dev"}))), vec![]),
+        (filter(Some("o"), Some(json!({"team": "dev"}))), vec![notes]),
+    ] {
+        let got = c.document_filter(&f).await.unwrap();
+        assert_eq!(got, want, "{f:?}");
+    }
+    for bad in [filter(None, Some(json!(["ops"]))), filter(Some(""), None)] {
+        assert!(
+            matches!(
+                c.document_filter(&bad).await,
+                Err(docket_core::Error::Invalid(_))
+            ),
+            "{bad:?}"
+        );
+    }
 }

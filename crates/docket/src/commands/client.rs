@@ -109,6 +109,12 @@ pub struct SearchArgs {
     /// How many chunks to return, 1 to 1000.
     #[arg(short, default_value_t = 10, value_parser = clap::value_parser!(u16).range(1..=1000))]
     k: u16,
+    /// Only documents whose file name contains this (either case).
+    #[arg(long, value_name = "TEXT")]
+    filename: Option<String>,
+    /// Only documents whose metadata contains this JSON object, e.g. '{"team": "ops"}'.
+    #[arg(long, value_name = "JSON", value_parser = parse_metadata)]
+    metadata: Option<Value>,
     /// How to rank: hybrid (meaning and words, fused), vector (meaning) or text (words).
     #[arg(long, default_value = "hybrid", value_parser = ["hybrid", "vector", "text"])]
     mode: String,
@@ -117,6 +123,15 @@ pub struct SearchArgs {
     json: bool,
     #[command(flatten)]
     server: ServerArgs,
+}
+
+/// `--metadata`: a JSON object.
+fn parse_metadata(s: &str) -> Result<Value, String> {
+    match serde_json::from_str::<Value>(s) {
+        Ok(v) if v.is_object() => Ok(v),
+        Ok(_) => Err("expected a JSON object, e.g. '{\"team\": \"ops\"}'".into()),
+        Err(e) => Err(format!("not JSON: {e}")),
+    }
 }
 
 /// Why a client command stopped; each kind has its exit code.
@@ -677,11 +692,13 @@ pub async fn search(config: Config, args: SearchArgs) -> anyhow::Result<ExitCode
 async fn search_for(config: &Config, args: &SearchArgs) -> Result<ExitCode, Failure> {
     let client = Client::new(config, &args.server)?;
     let answer = client
-        .json(
-            client
-                .request(Method::POST, "/v1/search")
-                .json(&json!({ "query": args.query, "k": args.k, "mode": args.mode })),
-        )
+        .json(client.request(Method::POST, "/v1/search").json(&json!({
+            "query": args.query,
+            "k": args.k,
+            "mode": args.mode,
+            "filename": args.filename,
+            "metadata": args.metadata,
+        })))
         .await?;
     if args.json {
         outln!("{}", pretty(&answer))?;
