@@ -268,6 +268,72 @@ mod tests {
     }
 
     #[test]
+    fn chunks_start_and_end_on_sentence_edges_and_overlap_by_whole_sentences() {
+        let text =
+            "Handles are cheap to clone. Each handle refers to the same pool of connections \
+                    and may be shared across tasks without locking. Handles may be used in \
+                    parallel. When the pool is exhausted, callers wait until a connection is \
+                    returned, up to the configured timeout, after which an error is raised. \
+                    Closing the pool closes every handle."
+                .to_owned();
+        let parsed = Parsed {
+            format: Format::Text,
+            sections: vec![],
+            text,
+        };
+        let chunks = chunker(24, 10).chunk(&parsed);
+        check_offsets(&parsed, &chunks);
+        assert!(chunks.len() >= 3, "{chunks:#?}");
+        for (i, c) in chunks.iter().enumerate() {
+            assert!(c.token_count <= 24, "{c:?}");
+            assert!(c.text.chars().next().unwrap().is_uppercase(), "{c:?}");
+            assert!(c.text.ends_with('.'), "{c:?}");
+            if i > 0 {
+                // An overlap, when there is one, is the previous chunk's last whole sentences.
+                let prev = &chunks[i - 1];
+                if c.char_start < prev.char_end {
+                    let shared: String = parsed
+                        .text
+                        .chars()
+                        .skip(c.char_start as usize)
+                        .take((prev.char_end - c.char_start) as usize)
+                        .collect();
+                    assert!(
+                        prev.text.ends_with(&shared) && shared.ends_with('.'),
+                        "{shared:?}"
+                    );
+                }
+            }
+        }
+        assert!(
+            chunks
+                .iter()
+                .any(|c| c.text.starts_with("Handles may be used in parallel.")),
+            "{chunks:#?}"
+        );
+        let all: String = chunks
+            .iter()
+            .map(|c| c.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for word in parsed.text.split_whitespace() {
+            assert!(all.contains(word), "{word} lost");
+        }
+        // A sentence longer than a chunk is split by words; nothing is lost.
+        let long = chunker(8, 2).chunk(&parsed);
+        check_offsets(&parsed, &long);
+        assert!(long.iter().all(|c| c.token_count <= 8));
+        let all: String = long
+            .iter()
+            .map(|c| c.text.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        for word in parsed.text.split_whitespace() {
+            assert!(all.contains(word), "{word} lost");
+        }
+    }
+
+    #[test]
     fn a_heading_alone_joins_the_next_chunk() {
         let text = "# Guide\n\n## Steps\n\n### One\n\nDo the first thing.".to_owned();
         let at = |s: &str| text.find(s).unwrap();
