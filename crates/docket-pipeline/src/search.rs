@@ -121,17 +121,20 @@ impl<D: Driver> Pipeline<D> {
             c.chunk_get_many(&ids).await?
         };
         let rows: HashMap<i64, ChunkRow> = rows.into_iter().map(|r| (r.id, r)).collect();
-        let position = |list: &Ranked, id: i64| {
+        // (score, rank) of each chunk in each list.
+        let ranks = |list: &Ranked| -> HashMap<i64, (f32, usize)> {
             list.iter()
-                .position(|(_, i)| *i == id)
-                .map(|at| (list[at].0, at + 1))
+                .enumerate()
+                .map(|(at, (score, id))| (*id, (*score, at + 1)))
+                .collect()
         };
+        let (in_vector, in_text) = (ranks(&vector), ranks(&text));
         Ok(fused
             .into_iter()
             .filter_map(|(score, id)| {
                 let chunk = rows.get(&id)?.clone();
-                let v = position(&vector, id);
-                let t = position(&text, id);
+                let v = in_vector.get(&id).copied();
+                let t = in_text.get(&id).copied();
                 Some(SearchHit {
                     score,
                     chunk,

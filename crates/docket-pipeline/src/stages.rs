@@ -507,44 +507,33 @@ impl<D: Driver> Pipeline<D> {
                 .map_err(db)?
         };
         let fingerprint = &self.inner.embedder.identity().fingerprint;
-        if doc.generation_embedder.as_ref() != Some(fingerprint) {
-            // This generation's vectors so far (if any) were made by another embedder (the
-            // process restarted with a new one): they go, so that a generation never mixes
-            // two embedders. Recording this one first makes every later vector its own.
+        if done > 0 && doc.generation_embedder.as_ref() != Some(fingerprint) {
+            // This generation's vectors so far were made by another embedder (the process
+            // restarted with a new one): they go, so that a generation never mixes two
+            // embedders. Each page below records this embedder with its vectors.
+            tracing::warn!(document_id = %doc.id, embedded = done, "vectors of another embedder are made again");
             let mut tx = self.inner.driver.begin().await.map_err(db)?;
-            if done > 0 {
-                tracing::warn!(document_id = %doc.id, embedded = done, "vectors of another embedder are made again");
-                let chunks: Vec<ChunkInsert> = tx
-                    .chunk_list(ChunkListParams {
-                        document_id: doc.id,
-                        generation: Some(doc.generation),
-                        limit: i64::MAX,
-                        offset: 0,
-                    })
-                    .await
-                    .map_err(db)?
-                    .into_iter()
-                    .map(ChunkRow::into_insert)
-                    .collect();
-                tx.chunk_replace(ChunkReplaceParams {
+            let chunks: Vec<ChunkInsert> = tx
+                .chunk_list(ChunkListParams {
                     document_id: doc.id,
-                    generation: doc.generation,
-                    chunks: &chunks,
+                    generation: Some(doc.generation),
+                    limit: i64::MAX,
+                    offset: 0,
                 })
                 .await
-                .map_err(db)?;
-                done = 0;
-            }
-            tx.document_set_progress(&DocumentProgressParams {
-                id: doc.id,
+                .map_err(db)?
+                .into_iter()
+                .map(ChunkRow::into_insert)
+                .collect();
+            tx.chunk_replace(ChunkReplaceParams {
+                document_id: doc.id,
                 generation: doc.generation,
-                progress: doc.progress.clamp(0, 100),
-                generation_embedder: Some(fingerprint.clone()),
-                now: None,
+                chunks: &chunks,
             })
             .await
             .map_err(db)?;
             tx.commit().await.map_err(db)?;
+            done = 0;
         }
         let page = self.inner.stages.embed_page.max(1) as i64;
         loop {
@@ -582,7 +571,9 @@ impl<D: Driver> Pipeline<D> {
                 id: doc.id,
                 generation: doc.generation,
                 progress,
-                generation_embedder: None,
+                // In the transaction of the vectors: the marker never claims a vector it did
+                // not see written.
+                generation_embedder: Some(fingerprint.clone()),
                 now: None,
             })
             .await
