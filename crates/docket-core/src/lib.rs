@@ -17,6 +17,7 @@ mod error;
 mod insert;
 mod job;
 mod params;
+mod search;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use document::*;
@@ -27,6 +28,7 @@ pub use error::{Error, Result};
 pub use insert::{JobInsertStatements, insert_jobs};
 pub use job::*;
 pub use params::*;
+pub use search::*;
 
 /// Largest payload, in bytes of JSON, accepted by an enqueue.
 ///
