@@ -52,6 +52,81 @@ pub trait Embedder: Send + Sync + 'static {
     fn ready(&self) -> Result<(), Duration> {
         Ok(())
     }
+
+    /// Set when this embedder stands in for the one the configuration implied (see
+    /// [`Fallback`]): a line for operators saying why, and how to get the intended one.
+    fn fallback(&self) -> Option<&str> {
+        None
+    }
+}
+
+/// An embedder standing in for another that could not be used, e.g. the lexical `hashing`
+/// embedder while the default local model is not downloaded. It embeds exactly as the
+/// embedder it wraps (same name, identity and vectors); only [`Embedder::fallback`] tells the
+/// difference, for health checks and dashboards to show.
+pub struct Fallback {
+    inner: Arc<dyn Embedder>,
+    note: String,
+}
+
+impl Fallback {
+    /// `inner`, standing in for another embedder for the reason `note` gives.
+    pub fn new(inner: Arc<dyn Embedder>, note: impl Into<String>) -> Self {
+        Fallback {
+            inner,
+            note: note.into(),
+        }
+    }
+}
+
+impl std::fmt::Debug for Fallback {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fallback")
+            .field("inner", &self.inner.name())
+            .field("note", &self.note)
+            .finish()
+    }
+}
+
+impl Embedder for Fallback {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+
+    fn identity(&self) -> &EmbedderIdentity {
+        self.inner.identity()
+    }
+
+    fn dimensions(&self) -> usize {
+        self.inner.dimensions()
+    }
+
+    fn max_input_tokens(&self) -> usize {
+        self.inner.max_input_tokens()
+    }
+
+    fn count_tokens(&self, text: &str) -> usize {
+        self.inner.count_tokens(text)
+    }
+
+    fn batch_size(&self) -> usize {
+        self.inner.batch_size()
+    }
+
+    fn embed<'a>(
+        &'a self,
+        texts: &'a [String],
+    ) -> BoxFuture<'a, Result<Vec<Vec<f32>>, EmbedError>> {
+        self.inner.embed(texts)
+    }
+
+    fn ready(&self) -> Result<(), Duration> {
+        self.inner.ready()
+    }
+
+    fn fallback(&self) -> Option<&str> {
+        Some(&self.note)
+    }
 }
 
 /// What decides an embedder's vectors. Two embedders with equal specs make comparable
@@ -241,5 +316,27 @@ mod identity_tests {
             change(&mut s);
             assert_ne!(s.fingerprint(), base, "{s:?}");
         }
+    }
+}
+
+#[cfg(test)]
+mod fallback_tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn a_fallback_embeds_as_the_embedder_it_wraps_and_says_why() {
+        let inner: Arc<dyn Embedder> = Arc::new(hashing::HashingEmbedder::new(Default::default()));
+        assert_eq!(inner.fallback(), None);
+        let f = Fallback::new(inner.clone(), "the model is not downloaded");
+        assert_eq!(f.fallback(), Some("the model is not downloaded"));
+        assert_eq!(f.name(), inner.name());
+        assert_eq!(f.identity(), inner.identity());
+        assert_eq!(f.max_input_tokens(), inner.max_input_tokens());
+        assert_eq!(f.count_tokens("two words"), inner.count_tokens("two words"));
+        let texts = ["ferry timetable".to_owned()];
+        assert_eq!(
+            f.embed(&texts).await.unwrap(),
+            inner.embed(&texts).await.unwrap()
+        );
     }
 }

@@ -250,3 +250,411 @@ async fn a_folder_without_a_model_is_a_permanent_error() {
     .expect_err("bad model");
     assert!(matches!(err, EmbedError::Permanent(m) if m.contains("neither a folder")));
 }
+
+/// A hub on loopback that serves the test model's files the way huggingface.co does:
+/// `/{owner}/{repo}/resolve/{revision}/{file}`, with `model.safetensors` (an LFS file)
+/// answered by a redirect to `/cdn/model.safetensors` that carries its SHA-256
+/// (`X-Linked-Etag`) and size (`X-Linked-Size`), and ranges honoured (`206`). It can cut the
+/// next `model.safetensors` transfer short, serve altered bytes, or ignore ranges.
+mod hub {
+    use std::io::{BufRead, BufReader, Write};
+    use std::net::{TcpListener, TcpStream};
+    use std::path::Path;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+
+    pub const LFS: &str = "model.safetensors";
+
+    #[derive(Default)]
+    pub struct State {
+        files: Vec<(String, Arc<Vec<u8>>)>,
+        pub sha256: String,
+        /// Every request: its path and its `Range` header.
+        pub requests: Mutex<Vec<(String, Option<String>)>>,
+        /// Cut the next `model.safetensors` body after this many bytes.
+        pub cut_next_after: Mutex<Option<usize>>,
+        /// Serve `model.safetensors` with one byte changed (and the right checksum).
+        pub corrupt: AtomicBool,
+        /// Answer `200` with the whole file whatever the `Range`.
+        pub ignore_ranges: AtomicBool,
+    }
+
+    pub struct Hub {
+        pub url: String,
+        pub state: Arc<State>,
+    }
+
+    impl Hub {
+        pub fn start(dir: &Path) -> Hub {
+            let mut files = Vec::new();
+            for f in [
+                "config.json",
+                "tokenizer.json",
+                LFS,
+                "sentence_bert_config.json",
+                "1_Pooling/config.json",
+            ] {
+                files.push((f.to_owned(), Arc::new(std::fs::read(dir.join(f)).unwrap())));
+            }
+            let sha256 = docket_embed::local::file_sha256(&dir.join(LFS)).unwrap();
+            let state = Arc::new(State {
+                files,
+                sha256,
+                ..State::default()
+            });
+            let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+            let url = format!("http://{}", listener.local_addr().unwrap());
+            let s = state.clone();
+            std::thread::spawn(move || {
+                for conn in listener.incoming().flatten() {
+                    let s = s.clone();
+                    std::thread::spawn(move || {
+                        let _ = answer(&s, conn);
+                    });
+                }
+            });
+            Hub { url, state }
+        }
+
+        /// The `Range` headers of the requests for `model.safetensors`, in order.
+        pub fn lfs_ranges(&self) -> Vec<Option<String>> {
+            self.state
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .filter(|(p, _)| p.ends_with(LFS))
+                .map(|(_, r)| r.clone())
+                .collect()
+        }
+
+        pub fn request_count(&self) -> usize {
+            self.state.requests.lock().unwrap().len()
+        }
+    }
+
+    fn answer(s: &State, mut conn: TcpStream) -> std::io::Result<()> {
+        let mut reader = BufReader::new(conn.try_clone()?);
+        let mut line = String::new();
+        reader.read_line(&mut line)?;
+        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+        let mut range = None;
+        loop {
+            let mut h = String::new();
+            if reader.read_line(&mut h)? == 0 || h.trim().is_empty() {
+                break;
+            }
+            if let Some((k, v)) = h.split_once(':')
+                && k.eq_ignore_ascii_case("range")
+            {
+                range = Some(v.trim().to_owned());
+            }
+        }
+        s.requests
+            .lock()
+            .unwrap()
+            .push((path.clone(), range.clone()));
+        let file = if let Some(f) = path.strip_prefix("/cdn/") {
+            f.to_owned()
+        } else {
+            match path.strip_prefix("/sentence-transformers/all-MiniLM-L6-v2/resolve/main/") {
+                Some(LFS) => {
+                    let len = s.files.iter().find(|(n, _)| n == LFS).unwrap().1.len();
+                    let head = format!(
+                        "HTTP/1.1 302 Found\r\nLocation: /cdn/{LFS}\r\nX-Linked-Etag: \"{}\"\r\n\
+                         X-Linked-Size: {len}\r\nETag: \"{}\"\r\nContent-Length: 0\r\n\
+                         Connection: close\r\n\r\n",
+                        s.sha256, s.sha256
+                    );
+                    return conn.write_all(head.as_bytes());
+                }
+                Some(f) => f.to_owned(),
+                None => String::new(),
+            }
+        };
+        let Some((_, body)) = s.files.iter().find(|(n, _)| *n == file) else {
+            return conn.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        };
+        let mut body: Vec<u8> = body.as_ref().clone();
+        if file == LFS && s.corrupt.load(Ordering::SeqCst) {
+            let mid = body.len() / 2;
+            body[mid] ^= 0x55;
+        }
+        // A CDN's ETag, which is no SHA-256 (and a git hash for the small files).
+        let etag = if file == LFS {
+            "\"cdn-7f3a\"".to_owned()
+        } else {
+            format!("\"{}\"", "0123456789abcdef0123456789abcdef01234567")
+        };
+        let len = body.len();
+        let from = range
+            .as_deref()
+            .filter(|_| !s.ignore_ranges.load(Ordering::SeqCst))
+            .and_then(|r| r.strip_prefix("bytes="))
+            .and_then(|r| r.strip_suffix('-'))
+            .and_then(|n| n.parse::<usize>().ok());
+        let (status, extra, part) = match from {
+            Some(n) if n >= len => {
+                let head = format!(
+                    "HTTP/1.1 416 Range Not Satisfiable\r\nContent-Range: bytes */{len}\r\n\
+                     Content-Length: 0\r\nConnection: close\r\n\r\n"
+                );
+                return conn.write_all(head.as_bytes());
+            }
+            Some(n) => (
+                "206 Partial Content",
+                format!("Content-Range: bytes {n}-{}/{len}\r\n", len - 1),
+                &body[n..],
+            ),
+            None => ("200 OK", String::new(), &body[..]),
+        };
+        let head = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nETag: {etag}\r\nAccept-Ranges: bytes\r\n\
+             {extra}Connection: close\r\n\r\n",
+            part.len()
+        );
+        conn.write_all(head.as_bytes())?;
+        let cut = if file == LFS {
+            s.cut_next_after.lock().unwrap().take()
+        } else {
+            None
+        };
+        match cut {
+            Some(n) => {
+                conn.write_all(&part[..n.min(part.len())])?;
+                conn.flush()?;
+                conn.shutdown(std::net::Shutdown::Both)
+            }
+            None => conn.write_all(part),
+        }
+    }
+}
+
+/// What a pull reported.
+#[derive(Default)]
+struct Seen {
+    started: Vec<(String, u64, Option<u64>)>,
+    advanced: u64,
+    finished: Vec<docket_embed::local::Downloaded>,
+}
+
+impl docket_embed::local::DownloadProgress for Seen {
+    fn started(&mut self, file: &str, resumed_from: u64, total: Option<u64>) {
+        self.started.push((file.to_owned(), resumed_from, total));
+    }
+    fn advanced(&mut self, bytes: u64) {
+        self.advanced += bytes;
+    }
+    fn finished(&mut self, file: &docket_embed::local::Downloaded) {
+        self.finished.push(file.clone());
+    }
+}
+
+/// Files a download leaves beside the model's while it runs or after it broke off.
+fn leftovers(dir: &Path) -> Vec<String> {
+    let mut found = Vec::new();
+    for sub in [dir.to_path_buf(), dir.join("1_Pooling")] {
+        for e in std::fs::read_dir(sub).into_iter().flatten().flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.ends_with(".part") || name.ends_with(".lock") {
+                found.push(name);
+            }
+        }
+    }
+    found
+}
+
+#[tokio::test]
+async fn a_pull_is_checked_resumes_where_it_broke_off_and_refuses_altered_files() {
+    use docket_embed::local::{present_model_dir, pull};
+
+    let source = model_dir();
+    let want = docket_embed::local::file_sha256(&source.join(hub::LFS)).unwrap();
+    let size = std::fs::metadata(source.join(hub::LFS)).unwrap().len();
+    let hub = hub::Hub::start(&source);
+    let cache = tempfile::tempdir().expect("tempdir");
+    let config = LocalConfig {
+        model: "sentence-transformers/all-MiniLM-L6-v2".into(),
+        hub_url: hub.url.clone(),
+        cache_dir: Some(cache.path().to_path_buf()),
+        ..LocalConfig::default()
+    };
+    let files = cache
+        .path()
+        .join("sentence-transformers--all-MiniLM-L6-v2/main");
+    assert_eq!(
+        docket_embed::local::cache_folder(&config).unwrap(),
+        files,
+        "the cache layout"
+    );
+    assert_eq!(present_model_dir(&config), None);
+    assert!(
+        LocalEmbedder::load_present(config.clone())
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing on disk, and load_present never downloads"
+    );
+    assert_eq!(hub.request_count(), 0);
+
+    // 1. The connection drops 10 MiB into model.safetensors: the pull fails, keeping what
+    // arrived as a `.part`, with nothing under the real name.
+    let cut = 10usize << 20;
+    *hub.state.cut_next_after.lock().unwrap() = Some(cut);
+    let mut seen = Seen::default();
+    let err = pull(&config, &mut seen).await.expect_err("cut short");
+    match &err {
+        EmbedError::Transient(m) => assert!(m.contains("run the same command again"), "{m}"),
+        other => panic!("expected a transient error, got {other:?}"),
+    }
+    assert!(!files.join(hub::LFS).exists());
+    assert_eq!(
+        std::fs::metadata(files.join("model.safetensors.part"))
+            .unwrap()
+            .len(),
+        cut as u64
+    );
+    assert!(!files.join("model.safetensors.lock").exists());
+    assert!(files.join("config.json").is_file() && files.join("tokenizer.json").is_file());
+    assert_eq!(present_model_dir(&config), None, "incomplete");
+
+    // 2. The next pull asks for the rest only (at the hub and again at the CDN it redirects
+    // to), appends it, and checks the whole file against the hub's SHA-256.
+    let mut seen = Seen::default();
+    let pulled = pull(&config, &mut seen).await.expect("resumed pull");
+    let range = format!("bytes={cut}-");
+    assert_eq!(
+        hub.lfs_ranges()[2..],
+        [Some(range.clone()), Some(range)],
+        "{:?}",
+        hub.lfs_ranges()
+    );
+    assert_eq!(pulled.dir, files);
+    let lfs = pulled
+        .downloaded
+        .iter()
+        .find(|d| d.file == hub::LFS)
+        .expect("downloaded");
+    assert_eq!(
+        (lfs.bytes, lfs.resumed_from, lfs.sha256.as_deref()),
+        (size, cut as u64, Some(want.as_str()))
+    );
+    assert_eq!(seen.finished, pulled.downloaded);
+    assert!(
+        seen.started
+            .contains(&(hub::LFS.to_owned(), cut as u64, Some(size)))
+    );
+    assert_eq!(
+        seen.advanced,
+        size - cut as u64
+            + pulled
+                .downloaded
+                .iter()
+                .filter(|d| d.file != hub::LFS)
+                .map(|d| d.bytes)
+                .sum::<u64>()
+    );
+    assert_eq!(
+        docket_embed::local::file_sha256(&files.join(hub::LFS)).unwrap(),
+        want
+    );
+    assert!(files.join("1_Pooling/config.json").is_file());
+    assert_eq!(leftovers(&files), Vec::<String>::new());
+    assert_eq!(present_model_dir(&config), Some(files.clone()));
+
+    // The model loads from the cache, without a request, and embeds as it should.
+    let before = hub.request_count();
+    let e = LocalEmbedder::load_present(config.clone())
+        .await
+        .unwrap()
+        .expect("on disk");
+    assert_eq!(e.name(), "local:all-MiniLM-L6-v2");
+    let r = reference();
+    let v = e.embed(&r.sentences[5..6]).await.expect("embed");
+    assert!(cosine(&v[0], &r.vectors[5]) >= 0.999);
+    // Pulling again fetches nothing.
+    let again = pull(&config, &mut ()).await.expect("pull again");
+    assert!(again.downloaded.is_empty(), "{again:?}");
+    assert_eq!(hub.request_count(), before);
+
+    // 3. A server that ignores the range and sends the whole file: the download starts over.
+    let cache2 = tempfile::tempdir().expect("tempdir");
+    let config2 = LocalConfig {
+        cache_dir: Some(cache2.path().to_path_buf()),
+        ..config.clone()
+    };
+    *hub.state.cut_next_after.lock().unwrap() = Some(cut);
+    pull(&config2, &mut ()).await.expect_err("cut short");
+    hub.state
+        .ignore_ranges
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let pulled = pull(&config2, &mut ()).await.expect("pull from the start");
+    let lfs = pulled
+        .downloaded
+        .iter()
+        .find(|d| d.file == hub::LFS)
+        .expect("downloaded");
+    assert_eq!((lfs.bytes, lfs.resumed_from), (size, 0));
+    assert_eq!(
+        docket_embed::local::file_sha256(&pulled.dir.join(hub::LFS)).unwrap(),
+        want
+    );
+    hub.state
+        .ignore_ranges
+        .store(false, std::sync::atomic::Ordering::SeqCst);
+
+    // 4. Altered bytes under the right checksum: refused, deleted, nothing put in place.
+    hub.state
+        .corrupt
+        .store(true, std::sync::atomic::Ordering::SeqCst);
+    let cache3 = tempfile::tempdir().expect("tempdir");
+    let config3 = LocalConfig {
+        cache_dir: Some(cache3.path().to_path_buf()),
+        ..config.clone()
+    };
+    let err = pull(&config3, &mut ()).await.expect_err("altered bytes");
+    let m = err.to_string();
+    assert!(m.contains("checksum mismatch") && m.contains(&want), "{m}");
+    let files3 = cache3
+        .path()
+        .join("sentence-transformers--all-MiniLM-L6-v2/main");
+    assert!(!files3.join(hub::LFS).exists());
+    assert_eq!(leftovers(&files3), Vec::<String>::new());
+    assert_eq!(present_model_dir(&config3), None);
+    // An explicit `local` load of it fails the same way (the same download).
+    let err = LocalEmbedder::load(config3.clone())
+        .await
+        .expect_err("altered bytes");
+    assert!(err.to_string().contains("checksum mismatch"), "{err}");
+    assert!(!files3.join(hub::LFS).exists());
+}
+
+#[tokio::test]
+async fn present_model_dir_finds_a_folder_without_any_request() {
+    let dir = model_dir();
+    let config = LocalConfig {
+        model: dir.to_string_lossy().into_owned(),
+        // Nothing listens here: a request would fail the test.
+        hub_url: "http://127.0.0.1:9".into(),
+        ..LocalConfig::default()
+    };
+    assert_eq!(docket_embed::local::present_model_dir(&config), Some(dir));
+    let e = LocalEmbedder::load_present(config)
+        .await
+        .unwrap()
+        .expect("a folder");
+    assert!(e.name().starts_with("local:"), "{}", e.name());
+    let empty = tempfile::tempdir().unwrap();
+    let config = LocalConfig {
+        model: empty.path().to_string_lossy().into_owned(),
+        ..LocalConfig::default()
+    };
+    assert_eq!(docket_embed::local::present_model_dir(&config), None);
+    // A folder is no hub id: nothing to pull.
+    match docket_embed::local::pull(&config, &mut ()).await {
+        Err(EmbedError::Permanent(m)) => assert!(m.contains("not a hub repository id"), "{m}"),
+        other => panic!("{other:?}"),
+    }
+}

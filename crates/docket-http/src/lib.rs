@@ -300,6 +300,9 @@ async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
                     "fingerprint": r.fingerprint,
                     "stale_documents": r.stale_documents,
                     "reembedding_documents": r.reembedding_documents,
+                    // Set while `hashing` stands in for the default local model (not
+                    // downloaded): why, and the command that fixes it.
+                    "fallback": p.embedder().fallback(),
                 })
             });
             Json(json!({ "status": "ready", "embedder": embedder })).into_response()

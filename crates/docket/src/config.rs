@@ -60,19 +60,36 @@ pub struct Config {
 
 /// `[embed]`: the provider's own keys (`provider = …` and its settings), and
 /// `reembed_on_change`.
+///
+/// Without `provider`, the default is `local` with the all-MiniLM-L6-v2 model, used only when
+/// its files are on disk already (`embed.model` is a folder holding them, or `docket models
+/// pull` put them in the cache): the default never downloads anything. While they are not
+/// there, `serve` and `worker` embed with `hashing` and say so (see
+/// [`crate::pipeline::choose_embedder`]). Settings only `hashing` has (`embed.dimensions`)
+/// choose `hashing` on their own.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmbedSection {
-    /// The provider; `hashing` when `provider` is not set.
+    /// The provider: the one `provider` names, else `local` with the default model (see
+    /// `explicit`), or `hashing` when only its settings are given.
     pub provider: EmbedConfig,
+    /// Whether the provider was chosen (`provider` set in the file, the environment or a
+    /// flag, or settings only `hashing` has). When not, a `local` provider is used only if its
+    /// files are already on disk, and stands aside for `hashing` (with a warning) otherwise.
+    pub explicit: bool,
     /// At start, when documents have vectors another embedder made, enqueue their
     /// re-embedding (`docket reindex`). Default true.
     pub reembed_on_change: bool,
 }
 
+/// Keys of `[embed]` that only the `hashing` provider has: given without `provider`, they
+/// choose it (as they did when `hashing` was the default).
+const HASHING_ONLY_KEYS: [&str; 1] = ["dimensions"];
+
 impl Default for EmbedSection {
     fn default() -> Self {
         Self {
-            provider: EmbedConfig::default(),
+            provider: EmbedConfig::Local(docket_embed::local::LocalConfig::default()),
+            explicit: false,
             reembed_on_change: true,
         }
     }
@@ -81,6 +98,10 @@ impl Default for EmbedSection {
 impl Serialize for EmbedSection {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let mut table = toml::Table::try_from(&self.provider).map_err(serde::ser::Error::custom)?;
+        if !self.explicit {
+            // Shown as given: without a provider (its settings load back as the default's).
+            table.remove("provider");
+        }
         table.insert(
             "reembed_on_change".into(),
             toml::Value::Boolean(self.reembed_on_change),
@@ -102,15 +123,29 @@ impl<'de> Deserialize<'de> for EmbedSection {
                 )));
             }
         };
-        // The provider has a default: its own settings alone (`embed.dimensions = 256`) are
-        // the default provider's.
-        table
-            .entry("provider")
-            .or_insert_with(|| toml::Value::String("hashing".into()));
-        let provider = EmbedConfig::deserialize(toml::Value::Table(table))
-            .map_err(|e| D::Error::custom(format!("embed: {}", e.message())))?;
+        // Without `provider`: settings only `hashing` has choose it; any others are the
+        // default provider's (`local`).
+        let explicit = if table.contains_key("provider") {
+            true
+        } else if HASHING_ONLY_KEYS.iter().any(|k| table.contains_key(*k)) {
+            table.insert("provider".into(), toml::Value::String("hashing".into()));
+            true
+        } else {
+            table.insert("provider".into(), toml::Value::String("local".into()));
+            false
+        };
+        let provider = EmbedConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
+            let hint = if explicit {
+                ""
+            } else {
+                " (without embed.provider, these are the settings of the default provider, \
+                 local; set embed.provider to use another)"
+            };
+            D::Error::custom(format!("embed: {}{hint}", e.message()))
+        })?;
         Ok(Self {
             provider,
+            explicit,
             reembed_on_change,
         })
     }
@@ -620,11 +655,45 @@ mod tests {
     fn embed_section_has_a_default_provider_and_reembed_on_change() {
         let c = Config::load_from(None, &[]).unwrap();
         assert!(c.embed.reembed_on_change);
-        // The provider's own settings alone are the default provider's.
+        // Without `provider`: the default local model, not chosen explicitly (so it is used
+        // only when its files are on disk; see pipeline::choose_embedder).
+        match &c.embed.provider {
+            EmbedConfig::Local(l) => {
+                assert_eq!(l, &docket_embed::local::LocalConfig::default())
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!c.embed.explicit);
+        assert_eq!(c.embed, EmbedSection::default());
+        // The default provider's settings alone keep it the default.
+        let c = Config::load_with(
+            None,
+            &[],
+            &[
+                "embed.model=/srv/models/minilm".into(),
+                "embed.batch_size=8".into(),
+            ],
+        )
+        .unwrap();
+        match &c.embed.provider {
+            EmbedConfig::Local(l) => {
+                assert_eq!((l.model.as_str(), l.batch_size), ("/srv/models/minilm", 8))
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(!c.embed.explicit);
+        // Settings only `hashing` has choose it, as when it was the default.
         let c = Config::load_with(None, &[], &["embed.dimensions=256".into()]).unwrap();
         match &c.embed.provider {
             EmbedConfig::Hashing(h) => assert_eq!(h.dimensions, 256),
             other => panic!("{other:?}"),
+        }
+        assert!(c.embed.explicit);
+        // A provider named is explicit, whichever it is.
+        for (provider, local) in [("hashing", false), ("local", true)] {
+            let c = Config::load_from(None, &env(&[("DOCKET_EMBED__PROVIDER", provider)])).unwrap();
+            assert!(c.embed.explicit, "{provider}");
+            assert_eq!(matches!(c.embed.provider, EmbedConfig::Local(_)), local);
         }
         let c = Config::load_with(
             None,
@@ -633,13 +702,19 @@ mod tests {
         )
         .unwrap();
         assert!(!c.embed.reembed_on_change);
-        // `docket config` shows it, and its output loads back.
-        let shown = c.to_masked_toml();
-        assert!(shown.contains("reembed_on_change = false"), "{shown}");
+        // `docket config` shows it, and its output loads back: with no provider line while
+        // none was chosen, with one when it was.
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("docket.toml");
-        std::fs::write(&f, &shown).unwrap();
-        assert_eq!(Config::load_from(Some(&f), &[]).unwrap().embed, c.embed);
+        let explicit = Config::load_with(None, &[], &["embed.provider=hashing".into()]).unwrap();
+        for c in [c, explicit] {
+            let shown = c.to_masked_toml();
+            let reembed = format!("reembed_on_change = {}", c.embed.reembed_on_change);
+            assert!(shown.contains(&reembed), "{shown}");
+            assert_eq!(shown.contains("provider = "), c.embed.explicit, "{shown}");
+            std::fs::write(&f, &shown).unwrap();
+            assert_eq!(Config::load_from(Some(&f), &[]).unwrap().embed, c.embed);
+        }
         let e = Config::load_with(None, &[], &["embed.reembed_on_change=sometimes".into()])
             .unwrap_err()
             .to_string();
@@ -651,6 +726,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("dimensionz"), "{e}");
+        assert!(e.contains("set embed.provider"), "{e}");
     }
 
     #[test]

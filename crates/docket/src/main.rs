@@ -2,8 +2,8 @@
 //!
 //! `serve` and `worker` run the queue; `migrate`, `config`, `jobs`, `queues` and `cron` talk
 //! to the database directly (they are operator tools that must work when no server is up);
-//! `submit`, `status` and `search` talk to a running `docket serve` over HTTP; `bench`
-//! measures.
+//! `submit`, `status` and `search` talk to a running `docket serve` over HTTP; `models`
+//! downloads the local embedding model; `bench` measures.
 
 mod backend;
 mod builtin;
@@ -68,6 +68,10 @@ enum Command {
     Reindex(commands::reindex::ReindexArgs),
     /// Search the indexed documents of a running docket server over HTTP.
     Search(commands::client::SearchArgs),
+    /// The local embedding model's files: `pull` downloads them into the cache (resumable,
+    /// checked), `list` shows the cache. The default embedder uses the model once pulled.
+    #[command(subcommand)]
+    Models(commands::models::ModelsCommand),
     /// Benchmarks, printing JSON.
     #[command(subcommand)]
     Bench(commands::bench::BenchCommand),
@@ -158,6 +162,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Status(a) => commands::client::status(config, a).await,
         Command::Search(a) => commands::client::search(config, a).await,
         Command::Reindex(a) => commands::reindex::reindex(config, a).await,
+        Command::Models(c) => commands::models::models(config, c).await,
         Command::Bench(c) => commands::bench::bench(config, c).await,
         Command::Drill(c) => commands::drill::drill(config, c).await,
         Command::ParseChild => unreachable!("handled before the runtime starts"),

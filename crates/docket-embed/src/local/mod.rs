@@ -4,7 +4,9 @@
 //! The model is a folder holding `config.json`, `tokenizer.json` and `model.safetensors`
 //! (plus, optionally, sentence-transformers' `sentence_bert_config.json` and
 //! `1_Pooling/config.json`), or a Hugging Face hub repository id whose files are downloaded
-//! once into a cache folder. Vectors are mean-pooled over the tokens and L2-normalised, as
+//! once into a cache folder ([`pull`] fetches them ahead of time, resumable and checked
+//! against the hub's SHA-256; [`present_model_dir`] tells whether they are on disk without a
+//! request). Vectors are mean-pooled over the tokens and L2-normalised, as
 //! sentence-transformers does for the MiniLM family.
 //!
 //! The encoder is a hand-written BERT forward pass (see `model.rs`): candle's matrix multiply
@@ -19,6 +21,8 @@ use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
 use tokenizers::{PostProcessor, Tokenizer, TruncationParams};
+
+pub use hub::{DownloadProgress, Downloaded, Pulled};
 
 use crate::{BoxFuture, EmbedError, Embedder, l2_normalize};
 
@@ -131,45 +135,37 @@ impl LocalEmbedder {
     /// are [`EmbedError::Permanent`] for a model that cannot work (missing or malformed
     /// files, unsupported architecture) and [`EmbedError::Transient`] for a failed download.
     pub async fn load(config: LocalConfig) -> Result<Self, EmbedError> {
-        let local = Path::new(&config.model);
-        let (dir, name) = if local.is_dir() {
-            let mut name = local
-                .file_name()
-                .and_then(|n| n.to_str())
-                .unwrap_or("model");
-            if name == "model" {
-                // e.g. a Python package's `<package>/model` folder.
-                if let Some(parent) = local
-                    .parent()
-                    .and_then(|p| p.file_name())
-                    .and_then(|n| n.to_str())
-                {
-                    name = parent;
-                }
-            }
-            (local.to_path_buf(), name.to_string())
-        } else if looks_like_repo_id(&config.model) {
-            let dir = hub::fetch(&config).await?;
-            let name = config
-                .model
-                .rsplit('/')
-                .next()
-                .unwrap_or(&config.model)
-                .to_string();
-            (dir, name)
-        } else {
-            return Err(permanent(format!(
-                "model `{}` is neither a folder nor a hub repository id",
-                config.model
-            )));
+        let (dir, name) = match source(&config)? {
+            Source::Folder(dir, name) => (dir, name),
+            Source::Hub(name) => (hub::ensure(&config).await?, name),
         };
+        Self::load_from(dir, name, config).await
+    }
+
+    /// Loads the model only when its files are on disk already (`config.model` is a folder
+    /// holding them, or a hub id whose files are in the cache): this never downloads.
+    /// `Ok(None)` when the files are not there; errors as [`LocalEmbedder::load`].
+    pub async fn load_present(config: LocalConfig) -> Result<Option<Self>, EmbedError> {
+        let Some(dir) = present_model_dir(&config) else {
+            return Ok(None);
+        };
+        let name = match source(&config)? {
+            Source::Folder(_, name) | Source::Hub(name) => name,
+        };
+        Self::load_from(dir, name, config).await.map(Some)
+    }
+
+    async fn load_from(
+        dir: PathBuf,
+        name: String,
+        config: LocalConfig,
+    ) -> Result<Self, EmbedError> {
         let threads = config
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
             .max(1);
-        let config2 = config.clone();
         tokio::task::spawn_blocking(move || {
-            Self::load_dir(&dir, format!("local:{name}"), &config2, threads)
+            Self::load_dir(&dir, format!("local:{name}"), &config, threads)
         })
         .await
         .map_err(|e| permanent(format!("model loading panicked: {e}")))?
@@ -189,7 +185,8 @@ impl LocalEmbedder {
                 )));
             }
         }
-        let cfg: model::BertConfig = read_json(&dir.join("config.json"))?.expect("checked above");
+        let cfg: model::BertConfig = read_json(&dir.join("config.json"))?
+            .ok_or_else(|| permanent(format!("{} has no config.json", dir.display())))?;
         if let Some(pooling) = read_json::<PoolingConfig>(&dir.join("1_Pooling/config.json"))?
             && (pooling.pooling_mode_cls_token
                 || pooling.pooling_mode_max_tokens
@@ -267,8 +264,104 @@ impl LocalEmbedder {
     }
 }
 
-/// The SHA-256 of a file, lowercase hex, read in 1 MiB blocks.
-fn file_sha256(path: &Path) -> Result<String, EmbedError> {
+/// Where `config.model` names its files.
+enum Source {
+    /// A folder, and the name the embedder takes from it.
+    Folder(PathBuf, String),
+    /// A hub repository, and the name the embedder takes from it (`all-MiniLM-L6-v2`).
+    Hub(String),
+}
+
+fn source(config: &LocalConfig) -> Result<Source, EmbedError> {
+    let local = Path::new(&config.model);
+    if local.is_dir() {
+        let mut name = local
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("model");
+        if name == "model" {
+            // e.g. a Python package's `<package>/model` folder.
+            if let Some(parent) = local
+                .parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+            {
+                name = parent;
+            }
+        }
+        Ok(Source::Folder(local.to_path_buf(), name.to_string()))
+    } else if looks_like_repo_id(&config.model) {
+        let name = config
+            .model
+            .rsplit('/')
+            .next()
+            .unwrap_or(&config.model)
+            .to_string();
+        Ok(Source::Hub(name))
+    } else {
+        Err(permanent(format!(
+            "model `{}` is neither a folder nor a hub repository id",
+            config.model
+        )))
+    }
+}
+
+/// The folder holding the model's files when they are all on disk already, found without
+/// any request: `config.model` itself when it is such a folder, else the cache folder of a
+/// hub id (`{cache_dir}/{model with / replaced by --}/{revision}`). `None` when the files
+/// (`config.json`, `tokenizer.json`, `model.safetensors`) are not all there.
+pub fn present_model_dir(config: &LocalConfig) -> Option<PathBuf> {
+    let dir = match source(config).ok()? {
+        Source::Folder(dir, _) => dir,
+        Source::Hub(_) => hub::model_dir(config).ok()?,
+    };
+    hub::complete(&dir).then_some(dir)
+}
+
+/// The folder a hub model is cached in, whether or not it is there yet:
+/// `{cache_dir}/{model with / replaced by --}/{revision}`, the cache folder defaulting to
+/// `$HF_HOME/docket`, else `$XDG_CACHE_HOME/docket/models`, else `~/.cache/docket/models`.
+pub fn cache_folder(config: &LocalConfig) -> Result<PathBuf, EmbedError> {
+    if !looks_like_repo_id(&config.model) {
+        return Err(permanent(format!(
+            "model `{}` is not a hub repository id (owner/name)",
+            config.model
+        )));
+    }
+    hub::model_dir(config)
+}
+
+/// The folder under which hub models are cached (`cache_dir`, else its default).
+pub fn cache_root(config: &LocalConfig) -> PathBuf {
+    config
+        .cache_dir
+        .clone()
+        .unwrap_or_else(hub::default_cache_dir)
+}
+
+/// The hub the model comes from: `hub_url`, or `HF_ENDPOINT` when `hub_url` is left at its
+/// default; without a trailing slash.
+pub fn hub_base_url(config: &LocalConfig) -> String {
+    hub::hub_url(config)
+}
+
+/// Downloads the hub model `config.model` (at `config.revision`) into the cache: every file
+/// not there yet, each streamed into a `.part` file, resumed where an earlier attempt broke
+/// off, checked against the SHA-256 the hub names for it, and moved into place only when
+/// complete. `progress` is told how it goes. Errors: [`EmbedError::Permanent`] for a model
+/// that is not a hub id or that the hub does not have, [`EmbedError::Transient`] for a
+/// download that failed (run again: it resumes) or failed its checksum (deleted).
+pub async fn pull(
+    config: &LocalConfig,
+    progress: &mut dyn DownloadProgress,
+) -> Result<Pulled, EmbedError> {
+    cache_folder(config)?;
+    hub::fetch(config, progress).await
+}
+
+/// The SHA-256 of a file, lowercase hex, read in 1 MiB blocks (what the hub names for its
+/// large files, and what pins a local model's weights).
+pub fn file_sha256(path: &Path) -> Result<String, EmbedError> {
     use sha2::{Digest, Sha256};
     use std::io::Read;
     let mut file =

@@ -1,6 +1,7 @@
-//! The overview's search-index card: the running embedder, the documents search cannot rank
-//! because another embedder made their vectors (and why), and the button that re-embeds them
-//! (the same durable job as `POST /v1/reindex` and `docket reindex`).
+//! The overview's search-index card: the running embedder (and a banner while the lexical
+//! `hashing` embedder stands in for the default local model, not downloaded), the documents
+//! search cannot rank because another embedder made their vectors (and why), and the button
+//! that re-embeds them (the same durable job as `POST /v1/reindex` and `docket reindex`).
 
 use std::fmt::Write as _;
 
@@ -19,6 +20,15 @@ use crate::auth::Actor;
 pub(super) async fn card<D: Driver>(p: &Pipeline<D>) -> String {
     let mut b =
         String::from("<section class=\"card\" id=\"search-index\" data-live><h2>Search index</h2>");
+    // `hashing` standing in for the default local model, which is not downloaded: say so
+    // first, with the command that fixes it.
+    if let Some(note) = p.embedder().fallback() {
+        let _ = write!(
+            b,
+            "<p class=\"warn\" role=\"alert\" id=\"embedder-fallback\"><strong>Semantic search is off.</strong> {}</p>",
+            esc(note)
+        );
+    }
     match p.embedder_report_cached().await {
         Err(e) => {
             let _ = write!(

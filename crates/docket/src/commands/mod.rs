@@ -6,5 +6,6 @@ pub mod bench_http;
 pub mod bench_pipeline;
 pub mod client;
 pub mod drill;
+pub mod models;
 pub mod reindex;
 pub mod run;

@@ -101,12 +101,23 @@ async fn run(config: &Config, args: &ReindexArgs) -> Result<ExitCode, Failure> {
     }
 }
 
-/// `docket status` without a document: the server's embedder and what search leaves out.
+/// `docket status` without a document: the server's embedder (with a warning while `hashing`
+/// stands in for the default local model, not downloaded) and what search leaves out.
 pub(crate) async fn server_status(client: &Client, json: bool) -> Result<ExitCode, Failure> {
-    let status = client
+    let mut status = client
         .json(client.request(Method::GET, "/v1/reindex"))
         .await?;
+    // Whether `hashing` stands in for the default local model (`/readyz` says; a server
+    // that cannot say is not a reason to fail).
+    let fallback = client
+        .json(client.request(Method::GET, "/readyz"))
+        .await
+        .ok()
+        .and_then(|r| r["embedder"]["fallback"].as_str().map(str::to_owned));
     if json {
+        if let (Some(note), Some(e)) = (&fallback, status["embedder"].as_object_mut()) {
+            e.insert("fallback".into(), Value::String(note.clone()));
+        }
         outln!("{}", pretty(&status))?;
         return Ok(ExitCode::SUCCESS);
     }
@@ -117,6 +128,9 @@ pub(crate) async fn server_status(client: &Client, json: bool) -> Result<ExitCod
         text(&e["name"]),
         text(&e["fingerprint"])
     )?;
+    if let Some(note) = &fallback {
+        outln!("{:<11}{note}", "WARNING:")?;
+    }
     outln!(
         "{:<11}{} searchable with it, {} not (another embedder made their vectors), {} being \
          processed again",
