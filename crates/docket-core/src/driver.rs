@@ -521,6 +521,16 @@ pub trait DocumentStore: Send {
         key: GenerationKey,
     ) -> impl Future<Output = Result<(i64, i64)>> + Send;
 
+    /// The log of changes to what vector search ranks, after a cursor, in the order they
+    /// committed: every activation, embedder adoption and deletion of a document is logged in
+    /// its transaction, under a number no earlier-committing change exceeds, and a document
+    /// keeps only its latest entry. An in-process vector index follows it to stay in step
+    /// with the database, whichever process made the change.
+    fn search_index_changes(
+        &mut self,
+        params: &SearchIndexChangesParams,
+    ) -> impl Future<Output = Result<Vec<SearchIndexChange>>> + Send;
+
     /// Embedded chunks of active generations, by id, with their vectors.
     fn chunk_vectors_page(
         &mut self,

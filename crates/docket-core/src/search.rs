@@ -20,6 +20,8 @@ pub struct ChunkVectorPageParams {
     pub after_id: i64,
     /// At most this many vectors.
     pub limit: i64,
+    /// Only these chunks; `None` for every chunk.
+    pub chunk_ids: Option<Vec<i64>>,
 }
 
 impl ChunkVectorPageParams {
@@ -310,4 +312,40 @@ mod tests {
             ));
         }
     }
+}
+
+/// A cursor over the log of changes to what vector search ranks
+/// ([`crate::DocumentStore::search_index_changes`]): entries after `(after_seq,
+/// after_document)`, in clock order.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SearchIndexChangesParams {
+    /// The clock number of the last entry read (0 to start).
+    pub after_seq: i64,
+    /// The document of the last entry read (nil to start).
+    pub after_document: Uuid,
+    /// At most this many entries.
+    pub limit: i64,
+}
+
+impl SearchIndexChangesParams {
+    /// A negative limit is refused.
+    pub fn validate(&self) -> Result<()> {
+        check_limit(self.limit)
+    }
+}
+
+/// A document whose searchable vectors changed (activated, adopted by an embedder, deleted),
+/// and its state now.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchIndexChange {
+    /// The clock number the change committed under.
+    pub seq: i64,
+    /// The document.
+    pub document_id: Uuid,
+    /// Whether it exists and has an active generation; `false` once deleted.
+    pub searchable: bool,
+    /// The embedder of its active vectors.
+    pub embedder_fingerprint: Option<String>,
+    /// Chunks in its active generation (0 once deleted).
+    pub chunk_count: i64,
 }

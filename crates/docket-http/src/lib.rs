@@ -305,7 +305,11 @@ async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
                     "fallback": p.embedder().fallback(),
                 })
             });
-            Json(json!({ "status": "ready", "embedder": embedder })).into_response()
+            // docket's own vector index, where this process has one (no pgvector): until it
+            // is built, searches scan (slower, still right).
+            let search_index = p.search_index().map(|i| i.status());
+            Json(json!({ "status": "ready", "embedder": embedder, "search_index": search_index }))
+                .into_response()
         }
         Ok(Ok(pending)) => unready(format!(
             "the database schema is behind this build: migrations {pending:?} are pending (run docket migrate)"

@@ -20,6 +20,9 @@
 //! | `docket_database_up` | gauge, read at scrape | (1 when the scrape could read the database) |
 //! | `docket_documents_stale_embedder` | gauge, read at scrape | (searchable documents whose vectors another embedder made: search cannot rank them) |
 //! | `docket_documents_reembedding` | gauge, read at scrape | (of those, how many are being processed again) |
+//! | `docket_search_index_vectors` | gauge, read at scrape | (vectors in this process's own vector index; absent on pgvector) |
+//! | `docket_search_index_bytes` | gauge, read at scrape | (memory that index uses) |
+//! | `docket_search_index_ready` | gauge, read at scrape | (1 once built; until then searches scan) |
 //!
 //! Counters and histograms are those of this process: a `docket worker` process records its
 //! own, which this endpoint does not see. The gauges read at scrape come from the database
@@ -153,6 +156,18 @@ fn describe() {
         "Documents whose vectors another embedder made that are being processed again"
     );
     describe_gauge!(
+        "docket_search_index_vectors",
+        "Vectors in this process's own vector index (where the database has no pgvector)"
+    );
+    describe_gauge!(
+        "docket_search_index_bytes",
+        "Memory this process's own vector index uses (int8 vectors and graph), in bytes"
+    );
+    describe_gauge!(
+        "docket_search_index_ready",
+        "1 once this process's own vector index is built; until then searches scan the stored vectors"
+    );
+    describe_gauge!(
         "docket_database_up",
         "1 when the last scrape could read the job statistics from the database"
     );
@@ -222,6 +237,12 @@ pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response 
         )
             .into_response();
     };
+    if let Some(index) = p.search_index() {
+        let s = index.status();
+        metrics::gauge!("docket_search_index_vectors").set(s.vectors as f64);
+        metrics::gauge!("docket_search_index_bytes").set(s.memory_bytes as f64);
+        metrics::gauge!("docket_search_index_ready").set(if s.ready { 1.0 } else { 0.0 });
+    }
     let up = match read_db(&p).await {
         Ok((stats, queues, activity)) => {
             set_db_gauges(&stats, &queues, &activity);

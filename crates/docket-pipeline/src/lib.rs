@@ -21,6 +21,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub mod ann;
 pub mod batcher;
 pub mod blob;
 pub mod chunk;
@@ -68,6 +69,9 @@ pub enum PipelineError {
     /// The embedding provider failed.
     #[error(transparent)]
     Embed(#[from] docket_embed::EmbedError),
+    /// The in-process vector index failed.
+    #[error("vector index: {0}")]
+    SearchIndex(String),
 }
 
 /// How the pipeline's parse stage is bounded.
@@ -146,6 +150,8 @@ pub(crate) struct Inner<D: Driver> {
     pub(crate) vector_index: tokio::sync::OnceCell<bool>,
     /// The last [`reindex::EmbedderReport`] and when it was made, for searches.
     pub(crate) report: std::sync::Mutex<Option<(std::time::Instant, reindex::EmbedderReport)>>,
+    /// docket's own vector index, once [`Pipeline::start_search_index`] made one.
+    pub(crate) ann: std::sync::OnceLock<Arc<ann::VectorIndex>>,
 }
 
 /// The document pipeline. Cheap to clone.
@@ -193,6 +199,7 @@ impl<D: Driver> Pipeline<D> {
                 hub: parts.progress,
                 vector_index: tokio::sync::OnceCell::new(),
                 report: std::sync::Mutex::new(None),
+                ann: std::sync::OnceLock::new(),
             }),
         })
     }

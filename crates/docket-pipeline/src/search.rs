@@ -3,8 +3,10 @@
 //!
 //! **Vector** ranks chunks by cosine similarity to the query's vector, among documents whose
 //! vectors the running embedder made (never another's: [`crate::reindex`]). On PostgreSQL
-//! with pgvector the database answers from its HNSW index; elsewhere docket scans the stored
-//! vectors in pages and keeps the best `k`.
+//! with pgvector the database answers from its HNSW index; elsewhere, in a process that
+//! started one ([`Pipeline::start_search_index`]), docket's own HNSW index ([`crate::ann`])
+//! proposes candidates and the stored vectors order them; otherwise (and while that index is
+//! being built) docket scans the stored vectors in pages and keeps the best `k`.
 //!
 //! **Text** ranks chunks that contain any of the query's words (stemmed) by the backend's
 //! relevance (SQLite FTS5's BM25, PostgreSQL's `ts_rank_cd`). It needs no embedder, and it
@@ -16,6 +18,7 @@
 //! both find near the top beats one that only one finds first.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use docket_core::{
     ChunkRow, ChunkSearchParams, ChunkTextSearchParams, ChunkVectorPageParams,
@@ -24,6 +27,7 @@ use docket_core::{
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use crate::ann::{self, VectorIndex};
 use crate::{Pipeline, PipelineError};
 
 /// How a search ranks.
@@ -64,8 +68,20 @@ pub struct SearchHit {
     pub text_rank: Option<usize>,
 }
 
+/// How a vector ranking is made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorPath {
+    /// The database's index (pgvector); else docket's own index when this process has one
+    /// built, except for a scope of at most [`ann::EXACT_MAX`] chunks; else the scan.
+    Auto,
+    /// The database's index; else docket's own index whenever this process has one built.
+    Index,
+    /// The exact scan of the stored vectors.
+    Scan,
+}
+
 /// A ranked list of `(score, chunk id)`, best first.
-type Ranked = Vec<(f32, i64)>;
+pub type Ranked = Vec<(f32, i64)>;
 
 impl<D: Driver> Pipeline<D> {
     /// The `k` chunks most similar to `query` (cosine), among completed documents — all of
@@ -147,6 +163,39 @@ impl<D: Driver> Pipeline<D> {
             .collect())
     }
 
+    /// Starts docket's own vector index for the running embedder, where the database has no
+    /// vector index of its own (pgvector): built in the background (searches scan until it is
+    /// ready), then kept in step with the database until `stop`. Returns it, or `None` where
+    /// the database answers vector searches itself. A second call returns the first's index.
+    pub async fn start_search_index(
+        &self,
+        stop: tokio_util::sync::CancellationToken,
+    ) -> Result<Option<Arc<VectorIndex>>, PipelineError> {
+        if let Some(index) = self.inner.ann.get() {
+            return Ok(Some(index.clone()));
+        }
+        let native = {
+            let mut c = self.inner.driver.conn().await?;
+            c.vector_search_available().await?
+        };
+        if native {
+            return Ok(None);
+        }
+        let identity = self.inner.embedder.identity();
+        let index = Arc::new(VectorIndex::new(
+            &identity.fingerprint,
+            self.inner.embedder.dimensions(),
+        )?);
+        let index = self.inner.ann.get_or_init(|| index).clone();
+        tokio::spawn(index.clone().follow(self.inner.driver.clone(), stop));
+        Ok(Some(index))
+    }
+
+    /// docket's own vector index, when this process started one.
+    pub fn search_index(&self) -> Option<&Arc<VectorIndex>> {
+        self.inner.ann.get()
+    }
+
     /// The documents a search is restricted to: `document_ids` (when given), narrowed to those
     /// whose file name contains `filename` and whose metadata contains `metadata` (as
     /// PostgreSQL's `jsonb @>` decides). `None`: every document.
@@ -187,21 +236,116 @@ impl<D: Driver> Pipeline<D> {
             .await?
             .pop()
             .unwrap_or_default();
+        self.vector_ranking_of(&q, k, document_ids).await
+    }
+
+    /// The best `k` chunks by cosine similarity to the vector `q` (of the running embedder):
+    /// from the database's vector index (pgvector), else from docket's own index when this
+    /// process has one that is built, else by a scan.
+    pub async fn vector_ranking_of(
+        &self,
+        q: &[f32],
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+    ) -> Result<Ranked, PipelineError> {
+        self.vector_ranking_with(q, k, document_ids, VectorPath::Auto)
+            .await
+    }
+
+    /// [`Pipeline::vector_ranking_of`] the way `path` says (benchmarks compare them).
+    pub async fn vector_ranking_with(
+        &self,
+        q: &[f32],
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+        path: VectorPath,
+    ) -> Result<Ranked, PipelineError> {
         let fingerprint = self.inner.embedder.identity().fingerprint.clone();
-        let indexed = {
-            let mut c = self.inner.driver.conn().await?;
-            c.chunk_search(&ChunkSearchParams {
-                query: q.clone(),
-                k: k as i64,
-                document_ids: document_ids.clone(),
-                embedder_fingerprint: Some(fingerprint.clone()),
-            })
-            .await?
-        };
-        Ok(match indexed {
-            Some(hits) => hits.into_iter().map(|h| (h.score, h.id)).collect(),
-            None => self.scan(&q, k, document_ids, fingerprint).await?,
-        })
+        if path != VectorPath::Scan {
+            let indexed = {
+                let mut c = self.inner.driver.conn().await?;
+                c.chunk_search(&ChunkSearchParams {
+                    query: q.to_vec(),
+                    k: k as i64,
+                    document_ids: document_ids.clone(),
+                    embedder_fingerprint: Some(fingerprint.clone()),
+                })
+                .await?
+            };
+            if let Some(hits) = indexed {
+                return Ok(hits.into_iter().map(|h| (h.score, h.id)).collect());
+            }
+        }
+        let index = self.inner.ann.get().filter(|i| i.ready());
+        if let (Some(index), false) = (index, path == VectorPath::Scan) {
+            let forced = path == VectorPath::Index;
+            match self
+                .ann_ranking(index, q, k, document_ids.clone(), forced)
+                .await
+            {
+                Ok(Some(ranked)) => return Ok(ranked),
+                Ok(None) => {}
+                Err(e) if forced => return Err(e),
+                // A search never fails for the index's sake: the scan answers instead.
+                Err(e) => tracing::warn!(error = %e, "vector index search failed; scanning"),
+            }
+        }
+        self.scan(q, k, document_ids, fingerprint).await
+    }
+
+    /// The index's candidates, ordered by the stored vectors; `None` where a scan is the
+    /// better way (a scope of few chunks).
+    async fn ann_ranking(
+        &self,
+        index: &Arc<VectorIndex>,
+        q: &[f32],
+        k: usize,
+        document_ids: Option<Vec<Uuid>>,
+        forced: bool,
+    ) -> Result<Option<Ranked>, PipelineError> {
+        index.sync(&self.inner.driver).await?;
+        let allowed = document_ids.as_deref().map(|ids| index.keys_of(ids));
+        if !forced && allowed.as_ref().is_some_and(|a| a.len() <= ann::EXACT_MAX) {
+            return Ok(None);
+        }
+        let held = allowed.as_ref().map_or_else(|| index.len(), |a| a.len());
+        let mut want = (k * ann::OVERSAMPLE).max(ann::MIN_CANDIDATES);
+        loop {
+            let candidates = index.candidates(q, want, allowed.as_ref())?;
+            let rows = {
+                let mut c = self.inner.driver.conn().await?;
+                c.chunk_vectors_page(&ChunkVectorPageParams {
+                    document_ids: None,
+                    embedder_fingerprint: Some(index.fingerprint().to_owned()),
+                    after_id: 0,
+                    limit: candidates.len() as i64,
+                    chunk_ids: Some(candidates.clone()),
+                })
+                .await?
+            };
+            if rows.len() < candidates.len() {
+                let live: std::collections::HashSet<i64> = rows.iter().map(|r| r.id).collect();
+                let gone: Vec<i64> = candidates
+                    .iter()
+                    .copied()
+                    .filter(|id| !live.contains(id))
+                    .collect();
+                index.forget(&gone);
+            }
+            // Too few live candidates while the index holds more: look deeper.
+            if rows.len() < k && candidates.len() == want && want < held {
+                want = (want * 4).min(held);
+                continue;
+            }
+            let mut ranked: Ranked = rows
+                .iter()
+                .filter(|v| v.embedding.len() == q.len())
+                .map(|v| (dot(&v.embedding, q), v.id))
+                .collect();
+            ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+            ranked.truncate(k);
+            return Ok(Some(ranked));
+        }
     }
 
     /// The best `k` chunks by the database's text relevance.
@@ -242,6 +386,7 @@ impl<D: Driver> Pipeline<D> {
                     embedder_fingerprint: Some(fingerprint.clone()),
                     after_id,
                     limit: 2048,
+                    chunk_ids: None,
                 })
                 .await?
             };
@@ -251,7 +396,7 @@ impl<D: Driver> Pipeline<D> {
                 if v.embedding.len() != q.len() {
                     continue; // cannot happen under one fingerprint; never rank it
                 }
-                let score: f32 = v.embedding.iter().zip(q).map(|(a, b)| a * b).sum();
+                let score = dot(&v.embedding, q);
                 if best.len() < k || score > best[best.len() - 1].0 {
                     let at = best.partition_point(|(s, _)| *s >= score);
                     best.insert(at, (score, v.id));
@@ -261,6 +406,11 @@ impl<D: Driver> Pipeline<D> {
         }
         Ok(best)
     }
+}
+
+/// The dot product: cosine similarity of unit vectors.
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    a.iter().zip(b).map(|(x, y)| x * y).sum()
 }
 
 /// Reciprocal Rank Fusion of ranked lists: `Σ 1 / (RRF_K + rank)`, best first (ties by chunk

@@ -710,6 +710,7 @@ impl<T: TestDb> Rig<T> {
                     embedder_fingerprint: Some(p.embedder().identity().fingerprint.clone()),
                     after_id,
                     limit: 1000,
+                    chunk_ids: None,
                 })
                 .await
                 .unwrap()

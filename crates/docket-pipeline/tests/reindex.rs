@@ -484,6 +484,7 @@ async fn a_generation_never_mixes_two_embedders(db: impl TestDb) {
                 embedder_fingerprint: Some(fingerprint.clone()),
                 after_id: 0,
                 limit: 1000,
+                chunk_ids: None,
             })
             .await
             .unwrap();

@@ -1,5 +1,5 @@
 -- Embedded chunks of active generations, by id. $1 NULL: every document; $4 NULL: every
--- embedder.
+-- embedder. (Restricted to chunk ids: chunk_vectors_by_id.)
 SELECT c.id, c.document_id, c.embedding
 FROM document_chunks c
 JOIN documents d ON d.id = c.document_id AND d.active_generation = c.generation

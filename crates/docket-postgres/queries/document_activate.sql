@@ -1,5 +1,6 @@
 -- One statement, so atomic on its own: the generation becomes the active one, and every
 -- other generation's texts and chunks go, only if the document is still at that generation.
+-- The document is logged for the search index.
 WITH activated AS (
     UPDATE documents
     SET active_generation = generation,
@@ -27,5 +28,14 @@ WITH activated AS (
     DELETE FROM document_texts t
     USING activated a
     WHERE t.document_id = a.id AND t.generation <> a.generation
+), clock AS (
+    -- Logged for the search index (migration 0007: the row first, then the clock).
+    UPDATE search_index_clock SET seq = seq + 1
+    WHERE id = 1 AND EXISTS (SELECT 1 FROM activated)
+    RETURNING seq
+), pruned AS (
+    DELETE FROM search_index_log l USING activated a WHERE l.document_id = a.id
+), logged AS (
+    INSERT INTO search_index_log (seq, document_id) SELECT c.seq, a.id FROM clock c, activated a
 )
 SELECT id FROM activated

@@ -194,13 +194,14 @@ where
     }
 
     async fn document_embedder_adopt(&mut self, p: &EmbedderAdoptParams) -> Result<u64> {
-        sqlx::query(include_str!("../queries/document_embedder_adopt.sql"))
-            .bind(&p.embedder)
-            .bind(&p.embedder_fingerprint)
-            .execute(&mut *self.conn)
-            .await
-            .map(|r| r.rows_affected())
-            .map_err(map_err)
+        let adopted: i64 =
+            sqlx::query_scalar(include_str!("../queries/document_embedder_adopt.sql"))
+                .bind(&p.embedder)
+                .bind(&p.embedder_fingerprint)
+                .fetch_one(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        Ok(adopted as u64)
     }
 
     async fn document_reembed(&mut self, p: &DocumentReembedParams) -> Result<Vec<DocumentRow>> {
@@ -220,12 +221,41 @@ where
     }
 
     async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
-        sqlx::query("DELETE FROM documents WHERE id = $1")
+        let deleted: i64 = sqlx::query_scalar(include_str!("../queries/document_delete.sql"))
             .bind(id)
-            .execute(&mut *self.conn)
+            .fetch_one(&mut *self.conn)
             .await
-            .map(|r| r.rows_affected() > 0)
-            .map_err(map_err)
+            .map_err(map_err)?;
+        Ok(deleted > 0)
+    }
+
+    async fn search_index_changes(
+        &mut self,
+        p: &SearchIndexChangesParams,
+    ) -> Result<Vec<SearchIndexChange>> {
+        p.validate()?;
+        let rows: Vec<(i64, Uuid, bool, Option<String>, i64)> =
+            sqlx::query_as(include_str!("../queries/search_index_changes.sql"))
+                .bind(p.after_seq)
+                .bind(p.after_document)
+                .bind(p.limit)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        Ok(rows
+            .into_iter()
+            .map(
+                |(seq, document_id, searchable, embedder_fingerprint, chunk_count)| {
+                    SearchIndexChange {
+                        seq,
+                        document_id,
+                        searchable,
+                        embedder_fingerprint,
+                        chunk_count,
+                    }
+                },
+            )
+            .collect())
     }
 
     async fn document_list_stuck(&mut self, p: &StuckDocumentsParams) -> Result<Vec<DocumentRow>> {
@@ -394,11 +424,27 @@ where
 
     async fn chunk_vectors_page(&mut self, p: &ChunkVectorPageParams) -> Result<Vec<ChunkVector>> {
         p.validate()?;
-        sqlx::query(include_str!("../queries/chunk_vectors_page.sql"))
-            .bind(&p.document_ids)
-            .bind(p.after_id)
-            .bind(p.limit)
-            .bind(&p.embedder_fingerprint)
+        let query = match &p.chunk_ids {
+            Some(ids) => sqlx::query(include_str!("../queries/chunk_vectors_by_id.sql"))
+                .bind(&p.document_ids)
+                .bind(p.after_id)
+                .bind(p.limit)
+                .bind(&p.embedder_fingerprint)
+                .bind(ids),
+            None if p.document_ids.as_ref().is_some_and(|d| d.len() <= 256) => {
+                sqlx::query(include_str!("../queries/chunk_vectors_of_documents.sql"))
+                    .bind(&p.document_ids)
+                    .bind(p.after_id)
+                    .bind(p.limit)
+                    .bind(&p.embedder_fingerprint)
+            }
+            None => sqlx::query(include_str!("../queries/chunk_vectors_page.sql"))
+                .bind(&p.document_ids)
+                .bind(p.after_id)
+                .bind(p.limit)
+                .bind(&p.embedder_fingerprint),
+        };
+        query
             .fetch_all(&mut *self.conn)
             .await
             .map_err(map_err)?

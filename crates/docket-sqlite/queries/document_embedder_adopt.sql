@@ -3,3 +3,4 @@
 UPDATE documents
 SET embedder_fingerprint = ?2
 WHERE embedder_fingerprint IS NULL AND active_generation IS NOT NULL AND embedder = ?1
+RETURNING id

@@ -165,6 +165,7 @@ where
             return Ok(false);
         }
         drop_other_generations(&mut tx, &id, Some(p.generation)).await?;
+        log_search_index(&mut tx, &[id]).await?;
         commit(tx).await?;
         Ok(true)
     }
@@ -211,13 +212,16 @@ where
     }
 
     async fn document_embedder_adopt(&mut self, p: &EmbedderAdoptParams) -> Result<u64> {
-        let done = sqlx::query(sql!("document_embedder_adopt"))
+        let mut tx = atomic(&mut self.conn).await?;
+        let ids: Vec<String> = sqlx::query_scalar(sql!("document_embedder_adopt"))
             .bind(p.embedder.as_str())
             .bind(p.embedder_fingerprint.as_str())
-            .execute(&mut *self.conn)
+            .fetch_all(&mut *tx)
             .await
             .map_err(map_err)?;
-        Ok(done.rows_affected())
+        log_search_index(&mut tx, &ids).await?;
+        commit(tx).await?;
+        Ok(ids.len() as u64)
     }
 
     async fn document_reembed(&mut self, p: &DocumentReembedParams) -> Result<Vec<DocumentRow>> {
@@ -260,12 +264,46 @@ where
     }
 
     async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
+        let id = uuid_text(id);
+        let mut tx = atomic(&mut self.conn).await?;
         let done = sqlx::query(sql!("document_delete"))
-            .bind(uuid_text(id))
-            .execute(&mut *self.conn)
+            .bind(id.as_str())
+            .execute(&mut *tx)
             .await
             .map_err(map_err)?;
-        Ok(done.rows_affected() > 0)
+        let deleted = done.rows_affected() > 0;
+        if deleted {
+            log_search_index(&mut tx, &[id]).await?;
+        }
+        commit(tx).await?;
+        Ok(deleted)
+    }
+
+    async fn search_index_changes(
+        &mut self,
+        p: &SearchIndexChangesParams,
+    ) -> Result<Vec<SearchIndexChange>> {
+        p.validate()?;
+        let rows: Vec<(i64, String, bool, Option<String>, i64)> =
+            sqlx::query_as(sql!("search_index_changes"))
+                .bind(p.after_seq)
+                .bind(uuid_text(p.after_document))
+                .bind(p.limit)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+        rows.into_iter()
+            .map(|(seq, id, searchable, embedder_fingerprint, chunk_count)| {
+                Ok(SearchIndexChange {
+                    seq,
+                    document_id: Uuid::parse_str(&id)
+                        .map_err(|e| Error::Decode(format!("bad document id {id:?}: {e}")))?,
+                    searchable,
+                    embedder_fingerprint,
+                    chunk_count,
+                })
+            })
+            .collect()
     }
 
     async fn document_list_stuck(&mut self, p: &StuckDocumentsParams) -> Result<Vec<DocumentRow>> {
@@ -410,14 +448,31 @@ where
             return Ok(Vec::new());
         }
         let ids = ids_json(p.document_ids.as_deref())?;
-        let rows = sqlx::query(sql!("chunk_vectors_page"))
+        let chunk_ids = p
+            .chunk_ids
+            .as_ref()
+            .map(|ids| json_text!(ids))
+            .transpose()?;
+        let statement = if chunk_ids.is_some() {
+            sql!("chunk_vectors_by_id")
+        } else if p
+            .document_ids
+            .as_ref()
+            .is_some_and(|d| d.len() <= FEW_DOCUMENTS)
+        {
+            sql!("chunk_vectors_of_documents")
+        } else {
+            sql!("chunk_vectors_page")
+        };
+        let mut query = sqlx::query(statement)
             .bind(ids)
             .bind(p.after_id)
             .bind(p.limit)
-            .bind(p.embedder_fingerprint.as_deref())
-            .fetch_all(&mut *self.conn)
-            .await
-            .map_err(map_err)?;
+            .bind(p.embedder_fingerprint.as_deref());
+        if let Some(chunk_ids) = chunk_ids {
+            query = query.bind(chunk_ids);
+        }
+        let rows = query.fetch_all(&mut *self.conn).await.map_err(map_err)?;
         rows.iter().map(rows::vector).collect()
     }
 
@@ -520,6 +575,32 @@ fn ids_json(ids: Option<&[Uuid]>) -> Result<Option<String>> {
         json_text!(&ids)
     })
     .transpose()
+}
+
+/// A scope of at most this many documents is read from the documents (each page sorts
+/// their chunks); a larger one by walking the chunks in id order.
+const FEW_DOCUMENTS: usize = 256;
+
+/// Logs documents `ids` for the search index under the clock's next number (migration 0007),
+/// in the caller's transaction.
+async fn log_search_index(conn: &mut SqliteConnection, ids: &[String]) -> Result<()> {
+    if ids.is_empty() {
+        return Ok(());
+    }
+    let seq: i64 = sqlx::query_scalar(sql!("search_index_tick"))
+        .fetch_one(&mut *conn)
+        .await
+        .map_err(map_err)?;
+    let ids = json_text!(ids)?;
+    for statement in [sql!("search_index_prune"), sql!("search_index_log")] {
+        sqlx::query(statement)
+            .bind(seq)
+            .bind(ids.as_str())
+            .execute(&mut *conn)
+            .await
+            .map_err(map_err)?;
+    }
+    Ok(())
 }
 
 async fn drop_other_generations(

@@ -196,6 +196,7 @@ async fn vectors_of<E: Executor>(c: &mut E, ids: Option<Vec<Uuid>>) -> Vec<(i64,
         embedder_fingerprint: None,
         after_id: 0,
         limit: 1000,
+        chunk_ids: None,
     })
     .await
     .expect("chunk_vectors_page")
@@ -848,6 +849,7 @@ pub async fn chunk_embeddings_round_trip<T: TestDb>(db: &T) {
             document_ids: None,
             after_id: 0,
             limit: 10,
+            chunk_ids: None,
         })
         .await
         .unwrap();
@@ -868,6 +870,7 @@ pub async fn chunk_embeddings_round_trip<T: TestDb>(db: &T) {
             document_ids: Some(vec![d.id]),
             after_id: 0,
             limit: 1,
+            chunk_ids: None,
         })
         .await
         .unwrap();
@@ -961,6 +964,7 @@ pub async fn chunk_vectors_page_active_only<T: TestDb>(db: &T) {
                 document_ids: None,
                 after_id: after,
                 limit: 2,
+                chunk_ids: None,
             })
             .await
             .unwrap();

@@ -19,7 +19,7 @@ use super::{base_time, conn};
 
 /// A completed document of `n` embedded chunks whose vectors `embedder` made (fingerprint
 /// `fingerprint`), chunked by `chunker`, with its parsed text.
-async fn searchable<E: Executor>(
+pub(crate) async fn searchable<E: Executor>(
     c: &mut E,
     at: chrono::DateTime<chrono::Utc>,
     n: i32,
@@ -54,6 +54,7 @@ async fn vector_docs<E: Executor>(c: &mut E, fingerprint: Option<&str>) -> Vec<U
             embedder_fingerprint: fingerprint.map(str::to_owned),
             after_id: 0,
             limit: 1000,
+            chunk_ids: None,
         })
         .await
         .expect("chunk_vectors_page")

@@ -79,6 +79,10 @@ async fn run_with<D: Driver>(
     }
     let handle = Runtime::start(driver, workers, runtime, Arc::new(SystemClock))?;
     if serve {
+        // Without pgvector, searches are answered from docket's own index, built from here on.
+        if let Err(e) = pipeline.start_search_index(handle.shutdown_token()).await {
+            tracing::warn!(error = %e, "no vector index: searches scan the stored vectors");
+        }
         let listener = tokio::net::TcpListener::bind(&config.http.listen)
             .await
             .with_context(|| format!("listening on {}", config.http.listen))?;
