@@ -305,7 +305,10 @@ impl<D: Driver> Pipeline<D> {
     ) -> Result<Option<Ranked>, PipelineError> {
         index.sync(&self.inner.driver).await?;
         let allowed = document_ids.as_deref().map(|ids| index.keys_of(ids));
-        if !forced && allowed.as_ref().is_some_and(|a| a.len() <= ann::EXACT_MAX) {
+        let small = |a: &std::collections::HashSet<u64>| {
+            a.len() <= ann::EXACT_MAX || a.len() * ann::EXACT_SHARE <= index.len()
+        };
+        if !forced && allowed.as_ref().is_some_and(small) {
             return Ok(None);
         }
         let held = allowed.as_ref().map_or_else(|| index.len(), |a| a.len());

@@ -32,6 +32,10 @@ pub enum BenchCommand {
     Pipeline(super::bench_pipeline::PipelineBench),
     /// The HTTP API: idle memory of `docket serve`, upload latency, event-stream delay.
     Http(super::bench_http::HttpBench),
+    /// Vector search on docket's own index: build time, memory, latency, recall.
+    Search(super::bench_search::SearchBench),
+    /// Whether search finds the answer: recall@5 and MRR of a question set over real pages.
+    Retrieval(super::bench_retrieval::RetrievalBench),
 }
 
 /// Which backend to measure.
@@ -89,6 +93,8 @@ pub async fn bench(config: Config, cmd: BenchCommand) -> anyhow::Result<ExitCode
         BenchCommand::Queue(q) => queue(config, q).await,
         BenchCommand::Pipeline(b) => super::bench_pipeline::pipeline(config, b).await,
         BenchCommand::Http(b) => super::bench_http::http(config, b).await,
+        BenchCommand::Search(b) => super::bench_search::search(config, b).await,
+        BenchCommand::Retrieval(b) => super::bench_retrieval::retrieval(config, b).await,
     }
 }
 

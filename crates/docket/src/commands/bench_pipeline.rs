@@ -337,8 +337,11 @@ async fn run<D: Driver>(
     let pipeline_rate = chunks as f64 / wall;
 
     // 4. sentence-transformers on the same chunks, when installed.
-    let python = match &config.embed.provider {
-        EmbedConfig::Local(local) => python_reference(&b.python, &local.model, &texts).await,
+    let python = match (&config.embed.provider, embedder.fallback()) {
+        (EmbedConfig::Local(local), None) => {
+            python_reference(&b.python, &local.model, &texts).await
+        }
+        (EmbedConfig::Local(_), Some(note)) => json!({ "skipped": note }),
         _ => json!({"skipped": "the provider is not local"}),
     };
 

@@ -4,6 +4,8 @@ pub mod admin;
 pub mod bench;
 pub mod bench_http;
 pub mod bench_pipeline;
+pub mod bench_retrieval;
+pub mod bench_search;
 pub mod client;
 pub mod drill;
 pub mod models;
