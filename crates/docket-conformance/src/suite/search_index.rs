@@ -25,6 +25,30 @@ async fn changes_after<E: Executor>(c: &mut E, seq: i64, document: Uuid) -> Vec<
     .expect("search_index_changes")
 }
 
+/// The log after `(seq, document)`, read one entry per call.
+async fn one_at_a_time<E: Executor>(
+    c: &mut E,
+    mut seq: i64,
+    mut document: Uuid,
+) -> Vec<SearchIndexChange> {
+    let mut read = Vec::new();
+    loop {
+        let page = c
+            .search_index_changes(&SearchIndexChangesParams {
+                after_seq: seq,
+                after_document: document,
+                limit: 1,
+            })
+            .await
+            .expect("search_index_changes");
+        let Some(last) = page.last() else {
+            return read;
+        };
+        (seq, document) = (last.seq, last.document_id);
+        read.extend(page);
+    }
+}
+
 /// (document, searchable, fingerprint) of each change.
 fn summary(changes: &[SearchIndexChange]) -> Vec<(Uuid, bool, Option<&str>)> {
     changes
@@ -129,21 +153,7 @@ pub async fn search_index_log_follows_changes<T: TestDb>(db: &T) {
             (b.id, false, None)
         ]
     );
-    let mut paged = Vec::new();
-    let (mut seq, mut doc) = (0, Uuid::nil());
-    loop {
-        let page = c
-            .search_index_changes(&SearchIndexChangesParams {
-                after_seq: seq,
-                after_document: doc,
-                limit: 1,
-            })
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        (seq, doc) = (last.seq, last.document_id);
-        paged.extend(page);
-    }
+    let paged = one_at_a_time(&mut c, 0, Uuid::nil()).await;
     assert_eq!(paged, all, "read a page at a time, the log is the same");
 }
 
@@ -162,7 +172,7 @@ pub async fn search_index_log_pages_within_one_change<T: TestDb>(db: &T) {
     }
     let before = changes_after(&mut c, 0, Uuid::nil()).await;
     let last = before.last().unwrap();
-    let (mut seq, mut doc) = (last.seq, last.document_id);
+    let (seq, doc) = (last.seq, last.document_id);
     assert_eq!(
         c.document_embedder_adopt(&EmbedderAdoptParams {
             embedder: "model-x".into(),
@@ -172,20 +182,7 @@ pub async fn search_index_log_pages_within_one_change<T: TestDb>(db: &T) {
         .unwrap(),
         3
     );
-    let mut seen = Vec::new();
-    loop {
-        let page = c
-            .search_index_changes(&SearchIndexChangesParams {
-                after_seq: seq,
-                after_document: doc,
-                limit: 1,
-            })
-            .await
-            .unwrap();
-        let Some(last) = page.last() else { break };
-        (seq, doc) = (last.seq, last.document_id);
-        seen.extend(page);
-    }
+    let seen = one_at_a_time(&mut c, seq, doc).await;
     assert_eq!(seen.len(), 3);
     assert!(seen.windows(2).all(|w| w[0].seq == w[1].seq));
     let mut ids: Vec<Uuid> = seen.iter().map(|c| c.document_id).collect();
