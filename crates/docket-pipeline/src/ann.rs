@@ -61,6 +61,10 @@ const VECTORS_PAGE: i64 = 4096;
 /// Vectors loaded (as `f32`) before they are inserted: bounds the memory a build needs beside
 /// the index itself (~12 MiB at 384 dimensions).
 const VECTOR_BUDGET: i64 = 8192;
+/// Documents whose vectors are read at once: the stores read the chunks of this many
+/// documents from the documents themselves; more would walk every chunk in id order, once per
+/// batch (a build over many small documents would read the table again and again).
+const DOCUMENTS_BUDGET: usize = 256;
 
 /// What the index holds, for `/readyz`, `/metrics` and benchmarks.
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -230,12 +234,14 @@ impl VectorIndex {
         };
         let mut taken = 0;
         let mut vectors_due = 0;
+        let mut documents_due = 0;
         for c in &changes {
             taken += 1;
             if relevant(c) {
                 vectors_due += c.chunk_count.max(1);
+                documents_due += 1;
             }
-            if vectors_due >= VECTOR_BUDGET {
+            if vectors_due >= VECTOR_BUDGET || documents_due >= DOCUMENTS_BUDGET {
                 break;
             }
         }

@@ -377,7 +377,7 @@ fn format_name(f: Format) -> &'static str {
     f.name()
 }
 
-async fn wait_all<D: Driver>(
+pub(crate) async fn wait_all<D: Driver>(
     p: &Pipeline<D>,
     n: usize,
 ) -> anyhow::Result<Vec<docket_core::DocumentRow>> {

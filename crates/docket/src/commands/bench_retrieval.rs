@@ -12,14 +12,14 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use bytes::Bytes;
 use clap::Args;
-use docket_core::{DocumentListParams, DocumentStatus, DocumentStore, Driver, SystemClock};
+use docket_core::{DocumentStatus, Driver, SystemClock};
 use docket_embed::EmbedConfig;
+use docket_pipeline::NewDocument;
 use docket_pipeline::search::SearchMode;
-use docket_pipeline::{NewDocument, Pipeline};
 use docket_queue::{Runtime, RuntimeConfig};
 use serde::Deserialize;
 use serde_json::json;
@@ -143,9 +143,14 @@ async fn run<D: Driver>(
         },
         Arc::new(SystemClock),
     )?;
-    let chunks = completed(&pipeline, docs.len()).await;
+    let rows = super::bench_pipeline::wait_all(&pipeline, docs.len()).await;
     handle.shutdown().await;
-    let chunks = chunks?;
+    let rows = rows?;
+    // A failed document would measure fewer pages.
+    if let Some(d) = rows.iter().find(|d| d.status != DocumentStatus::Completed) {
+        anyhow::bail!("{:?} did not complete: {:?}", d.filename, d.error);
+    }
+    let chunks: i64 = rows.iter().map(|d| d.chunk_count as i64).sum();
     let ingest_seconds = started.elapsed().as_secs_f64();
     let mut modes = serde_json::Map::new();
     for mode in [SearchMode::Text, SearchMode::Vector, SearchMode::Hybrid] {
@@ -180,33 +185,4 @@ async fn run<D: Driver>(
         "ingest_seconds": ingest_seconds,
         "modes": modes,
     }))
-}
-
-/// Waits until the `n` documents have finished; their chunk count. A document that failed is
-/// an error (the measurement would be of fewer pages).
-async fn completed<D: Driver>(p: &Pipeline<D>, n: usize) -> anyhow::Result<i64> {
-    let deadline = Instant::now() + Duration::from_secs(600);
-    loop {
-        let rows = {
-            let mut c = p.driver().conn().await?;
-            c.document_list(&DocumentListParams {
-                status: None,
-                source: None,
-                before: None,
-                limit: 1000,
-            })
-            .await?
-        };
-        if rows.len() >= n && rows.iter().all(|d| d.status.is_terminal()) {
-            if let Some(d) = rows.iter().find(|d| d.status != DocumentStatus::Completed) {
-                anyhow::bail!("{:?} did not complete: {:?}", d.filename, d.error);
-            }
-            return Ok(rows.iter().map(|d| d.chunk_count as i64).sum());
-        }
-        anyhow::ensure!(
-            Instant::now() < deadline,
-            "documents not done within 10 minutes"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
 }
