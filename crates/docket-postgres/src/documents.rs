@@ -546,29 +546,58 @@ where
             return Ok(Some(Vec::new()));
         }
         let dims = i32::try_from(p.query.len()).expect("at most MAX_DIMS");
-        let sql = vector::render(
-            include_str!("../queries/chunk_search.sql"),
-            &ext,
-            Some(dims),
-        );
-        // An HNSW scan yields at most `hnsw.ef_search` rows (40 by default): widen it to k for
-        // this search (pgvector accepts up to 1000). A transaction (a savepoint inside the
-        // caller's) bounds the setting.
-        let ef_search = p.k.clamp(40, 1000).to_string();
+        // A transaction (a savepoint inside the caller's) bounds `hnsw.ef_search`.
         let mut tx = self.conn.deref_mut().begin().await.map_err(map_err)?;
-        sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
-            .bind(&ef_search)
-            .execute(&mut *tx)
-            .await
-            .map_err(map_err)?;
-        let rows: Vec<(i64, Uuid, f64)> = sqlx::query_as(&sql)
-            .bind(&query)
-            .bind(&p.document_ids)
-            .bind(p.k)
-            .bind(&p.embedder_fingerprint)
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(map_err)?;
+        let mut rows: Vec<(i64, Uuid, f64)> = Vec::new();
+        if p.document_ids.is_none() {
+            // The index's nearest candidates, filtered; widened while the filters (older
+            // generations, another embedder's vectors) leave fewer than k.
+            let sql = vector::render(
+                include_str!("../queries/chunk_search.sql"),
+                &ext,
+                Some(dims),
+            );
+            let mut want =
+                p.k.saturating_mul(vector::OVERSAMPLE)
+                    .clamp(vector::MIN_CANDIDATES, vector::MAX_EF_SEARCH);
+            loop {
+                // An HNSW scan yields at most `hnsw.ef_search` rows.
+                let ef_search = want.max(vector::EF_SEARCH).to_string();
+                sqlx::query("SELECT set_config('hnsw.ef_search', $1, true)")
+                    .bind(&ef_search)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                rows = sqlx::query_as(&sql)
+                    .bind(&query)
+                    .bind(p.k)
+                    .bind(&p.embedder_fingerprint)
+                    .bind(want)
+                    .fetch_all(&mut *tx)
+                    .await
+                    .map_err(map_err)?;
+                if rows.len() as i64 >= p.k || want >= vector::MAX_EF_SEARCH {
+                    break;
+                }
+                want = (want * vector::OVERSAMPLE).min(vector::MAX_EF_SEARCH);
+            }
+        }
+        if (rows.len() as i64) < p.k {
+            // A scope, or fewer than k left after the widest candidates: every vector, exactly.
+            let sql = vector::render(
+                include_str!("../queries/chunk_search_exact.sql"),
+                &ext,
+                Some(dims),
+            );
+            rows = sqlx::query_as(&sql)
+                .bind(&query)
+                .bind(&p.document_ids)
+                .bind(p.k)
+                .bind(&p.embedder_fingerprint)
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
         tx.commit().await.map_err(map_err)?;
         Ok(Some(
             rows.into_iter()

@@ -19,6 +19,18 @@ pub(crate) const MAX_DIMS: usize = 16_000;
 /// pgvector's largest `vector` an HNSW index holds.
 pub(crate) const MAX_INDEX_DIMS: i32 = 2_000;
 
+/// Candidates taken from the HNSW index per hit asked for, before the filters (active
+/// generation, embedder) keep the best k; and at least this many.
+pub(crate) const OVERSAMPLE: i64 = 4;
+pub(crate) const MIN_CANDIDATES: i64 = 40;
+
+/// `hnsw.ef_search` for a search (pgvector's default is 40): the breadth of the graph walk,
+/// as docket's own index uses it (measured with `docket bench search`).
+pub(crate) const EF_SEARCH: i64 = 256;
+
+/// The widest `hnsw.ef_search` pgvector accepts; past it the exact statement answers.
+pub(crate) const MAX_EF_SEARCH: i64 = 1_000;
+
 /// What a driver (and every executor it hands out) knows about pgvector: nothing until
 /// detected, then the extension's schema prefix (`"public".`) where the vector path is usable,
 /// or `None` where it is not.
@@ -256,6 +268,7 @@ mod tests {
                 Some(384),
             ),
             (include_str!("../queries/chunk_search.sql"), Some(384)),
+            (include_str!("../queries/chunk_search_exact.sql"), Some(384)),
         ] {
             let out = render(sql, &ext, dims);
             assert!(!out.contains("{ext}") && !out.contains("{dims}"), "{out}");

@@ -5,6 +5,7 @@
 //! [`TestDb::connect_again`] for "another connection").
 
 mod cancelled;
+mod chunks;
 mod claim;
 mod claims;
 mod complete;
@@ -13,6 +14,7 @@ mod cron_manual;
 mod documents;
 mod driver;
 mod embedders;
+mod generations;
 mod insert;
 mod read;
 mod repair;
@@ -20,10 +22,12 @@ mod search_index;
 mod stuck;
 mod text_search;
 mod tx;
+mod vector_search;
 mod views;
 mod workers;
 
 pub use cancelled::*;
+pub use chunks::*;
 pub use claim::*;
 pub use claims::*;
 pub use complete::*;
@@ -32,6 +36,7 @@ pub use cron_manual::*;
 pub use documents::*;
 pub use driver::*;
 pub use embedders::*;
+pub use generations::*;
 pub use insert::*;
 pub use read::*;
 pub use repair::*;
@@ -39,6 +44,7 @@ pub use search_index::*;
 pub use stuck::*;
 pub use text_search::*;
 pub use tx::*;
+pub use vector_search::*;
 pub use views::*;
 pub use workers::*;
 
