@@ -34,8 +34,9 @@ use uuid::Uuid;
 
 use crate::PipelineError;
 
-/// Neighbours per node (HNSW's `M`).
-pub const CONNECTIVITY: usize = 16;
+/// Neighbours per node (HNSW's `M`): at a million 384-d vectors, 24 reaches recall@10 0.95 at
+/// `ef` 256 where 16 reached 0.87, and the process stays under 1 GB (`docket bench search`).
+pub const CONNECTIVITY: usize = 24;
 /// Candidate list size while inserting (`efConstruction`).
 pub const EXPANSION_ADD: usize = 64;
 /// Candidate list size while searching (`ef`): recall@10 over a million clustered vectors
