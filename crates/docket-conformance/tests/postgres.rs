@@ -447,6 +447,19 @@ async fn seed_monitoring_sql() {
         c.job_get(old[0]).await.expect("job_get").is_none(),
         "old completed job kept"
     );
+    // Deleting jobs deletes their attempt rows, whoever deletes them (a statement-level
+    // trigger since version 8; there is no per-row foreign key).
+    let orphans: i64 = sqlx::query_scalar("SELECT count(*) FROM job_attempts WHERE job_id = $1")
+        .bind(old[0])
+        .fetch_one(&pool)
+        .await
+        .expect("attempts");
+    assert_eq!(orphans, 0, "the deleted job's attempts are kept");
+    assert_eq!(
+        c.job_attempt_list(old[1]).await.expect("attempts").len(),
+        1,
+        "the kept job's attempt"
+    );
     assert!(
         c.job_get(old[1]).await.expect("job_get").is_some(),
         "failed job deleted early"
