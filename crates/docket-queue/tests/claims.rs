@@ -3,7 +3,7 @@
 
 use std::future::Future;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -224,11 +224,27 @@ async fn rescues_back_off_and_stop_after_max_rescues<T: TestDb>(db: T) {
 }
 
 /// A driver whose liveness connection hangs while `hang` is set: a heartbeat that never
-/// answers (fault injection).
+/// answers; and, once armed ([`HOLD_ARMED`]), whose next pooled connection is held until the
+/// test lets it go (fault injection).
 #[derive(Clone)]
 struct Hanging<D> {
     inner: D,
     hang: Arc<AtomicBool>,
+    hold: Arc<AtomicU8>,
+}
+
+const HOLD_OFF: u8 = 0;
+const HOLD_ARMED: u8 = 1;
+const HOLD_HELD: u8 = 2;
+
+impl<D> Hanging<D> {
+    fn new(inner: D) -> Self {
+        Self {
+            inner,
+            hang: Arc::default(),
+            hold: Arc::default(),
+        }
+    }
 }
 
 impl<D: QueueDriver> QueueDriver for Hanging<D> {
@@ -239,8 +255,15 @@ impl<D: QueueDriver> QueueDriver for Hanging<D> {
         self.inner.name()
     }
 
-    fn conn(&self) -> impl Future<Output = Result<Self::Conn>> + Send {
-        self.inner.conn()
+    async fn conn(&self) -> Result<Self::Conn> {
+        let held = self
+            .hold
+            .compare_exchange(HOLD_ARMED, HOLD_HELD, Ordering::SeqCst, Ordering::SeqCst)
+            .is_ok();
+        while held && self.hold.load(Ordering::SeqCst) == HOLD_HELD {
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        self.inner.conn().await
     }
 
     async fn control_conn(&self) -> Result<Self::Conn> {
@@ -279,11 +302,8 @@ impl<D: QueueDriver> QueueDriver for Hanging<D> {
 /// lease lapses, hands them back, and claims again once a heartbeat gets through.
 #[both_backends]
 async fn a_worker_that_cannot_renew_its_lease_stops_first<T: TestDb>(db: T) {
-    let hang = Arc::new(AtomicBool::new(false));
-    let d = Hanging {
-        inner: db.driver().clone(),
-        hang: hang.clone(),
-    };
+    let d = Hanging::new(db.driver().clone());
+    let hang = d.hang.clone();
     let cfg = RuntimeConfig {
         heartbeat_interval: Duration::from_millis(200),
         lease: Duration::from_millis(1_000),
@@ -313,6 +333,39 @@ async fn a_worker_that_cannot_renew_its_lease_stops_first<T: TestDb>(db: T) {
     assert_eq!(next, vec!["busy", "later"]);
     until_state(&d, later, JobState::Completed).await;
     assert_eq!(outcomes(&d, busy).await[0], AttemptOutcome::Released);
+    h.shutdown().await;
+}
+
+/// A completion write that stalls (its connection held) does not hold up the next: a second
+/// writer records the jobs that finish meanwhile.
+#[both_backends]
+async fn a_stalled_completion_write_does_not_hold_up_the_next<T: TestDb>(db: T) {
+    let d = Hanging::new(db.driver().clone());
+    let cfg = RuntimeConfig {
+        // Only wake-ups start claims: no poll takes the held connection.
+        poll_interval: Duration::from_secs(60),
+        ..config("cw", 2)
+    };
+    let (h, mut rx) = start(&d, cfg);
+    let slow = enqueue(&d, "slow", Action::Sleep(200), in_queue("cw")).await;
+    assert_eq!(recv(&mut rx).await, "slow");
+    // The next connection asked for is the one that writes `slow`'s completion.
+    d.hold.store(HOLD_ARMED, Ordering::SeqCst);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while d.hold.load(Ordering::SeqCst) != HOLD_HELD {
+        assert!(std::time::Instant::now() < deadline, "no completion write");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let quick = enqueue(&d, "quick", Action::Ok, in_queue("cw")).await;
+    assert_eq!(recv(&mut rx).await, "quick");
+    until_state(&d, quick, JobState::Completed).await;
+    assert_eq!(
+        job(&d, slow).await.status,
+        JobState::Running,
+        "the held write was slow's completion"
+    );
+    d.hold.store(HOLD_OFF, Ordering::SeqCst);
+    until_state(&d, slow, JobState::Completed).await;
     h.shutdown().await;
 }
 
