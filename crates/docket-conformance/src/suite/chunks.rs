@@ -200,11 +200,7 @@ pub async fn chunk_embeddings_round_trip<T: TestDb>(db: &T) {
 
     // The vectors come back only once the generation is active.
     assert!(vectors_of(&mut c, None).await.is_empty());
-    assert!(
-        c.document_activate(&activate(d.id, 1, 4, t0))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, d.id, 1, 4, t0).await;
     let page = c
         .chunk_vectors_page(&ChunkVectorPageParams {
             embedder_fingerprint: None,
@@ -277,16 +273,8 @@ pub async fn chunk_vectors_page_active_only<T: TestDb>(db: &T) {
     let vb: Vec<(i64, Vec<f32>)> = b_rows.iter().map(|r| (r.id, vector(1, 8))).collect();
     c.chunk_set_embeddings(&vb).await.unwrap();
     embed_all(&mut c, never.id, 1).await;
-    assert!(
-        c.document_activate(&activate(a.id, 1, 3, t0))
-            .await
-            .unwrap()
-    );
-    assert!(
-        c.document_activate(&activate(b.id, 1, 3, t0))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, a.id, 1, 3, t0).await;
+    activated(&mut c, b.id, 1, 3, t0).await;
     // `never` is not activated; `a` gets chunks of a new generation (embedded, inactive).
     c.document_reprocess(&DocumentReprocessParams {
         id: a.id,

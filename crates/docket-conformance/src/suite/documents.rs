@@ -108,6 +108,35 @@ pub(crate) fn activate(
     }
 }
 
+/// Activates `generation` of `id` with [`activate`]'s figures; the activation must apply.
+pub(crate) async fn activated<E: DocumentStore>(
+    c: &mut E,
+    id: Uuid,
+    generation: i32,
+    chunks: i32,
+    now: DateTime<Utc>,
+) {
+    assert!(
+        c.document_activate(&activate(id, generation, chunks, now))
+            .await
+            .unwrap(),
+        "activate {id} generation {generation}"
+    );
+}
+
+/// Stores `text` as the plain text of `generation` of `id`, with no sections.
+pub(crate) async fn store_text<E: DocumentStore>(c: &mut E, id: Uuid, generation: i32, text: &str) {
+    c.document_text_upsert(&DocumentText {
+        document_id: id,
+        generation,
+        format: "text".into(),
+        text: text.into(),
+        sections: json!([]),
+    })
+    .await
+    .unwrap();
+}
+
 pub(crate) fn chunk(i: i32, text: &str) -> ChunkInsert {
     ChunkInsert {
         chunk_index: i,
@@ -658,20 +687,8 @@ pub async fn document_delete_cascades<T: TestDb>(db: &T) {
     for x in [&d, &kept] {
         replace(&mut c, x.id, 1, &chunks(2, "x")).await;
         embed_all(&mut c, x.id, 1).await;
-        c.document_text_upsert(&DocumentText {
-            document_id: x.id,
-            generation: 1,
-            format: "text".into(),
-            text: "x".into(),
-            sections: json!([]),
-        })
-        .await
-        .unwrap();
-        assert!(
-            c.document_activate(&activate(x.id, 1, 2, t0))
-                .await
-                .unwrap()
-        );
+        store_text(&mut c, x.id, 1, "x").await;
+        activated(&mut c, x.id, 1, 2, t0).await;
     }
     let ids: Vec<i64> = list_chunks(&mut c, d.id, None)
         .await

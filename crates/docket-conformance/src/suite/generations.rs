@@ -3,8 +3,7 @@
 
 use chrono::Duration;
 use docket_core::{
-    DocumentReprocessParams, DocumentStatus, DocumentStore, DocumentText, GenerationKey,
-    QueueDriver, Transaction,
+    DocumentReprocessParams, DocumentStatus, DocumentStore, GenerationKey, QueueDriver, Transaction,
 };
 use serde_json::json;
 use uuid::Uuid;
@@ -23,15 +22,7 @@ pub async fn document_activate_swaps_generations<T: TestDb>(db: &T) {
         let d = new_doc(&mut c, t0).await;
         replace(&mut c, d.id, 1, &chunks(3, "old")).await;
         embed_all(&mut c, d.id, 1).await;
-        c.document_text_upsert(&DocumentText {
-            document_id: d.id,
-            generation: 1,
-            format: "text".into(),
-            text: "old".into(),
-            sections: json!([]),
-        })
-        .await
-        .unwrap();
+        store_text(&mut c, d.id, 1, "old").await;
         let mut p = activate(d.id, 1, 3, t0);
         p.status = DocumentStatus::Notifying;
         p.progress = 95;
@@ -66,15 +57,7 @@ pub async fn document_activate_swaps_generations<T: TestDb>(db: &T) {
         assert_eq!(r.generation, 2);
         replace(&mut c, d.id, 2, &chunks(2, "new")).await;
         embed_all(&mut c, d.id, 2).await;
-        c.document_text_upsert(&DocumentText {
-            document_id: d.id,
-            generation: 2,
-            format: "text".into(),
-            text: "new".into(),
-            sections: json!([]),
-        })
-        .await
-        .unwrap();
+        store_text(&mut c, d.id, 2, "new").await;
         d
     };
     let old_texts = ["old chunk 0 — é", "old chunk 1 — é", "old chunk 2 — é"];
@@ -199,11 +182,7 @@ pub async fn document_activate_swaps_generations<T: TestDb>(db: &T) {
     assert_eq!(vectors_of(&mut c, None).await.len(), 2);
 
     // Activating again (a retried stage) is harmless.
-    assert!(
-        c.document_activate(&activate(d.id, 2, 2, t1))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, d.id, 2, 2, t1).await;
     assert_eq!(list_chunks(&mut c, d.id, None).await.len(), 2);
 }
 
@@ -218,11 +197,7 @@ pub async fn document_reprocess_keeps_old_chunks<T: TestDb>(db: &T) {
     let mut p = stage(d.id, 1, DocumentStatus::Embedding, "embed", 80, t0);
     p.timing = Some(("parse_ms".into(), 3));
     c.document_set_stage(&p).await.unwrap();
-    assert!(
-        c.document_activate(&activate(d.id, 1, 2, t0))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, d.id, 1, 2, t0).await;
     let before = vectors_of(&mut c, None).await;
     assert_eq!(before.len(), 2);
 
@@ -307,11 +282,7 @@ pub async fn document_reprocess_keeps_old_chunks<T: TestDb>(db: &T) {
 
     replace(&mut c, d.id, 3, &chunks(1, "three")).await;
     embed_all(&mut c, d.id, 3).await;
-    assert!(
-        c.document_activate(&activate(d.id, 3, 1, t1))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, d.id, 3, 1, t1).await;
     let after = vectors_of(&mut c, None).await;
     assert_eq!(after.len(), 1);
     assert!(after[0].0 > before[1].0, "new chunk ids");

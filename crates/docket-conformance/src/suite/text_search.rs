@@ -10,7 +10,7 @@ use uuid::Uuid;
 
 use crate::harness::TestDb;
 
-use super::documents::{activate, new_doc, replace};
+use super::documents::{activated, new_doc, replace};
 use super::{base_time, conn};
 
 fn chunks(texts: &[&str]) -> Vec<ChunkInsert> {
@@ -82,11 +82,7 @@ pub async fn chunk_text_search_ranks_active_chunks<T: TestDb>(db: &T) {
         ]),
     )
     .await;
-    assert!(
-        c.document_activate(&activate(a.id, 1, 4, t0))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, a.id, 1, 4, t0).await;
     let a_ids = ids_of(&mut c, a.id, 1).await;
 
     let b = new_doc(&mut c, t0 + chrono::Duration::seconds(1)).await;
@@ -97,11 +93,7 @@ pub async fn chunk_text_search_ranks_active_chunks<T: TestDb>(db: &T) {
         &chunks(&["The ferry timetable, in print."]),
     )
     .await;
-    assert!(
-        c.document_activate(&activate(b.id, 1, 1, t0))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, b.id, 1, 1, t0).await;
     c.document_reprocess(&DocumentReprocessParams {
         id: b.id,
         now: None,
@@ -157,11 +149,7 @@ pub async fn chunk_text_search_ranks_active_chunks<T: TestDb>(db: &T) {
     assert!(found(&mut c, "zeppelin", 10, None).await.is_empty());
 
     // Generation 2 becomes the active one: its chunks are found, generation 1's are gone.
-    assert!(
-        c.document_activate(&activate(b.id, 2, 1, t0))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, b.id, 2, 1, t0).await;
     assert_eq!(found(&mut c, "secret", 10, None).await, b2);
     assert!(found(&mut c, "timetable", 10, None).await.is_empty());
 
@@ -189,7 +177,7 @@ async fn named<E: Executor>(
     at: chrono::DateTime<chrono::Utc>,
     filename: Option<&str>,
     metadata: Value,
-    activated: bool,
+    active: bool,
 ) -> Uuid {
     let id = Uuid::now_v7();
     let d = c
@@ -209,12 +197,8 @@ async fn named<E: Executor>(
         .await
         .unwrap();
     replace(c, d.id, 1, &chunks(&["some text"])).await;
-    if activated {
-        assert!(
-            c.document_activate(&activate(d.id, 1, 1, at))
-                .await
-                .unwrap()
-        );
+    if active {
+        activated(c, d.id, 1, 1, at).await;
     }
     d.id
 }

@@ -12,7 +12,7 @@ use uuid::Uuid;
 
 use crate::harness::TestDb;
 
-use super::documents::{activate, chunks, list_chunks, new_doc, replace, vectors_of};
+use super::documents::{activate, activated, chunks, list_chunks, new_doc, replace, vectors_of};
 use super::{base_time, conn};
 
 fn search(query: Vec<f32>, k: i64, document_ids: Option<Vec<Uuid>>) -> ChunkSearchParams {
@@ -99,16 +99,8 @@ pub async fn vector_search_optional<T: TestDb>(db: &T) {
         (never_rows[0].id, vec![1.0, 0.0, 0.0]),
     ];
     assert_eq!(c.chunk_set_embeddings(&set).await.unwrap(), 6);
-    assert!(
-        c.document_activate(&activate(a.id, 1, 2, t0))
-            .await
-            .unwrap()
-    );
-    assert!(
-        c.document_activate(&activate(b.id, 1, 3, t0))
-            .await
-            .unwrap()
-    );
+    activated(&mut c, a.id, 1, 2, t0).await;
+    activated(&mut c, b.id, 1, 3, t0).await;
 
     if !expected {
         assert!(!c.vector_index_ensure(3).await.unwrap());
