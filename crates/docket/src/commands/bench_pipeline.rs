@@ -1,15 +1,21 @@
 //! `docket bench pipeline`: documents through every stage, beside the raw model speed.
 //!
-//! One run, one JSON report:
+//! One run, one JSON report. Parsing and chunking run once; then `--repeat` rounds (default
+//! 3) each run the raw model, sentence-transformers and the pipeline in turn, and every
+//! figure is a median over the rounds with its min, max and spread, beside each run's load
+//! (the machine's busy share, this process's share, other processes', the hypervisor's
+//! steal):
 //! - `parse`: MB/s per format (in-process parsers on the generated corpus and the committed
 //!   sample files), and the chunker's speed on the same texts;
 //! - `raw_model`: the embedding provider alone on exactly the chunks the pipeline will embed,
-//!   in its preferred batch size (sentences/s);
-//! - `pipeline`: the same documents submitted and worked by a runtime in a fresh database
-//!   (documents/s, chunks/s, the share of stage time spent parsing and chunking), with the
-//!   ratio of its chunk rate to the raw model's;
+//!   in its preferred batch size (sentences/s), after one warm-up batch;
 //! - `python_reference`: sentence-transformers on the same chunks, when it is installed and
-//!   the provider is `local`;
+//!   the provider is `local` (one process that loaded the model once, warmed up, and times
+//!   one encode per round);
+//! - `pipeline`: the same documents submitted and worked by a runtime in a fresh database
+//!   (documents/s, chunks/s, the share of stage time spent parsing and chunking); its
+//!   documents are deleted between rounds, so each round does the same work;
+//! - `raw_model_vs_python` and `pipeline.embed_vs_raw_model`: ratios taken within each round;
 //! - `peak_rss_mb`: the process's high-water mark.
 
 use std::collections::BTreeMap;
@@ -29,6 +35,7 @@ use rand::{Rng, SeedableRng};
 use serde_json::json;
 
 use super::bench::{BackendKind, Fresh};
+use super::bench_stats::{LoadMeter, summary};
 use crate::config::Config;
 use crate::out::outln;
 use crate::{builtin, with_driver};
@@ -48,6 +55,10 @@ pub struct PipelineBench {
     /// Stage jobs running at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
+    /// Rounds: each runs the raw model, sentence-transformers and the pipeline in turn;
+    /// figures are medians over the rounds with their spread.
+    #[arg(long, default_value_t = 3)]
+    repeat: usize,
     /// Python interpreter for the sentence-transformers comparison (skipped when it cannot
     /// import sentence_transformers).
     #[arg(long, default_value = "python3")]
@@ -287,15 +298,111 @@ async fn run<D: Driver>(
         })
         .collect();
 
-    // 2. The raw model on exactly these chunks.
-    let t = Instant::now();
-    for batch in texts.chunks(embedder.batch_size().max(1)) {
-        embedder.embed(batch).await?;
+    // 2. The rounds: the raw model on exactly these chunks, sentence-transformers on the
+    // same chunks, then the pipeline, `repeat` times in turn, so that each figure is a
+    // median and a change in the machine's load shows up in all three.
+    let mut python = match (&config.embed.provider, embedder.fallback()) {
+        (EmbedConfig::Local(local), None) => PyRef::start(&b.python, &local.model, &texts).await,
+        (EmbedConfig::Local(_), Some(note)) => Err(json!({ "skipped": note })),
+        _ => Err(json!({"skipped": "the provider is not local"})),
+    };
+    // Warm-up: the first pass pays for page faults and the thread pool's start.
+    if let Some(first) = texts.chunks(embedder.batch_size().max(1)).next() {
+        embedder.embed(first).await?;
     }
-    let raw_s = t.elapsed().as_secs_f64();
-    let raw_rate = texts.len() as f64 / raw_s;
+    let (mut raw_runs, mut py_runs, mut pipe_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let mut last = None;
+    for round in 0..b.repeat.max(1) {
+        let meter = LoadMeter::start();
+        for batch in texts.chunks(embedder.batch_size().max(1)) {
+            embedder.embed(batch).await?;
+        }
+        let (secs, load) = meter.stop();
+        raw_runs.push(json!({
+            "seconds": secs, "sentences_per_s": texts.len() as f64 / secs, "load": load,
+        }));
+        if let Ok(py) = &mut python {
+            let meter = LoadMeter::start();
+            match py.run().await {
+                Ok(mut r) => {
+                    r["load"] = meter.stop().1;
+                    py_runs.push(r);
+                }
+                Err(e) => python = Err(e),
+            }
+        }
+        let (run, rows) = pipeline_round(&driver, &pipeline, b, docs).await?;
+        pipe_runs.push(run);
+        if round + 1 < b.repeat.max(1) {
+            for d in &rows {
+                pipeline.delete(d.id).await?;
+            }
+        }
+        last = Some(rows);
+    }
+    if let Ok(py) = python.as_mut() {
+        py.stop().await;
+    }
+    let rows = last.unwrap_or_default();
+    let failed: Vec<_> = rows
+        .iter()
+        .filter(|d| d.status == DocumentStatus::Failed)
+        .map(|d| json!({"filename": d.filename, "error": d.error}))
+        .collect();
+    let chunks: i64 = rows.iter().map(|d| d.chunk_count as i64).sum();
 
-    // 3. The pipeline.
+    let rate = |runs: &[serde_json::Value], key: &str| -> Vec<f64> {
+        runs.iter().filter_map(|r| r[key].as_f64()).collect()
+    };
+    let raw_rates = rate(&raw_runs, "sentences_per_s");
+    let py_rates = rate(&py_runs, "sentences_per_s");
+    let pipe_rates = rate(&pipe_runs, "chunks_per_s");
+    // Ratios within a round, where the two ran minutes apart rather than a whole run apart.
+    let per_round =
+        |a: &[f64], b: &[f64]| -> Vec<f64> { a.iter().zip(b).map(|(a, b)| a / b).collect() };
+    let python_json = match &python {
+        Err(skipped) if py_runs.is_empty() => skipped.clone(),
+        _ => json!({
+            "impl": py_runs.first().map(|r| r["impl"].clone()),
+            "sentences_per_s": summary(&py_rates),
+            "runs": py_runs,
+        }),
+    };
+    Ok(json!({
+        "embedder": embedder.name(),
+        "backend": driver.name(),
+        "documents": docs.len(),
+        "chunks": chunks,
+        "chunk_max_tokens": pipeline.chunker().max_tokens(),
+        "rounds": b.repeat.max(1),
+        "parse": parse_json,
+        "chunker_chunks_per_s": texts.len() as f64 / chunk_time.as_secs_f64().max(1e-9),
+        "raw_model": {
+            "sentences": texts.len(),
+            "sentences_per_s": summary(&raw_rates),
+            "runs": raw_runs,
+        },
+        "pipeline": {
+            "chunks_per_s": summary(&pipe_rates),
+            "documents_per_s": summary(&rate(&pipe_runs, "documents_per_s")),
+            "embed_vs_raw_model": summary(&per_round(&pipe_rates, &raw_rates)),
+            "failed": failed,
+            "runs": pipe_runs,
+        },
+        "python_reference": python_json,
+        "raw_model_vs_python": summary(&per_round(&raw_rates, &py_rates)),
+        "peak_rss_mb": peak_rss_mb(),
+    }))
+}
+
+/// One pipeline round: every document submitted, then worked by a fresh runtime until all
+/// are terminal. Returns the round's figures and the document rows.
+async fn pipeline_round<D: Driver>(
+    driver: &D,
+    pipeline: &Pipeline<D>,
+    b: &PipelineBench,
+    docs: &[(String, Bytes)],
+) -> anyhow::Result<(serde_json::Value, Vec<docket_core::DocumentRow>)> {
     let mut workers = builtin::workers();
     pipeline.register(&mut workers);
     let mut rc = RuntimeConfig {
@@ -303,7 +410,7 @@ async fn run<D: Driver>(
         ..Default::default()
     };
     rc.queues[0].concurrency = b.concurrency;
-    let t = Instant::now();
+    let meter = LoadMeter::start();
     for (name, bytes) in docs {
         pipeline
             .submit(NewDocument {
@@ -314,14 +421,9 @@ async fn run<D: Driver>(
             .await?;
     }
     let handle = Runtime::start(driver.clone(), workers, rc, Arc::new(SystemClock))?;
-    let rows = wait_all(&pipeline, docs.len()).await?;
-    let wall = t.elapsed().as_secs_f64();
+    let rows = wait_all(pipeline, docs.len()).await?;
+    let (wall, load) = meter.stop();
     handle.shutdown().await;
-    let failed: Vec<_> = rows
-        .iter()
-        .filter(|d| d.status == DocumentStatus::Failed)
-        .map(|d| json!({"filename": d.filename, "error": d.error}))
-        .collect();
     let chunks: i64 = rows.iter().map(|d| d.chunk_count as i64).sum();
     let stage_ms = |key: &str| -> f64 {
         rows.iter()
@@ -334,43 +436,16 @@ async fn run<D: Driver>(
         stage_ms("embed_ms"),
         stage_ms("complete_ms"),
     );
-    let pipeline_rate = chunks as f64 / wall;
-
-    // 4. sentence-transformers on the same chunks, when installed.
-    let python = match (&config.embed.provider, embedder.fallback()) {
-        (EmbedConfig::Local(local), None) => {
-            python_reference(&b.python, &local.model, &texts).await
-        }
-        (EmbedConfig::Local(_), Some(note)) => json!({ "skipped": note }),
-        _ => json!({"skipped": "the provider is not local"}),
-    };
-
-    Ok(json!({
-        "embedder": embedder.name(),
-        "backend": driver.name(),
-        "documents": docs.len(),
-        "chunks": chunks,
-        "chunk_max_tokens": pipeline.chunker().max_tokens(),
-        "parse": parse_json,
-        "chunker_chunks_per_s": texts.len() as f64 / chunk_time.as_secs_f64().max(1e-9),
-        "raw_model": {
-            "sentences": texts.len(),
-            "seconds": raw_s,
-            "sentences_per_s": raw_rate,
-        },
-        "pipeline": {
-            "seconds": wall,
-            "documents_per_s": docs.len() as f64 / wall,
-            "chunks_per_s": pipeline_rate,
-            "mb_per_s": docs.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / 1e6 / wall,
-            "failed": failed,
-            "stage_ms": {"parse": parse_ms, "chunk": chunk_ms, "embed": embed_ms, "complete": complete_ms},
-            "parse_chunk_share_of_embed": (parse_ms + chunk_ms) / embed_ms.max(1.0),
-            "embed_vs_raw_model": pipeline_rate / raw_rate,
-        },
-        "python_reference": python,
-        "peak_rss_mb": peak_rss_mb(),
-    }))
+    let run = json!({
+        "seconds": wall,
+        "documents_per_s": docs.len() as f64 / wall,
+        "chunks_per_s": chunks as f64 / wall,
+        "mb_per_s": docs.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / 1e6 / wall,
+        "stage_ms": {"parse": parse_ms, "chunk": chunk_ms, "embed": embed_ms, "complete": complete_ms},
+        "parse_chunk_share_of_embed": (parse_ms + chunk_ms) / embed_ms.max(1.0),
+        "load": load,
+    });
+    Ok((run, rows))
 }
 
 fn format_name(f: Format) -> &'static str {
@@ -406,32 +481,87 @@ pub(crate) async fn wait_all<D: Driver>(
     }
 }
 
-async fn python_reference(python: &str, model: &str, texts: &[String]) -> serde_json::Value {
-    let Ok(dir) = tempfile::tempdir() else {
-        return json!({"skipped": "no temporary directory"});
-    };
-    let script = dir.path().join("bench_speed.py");
-    let sentences = dir.path().join("sentences.txt");
-    let lines: Vec<String> = texts.iter().map(|t| t.replace(['\n', '\r'], " ")).collect();
-    if std::fs::write(&script, PY_BENCH).is_err()
-        || std::fs::write(&sentences, lines.join("\n") + "\n").is_err()
-    {
-        return json!({"skipped": "cannot write the script"});
+/// sentence-transformers in a child process that loaded the model once and times one
+/// encode of all the chunks per request (`bench_speed.py --serve`).
+struct PyRef {
+    child: tokio::process::Child,
+    stdin: tokio::process::ChildStdin,
+    lines: tokio::io::Lines<tokio::io::BufReader<tokio::process::ChildStdout>>,
+    _dir: tempfile::TempDir,
+}
+
+impl PyRef {
+    async fn start(
+        python: &str,
+        model: &str,
+        texts: &[String],
+    ) -> Result<PyRef, serde_json::Value> {
+        use tokio::io::AsyncBufReadExt;
+        let skip = |why: String| json!({ "skipped": why });
+        let dir = tempfile::tempdir().map_err(|e| skip(format!("no temporary directory: {e}")))?;
+        let script = dir.path().join("bench_speed.py");
+        let sentences = dir.path().join("sentences.txt");
+        let lines: Vec<String> = texts.iter().map(|t| t.replace(['\n', '\r'], " ")).collect();
+        std::fs::write(&script, PY_BENCH)
+            .and_then(|()| std::fs::write(&sentences, lines.join("\n") + "\n"))
+            .map_err(|e| skip(format!("cannot write the script: {e}")))?;
+        let mut child = tokio::process::Command::new(python)
+            .arg(&script)
+            .arg(model)
+            .arg(&sentences)
+            .args(["--batch", "32", "--threads", "2", "--serve"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(|e| skip(format!("{python}: {e}")))?;
+        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
+            return Err(skip("no pipes to the child".into()));
+        };
+        let mut lines = tokio::io::BufReader::new(stdout).lines();
+        match lines.next_line().await {
+            Ok(Some(l)) if l.contains("\"ready\"") => Ok(PyRef {
+                child,
+                stdin,
+                lines,
+                _dir: dir,
+            }),
+            _ => {
+                let mut err = String::new();
+                if let Some(mut e) = child.stderr.take() {
+                    use tokio::io::AsyncReadExt;
+                    let _ = e.read_to_string(&mut err).await;
+                }
+                Err(json!({
+                    "skipped": "sentence-transformers did not run (not installed?)",
+                    "stderr": err.lines().last().unwrap_or_default(),
+                }))
+            }
+        }
     }
-    let out = tokio::process::Command::new(python)
-        .arg(&script)
-        .arg(model)
-        .arg(&sentences)
-        .args(["--batch", "32", "--threads", "2"])
-        .output()
-        .await;
-    match out {
-        Ok(o) if o.status.success() => serde_json::from_slice(&o.stdout)
-            .unwrap_or_else(|e| json!({"skipped": format!("unreadable output: {e}")})),
-        Ok(o) => json!({
-            "skipped": "sentence-transformers did not run (not installed?)",
-            "stderr": String::from_utf8_lossy(&o.stderr).lines().last().unwrap_or_default(),
-        }),
-        Err(e) => json!({"skipped": format!("{python}: {e}")}),
+
+    /// One timed encode of every chunk.
+    async fn run(&mut self) -> Result<serde_json::Value, serde_json::Value> {
+        use tokio::io::AsyncWriteExt;
+        let failed = |why: String| json!({ "skipped": why });
+        self.stdin
+            .write_all(b"run\n")
+            .await
+            .map_err(|e| failed(format!("the reference stopped: {e}")))?;
+        self.stdin
+            .flush()
+            .await
+            .map_err(|e| failed(format!("the reference stopped: {e}")))?;
+        match self.lines.next_line().await {
+            Ok(Some(l)) => {
+                serde_json::from_str(&l).map_err(|e| failed(format!("unreadable output: {e}")))
+            }
+            _ => Err(failed("the reference stopped".into())),
+        }
+    }
+
+    async fn stop(&mut self) {
+        let _ = self.child.kill().await;
     }
 }

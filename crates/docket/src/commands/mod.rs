@@ -6,6 +6,7 @@ pub mod bench_http;
 pub mod bench_pipeline;
 pub mod bench_retrieval;
 pub mod bench_search;
+pub(crate) mod bench_stats;
 pub mod client;
 pub mod drill;
 pub mod models;
