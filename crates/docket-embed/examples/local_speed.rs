@@ -5,13 +5,13 @@
 //!
 //! ```text
 //! cargo run --release -p docket-embed --example local_speed -- MODEL_DIR SENTENCES.txt \
-//!     [--batch 32] [--threads 2] [--repeat 1] [--stock] [--out vectors.json]
+//!     [--batch 32] [--threads 2] [--repeat 1] [--precision f32|int8] [--stock] [--out vectors.json]
 //! ```
 
 use std::time::Instant;
 
 use docket_embed::Embedder;
-use docket_embed::local::{LocalConfig, LocalEmbedder};
+use docket_embed::local::{LocalConfig, LocalEmbedder, Precision};
 
 /// CPU seconds this process has used (Linux `/proc/self/stat`; 0 elsewhere), so that runs on
 /// a busy machine can be compared by CPU time as well as wall time.
@@ -49,6 +49,11 @@ async fn main() {
     let threads: Option<usize> = arg(&args, "--threads").map(|v| v.parse().expect("--threads"));
     let repeat: usize = arg(&args, "--repeat").map_or(1, |v| v.parse().expect("--repeat"));
     let stock = args.iter().any(|a| a == "--stock");
+    let precision = match arg(&args, "--precision").as_deref() {
+        None | Some("f32") => Precision::F32,
+        Some("int8") => Precision::Int8,
+        Some(other) => panic!("--precision {other}: f32 or int8"),
+    };
 
     let mut cpu = 0.0;
     let (label, vectors, seconds) = if stock {
@@ -68,6 +73,7 @@ async fn main() {
             model: model_dir,
             batch_size: batch,
             threads,
+            precision,
             ..LocalConfig::default()
         };
         let e = LocalEmbedder::load(config).await.expect("load model");
@@ -82,7 +88,11 @@ async fn main() {
             best = best.min(t.elapsed().as_secs_f64());
             cpu = cpu_seconds() - c;
         }
-        ("docket local", vectors, best)
+        let label = match precision {
+            Precision::F32 => "docket local",
+            Precision::Int8 => "docket local int8",
+        };
+        (label, vectors, best)
     };
     if let Some(out) = arg(&args, "--out") {
         std::fs::write(out, serde_json::to_string(&vectors).expect("json")).expect("write --out");

@@ -85,6 +85,7 @@ impl HashingEmbedder {
                 pooling: "feature-hashing".into(),
                 normalized: true,
                 max_input_tokens: max_tokens,
+                precision: None,
             },
         );
         HashingEmbedder {

@@ -150,6 +150,11 @@ pub struct EmbedderSpec {
     pub normalized: bool,
     /// Where inputs are truncated, in the model's tokens.
     pub max_input_tokens: usize,
+    /// The arithmetic, where it is not the model's own (`int8` for a local model quantised
+    /// at load). Left out of the JSON when `None`, so that the fingerprints of embedders
+    /// from before this field are unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub precision: Option<String>,
 }
 
 impl EmbedderSpec {
@@ -294,15 +299,17 @@ mod identity_tests {
             pooling: "mean".into(),
             normalized: true,
             max_input_tokens: 254,
+            precision: None,
         }
     }
 
     #[test]
     fn fingerprints_are_stable_and_change_with_any_field() {
         let base = spec().fingerprint();
-        // Pinned: a change to how fingerprints are made would make every stored vector stale.
+        // Pinned: a change to how fingerprints are made would make every stored vector stale
+        // (this one predates `precision`, which is left out of the JSON when `None`).
         assert_eq!(base, "local-edc416b7a05b5981");
-        let changes: [fn(&mut EmbedderSpec); 7] = [
+        let changes: [fn(&mut EmbedderSpec); 8] = [
             |s| s.provider = "openai".into(),
             |s| s.model = "all-MiniLM-L12-v2".into(),
             |s| s.revision = None,
@@ -310,6 +317,7 @@ mod identity_tests {
             |s| s.pooling = "cls".into(),
             |s| s.normalized = false,
             |s| s.max_input_tokens = 126,
+            |s| s.precision = Some("int8".into()),
         ];
         for change in changes {
             let mut s = spec();

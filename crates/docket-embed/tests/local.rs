@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use docket_embed::local::{LocalConfig, LocalEmbedder};
+use docket_embed::local::{LocalConfig, LocalEmbedder, Precision};
 use docket_embed::{EmbedError, Embedder};
 use serde::Deserialize;
 
@@ -121,6 +121,49 @@ async fn matches_sentence_transformers_and_keeps_order() {
     );
 
     assert!(e.embed(&[]).await.expect("empty call").is_empty());
+}
+
+#[tokio::test]
+async fn int8_stays_close_to_the_float_model_and_is_another_embedder() {
+    let dir = model_dir();
+    let float = load(&dir).await;
+    let int8 = LocalEmbedder::load(LocalConfig {
+        model: dir.to_string_lossy().into_owned(),
+        precision: Precision::Int8,
+        ..LocalConfig::default()
+    })
+    .await
+    .expect("load the int8 model");
+    // Another embedder: its vectors are never ranked against the float model's.
+    assert_eq!(float.identity().spec.precision, None);
+    assert_eq!(int8.identity().spec.precision.as_deref(), Some("int8"));
+    assert_ne!(float.identity().fingerprint, int8.identity().fingerprint);
+    assert_eq!(int8.dimensions(), 384);
+
+    let r = reference();
+    let f = float.embed(&r.sentences).await.expect("float");
+    let q = int8.embed(&r.sentences).await.expect("int8");
+    let mut worst = 1.0f32;
+    for (i, (a, b)) in f.iter().zip(&q).enumerate() {
+        let c = cosine(a, b);
+        assert!(
+            c >= 0.99,
+            "sentence {i} ({:?}): int8 cosine {c}",
+            r.sentences[i]
+        );
+        worst = worst.min(c);
+    }
+    eprintln!("worst cosine of int8 against f32: {worst}");
+    // Each int8 vector's nearest float vector is its own sentence's.
+    for (i, b) in q.iter().enumerate() {
+        let best = (0..f.len())
+            .max_by(|&x, &y| cosine(b, &f[x]).total_cmp(&cosine(b, &f[y])))
+            .expect("vectors");
+        assert!(
+            r.sentences[best] == r.sentences[i],
+            "sentence {i}: nearest float vector is sentence {best}"
+        );
+    }
 }
 
 #[tokio::test]

@@ -1,6 +1,7 @@
 //! A BERT encoder forward pass for inference, on packed (unpadded) sequences.
 //!
-//! The four dense layers per block go through candle's matrix multiply (the `gemm` crate);
+//! The four dense layers per block go through candle's matrix multiply (the `gemm` crate), or
+//! with `embed.precision = "int8"` through the 8-bit kernel of `int8.rs`;
 //! everything else is fused by hand: the Q, K and V projections are one matmul, biases are
 //! added inside the following kernel, residual + LayerNorm is one pass, and attention runs
 //! per sequence without padding or masks.
@@ -13,6 +14,8 @@ use pulp::Arch;
 use rayon::prelude::*;
 use serde::Deserialize;
 
+use super::Precision;
+use super::int8::QLinear;
 use super::kernels::{self, Activation, AttnScratch};
 
 /// Rows per rayon task in the element-wise passes.
@@ -50,20 +53,73 @@ fn default_pos_type() -> String {
     "absolute".into()
 }
 
+/// A dense layer's weights, `(in, out)`.
+enum Dense {
+    /// f32, through candle's matrix multiply.
+    F32(Tensor),
+    /// Quantised to 8 bits.
+    Int8(QLinear),
+}
+
+impl Dense {
+    fn new(w: Tensor, precision: Precision) -> Res<Dense> {
+        Ok(match precision {
+            Precision::F32 => Dense::F32(w),
+            Precision::Int8 => {
+                let (k, n) = w.dims2().map_err(ce)?;
+                let values = w.flatten_all().and_then(|t| t.to_vec1()).map_err(ce)?;
+                Dense::Int8(QLinear::new(&values, k, n))
+            }
+        })
+    }
+
+    /// `a (m × in, row-major) · W`.
+    fn forward(&self, a: Vec<f32>, m: usize, k: usize) -> Res<Out> {
+        Ok(match self {
+            Dense::F32(w) => Out::T(matmul_vec(a, m, k, w)?),
+            Dense::Int8(q) => Out::V(q.forward(&a, m)),
+        })
+    }
+
+    /// [`Dense::forward`] on a borrowed input.
+    fn forward_ref(&self, a: &[f32], m: usize, k: usize) -> Res<Out> {
+        Ok(match self {
+            Dense::F32(w) => Out::T(matmul(a, m, k, w)?),
+            Dense::Int8(q) => Out::V(q.forward(a, m)),
+        })
+    }
+}
+
+/// A dense layer's output.
+enum Out {
+    T(Tensor),
+    V(Vec<f32>),
+}
+
+impl Out {
+    /// Runs `f` on the values, row-major.
+    fn with<R>(&self, f: impl FnOnce(&[f32]) -> R) -> Res<R> {
+        match self {
+            Out::T(t) => with_slice(t, f),
+            Out::V(v) => Ok(f(v)),
+        }
+    }
+}
+
 struct Layer {
     /// `[Wq; Wk; Wv]ᵀ`, `(hidden, 3·hidden)`.
-    wqkv: Tensor,
+    wqkv: Dense,
     bqkv: Vec<f32>,
     /// `(hidden, hidden)`.
-    wo: Tensor,
+    wo: Dense,
     bo: Vec<f32>,
     ln1_g: Vec<f32>,
     ln1_b: Vec<f32>,
     /// `(hidden, intermediate)`.
-    wi: Tensor,
+    wi: Dense,
     bi: Vec<f32>,
     /// `(intermediate, hidden)`.
-    wo2: Tensor,
+    wo2: Dense,
     bo2: Vec<f32>,
     ln2_g: Vec<f32>,
     ln2_b: Vec<f32>,
@@ -141,7 +197,7 @@ fn contiguous_t(t: &Tensor) -> Res<Tensor> {
 
 impl Bert {
     /// Loads `model.safetensors` (tensor names with or without a `bert.` prefix).
-    pub(crate) fn load(weights: &Path, cfg: BertConfig) -> Res<Self> {
+    pub(crate) fn load(weights: &Path, cfg: BertConfig, precision: Precision) -> Res<Self> {
         if cfg.position_embedding_type != "absolute" {
             return Err(format!(
                 "position_embedding_type `{}` is not supported",
@@ -193,24 +249,36 @@ impl Bert {
             let q = w.linear_t(&format!("{p}attention.self.query.weight"), h, h)?;
             let k = w.linear_t(&format!("{p}attention.self.key.weight"), h, h)?;
             let v = w.linear_t(&format!("{p}attention.self.value.weight"), h, h)?;
-            let wqkv = contiguous_t(&Tensor::cat(&[&q, &k, &v], 0).map_err(ce)?)?;
+            let wqkv = Dense::new(
+                contiguous_t(&Tensor::cat(&[&q, &k, &v], 0).map_err(ce)?)?,
+                precision,
+            )?;
             let mut bqkv = w.vec(&format!("{p}attention.self.query.bias"), h)?;
             bqkv.extend(w.vec(&format!("{p}attention.self.key.bias"), h)?);
             bqkv.extend(w.vec(&format!("{p}attention.self.value.bias"), h)?);
             layers.push(Layer {
                 wqkv,
                 bqkv,
-                wo: contiguous_t(&w.linear_t(
-                    &format!("{p}attention.output.dense.weight"),
-                    h,
-                    h,
-                )?)?,
+                wo: Dense::new(
+                    contiguous_t(&w.linear_t(
+                        &format!("{p}attention.output.dense.weight"),
+                        h,
+                        h,
+                    )?)?,
+                    precision,
+                )?,
                 bo: w.vec(&format!("{p}attention.output.dense.bias"), h)?,
                 ln1_g: w.vec(&format!("{p}attention.output.LayerNorm.weight"), h)?,
                 ln1_b: w.vec(&format!("{p}attention.output.LayerNorm.bias"), h)?,
-                wi: contiguous_t(&w.linear_t(&format!("{p}intermediate.dense.weight"), i, h)?)?,
+                wi: Dense::new(
+                    contiguous_t(&w.linear_t(&format!("{p}intermediate.dense.weight"), i, h)?)?,
+                    precision,
+                )?,
                 bi: w.vec(&format!("{p}intermediate.dense.bias"), i)?,
-                wo2: contiguous_t(&w.linear_t(&format!("{p}output.dense.weight"), h, i)?)?,
+                wo2: Dense::new(
+                    contiguous_t(&w.linear_t(&format!("{p}output.dense.weight"), h, i)?)?,
+                    precision,
+                )?,
                 bo2: w.vec(&format!("{p}output.dense.bias"), h)?,
                 ln2_g: w.vec(&format!("{p}output.LayerNorm.weight"), h)?,
                 ln2_b: w.vec(&format!("{p}output.LayerNorm.bias"), h)?,
@@ -303,9 +371,9 @@ impl Bert {
 
         for layer in &self.layers {
             // Attention block.
-            let qkv = matmul(&x, total, h, &layer.wqkv)?;
+            let qkv = layer.wqkv.forward_ref(&x, total, h)?;
             let mut ctx = vec![0.0f32; total * h];
-            with_slice(&qkv, |qkv| {
+            qkv.with(|qkv| {
                 // One task per sequence, or per run of query rows when there are fewer
                 // sequences than threads (each task gathers its sequence's keys).
                 let splits = rayon::current_num_threads().div_ceil(seqs.len()).max(1);
@@ -339,8 +407,8 @@ impl Bert {
                 );
             })?;
             drop(qkv);
-            let y = matmul_vec(ctx, total, h, &layer.wo)?;
-            with_slice(&y, |y| {
+            let y = layer.wo.forward(ctx, total, h)?;
+            y.with(|y| {
                 x.par_chunks_mut(h * ROWS_PER_TASK)
                     .zip(y.par_chunks(h * ROWS_PER_TASK))
                     .for_each(|(x, y)| {
@@ -357,16 +425,16 @@ impl Bert {
             })?;
             drop(y);
             // Feed-forward block.
-            let pre = matmul(&x, total, h, &layer.wi)?;
+            let pre = layer.wi.forward_ref(&x, total, h)?;
             let mut act = vec![0.0f32; total * inter];
-            with_slice(&pre, |pre| {
+            pre.with(|pre| {
                 act.par_chunks_mut(inter * ROWS_PER_TASK)
                     .zip(pre.par_chunks(inter * ROWS_PER_TASK))
                     .for_each(|(o, i)| kernels::bias_act(arch, i, &layer.bi, o, self.act));
             })?;
             drop(pre);
-            let y = matmul_vec(act, total, inter, &layer.wo2)?;
-            with_slice(&y, |y| {
+            let y = layer.wo2.forward(act, total, inter)?;
+            y.with(|y| {
                 x.par_chunks_mut(h * ROWS_PER_TASK)
                     .zip(y.par_chunks(h * ROWS_PER_TASK))
                     .for_each(|(x, y)| {

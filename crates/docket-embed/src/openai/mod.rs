@@ -341,6 +341,7 @@ impl OpenAiEmbedder {
                     pooling: "provider".into(),
                     normalized: true,
                     max_input_tokens: config.max_input_tokens,
+                    precision: None,
                 },
             ),
             endpoint: format!("{base}/embeddings"),

@@ -3,10 +3,11 @@
 //! A question set (`bench_retrieval.json`) over real documents: the Valgrind manual's HTML
 //! pages that Debian's `valgrind` package installs (`--docs`). The questions are phrased as a
 //! user would ask them, sharing few words with their answers; each names a phrase only the
-//! answering passage holds. For each embedder (`hashing`, and `local` when its model is at
-//! hand) the pages go through the whole pipeline into a fresh database, and every question is
-//! searched by `text`, `vector` and `hybrid`: the report gives, per mode, recall@5 (the share
-//! of questions whose answering chunk is in the top 5) and MRR@10 (the mean of 1/rank of the
+//! answering passage holds. For each embedder (`hashing`, and `local` and `local_int8`, the
+//! same model with `embed.precision = "int8"`, when its model is at hand) the pages go
+//! through the whole pipeline into a fresh database, and every question is searched by
+//! `text`, `vector` and `hybrid`: the report gives, per mode, recall@5 (the share of
+//! questions whose answering chunk is in the top 5) and MRR@10 (the mean of 1/rank of the
 //! first answering chunk, 0 when it is not in the top 10), and each question's ranks.
 
 use std::path::PathBuf;
@@ -87,13 +88,22 @@ pub async fn retrieval(config: Config, b: RetrievalBench) -> anyhow::Result<Exit
         _ => docket_embed::local::present_model_dir(&Default::default()),
     });
     match model {
-        Some(dir) => embedders.push((
-            "local",
-            EmbedConfig::Local(docket_embed::local::LocalConfig {
-                model: dir.display().to_string(),
-                ..Default::default()
-            }),
-        )),
+        Some(dir) => {
+            // The float model, and the same model in 8-bit integers (`embed.precision`).
+            for (name, precision) in [
+                ("local", docket_embed::local::Precision::F32),
+                ("local_int8", docket_embed::local::Precision::Int8),
+            ] {
+                embedders.push((
+                    name,
+                    EmbedConfig::Local(docket_embed::local::LocalConfig {
+                        model: dir.display().to_string(),
+                        precision,
+                        ..Default::default()
+                    }),
+                ));
+            }
+        }
         None => tracing::warn!(
             "no local model at hand (docket models pull, or --model DIR): measuring hashing only"
         ),
