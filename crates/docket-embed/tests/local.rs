@@ -35,6 +35,19 @@ fn cosine(a: &[f32], b: &[f32]) -> f32 {
     dot / (na * nb)
 }
 
+/// Asserts that each of `got` is within cosine `min` of the same sentence's vector in `want`
+/// (naming the sentence that is not); returns the worst cosine.
+fn assert_cosines(got: &[Vec<f32>], want: &[Vec<f32>], sentences: &[String], min: f32) -> f32 {
+    assert_eq!(got.len(), want.len());
+    let mut worst = 1.0f32;
+    for (i, (g, w)) in got.iter().zip(want).enumerate() {
+        let c = cosine(g, w);
+        assert!(c >= min, "sentence {i} ({:?}): cosine {c}", sentences[i]);
+        worst = worst.min(c);
+    }
+    worst
+}
+
 async fn load(dir: &Path) -> LocalEmbedder {
     LocalEmbedder::load(LocalConfig {
         model: dir.to_string_lossy().into_owned(),
@@ -65,22 +78,15 @@ async fn matches_sentence_transformers_and_keeps_order() {
     let r = reference();
     let got = e.embed(&r.sentences).await.expect("embed");
     assert_eq!(got.len(), r.sentences.len());
-    let mut worst = 1.0f32;
-    for (i, (g, want)) in got.iter().zip(&r.vectors).enumerate() {
+    for (i, g) in got.iter().enumerate() {
         assert_eq!(g.len(), 384);
         let norm: f32 = g.iter().map(|x| x * x).sum::<f32>().sqrt();
         assert!(
             (norm - 1.0).abs() < 1e-4,
             "vector {i} not normalised: {norm}"
         );
-        let c = cosine(g, want);
-        assert!(
-            c >= 0.999,
-            "sentence {i} ({:?}): cosine {c} with sentence-transformers",
-            r.sentences[i]
-        );
-        worst = worst.min(c);
     }
+    let worst = assert_cosines(&got, &r.vectors, &r.sentences, 0.999);
     eprintln!("worst cosine against sentence-transformers: {worst}");
 
     // One at a time gives the same vectors as the batch, in any order.
@@ -143,16 +149,7 @@ async fn int8_stays_close_to_the_float_model_and_is_another_embedder() {
     let r = reference();
     let f = float.embed(&r.sentences).await.expect("float");
     let q = int8.embed(&r.sentences).await.expect("int8");
-    let mut worst = 1.0f32;
-    for (i, (a, b)) in f.iter().zip(&q).enumerate() {
-        let c = cosine(a, b);
-        assert!(
-            c >= 0.99,
-            "sentence {i} ({:?}): int8 cosine {c}",
-            r.sentences[i]
-        );
-        worst = worst.min(c);
-    }
+    let worst = assert_cosines(&q, &f, &r.sentences, 0.99);
     eprintln!("worst cosine of int8 against f32: {worst}");
     // Each int8 vector's nearest float vector is its own sentence's.
     for (i, b) in q.iter().enumerate() {

@@ -93,15 +93,10 @@ impl QLinear {
         assert_eq!(a.len(), m * self.k, "input shape");
         let n = self.n;
         let mut out = vec![0.0f32; m * n];
-        let vnni = vnni::available();
         out.par_chunks_mut(ROWS_PER_TASK * n)
             .zip(a.par_chunks(ROWS_PER_TASK * self.k))
             .for_each_init(Scratch::default, |scratch, (out, a)| {
-                if vnni {
-                    vnni::task(self, a, out, scratch);
-                } else {
-                    task(self, a, out, scratch, portable_kernel);
-                }
+                vnni::task(self, a, out, scratch)
             });
         out
     }
@@ -114,8 +109,8 @@ struct Scratch {
     q: Vec<u8>,
     /// Their scales.
     sx: Vec<f32>,
-    /// Outliers left out of the quantised rows: `(row, input, value)`, by row.
-    outliers: Vec<(u32, u32, f32)>,
+    /// Outliers left out of the quantised rows, `(input, value)`, row after row.
+    outliers: Vec<(u32, f32)>,
     /// Per row, where its outliers start in `outliers` (one more entry than rows).
     starts: Vec<u32>,
 }
@@ -144,19 +139,20 @@ fn task(
     sx.clear();
     outliers.clear();
     starts.clear();
-    for (i, (row, qrow)) in a.chunks_exact(k).zip(q.chunks_exact_mut(kp)).enumerate() {
+    for (row, qrow) in a.chunks_exact(k).zip(q.chunks_exact_mut(kp)) {
         starts.push(outliers.len() as u32);
         // A few inputs of a transformer's rows are far larger than the rest (the same few
         // channels, token after token). Scaling the row to them would leave the others a
         // handful of levels, so inputs beyond OUTLIER × the row's RMS are left out of the
         // integer product and added back in f32 below.
-        let (sumsq, _) = lanes(row, |x| x * x, |a, b| a + b);
+        let (sumsq, max_abs) = sum_squares_and_max(row);
         let limit = OUTLIER * (sumsq / k as f32).sqrt();
-        let (amax, over) = lanes(
-            row,
-            |x| if x.abs() <= limit { x.abs() } else { 0.0 },
-            f32::max,
-        );
+        let has_outliers = max_abs > limit;
+        let amax = if has_outliers {
+            max_abs_within(row, limit)
+        } else {
+            max_abs
+        };
         let s = if amax > 0.0 { amax / 127.0 } else { 1.0 };
         let inv = 1.0 / s;
         // Round half up (`+ 0.5`, truncate) on values shifted to 1.5..=255.5: no libm call,
@@ -165,13 +161,13 @@ fn task(
             let v = if x.abs() <= limit { x * inv } else { 0.0 };
             *o = (v.clamp(-127.0, 127.0) + f32::from(ZERO) + 0.5) as i32 as u8;
         }
-        if over(limit) {
+        if has_outliers {
             // Sixteen at a time: most runs hold none, and a run's test vectorises.
-            for (b, run) in row.chunks(16).enumerate() {
+            for (b, run) in row.chunks(LANES).enumerate() {
                 if run.iter().fold(false, |any, x| any | (x.abs() > limit)) {
                     for (c, &x) in run.iter().enumerate() {
                         if x.abs() > limit {
-                            outliers.push((i as u32, (b * 16 + c) as u32, x));
+                            outliers.push(((b * LANES + c) as u32, x));
                         }
                     }
                 }
@@ -199,7 +195,7 @@ fn task(
                 for (((v, &a), &c), &w) in vals.iter_mut().zip(acc_row).zip(comp).zip(scale) {
                     *v = (a - c) as f32 * (s * w);
                 }
-                for &(_, input, x) in &outliers[starts[i] as usize..starts[i + 1] as usize] {
+                for &(input, x) in &outliers[starts[i] as usize..starts[i + 1] as usize] {
                     let w = &lin.rows[input as usize * np + c0..][..NR];
                     for ((v, &w), &ws) in vals.iter_mut().zip(w).zip(scale) {
                         *v += x * ws * f32::from(w);
@@ -211,37 +207,50 @@ fn task(
     }
 }
 
-/// `f` of every value of `row`, combined with `op` in 16 independent lanes (so that the loop
-/// vectorises without reassociating a float chain); also returns whether any |value| exceeds
-/// a bound, as a closure over the row's maximum |value|.
+/// Independent accumulators in the row reductions below, so that they vectorise without
+/// reassociating a float chain.
+const LANES: usize = 16;
+
+/// `Σ x²` and `max |x|` of `row`.
 #[inline(always)]
-fn lanes(
-    row: &[f32],
-    f: impl Fn(f32) -> f32,
-    op: impl Fn(f32, f32) -> f32,
-) -> (f32, impl Fn(f32) -> bool) {
-    const L: usize = 16;
-    let mut acc = [0.0f32; L];
-    let mut mx = [0.0f32; L];
-    let (chunks, rest) = row.as_chunks::<L>();
+fn sum_squares_and_max(row: &[f32]) -> (f32, f32) {
+    let (mut sum, mut max) = ([0.0f32; LANES], [0.0f32; LANES]);
+    let (chunks, rest) = row.as_chunks::<LANES>();
     for c in chunks {
-        for l in 0..L {
-            acc[l] = op(acc[l], f(c[l]));
-            let a = c[l].abs();
-            mx[l] = if a > mx[l] { a } else { mx[l] };
+        for l in 0..LANES {
+            sum[l] += c[l] * c[l];
+            max[l] = if c[l].abs() > max[l] {
+                c[l].abs()
+            } else {
+                max[l]
+            };
         }
     }
-    let mut total = 0.0f32;
-    let mut max = 0.0f32;
-    for l in 0..L {
-        total = op(total, acc[l]);
-        max = if mx[l] > max { mx[l] } else { max };
-    }
+    let mut s: f32 = sum.iter().sum();
+    let mut m = max.iter().fold(0.0f32, |m, &x| m.max(x));
     for &x in rest {
-        total = op(total, f(x));
-        max = max.max(x.abs());
+        s += x * x;
+        m = m.max(x.abs());
     }
-    (total, move |bound: f32| max > bound)
+    (s, m)
+}
+
+/// `max |x|` over the values of `row` no larger than `limit`.
+#[inline(always)]
+fn max_abs_within(row: &[f32], limit: f32) -> f32 {
+    let mut max = [0.0f32; LANES];
+    let (chunks, rest) = row.as_chunks::<LANES>();
+    for c in chunks {
+        for l in 0..LANES {
+            let a = c[l].abs();
+            max[l] = if a <= limit && a > max[l] { a } else { max[l] };
+        }
+    }
+    let m = max.iter().fold(0.0f32, |m, &x| m.max(x));
+    rest.iter()
+        .map(|x| x.abs())
+        .filter(|&a| a <= limit)
+        .fold(m, f32::max)
 }
 
 /// The integer dot products of [`MR`] rows and one panel, without SIMD intrinsics.
@@ -280,8 +289,8 @@ mod vnni {
         }
     }
 
-    /// [`super::task`] compiled for AVX-512 with the VNNI micro-kernel; callers check
-    /// [`available`] first (else it falls back to the portable loops).
+    /// [`super::task`] compiled for AVX-512 with the VNNI micro-kernel where the CPU has it,
+    /// else with the portable loops.
     pub(super) fn task(lin: &QLinear, a: &[f32], out: &mut [f32], scratch: &mut Scratch) {
         #[cfg(target_arch = "x86_64")]
         if available() {

@@ -311,8 +311,9 @@ async fn run<D: Driver>(
         embedder.embed(first).await?;
     }
     let (mut raw_runs, mut py_runs, mut pipe_runs) = (Vec::new(), Vec::new(), Vec::new());
+    let rounds = b.repeat.max(1);
     let mut last = None;
-    for round in 0..b.repeat.max(1) {
+    for round in 0..rounds {
         let meter = LoadMeter::start();
         for batch in texts.chunks(embedder.batch_size().max(1)) {
             embedder.embed(batch).await?;
@@ -333,7 +334,7 @@ async fn run<D: Driver>(
         }
         let (run, rows) = pipeline_round(&driver, &pipeline, b, docs).await?;
         pipe_runs.push(run);
-        if round + 1 < b.repeat.max(1) {
+        if round + 1 < rounds {
             for d in &rows {
                 pipeline.delete(d.id).await?;
             }
@@ -374,7 +375,7 @@ async fn run<D: Driver>(
         "documents": docs.len(),
         "chunks": chunks,
         "chunk_max_tokens": pipeline.chunker().max_tokens(),
-        "rounds": b.repeat.max(1),
+        "rounds": rounds,
         "parse": parse_json,
         "chunker_chunks_per_s": texts.len() as f64 / chunk_time.as_secs_f64().max(1e-9),
         "raw_model": {
@@ -501,9 +502,13 @@ impl PyRef {
         let dir = tempfile::tempdir().map_err(|e| skip(format!("no temporary directory: {e}")))?;
         let script = dir.path().join("bench_speed.py");
         let sentences = dir.path().join("sentences.txt");
+        let stderr_path = dir.path().join("stderr.txt");
         let lines: Vec<String> = texts.iter().map(|t| t.replace(['\n', '\r'], " ")).collect();
-        std::fs::write(&script, PY_BENCH)
+        // Its standard error goes to a file: a pipe nobody reads while it runs would stop
+        // it once full.
+        let stderr = std::fs::write(&script, PY_BENCH)
             .and_then(|()| std::fs::write(&sentences, lines.join("\n") + "\n"))
+            .and_then(|()| std::fs::File::create(&stderr_path))
             .map_err(|e| skip(format!("cannot write the script: {e}")))?;
         let mut child = tokio::process::Command::new(python)
             .arg(&script)
@@ -512,7 +517,7 @@ impl PyRef {
             .args(["--batch", "32", "--threads", "2", "--serve"])
             .stdin(std::process::Stdio::piped())
             .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::piped())
+            .stderr(stderr)
             .kill_on_drop(true)
             .spawn()
             .map_err(|e| skip(format!("{python}: {e}")))?;
@@ -528,11 +533,8 @@ impl PyRef {
                 _dir: dir,
             }),
             _ => {
-                let mut err = String::new();
-                if let Some(mut e) = child.stderr.take() {
-                    use tokio::io::AsyncReadExt;
-                    let _ = e.read_to_string(&mut err).await;
-                }
+                let _ = child.kill().await;
+                let err = std::fs::read_to_string(&stderr_path).unwrap_or_default();
                 Err(json!({
                     "skipped": "sentence-transformers did not run (not installed?)",
                     "stderr": err.lines().last().unwrap_or_default(),
