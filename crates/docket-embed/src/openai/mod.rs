@@ -71,145 +71,24 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use reqwest::StatusCode;
-use reqwest::header::{HeaderMap, RETRY_AFTER};
-use serde::{Deserialize, Serialize};
 
 use crate::{BoxFuture, EmbedError, Embedder, l2_normalize};
 
 mod breaker;
+mod config;
 mod limiter;
+mod wire;
 
 use breaker::{Breaker, TrialGuard};
+pub use config::OpenAiConfig;
 use limiter::Limiter;
+pub use wire::estimate_tokens;
+use wire::{RequestBody, ResponseBody, backoff, error_chain, error_message, retry_after};
 
 /// The longest `429` wait spent inside a call; longer ones become [`EmbedError::Unavailable`].
 const MAX_INLINE_RATE_LIMIT_WAIT: Duration = Duration::from_secs(5);
-/// First retry backoff; doubles per retry.
-const BACKOFF_BASE: Duration = Duration::from_millis(100);
-/// Longest retry backoff.
-const BACKOFF_MAX: Duration = Duration::from_secs(2);
 /// The wait a `429` without any `Retry-After` asks for once retries are spent.
 const DEFAULT_RATE_LIMIT_WAIT: Duration = Duration::from_secs(10);
-/// How much of an error body goes into an error message.
-const MAX_ERROR_BODY_CHARS: usize = 500;
-
-/// Configuration of the `openai` provider.
-///
-/// Only `base_url`, `model` and `dimensions` are required. `Debug` never shows the API key.
-#[derive(Clone, Serialize, Deserialize, PartialEq)]
-#[serde(deny_unknown_fields)]
-pub struct OpenAiConfig {
-    /// The API root, ending in `/v1`: `https://api.openai.com/v1`,
-    /// `http://127.0.0.1:11434/v1` (Ollama), … Requests go to `{base_url}/embeddings`.
-    pub base_url: String,
-    /// Sent as `Authorization: Bearer …` when set; never logged.
-    #[serde(default)]
-    pub api_key: Option<String>,
-    /// The model name the provider knows, e.g. `text-embedding-3-small`, `nomic-embed-text`.
-    pub model: String,
-    /// The expected vector length; every response is checked against it.
-    pub dimensions: usize,
-    /// Send `"dimensions"` in the request, asking the model to shorten its vectors
-    /// (OpenAI's `text-embedding-3-*`). Most other servers reject the field. Default false.
-    #[serde(default)]
-    pub send_dimensions: bool,
-    /// The most inputs in one request; default 64.
-    #[serde(default = "default_max_batch")]
-    pub max_batch: usize,
-    /// The most (estimated) tokens one input may have; default 8191.
-    #[serde(default = "default_max_input_tokens")]
-    pub max_input_tokens: usize,
-    /// The most (estimated) tokens in one request; default 300000. Lowered to
-    /// `tokens_per_minute` when that is smaller.
-    #[serde(default = "default_max_tokens_per_request")]
-    pub max_tokens_per_request: usize,
-    /// Paces requests to at most this many a minute; unlimited when unset.
-    #[serde(default)]
-    pub requests_per_minute: Option<u32>,
-    /// Paces requests to at most this many (estimated) tokens a minute; unlimited when unset.
-    #[serde(default)]
-    pub tokens_per_minute: Option<u32>,
-    /// Timeout of one HTTP request, connecting and reading the whole body included;
-    /// default 30000.
-    #[serde(default = "default_timeout_ms")]
-    pub timeout_ms: u64,
-    /// In-call retries after a `5xx`, a timeout, a connection error or a malformed body (and
-    /// after a short `429`); default 2.
-    #[serde(default = "default_max_retries")]
-    pub max_retries: u32,
-    /// Consecutive transiently failed calls that open the circuit breaker; default 5. Zero
-    /// turns the breaker off.
-    #[serde(default = "default_breaker_threshold")]
-    pub breaker_threshold: u32,
-    /// How long an open breaker refuses calls before letting a trial through; default 30000.
-    #[serde(default = "default_breaker_cooldown_ms")]
-    pub breaker_cooldown_ms: u64,
-}
-
-fn default_max_batch() -> usize {
-    64
-}
-fn default_max_input_tokens() -> usize {
-    8191
-}
-fn default_max_tokens_per_request() -> usize {
-    300_000
-}
-fn default_timeout_ms() -> u64 {
-    30_000
-}
-fn default_max_retries() -> u32 {
-    2
-}
-fn default_breaker_threshold() -> u32 {
-    5
-}
-fn default_breaker_cooldown_ms() -> u64 {
-    30_000
-}
-
-impl OpenAiConfig {
-    /// A configuration with every optional setting at its default.
-    pub fn new(base_url: impl Into<String>, model: impl Into<String>, dimensions: usize) -> Self {
-        OpenAiConfig {
-            base_url: base_url.into(),
-            api_key: None,
-            model: model.into(),
-            dimensions,
-            send_dimensions: false,
-            max_batch: default_max_batch(),
-            max_input_tokens: default_max_input_tokens(),
-            max_tokens_per_request: default_max_tokens_per_request(),
-            requests_per_minute: None,
-            tokens_per_minute: None,
-            timeout_ms: default_timeout_ms(),
-            max_retries: default_max_retries(),
-            breaker_threshold: default_breaker_threshold(),
-            breaker_cooldown_ms: default_breaker_cooldown_ms(),
-        }
-    }
-}
-
-impl fmt::Debug for OpenAiConfig {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("OpenAiConfig")
-            .field("base_url", &self.base_url)
-            .field("api_key", &self.api_key.as_ref().map(|_| "<redacted>"))
-            .field("model", &self.model)
-            .field("dimensions", &self.dimensions)
-            .field("send_dimensions", &self.send_dimensions)
-            .field("max_batch", &self.max_batch)
-            .field("max_input_tokens", &self.max_input_tokens)
-            .field("max_tokens_per_request", &self.max_tokens_per_request)
-            .field("requests_per_minute", &self.requests_per_minute)
-            .field("tokens_per_minute", &self.tokens_per_minute)
-            .field("timeout_ms", &self.timeout_ms)
-            .field("max_retries", &self.max_retries)
-            .field("breaker_threshold", &self.breaker_threshold)
-            .field("breaker_cooldown_ms", &self.breaker_cooldown_ms)
-            .finish()
-    }
-}
 
 /// The circuit breaker's state, for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -752,58 +631,6 @@ pub(crate) fn record_call<T>(
         .record(started.elapsed().as_secs_f64());
 }
 
-/// The conservative token estimate: see the [module docs](self#token-counts).
-pub fn estimate_tokens(text: &str) -> usize {
-    // In quarter tokens.
-    let quarters: usize = text
-        .chars()
-        .map(|c| {
-            if c.is_ascii() {
-                1
-            } else if is_cjk(c) {
-                4
-            } else {
-                2
-            }
-        })
-        .sum();
-    quarters.div_ceil(4).max(text.split_whitespace().count())
-}
-
-fn is_cjk(c: char) -> bool {
-    matches!(c as u32,
-        0x1100..=0x11FF      // Hangul Jamo
-        | 0x2E80..=0x2FDF    // CJK radicals
-        | 0x3000..=0x30FF    // CJK punctuation, hiragana, katakana
-        | 0x3100..=0x31FF    // bopomofo, Hangul compatibility jamo, katakana extensions
-        | 0x3400..=0x4DBF    // CJK extension A
-        | 0x4E00..=0x9FFF    // CJK unified ideographs
-        | 0xAC00..=0xD7AF    // Hangul syllables
-        | 0xF900..=0xFAFF    // CJK compatibility ideographs
-        | 0xFF00..=0xFFEF    // half- and full-width forms
-        | 0x20000..=0x3FFFF) // CJK extensions B and later
-}
-
-#[derive(Serialize)]
-struct RequestBody<'a> {
-    model: &'a str,
-    input: &'a [&'a str],
-    encoding_format: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    dimensions: Option<usize>,
-}
-
-#[derive(Deserialize)]
-struct ResponseBody {
-    data: Vec<ResponseItem>,
-}
-
-#[derive(Deserialize)]
-struct ResponseItem {
-    embedding: Vec<f32>,
-    index: usize,
-}
-
 enum Failure {
     Permanent(String),
     RateLimited {
@@ -822,79 +649,6 @@ enum RetryKind {
     Malformed,
 }
 
-/// The provider's error message from an error body: OpenAI's `{"error": {"message"}}`,
-/// TEI's and Ollama's `{"error": "..."}`, `{"message"}` / `{"detail"}`, or the body itself.
-fn error_message(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(body);
-    let from_json = serde_json::from_slice::<serde_json::Value>(body)
-        .ok()
-        .and_then(|v| {
-            let pick = |v: &serde_json::Value| v.as_str().map(str::to_owned);
-            v.get("error")
-                .and_then(|e| e.get("message").and_then(pick).or_else(|| pick(e)))
-                .or_else(|| v.get("message").and_then(pick))
-                .or_else(|| v.get("detail").and_then(pick))
-        });
-    let message = from_json.unwrap_or_else(|| text.trim().to_owned());
-    if message.is_empty() {
-        return "(empty body)".to_owned();
-    }
-    match message.char_indices().nth(MAX_ERROR_BODY_CHARS) {
-        Some((cut, _)) => format!("{}…", &message[..cut]),
-        None => message,
-    }
-}
-
-/// The wait a `429` asks for: `retry-after-ms`, else `Retry-After` as seconds or an HTTP date.
-fn retry_after(headers: &HeaderMap, now: SystemTime) -> Option<Duration> {
-    let header = |name| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok())
-        && ms.is_finite()
-        && ms >= 0.0
-    {
-        return Some(Duration::from_secs_f64(ms / 1000.0));
-    }
-    let value = header(RETRY_AFTER.as_str())?;
-    if let Ok(secs) = value.parse::<f64>() {
-        return (secs.is_finite() && secs >= 0.0)
-            .then(|| Duration::from_secs_f64(secs.min(86_400.0)));
-    }
-    let at = httpdate::parse_http_date(value).ok()?;
-    Some(
-        at.duration_since(now)
-            .unwrap_or(Duration::ZERO)
-            .min(Duration::from_secs(86_400)),
-    )
-}
-
-/// Exponential backoff with up to 25 % jitter: 100 ms, 200 ms, 400 ms, … at most 2 s.
-fn backoff(retry: u32) -> Duration {
-    let base = BACKOFF_BASE
-        .saturating_mul(1u32 << retry.min(16))
-        .min(BACKOFF_MAX);
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map(|d| d.subsec_nanos())
-        .unwrap_or(0);
-    base + base.mul_f64(f64::from(nanos % 1000) / 4000.0)
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut s = e.to_string();
-    let mut source = e.source();
-    while let Some(inner) = source {
-        s.push_str(": ");
-        s.push_str(&inner.to_string());
-        source = inner.source();
-    }
-    s
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -902,65 +656,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn token_estimate_is_conservative() {
-        assert_eq!(estimate_tokens(""), 0);
-        assert_eq!(estimate_tokens("abcd"), 1);
-        assert_eq!(estimate_tokens("abcde"), 2);
-        // Never fewer than the words.
-        assert_eq!(estimate_tokens("a b c d e f"), 6);
-        // CJK: a token per character.
-        assert_eq!(estimate_tokens("日本語"), 3);
-        // Other non-ASCII: half a token per character.
-        assert_eq!(estimate_tokens("привет"), 3);
-    }
-
-    #[test]
-    fn retry_after_parses_seconds_dates_and_ms() {
-        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-        let mut h = HeaderMap::new();
-        assert_eq!(retry_after(&h, now), None);
-        h.insert(RETRY_AFTER, "7".parse().unwrap());
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(7)));
-        h.insert(
-            RETRY_AFTER,
-            httpdate::fmt_http_date(now + Duration::from_secs(30))
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::from_secs(30)));
-        h.insert(
-            RETRY_AFTER,
-            httpdate::fmt_http_date(now - Duration::from_secs(30))
-                .parse()
-                .unwrap(),
-        );
-        assert_eq!(retry_after(&h, now), Some(Duration::ZERO));
-        h.insert(RETRY_AFTER, "soon".parse().unwrap());
-        assert_eq!(retry_after(&h, now), None);
-        h.insert("retry-after-ms", "250".parse().unwrap());
-        assert_eq!(retry_after(&h, now), Some(Duration::from_millis(250)));
-    }
-
-    #[test]
-    fn error_message_reads_common_shapes() {
-        assert_eq!(
-            error_message(br#"{"error":{"message":"bad key","type":"x"}}"#),
-            "bad key"
-        );
-        assert_eq!(
-            error_message(br#"{"error":"model not found"}"#),
-            "model not found"
-        );
-        assert_eq!(error_message(br#"{"detail":"nope"}"#), "nope");
-        assert_eq!(error_message(b"  plain text "), "plain text");
-        assert_eq!(error_message(b""), "(empty body)");
-        assert_eq!(
-            error_message("x".repeat(600).as_bytes()).chars().count(),
-            MAX_ERROR_BODY_CHARS + 1
-        );
-    }
 
     /// An address nothing listens on: connecting fails at once.
     fn dead_endpoint() -> String {
