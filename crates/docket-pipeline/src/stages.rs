@@ -241,14 +241,21 @@ impl<D: Driver> Pipeline<D> {
         if !moved {
             return Ok(None);
         }
-        self.inner.hub.emit(
-            doc.id,
-            doc.generation,
-            stage.status(),
-            stage.name(),
-            progress,
-            None,
-        );
+        // The previous stage usually announced this very state as it handed over: say it
+        // once.
+        let unchanged = doc.status == stage.status()
+            && doc.stage.as_deref() == Some(stage.name())
+            && doc.progress == progress;
+        if !unchanged {
+            self.inner.hub.emit(
+                doc.id,
+                doc.generation,
+                stage.status(),
+                stage.name(),
+                progress,
+                None,
+            );
+        }
         Ok(Some(doc))
     }
 
@@ -535,7 +542,7 @@ impl<D: Driver> Pipeline<D> {
             tx.commit().await.map_err(db)?;
             done = 0;
         }
-        let page = self.inner.stages.embed_page.max(1) as i64;
+        let page = embed_page(self.inner.stages.embed_page, total);
         loop {
             if ctx.cancelled().is_cancelled() {
                 return Err(JobError::retryable("stopped while embedding"));
@@ -768,6 +775,13 @@ impl<D: Driver> Pipeline<D> {
             Err(e) => tracing::warn!(error = %e, "could not create the vector index"),
         }
     }
+}
+
+/// Chunks per embedding page: at most `configured`, and at most a twelfth of the document,
+/// so that progress moves through the stage's 60 points in steps of at most 5 (documents of
+/// fewer than 12 chunks move a chunk at a time).
+fn embed_page(configured: usize, total: i64) -> i64 {
+    (configured.max(1) as i64).min((total / 12).max(1))
 }
 
 /// Embedding moves progress from 30 to 90.

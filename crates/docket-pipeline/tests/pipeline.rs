@@ -383,11 +383,13 @@ async fn bad_files_fail_with_a_clear_permanent_error(db: impl TestDb) {
 
 #[both_backends]
 async fn progress_is_persisted_and_broadcast_through_every_stage(db: impl TestDb) {
-    let s = setup(db.driver(), hashing(), Notifier::none());
-    let p = &s.pipeline;
+    // The default embedding page (256 chunks): the page follows the document's size.
+    let dir = tempfile::tempdir().unwrap();
+    let stages = docket_pipeline::config::StagesConfig::default();
+    let p = &common::pipeline_with(db.driver(), dir.path(), hashing(), Notifier::none(), stages);
     let mut events = p.progress().subscribe();
     let h = start(p);
-    let text: String = (0..40)
+    let text: String = (0..120)
         .map(|i| {
             format!("Paragraph {i} is about lighthouses, tides and the keepers who mind them.\n\n")
         })
@@ -432,14 +434,28 @@ async fn progress_is_persisted_and_broadcast_through_every_stage(db: impl TestDb
     ] {
         assert!(statuses.contains(&s), "{s:?} missing from {statuses:?}");
     }
-    // Embedding moves within the stage (4 chunks a page here).
-    let within: Vec<i16> = seen
+    // No event repeats the one before it.
+    let states: Vec<(DocumentStatus, Option<&str>, i16)> = seen
+        .iter()
+        .map(|e| (e.status, e.stage.as_deref(), e.progress))
+        .collect();
+    for w in states.windows(2) {
+        assert_ne!(w[0], w[1], "an event repeated: {states:?}");
+    }
+    // Embedding moves through the stage in steps of at most 5 points, from 30 to 90.
+    let mut within: Vec<i16> = seen
         .iter()
         .filter(|e| e.status == DocumentStatus::Embedding)
         .map(|e| e.progress)
         .collect();
-    assert!(within.len() >= 2, "{within:?}");
-    assert!(within.iter().any(|p| *p > 30 && *p < 90), "{within:?}");
+    within.push(90);
+    assert_eq!(within[0], 30, "{within:?}");
+    assert!(
+        within.windows(2).all(|w| w[1] - w[0] <= 5),
+        "steps above 5: {within:?}"
+    );
+    let chunks = doc(p, id).await.chunk_count;
+    assert!(chunks >= 24, "a document of {chunks} chunks");
     h.shutdown().await;
 }
 

@@ -37,6 +37,21 @@ pub fn pipeline<D: Driver>(
     embedder: Arc<dyn Embedder>,
     notifier: Notifier,
 ) -> Pipeline<D> {
+    let stages = StagesConfig {
+        embed_page: 4,
+        ..StagesConfig::default()
+    };
+    pipeline_with(driver, blobs, embedder, notifier, stages)
+}
+
+/// [`pipeline`] with other stage settings.
+pub fn pipeline_with<D: Driver>(
+    driver: &D,
+    blobs: &std::path::Path,
+    embedder: Arc<dyn Embedder>,
+    notifier: Notifier,
+    stages: StagesConfig,
+) -> Pipeline<D> {
     Pipeline::new(PipelineParts {
         driver: driver.clone(),
         blobs: Arc::new(ObjectStoreBlobs::local(blobs).unwrap()),
@@ -49,10 +64,7 @@ pub fn pipeline<D: Driver>(
             max_tokens: 64,
             overlap_tokens: 8,
         },
-        stages: StagesConfig {
-            embed_page: 4,
-            ..StagesConfig::default()
-        },
+        stages,
         max_file_bytes: 1024 * 1024,
         notifier,
         progress: ProgressHub::default(),
