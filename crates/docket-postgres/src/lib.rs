@@ -28,6 +28,7 @@
 
 mod documents;
 mod exec;
+mod migrations;
 mod notify;
 mod rows;
 mod vector;
@@ -112,6 +113,24 @@ impl PgDriver {
         Ok(Self::with_pools(pool, control, opts.listen))
     }
 
+    /// Opens one connection, once, without the pool's retries: whether the database answers
+    /// now. For one-shot commands, which should fail at once with the reason rather than wait
+    /// for a server that is not there.
+    pub async fn check_reachable(&self, within: Duration) -> Result<()> {
+        use sqlx::Connection;
+        let options = self.pool.connect_options();
+        match tokio::time::timeout(within, sqlx::PgConnection::connect_with(&options)).await {
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+                Ok(())
+            }
+            Ok(Err(e)) => Err(exec::map_err(e)),
+            Err(_) => Err(Error::Unavailable(
+                format!("no answer within {} s", within.as_secs_f64()).into(),
+            )),
+        }
+    }
+
     /// Wraps an existing pool; liveness work shares it.
     pub fn from_pool(pool: PgPool, listen: bool) -> Self {
         Self::with_pools(pool.clone(), pool, listen)
@@ -165,7 +184,8 @@ impl QueueDriver for PgDriver {
 
     async fn migrate(&self) -> Result<()> {
         // Two processes starting together may race to migrate; sqlx takes an advisory lock.
-        sqlx::migrate!("./migrations")
+        migrations::migrator()
+            .await
             .run(&self.pool)
             .await
             .map_err(|e| match e {
@@ -198,9 +218,7 @@ impl QueueDriver for PgDriver {
                     }
                     _ => Err(exec::map_err(e)),
                 })?;
-        Ok(sqlx::migrate!("./migrations")
-            .iter()
-            .map(|m| m.version)
+        Ok(migrations::versions()
             .filter(|v| !applied.contains(v))
             .collect())
     }

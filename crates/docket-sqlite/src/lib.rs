@@ -30,6 +30,7 @@
 mod exec;
 mod documents;
 mod insert;
+mod migrations;
 mod rows;
 
 use std::str::FromStr;
@@ -174,7 +175,8 @@ impl QueueDriver for SqliteDriver {
             .execute(&mut *conn)
             .await
             .map_err(exec::map_err)?;
-        let migrated = sqlx::migrate!("./migrations")
+        let migrated = migrations::migrator()
+            .await
             .run_direct(&mut *conn)
             .await
             .map_err(|e| match e {
@@ -214,9 +216,7 @@ impl QueueDriver for SqliteDriver {
                     }
                     _ => Err(exec::map_err(e)),
                 })?;
-        Ok(sqlx::migrate!("./migrations")
-            .iter()
-            .map(|m| m.version)
+        Ok(migrations::versions()
             .filter(|v| !applied.contains(v))
             .collect())
     }
