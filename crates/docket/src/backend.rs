@@ -47,6 +47,33 @@ impl Backend {
         }
     }
 
+    /// Opens the database for a one-shot command: a database that does not answer now fails
+    /// at once, in one line that says where and why, with no retries. Then applies migrations.
+    pub async fn open_now(config: &Config) -> anyhow::Result<Backend> {
+        let b = Backend::open(config).await?;
+        if let Backend::Postgres(d) = &b
+            && let Err(e) = d.check_reachable(Duration::from_secs(5)).await
+        {
+            // The innermost cause says it best ("Connection refused", "password
+            // authentication failed"); the outer layers repeat it.
+            let cause = std::error::Error::source(&e)
+                .map(|s| {
+                    let mut s: &dyn std::error::Error = s;
+                    while let Some(inner) = s.source() {
+                        s = inner;
+                    }
+                    s.to_string()
+                })
+                .unwrap_or_else(|| e.to_string());
+            anyhow::bail!(
+                "cannot reach the database at {}: {cause}",
+                mask_url(&config.database_url)
+            );
+        }
+        b.migrate(Duration::ZERO).await?;
+        Ok(b)
+    }
+
     /// Applies migrations, retrying while the database is unreachable (it may still be
     /// starting) for up to `patience`.
     pub async fn migrate(&self, patience: Duration) -> anyhow::Result<()> {

@@ -121,12 +121,7 @@ fn main() -> ExitCode {
 }
 
 fn load_config(cli: &Cli) -> anyhow::Result<Config> {
-    let mut c = Config::load(cli.config.as_deref(), &cli.set)?;
-    if let Some(url) = &cli.database_url {
-        c.database_url = url.clone();
-        c.validate()?;
-    }
-    Ok(c)
+    Config::load(cli.config.as_deref(), &cli.set, cli.database_url.as_deref())
 }
 
 fn init_tracing(config: &Config) {

@@ -104,3 +104,116 @@ fn logs_to_a_pipe_have_no_colour() {
     assert!(seen.contains("worker started"), "{seen}{rest}");
     assert!(!seen.contains('\u{1b}'), "colour codes in a pipe: {seen:?}");
 }
+
+/// Configuration problems come all at once, each naming where its value came from: the file,
+/// the environment variable or the flag (never "(docket.toml)" for a variable).
+#[test]
+fn configuration_errors_name_their_sources_all_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("docket.toml"),
+        "[log]\nformat = \"xml\"\n[worker]\npoll_interval_ms = \"soon\"\n",
+    )
+    .unwrap();
+    let out = docket(dir.path())
+        .args(["config", "--set", "fetch.timeout_secs=forever"])
+        .env("DOCKET_WORKER__CONCURRENCY", "abc")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let line = |key: &str| {
+        err.lines()
+            .find(|l| l.contains(key))
+            .unwrap_or_else(|| panic!("nothing about {key}: {err}"))
+            .to_owned()
+    };
+    assert!(
+        line("worker.concurrency").contains("environment variable DOCKET_WORKER__CONCURRENCY"),
+        "{err}"
+    );
+    assert!(
+        line("fetch.timeout_secs").contains("--set fetch.timeout_secs"),
+        "{err}"
+    );
+    assert!(
+        line("worker.poll_interval_ms").contains("docket.toml"),
+        "{err}"
+    );
+    assert!(line("log.format").contains("docket.toml"), "{err}");
+    assert!(!line("worker.concurrency").contains("docket.toml"), "{err}");
+}
+
+/// A one-shot command with the database down fails at once, in one line that says where and
+/// why, with no retry warnings.
+#[test]
+fn an_unreachable_database_fails_fast_in_one_line() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    for args in [&["jobs", "list"][..], &["migrate"], &["queues", "status"]] {
+        let started = Instant::now();
+        let out = docket(dir.path())
+            .args(args)
+            .args(["--database-url", &url])
+            .output()
+            .unwrap();
+        let took = started.elapsed();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {err}");
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert_eq!(lines.len(), 1, "{args:?}: {err}");
+        assert!(
+            lines[0].starts_with(&format!("docket: cannot reach the database at {url}: ")),
+            "{args:?}: {err}"
+        );
+        assert!(lines[0].contains("refused"), "{args:?}: {err}");
+        // It used to retry for 10 s; a refused connection is known at once.
+        assert!(took < Duration::from_secs(8), "{args:?} took {took:?}");
+    }
+}
+
+/// At a terminal the logs are coloured, unless NO_COLOR is set (no-color.org).
+#[test]
+fn no_colour_with_no_color_even_at_a_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let bin = env!("CARGO_BIN_EXE_docket");
+    // `script` (util-linux) gives the worker a terminal; it logs its start at once and is
+    // stopped after a few seconds.
+    let run = |no_color: bool| {
+        let mut cmd = std::process::Command::new("script");
+        cmd.current_dir(dir.path())
+            .args(["-qec"])
+            .arg(format!("timeout -s KILL 5 {bin} worker"))
+            .arg("/dev/null")
+            .env_remove("NO_COLOR")
+            .env("DOCKET_LOG__LEVEL", "info")
+            .stdin(Stdio::null());
+        for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DOCKET_")) {
+            cmd.env_remove(k);
+        }
+        cmd.env("DOCKET_LOG__LEVEL", "info");
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let out = cmd.output().expect("script(1) from util-linux runs");
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let coloured = run(false);
+    assert!(coloured.contains("worker started"), "{coloured}");
+    assert!(
+        coloured.contains('\u{1b}'),
+        "no colour at a terminal: {coloured:?}"
+    );
+    let plain = run(true);
+    assert!(plain.contains("worker started"), "{plain}");
+    assert!(
+        !plain.contains('\u{1b}'),
+        "colour despite NO_COLOR: {plain:?}"
+    );
+}

@@ -557,3 +557,145 @@ fn a_changed_embedder_is_reported_and_reindexed() {
         s.log()
     );
 }
+
+/// The server's database, for the operator commands (which open it directly).
+fn admin(s: &Server, args: &[&str]) -> Run {
+    let database = format!("sqlite://{}", s.dir.path().join("docket.db").display());
+    let mut all = args.to_vec();
+    all.extend(["--database-url", &database]);
+    run(s.dir.path(), &all)
+}
+
+/// The byte offset of `header`'s column in a table's header line.
+fn column(table: &str, header: &str) -> usize {
+    let first = table.lines().next().unwrap_or_default();
+    first
+        .find(header)
+        .unwrap_or_else(|| panic!("no {header} column:\n{table}"))
+}
+
+/// `submit --wait` names each document before following it; Ctrl-C ends the wait with 130
+/// and says how to follow the documents, which go on processing on the server.
+#[test]
+fn submit_wait_names_its_documents_and_says_how_to_follow_them_after_ctrl_c() {
+    let s = Server::start("");
+    // Nothing moves while the queue is paused: the wait cannot end by itself.
+    assert_eq!(admin(&s, &["queues", "pause", "default"]).code, 0);
+    let notes = corpus("notes.txt");
+    let mut child = common::Proc(
+        docket(s.dir.path())
+            .args(["submit", "--wait", path(&notes), "--server", &s.url])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let stderr = child.0.stderr.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx
+        .recv_timeout(Duration::from_secs(60))
+        .expect("submit --wait says what it submitted");
+    let id = first
+        .strip_prefix("docket: submitted ")
+        .and_then(|rest| rest.split_whitespace().next())
+        .unwrap_or_else(|| panic!("not an id line: {first:?}"))
+        .to_owned();
+    assert!(uuid::Uuid::parse_str(&id).is_ok(), "{first:?}");
+    assert!(first.ends_with("notes.txt"), "{first:?}");
+    std::thread::sleep(Duration::from_millis(300)); // following now
+    child.signal(2); // SIGINT, as Ctrl-C sends
+    let status = child.wait_exit(Duration::from_secs(30));
+    assert_eq!(status.code(), Some(130));
+    let rest: Vec<String> = rx.try_iter().collect();
+    let rest = rest.join("\n");
+    assert!(rest.contains("goes on processing"), "{rest}");
+    assert!(rest.contains(&format!("docket status {id}")), "{rest}");
+    // The document is still there, waiting for its queue.
+    let r = s.cli(&["status", &id]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.contains("queued"), "{r}");
+}
+
+/// The operator tables: headers, columns that stay aligned whatever their contents, and the
+/// times and workers an operator needs.
+#[test]
+fn operator_tables_carry_times_and_workers_aligned_under_headers() {
+    let s = Server::start("");
+    assert_eq!(admin(&s, &["queues", "pause", "default"]).code, 0);
+    let r = s.cli(&["submit", path(&corpus("notes.txt"))]);
+    assert_eq!(r.code, 0, "{r}");
+
+    let r = admin(&s, &["jobs", "list"]);
+    assert_eq!(r.code, 0, "{r}");
+    let table = &r.stdout;
+    let (kind, queue, state, created, next, worker) = (
+        column(table, "KIND"),
+        column(table, "QUEUE"),
+        column(table, "STATE"),
+        column(table, "CREATED"),
+        column(table, "NEXT RUN"),
+        column(table, "WORKER"),
+    );
+    let rows: Vec<&str> = table.lines().skip(1).collect();
+    assert!(!rows.is_empty(), "{r}");
+    let mut parse = None;
+    for row in &rows {
+        // Each cell starts under its header, however long the kinds are
+        // (`docket.sweep_documents` is longer than any fixed width used before).
+        for at in [kind, queue, state, created, next, worker] {
+            let before = row.as_bytes().get(at.wrapping_sub(1)).copied();
+            let here = row.as_bytes().get(at).copied();
+            assert!(
+                before == Some(b' ') && here.is_some_and(|c| c != b' '),
+                "a cell out of line at {at}:\n{table}"
+            );
+        }
+        if row[kind..].starts_with("docket.parse") {
+            parse = Some(*row);
+        }
+    }
+    let parse = parse.unwrap_or_else(|| panic!("no parse job:\n{table}"));
+    assert!(parse[state..].starts_with("queued"), "{parse}");
+    assert!(parse[created..].contains("ago") || parse[created..].starts_with("now"));
+    let id = parse.split_whitespace().next().unwrap();
+
+    let r = admin(&s, &["jobs", "get", id]);
+    assert_eq!(r.code, 0, "{r}");
+    for field in ["created ", "due ", "started ", "payload "] {
+        assert!(
+            r.stdout.lines().any(|l| l.starts_with(field)),
+            "{field}: {r}"
+        );
+    }
+    assert!(r.stdout.contains("UTC"), "{r}");
+
+    let r = admin(&s, &["queues", "status"]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(r.stdout.starts_with("QUEUE"), "{r}");
+    assert!(
+        r.stdout
+            .lines()
+            .any(|l| l.starts_with("default") && l.contains("paused")),
+        "{r}"
+    );
+    assert!(r.stdout.contains("LAST HEARTBEAT"), "{r}");
+
+    // The leader registers the built-in schedules on its first pass.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while admin(&s, &["cron", "run", "docket.sweep_documents"]).code != 0 {
+        assert!(Instant::now() < deadline, "{}", s.log());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let r = admin(&s, &["cron", "history"]);
+    assert_eq!(r.code, 0, "{r}");
+    let header = r.stdout.lines().next().unwrap_or_default();
+    assert!(
+        header.contains("SCHEDULE") && header.contains("STATUS"),
+        "{r}"
+    );
+}

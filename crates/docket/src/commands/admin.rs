@@ -2,17 +2,19 @@
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Subcommand};
 use docket_core::{
-    ALL_QUEUES, AuditListParams, AuditRow, CronRunListParams, Driver, JobDiscardParams,
-    JobListParams, JobListStuckParams, JobRetryParams, JobRow, JobRunNowParams, JobState,
-    QueueExecutor, StuckJobRow, SystemClock, WorkerListParams,
+    ALL_QUEUES, AuditListParams, CronRunListParams, Driver, JobDiscardParams, JobListParams,
+    JobListStuckParams, JobRetryParams, JobRunNowParams, JobState, QueueExecutor, SystemClock,
+    WorkerListParams,
 };
 use docket_queue::maintenance::{ManualRun, Scheduler, SchedulerConfig};
 use serde::Serialize;
 
+use chrono::{DateTime, Utc};
+
+use super::views;
 use crate::backend::Backend;
 use crate::config::Config;
 use crate::out::{out, outln};
@@ -232,15 +234,12 @@ pub enum CronCommand {
 }
 
 async fn open(config: &Config) -> anyhow::Result<Backend> {
-    let b = Backend::open(config).await?;
-    b.migrate(Duration::from_secs(10)).await?;
-    Ok(b)
+    Backend::open_now(config).await
 }
 
 /// `docket migrate`
 pub async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
-    let b = Backend::open(&config).await?;
-    b.migrate(Duration::from_secs(60)).await?;
+    let b = open(&config).await?;
     outln!("migrations applied ({})", b.name())?;
     Ok(ExitCode::SUCCESS)
 }
@@ -248,94 +247,13 @@ pub async fn migrate(config: Config) -> anyhow::Result<ExitCode> {
 fn print<T: Serialize>(
     out: Output,
     rows: &[T],
-    table: impl FnOnce(&[T]) -> String,
+    table: impl FnOnce(&[T], DateTime<Utc>) -> String,
 ) -> anyhow::Result<()> {
     if out.json {
         outln!("{}", serde_json::to_string_pretty(rows)?)
     } else {
-        out!("{}", table(rows))
+        out!("{}", table(rows, Utc::now()))
     }
-}
-
-fn audit_table(rows: &[AuditRow]) -> String {
-    if rows.is_empty() {
-        return "no operator action recorded\n".to_owned();
-    }
-    let mut s = format!(
-        "{:<25}  {:<24} {:<10} {:<38} {}\n",
-        "WHEN", "WHO", "ACTION", "TARGET", "JOBS"
-    );
-    for a in rows {
-        let jobs: Vec<String> = a.job_ids.iter().map(i64::to_string).collect();
-        s += &format!(
-            "{:<25}  {:<24} {:<10} {:<38} {}\n",
-            a.at.format("%Y-%m-%d %H:%M:%S%.3f"),
-            a.actor,
-            a.action,
-            a.target.as_deref().unwrap_or("-"),
-            jobs.join(",")
-        );
-    }
-    s
-}
-
-fn job_table(rows: &[JobRow]) -> String {
-    if rows.is_empty() {
-        return "no jobs\n".to_owned();
-    }
-    let mut s = format!(
-        "{:>10}  {:<20} {:<10} {:<10} {:>3} {:>7}  {}\n",
-        "ID", "KIND", "QUEUE", "STATE", "PRI", "TRIES", "LAST ERROR"
-    );
-    for j in rows {
-        s += &format!(
-            "{:>10}  {:<20} {:<10} {:<10} {:>3} {:>3}/{:<3}  {}\n",
-            j.id,
-            j.job_type,
-            j.queue,
-            j.status,
-            j.priority,
-            j.attempts,
-            j.max_attempts,
-            j.last_error
-                .as_deref()
-                .unwrap_or("")
-                .lines()
-                .next()
-                .unwrap_or("")
-        );
-    }
-    s
-}
-
-/// Stuck jobs with their worker, its last heartbeat and lease, and how long each has run.
-fn stuck_table(rows: &[StuckJobRow]) -> String {
-    if rows.is_empty() {
-        return "no stuck jobs: every running job's worker is within its lease\n".to_owned();
-    }
-    let mut s = format!(
-        "{:>10}  {:<20} {:<10} {:>7}  {:<28} {:<26} {:>9} {:>12}\n",
-        "ID", "KIND", "QUEUE", "TRIES", "WORKER", "LAST HEARTBEAT", "LEASE", "RUNNING FOR"
-    );
-    for r in rows {
-        let j = &r.job;
-        s += &format!(
-            "{:>10}  {:<20} {:<10} {:>3}/{:<3}  {:<28} {:<26} {:>9} {:>12}\n",
-            j.id,
-            j.job_type,
-            j.queue,
-            j.attempts,
-            j.max_attempts,
-            j.locked_by.as_deref().unwrap_or(""),
-            r.worker_heartbeat_at
-                .map_or_else(|| "(no worker row)".to_owned(), |t| t.to_rfc3339()),
-            r.worker_lease_ms
-                .map_or_else(|| "-".to_owned(), |ms| format!("{ms}ms")),
-            format!("{}s", r.running_for_ms / 1000),
-        );
-    }
-    s += "the leader's rescuer requeues these; `docket jobs cancel ID` stops one for good\n";
-    s
 }
 
 /// `docket jobs …`
@@ -349,19 +267,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
     match cmd {
         JobsCommand::Stats(out) => {
             let rows = c.job_stats().await?;
-            print(out, &rows, |rows| {
-                let mut s = format!(
-                    "{:<24} {:<12} {:<10} {:>10}\n",
-                    "KIND", "QUEUE", "STATE", "COUNT"
-                );
-                for r in rows {
-                    s += &format!(
-                        "{:<24} {:<12} {:<10} {:>10}\n",
-                        r.job_type, r.queue, r.status, r.count
-                    );
-                }
-                s
-            })?;
+            print(out, &rows, views::stats)?;
         }
         JobsCommand::List {
             state,
@@ -379,7 +285,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                     ..Default::default()
                 })
                 .await?;
-            print(out, &rows, job_table)?;
+            print(out, &rows, views::jobs)?;
         }
         JobsCommand::Get { id, out } => {
             let Some(job) = c.job_get(id).await? else {
@@ -391,18 +297,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                 let v = serde_json::json!({ "job": job, "attempts": attempts });
                 outln!("{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                out!("{}", job_table(std::slice::from_ref(&job)))?;
-                outln!("payload: {}", job.payload)?;
-                for a in attempts {
-                    outln!(
-                        "  attempt {} by {}: {} in {} ms{}",
-                        a.attempt,
-                        a.worker_id,
-                        a.outcome.as_str(),
-                        a.duration_ms,
-                        a.error.map(|e| format!(" ({e})")).unwrap_or_default()
-                    )?;
-                }
+                out!("{}", views::job(&job, &attempts, Utc::now()))?;
             }
         }
         JobsCommand::Failed { limit, out } => {
@@ -413,7 +308,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                     ..Default::default()
                 })
                 .await?;
-            print(out, &rows, job_table)?;
+            print(out, &rows, views::jobs)?;
         }
         JobsCommand::Stuck(out) => {
             let rows = c
@@ -422,7 +317,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                     limit: 10_000,
                 })
                 .await?;
-            print(out, &rows, stuck_table)?;
+            print(out, &rows, views::stuck)?;
         }
         JobsCommand::Retry {
             ids,
@@ -493,7 +388,7 @@ async fn jobs_with<D: Driver>(d: D, cmd: JobsCommand) -> anyhow::Result<ExitCode
                     limit,
                 })
                 .await?;
-            print(out, &rows, audit_table)?;
+            print(out, &rows, views::audit)?;
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -536,32 +431,8 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
                     serde_json::json!({ "queues": queues, "workers": workers, "leader": leader });
                 outln!("{}", serde_json::to_string_pretty(&v)?)?;
             } else {
-                for q in &queues {
-                    let st = if q.paused_at.is_some() {
-                        "paused"
-                    } else {
-                        "running"
-                    };
-                    outln!("queue {:<16} {st}", q.name)?;
-                }
-                for w in &workers {
-                    let lead = if leader.as_ref().is_some_and(|l| l.leader_id == w.id) {
-                        " (leader)"
-                    } else {
-                        ""
-                    };
-                    let state = if w.dead { "DEAD" } else { "live" };
-                    outln!(
-                        "worker {}{lead}: {state}, queues {:?}, last heartbeat {}, lease {} ms",
-                        w.id,
-                        w.queues,
-                        w.heartbeat_at.to_rfc3339(),
-                        w.lease_ms
-                    )?;
-                }
-                if queues.is_empty() && workers.is_empty() {
-                    outln!("no paused queues and no workers")?;
-                }
+                let leader = leader.as_ref();
+                out!("{}", views::queues(&queues, &workers, leader, Utc::now()))?;
             }
         }
     }
@@ -578,27 +449,7 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
     match cmd {
         CronCommand::List(out) => {
             let rows = d.conn().await?.cron_schedule_list().await?;
-            print(out, &rows, |rows| {
-                let mut s = format!(
-                    "{:<24} {:<16} {:<10} {:<26} {}\n",
-                    "NAME", "EXPRESSION", "TZ", "NEXT RUN", "KIND"
-                );
-                for r in rows {
-                    s += &format!(
-                        "{:<24} {:<16} {:<10} {:<26} {}{}\n",
-                        r.name,
-                        r.expression,
-                        r.timezone,
-                        r.next_run_at.to_rfc3339(),
-                        r.job_type,
-                        if r.enabled { "" } else { " (disabled)" }
-                    );
-                }
-                if rows.is_empty() {
-                    s = "no schedules\n".to_owned();
-                }
-                s
-            })?;
+            print(out, &rows, views::schedules)?;
         }
         CronCommand::History { name, limit, out } => {
             let rows = d
@@ -609,25 +460,7 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
                     limit,
                 })
                 .await?;
-            print(out, &rows, |rows| {
-                let mut s = String::new();
-                for r in rows {
-                    s += &format!(
-                        "{:<24} {} {:<10} job {:>8} {}\n",
-                        r.schedule_name,
-                        r.scheduled_for.to_rfc3339(),
-                        r.status,
-                        r.job_id
-                            .map(|j| j.to_string())
-                            .unwrap_or_else(|| "-".into()),
-                        r.message.as_deref().unwrap_or("")
-                    );
-                }
-                if rows.is_empty() {
-                    s = "no runs\n".to_owned();
-                }
-                s
-            })?;
+            print(out, &rows, views::runs)?;
         }
         CronCommand::Run { name } => {
             let s = Scheduler::new(d.clone(), SchedulerConfig::default(), Arc::new(SystemClock))?;

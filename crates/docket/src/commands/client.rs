@@ -340,7 +340,27 @@ async fn submit_all(config: &Config, args: &SubmitArgs) -> Result<ExitCode, Fail
         }
     }
     let documents = if args.wait {
-        wait_all(&client, args, &submitted).await?
+        // Each id first, so that a wait cut short leaves the documents findable.
+        for s in &submitted {
+            eprintln!(
+                "docket: submitted {}  {}",
+                text(&s.document["id"]),
+                name_of(s, &s.document)
+            );
+        }
+        tokio::select! {
+            documents = wait_all(&client, args, &submitted) => documents?,
+            _ = tokio::signal::ctrl_c() => {
+                eprintln!(
+                    "docket: stopped following; the server goes on processing them. See where \
+                     each stands with:"
+                );
+                for s in &submitted {
+                    eprintln!("  docket status {}", text(&s.document["id"]));
+                }
+                return Ok(ExitCode::from(130));
+            }
+        }
     } else {
         submitted.iter().map(|s| s.document.clone()).collect()
     };
@@ -460,7 +480,7 @@ async fn follow(client: &Client, s: &Submitted, bar: ProgressBar) -> Result<Valu
             .header(reqwest::header::ACCEPT, "text/event-stream");
         match client.send(rb).await {
             Ok(resp) => {
-                let mut parser = SseParser::default();
+                let mut parser = super::sse::SseParser::default();
                 let mut stream = resp.bytes_stream();
                 let mut done = false;
                 // A read error ends this stream like its end does: reconnect.
@@ -514,90 +534,11 @@ async fn follow(client: &Client, s: &Submitted, bar: ProgressBar) -> Result<Valu
     Ok(doc)
 }
 
-/// Moves a bar to a progress event.
+/// Moves a bar to a progress event. The label is the document's status (`embedding`), which
+/// changes with the event; the stage names the job that last ran.
 fn show(bar: &ProgressBar, p: &Value) {
     bar.set_position(p["progress"].as_u64().unwrap_or(0).min(100));
-    match p["stage"].as_str().filter(|s| !s.is_empty()) {
-        Some(stage) => bar.set_message(stage.to_owned()),
-        None => bar.set_message(text(&p["status"])),
-    }
-}
-
-/// One server-sent event.
-#[derive(Debug, PartialEq)]
-struct SseEvent {
-    /// `event:` (default `message`).
-    event: String,
-    /// The `data:` lines, joined by newlines.
-    data: String,
-}
-
-/// Splits a `text/event-stream` body into events, whatever the chunk boundaries.
-#[derive(Debug, Default)]
-struct SseParser {
-    /// Bytes after the last complete line.
-    partial: Vec<u8>,
-    event: String,
-    data: String,
-    has_data: bool,
-}
-
-impl SseParser {
-    /// Feeds bytes; returns the events they complete.
-    fn push(&mut self, bytes: &[u8]) -> Vec<SseEvent> {
-        self.partial.extend_from_slice(bytes);
-        let mut events = Vec::new();
-        let mut start = 0;
-        while let Some(n) = self.partial[start..].iter().position(|&b| b == b'\n') {
-            let end = start + n;
-            let line = self.partial[start..end]
-                .strip_suffix(b"\r")
-                .unwrap_or(&self.partial[start..end]);
-            let line = String::from_utf8_lossy(line).into_owned();
-            start = end + 1;
-            if let Some(ev) = self.line(&line) {
-                events.push(ev);
-            }
-        }
-        self.partial.drain(..start);
-        events
-    }
-
-    fn line(&mut self, line: &str) -> Option<SseEvent> {
-        if line.is_empty() {
-            // A blank line dispatches the event; one without data is dropped.
-            let event = std::mem::take(&mut self.event);
-            let data = std::mem::take(&mut self.data);
-            if !std::mem::take(&mut self.has_data) {
-                return None;
-            }
-            let event = if event.is_empty() {
-                "message".to_owned()
-            } else {
-                event
-            };
-            return Some(SseEvent { event, data });
-        }
-        if line.starts_with(':') {
-            return None; // a comment: the keep-alive
-        }
-        let (field, value) = match line.split_once(':') {
-            Some((f, v)) => (f, v.strip_prefix(' ').unwrap_or(v)),
-            None => (line, ""),
-        };
-        match field {
-            "event" => self.event = value.to_owned(),
-            "data" => {
-                if self.has_data {
-                    self.data.push('\n');
-                }
-                self.data.push_str(value);
-                self.has_data = true;
-            }
-            _ => {} // id, retry: not needed here
-        }
-        None
-    }
+    bar.set_message(text(&p["status"]));
 }
 
 /// `docket status`: one document's processing state.
@@ -769,27 +710,6 @@ pub(crate) fn pretty(v: &Value) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn events_split_across_chunks_comments_and_crlf() {
-        let mut p = SseParser::default();
-        assert!(p.push(b": keep-alive\n\nevent: progr").is_empty());
-        assert!(p.push(b"ess\r\ndata: {\"a\":").is_empty());
-        let evs = p.push(b"1}\r\n\r\ndata: x\ndata:y\n\n");
-        assert_eq!(
-            evs,
-            vec![
-                SseEvent {
-                    event: "progress".into(),
-                    data: "{\"a\":1}".into()
-                },
-                SseEvent {
-                    event: "message".into(),
-                    data: "x\ny".into()
-                },
-            ]
-        );
-    }
 
     #[test]
     fn a_wildcard_listen_address_is_reached_on_loopback() {

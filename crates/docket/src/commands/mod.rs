@@ -12,3 +12,6 @@ pub mod drill;
 pub mod models;
 pub mod reindex;
 pub mod run;
+mod sse;
+pub(crate) mod table;
+pub(crate) mod views;

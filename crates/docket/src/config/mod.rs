@@ -6,10 +6,9 @@
 //! `worker.concurrency`. Values are read as TOML (`10`, `true`, `["a","b"]`), or as a plain
 //! string when they do not parse.
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use anyhow::{Context, bail};
+use anyhow::bail;
 use docket_embed::EmbedConfig;
 use docket_pipeline::config::{ChunkConfig, ParseConfig, StagesConfig, StorageConfig};
 use docket_pipeline::notify::NotifyConfig;
@@ -17,6 +16,8 @@ use docket_queue::QueueConfig;
 use docket_queue::RuntimeConfig;
 use docket_queue::maintenance::{CleanerConfig, MaintenanceConfig, RescuerConfig, SchedulerConfig};
 use serde::{Deserialize, Serialize};
+
+mod load;
 
 /// The default database: an SQLite file in the working directory.
 pub const DEFAULT_DATABASE_URL: &str = "sqlite://docket.db";
@@ -326,73 +327,18 @@ impl Default for PostgresConfig {
 }
 
 impl Config {
-    /// Reads `file` (if given, else `docket.toml` when it exists), then the environment, then
-    /// `sets` (`key.path=value`, from `--set`).
-    pub fn load(file: Option<&Path>, sets: &[String]) -> anyhow::Result<Config> {
-        let env: Vec<(String, String)> = std::env::vars().collect();
-        Self::load_with(file, &env, sets)
-    }
-
-    /// [`Config::load`] with an explicit environment and no flags.
-    #[cfg(test)]
-    pub fn load_from(file: Option<&Path>, env: &[(String, String)]) -> anyhow::Result<Config> {
-        Self::load_with(file, env, &[])
-    }
-
-    /// [`Config::load`] with an explicit environment.
-    pub fn load_with(
-        file: Option<&Path>,
-        env: &[(String, String)],
-        sets: &[String],
-    ) -> anyhow::Result<Config> {
-        let path: Option<PathBuf> = match file {
-            Some(p) => Some(p.to_owned()),
-            None => Some(PathBuf::from("docket.toml")).filter(|p| p.exists()),
-        };
-        let mut table = match &path {
-            Some(p) => {
-                let text = std::fs::read_to_string(p)
-                    .with_context(|| format!("reading config file {}", p.display()))?;
-                text.parse::<toml::Table>()
-                    .with_context(|| format!("parsing config file {}", p.display()))?
-            }
-            None => toml::Table::new(),
-        };
-        for (k, v) in env {
-            let Some(rest) = k.strip_prefix("DOCKET_") else {
-                continue;
-            };
-            // The test suite's own settings, and the variables that are not configuration
-            // keys: the config file's path and the HTTP client commands' server and key.
-            if rest.starts_with("TEST_") || matches!(rest, "CONFIG" | "SERVER" | "API_KEY") {
-                continue;
-            }
-            let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
-            set_path(&mut table, &path, parse_env_value(v));
-        }
-        for set in sets {
-            let Some((key, value)) = set.split_once('=') else {
-                bail!("--set {set:?}: expected KEY=VALUE, e.g. --set worker.concurrency=4");
-            };
-            let path: Vec<String> = key.trim().split('.').map(str::to_owned).collect();
-            if path.iter().any(String::is_empty) {
-                bail!("--set {set:?}: the key has an empty part");
-            }
-            set_path(&mut table, &path, parse_env_value(value.trim()));
-        }
-        let source = path
-            .as_ref()
-            .map(|p| p.display().to_string())
-            .unwrap_or_else(|| "defaults and environment".to_owned());
-        let config: Config = table.try_into().map_err(|e: toml::de::Error| {
-            anyhow::anyhow!("invalid configuration ({source}): {e}")
-        })?;
-        config.validate()?;
-        Ok(config)
-    }
-
     /// Checks values; reports every problem at once.
     pub fn validate(&self) -> anyhow::Result<()> {
+        let problems = self.problems();
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
+        }
+    }
+
+    /// What is wrong with these values, one line per problem.
+    pub fn problems(&self) -> Vec<String> {
         let mut problems = Vec::new();
         if !(self.database_url.starts_with("sqlite:")
             || self.database_url.starts_with("postgres://")
@@ -483,11 +429,7 @@ impl Config {
         if self.postgres.max_connections < 2 {
             problems.push("postgres.max_connections must be at least 2".to_owned());
         }
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            bail!("invalid configuration:\n  - {}", problems.join("\n  - "))
-        }
+        problems
     }
 
     /// The runtime settings these values describe.
@@ -573,34 +515,6 @@ pub fn mask_url(url: &str) -> String {
     match userinfo.split_once(':') {
         Some((user, _)) => format!("{scheme}://{user}:****@{host}"),
         None => url.to_owned(),
-    }
-}
-
-fn parse_env_value(v: &str) -> toml::Value {
-    format!("x = {v}")
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|mut t| t.remove("x"))
-        .unwrap_or_else(|| toml::Value::String(v.to_owned()))
-}
-
-fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
-    match path {
-        [] => {}
-        [last] => {
-            table.insert(last.clone(), value);
-        }
-        [first, rest @ ..] => {
-            let entry = table
-                .entry(first.clone())
-                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
-            if !entry.is_table() {
-                *entry = toml::Value::Table(toml::Table::new());
-            }
-            if let toml::Value::Table(t) = entry {
-                set_path(t, rest, value);
-            }
-        }
     }
 }
 
