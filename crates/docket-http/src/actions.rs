@@ -26,6 +26,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Actor;
+use crate::params::{Int, JsonObject, QueryInt};
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
@@ -59,17 +60,16 @@ fn invalid(m: impl Into<String>) -> ApiError {
 #[serde(deny_unknown_fields)]
 struct Selection {
     #[serde(default)]
-    ids: Vec<i64>,
+    ids: Vec<Int>,
     kind: Option<String>,
     queue: Option<String>,
     #[serde(default)]
     all: bool,
 }
 
-type Body = Result<Json<Selection>, axum::extract::rejection::JsonRejection>;
+type Body = JsonObject<Selection>;
 
-fn selection(body: Body, which: &str) -> Result<Selection, ApiError> {
-    let Json(s) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
+fn selection(JsonObject(s): Body, which: &str) -> Result<Selection, ApiError> {
     if s.ids.is_empty() && s.kind.is_none() && s.queue.is_none() && !s.all {
         return Err(invalid(format!(
             "say which jobs: ids, kind and/or queue, or all: true for every {which} job"
@@ -113,7 +113,7 @@ async fn retry_many<D: Driver>(
 ) -> Result<Response, ApiError> {
     let s = selection(body, "failed or cancelled")?;
     let params = JobRetryParams {
-        ids: s.ids,
+        ids: s.ids.into_iter().map(|n| n.0).collect(),
         job_type: s.kind,
         queue: s.queue,
         now: None,
@@ -142,7 +142,7 @@ async fn run_now_many<D: Driver>(
 ) -> Result<Response, ApiError> {
     let s = selection(body, "queued, scheduled or retrying")?;
     let params = JobRunNowParams {
-        ids: s.ids,
+        ids: s.ids.into_iter().map(|n| n.0).collect(),
         job_type: s.kind,
         queue: s.queue,
         now: None,
@@ -171,7 +171,7 @@ async fn discard_many<D: Driver>(
 ) -> Result<Response, ApiError> {
     let s = selection(body, "failed")?;
     let params = JobDiscardParams {
-        ids: s.ids,
+        ids: s.ids.into_iter().map(|n| n.0).collect(),
         job_type: s.kind,
         queue: s.queue,
     };
@@ -268,16 +268,16 @@ async fn resume<D: Driver>(
 #[serde(deny_unknown_fields)]
 struct AuditQuery {
     action: Option<String>,
-    job: Option<i64>,
-    before: Option<i64>,
-    limit: Option<i64>,
+    job: Option<QueryInt>,
+    before: Option<QueryInt>,
+    limit: Option<QueryInt>,
 }
 
 async fn audit<D: Driver>(
     State(p): State<Pipeline<D>>,
     Query(q): Query<AuditQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(100);
+    let limit = q.limit.map_or(100, |n| n.0);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit must be between 1 and 1000"));
     }
@@ -285,8 +285,8 @@ async fn audit<D: Driver>(
     let actions = c
         .audit_list(AuditListParams {
             action: q.action,
-            job_id: q.job,
-            before_id: q.before,
+            job_id: q.job.map(|n| n.0),
+            before_id: q.before.map(|n| n.0),
             limit,
         })
         .await?;

@@ -26,6 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
+use crate::params::{Int, JsonObject, QueryInt, non_null};
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
@@ -51,14 +52,14 @@ async fn cron_list<D: Driver>(State(p): State<Pipeline<D>>) -> Result<Response, 
 #[serde(deny_unknown_fields)]
 struct HistoryQuery {
     schedule: Option<String>,
-    limit: Option<i64>,
+    limit: Option<QueryInt>,
 }
 
 async fn cron_history<D: Driver>(
     State(p): State<Pipeline<D>>,
     Query(q): Query<HistoryQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(50);
+    let limit = q.limit.map_or(50, |n| n.0);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit must be between 1 and 1000"));
     }
@@ -117,8 +118,8 @@ struct ListQuery {
     kind: Option<String>,
     queue: Option<String>,
     document_id: Option<Uuid>,
-    before: Option<i64>,
-    limit: Option<i64>,
+    before: Option<QueryInt>,
+    limit: Option<QueryInt>,
 }
 
 async fn list_jobs<D: Driver>(
@@ -126,7 +127,7 @@ async fn list_jobs<D: Driver>(
     q: ListQuery,
     states: Vec<JobState>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(50);
+    let limit = q.limit.map_or(50, |n| n.0);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit must be between 1 and 1000"));
     }
@@ -137,7 +138,7 @@ async fn list_jobs<D: Driver>(
             job_types: q.kind.into_iter().collect(),
             queue: q.queue,
             document_id: q.document_id,
-            before_id: q.before,
+            before_id: q.before.map(|n| n.0),
             limit,
         })
         .await?;
@@ -207,7 +208,7 @@ fn age_seconds(now: chrono::DateTime<chrono::Utc>, t: chrono::DateTime<chrono::U
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct StuckQuery {
-    limit: Option<i64>,
+    limit: Option<QueryInt>,
 }
 
 /// Each job with its worker's last heartbeat and lease, and how long it has run: judged by
@@ -216,7 +217,7 @@ async fn stuck<D: Driver>(
     State(p): State<Pipeline<D>>,
     Query(q): Query<StuckQuery>,
 ) -> Result<Response, ApiError> {
-    let limit = q.limit.unwrap_or(100);
+    let limit = q.limit.map_or(100, |n| n.0);
     if !(1..=1000).contains(&limit) {
         return Err(invalid("limit must be between 1 and 1000"));
     }
@@ -230,21 +231,20 @@ async fn stuck<D: Driver>(
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ProcessRequest {
+    #[serde(default, deserialize_with = "non_null")]
     queue: Option<String>,
-    limit: Option<usize>,
+    #[serde(default, deserialize_with = "non_null")]
+    limit: Option<Int>,
 }
 
 /// Claims and runs a batch of due jobs in this request, as the original job-processor
 /// endpoint did (for a cron pinger or an operator; the workers do this continuously).
 async fn process<D: Driver>(
     State(s): State<AppState<D>>,
-    body: Result<Option<Json<ProcessRequest>>, axum::extract::rejection::JsonRejection>,
+    body: Option<JsonObject<ProcessRequest>>,
 ) -> Result<Response, ApiError> {
-    let req = body
-        .map_err(|e| ApiError(e.status(), e.body_text()))?
-        .map(|Json(b)| b)
-        .unwrap_or_default();
-    let limit = req.limit.unwrap_or(10);
+    let req = body.map(|JsonObject(b)| b).unwrap_or_default();
+    let limit = req.limit.map_or(10, |n| n.0);
     if !(1..=100).contains(&limit) {
         return Err(invalid("limit must be between 1 and 100"));
     }
@@ -254,7 +254,7 @@ async fn process<D: Driver>(
             "this server runs no workers".into(),
         ));
     };
-    let processed = processor.process(req.queue, limit).await?;
+    let processed = processor.process(req.queue, limit as usize).await?;
     Ok(Json(json!({ "processed": processed })).into_response())
 }
 

@@ -54,6 +54,7 @@ mod ingest;
 mod jobs;
 pub mod metrics;
 mod openapi;
+mod params;
 mod search;
 
 /// Priority of documents uploaded by users (ahead of bulk ingestion at 0).
@@ -332,9 +333,8 @@ async fn create<D: Driver>(
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.trim_start().starts_with("application/json"));
     if is_json {
-        let Json(body) = Json::<UrlRequest>::from_request(req, &())
-            .await
-            .map_err(|e| ApiError(e.status(), e.body_text()))?;
+        let params::JsonObject(body) =
+            params::JsonObject::<UrlRequest>::from_request(req, &()).await?;
         return create_from_url(s, body).await;
     }
     let is_form = req
@@ -358,9 +358,11 @@ async fn create<D: Driver>(
 #[serde(deny_unknown_fields)]
 struct UrlRequest {
     url: String,
+    #[serde(default, deserialize_with = "params::non_null")]
     callback_url: Option<String>,
     #[serde(default)]
     reprocess: bool,
+    #[serde(default, deserialize_with = "params::non_null")]
     metadata: Option<serde_json::Value>,
 }
 
@@ -490,7 +492,7 @@ fn sanitize_filename(name: &str) -> String {
 #[derive(Debug, Deserialize)]
 struct ListQuery {
     status: Option<String>,
-    limit: Option<i64>,
+    limit: Option<params::QueryInt>,
     before: Option<Uuid>,
 }
 
@@ -503,7 +505,7 @@ async fn list<D: Driver>(
         .map(|s| s.parse::<DocumentStatus>())
         .transpose()
         .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
-    let limit = q.limit.unwrap_or(50);
+    let limit = q.limit.map_or(50, |n| n.0);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError(
             StatusCode::UNPROCESSABLE_ENTITY,
@@ -605,6 +607,12 @@ fn sse_event(e: &ProgressEvent) -> Event {
         .unwrap_or_else(|_| Event::default().event("progress"))
 }
 
+/// Whether two events describe the same state of a document (their times aside).
+fn same_state(a: &ProgressEvent, b: &ProgressEvent) -> bool {
+    (a.generation, a.status, &a.stage, a.progress, &a.error)
+        == (b.generation, b.status, &b.stage, b.progress, &b.error)
+}
+
 async fn events<D: Driver>(
     State(p): State<Pipeline<D>>,
     Path(id): Path<Uuid>,
@@ -620,10 +628,13 @@ async fn events<D: Driver>(
     // This document's events, up to and including the one that finishes it.
     // Progress never goes back within a generation: an event published late (a batch's
     // percentage overtaken by the stage's end) is skipped.
+    // An event that says nothing new (the same state announced twice, or the row read above
+    // broadcast as well) is not sent again.
     let start = (first.generation, first.progress);
+    let said = first.clone();
     let updates = futures::stream::unfold(
-        (BroadcastStream::new(rx), false, start),
-        move |(mut rx, finished, mut high)| async move {
+        (BroadcastStream::new(rx), false, start, said),
+        move |(mut rx, finished, mut high, mut said)| async move {
             if finished {
                 return None;
             }
@@ -634,8 +645,12 @@ async fn events<D: Driver>(
                         if !last && (e.generation, e.progress) < high {
                             continue;
                         }
+                        if same_state(&e, &said) {
+                            continue;
+                        }
                         high = high.max((e.generation, e.progress));
-                        return Some((e, (rx, last, high)));
+                        said = e.clone();
+                        return Some((e, (rx, last, high, said)));
                     }
                     // Other documents' events, or a gap after falling behind: the next
                     // event of this document carries its whole state anyway.

@@ -21,6 +21,7 @@ use uuid::Uuid;
 
 use crate::actions::actor_name;
 use crate::auth::Actor;
+use crate::params::{Int, JsonObject};
 use crate::{ApiError, AppState};
 
 /// The most hits one search returns.
@@ -38,7 +39,7 @@ pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
 struct SearchRequest {
     query: String,
     #[serde(default = "default_k")]
-    k: i64,
+    k: Int,
     #[serde(default)]
     document_ids: Option<Vec<Uuid>>,
     #[serde(default)]
@@ -49,8 +50,8 @@ struct SearchRequest {
     metadata: Option<serde_json::Value>,
 }
 
-fn default_k() -> i64 {
-    10
+fn default_k() -> Int {
+    Int(10)
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
@@ -59,16 +60,15 @@ fn invalid(m: impl Into<String>) -> ApiError {
 
 async fn search<D: Driver>(
     State(p): State<Pipeline<D>>,
-    body: Result<Json<SearchRequest>, axum::extract::rejection::JsonRejection>,
+    JsonObject(req): JsonObject<SearchRequest>,
 ) -> Result<Response, ApiError> {
-    let Json(req) = body.map_err(|e| ApiError(e.status(), e.body_text()))?;
     if req.query.trim().is_empty() {
         return Err(invalid("query must not be empty"));
     }
-    if !(1..=MAX_K as i64).contains(&req.k) {
+    let k = req.k.0;
+    if !(1..=MAX_K as i64).contains(&k) {
         return Err(invalid(format!(
-            "k must be between 1 and {MAX_K} (got {})",
-            req.k
+            "k must be between 1 and {MAX_K} (got {k})"
         )));
     }
     let report = p.embedder_report_cached().await?;
@@ -84,7 +84,7 @@ async fn search<D: Driver>(
         .search_scope(req.document_ids, req.filename, req.metadata)
         .await?;
     let hits = p
-        .search_mode(&req.query, req.k as usize, scope, req.mode)
+        .search_mode(&req.query, k as usize, scope, req.mode)
         .await?;
     // Each hit names its file.
     let mut filenames: std::collections::HashMap<Uuid, Option<String>> = Default::default();

@@ -93,6 +93,14 @@ async fn upload_follow_the_events_to_100_and_search(db: impl TestDb) {
         .map(|e| e["progress"].as_i64().unwrap())
         .collect();
     assert!(pcts.windows(2).all(|w| w[0] <= w[1]), "{pcts:?}");
+    // Each event says something new.
+    let states: Vec<(&Value, &Value, &Value)> = progress
+        .iter()
+        .map(|e| (&e["status"], &e["stage"], &e["progress"]))
+        .collect();
+    for w in states.windows(2) {
+        assert_ne!(w[0], w[1], "an event repeated: {states:?}");
+    }
 
     let (status, doc) = json(
         http.get(format!("{}/v1/documents/{id}", s.base))

@@ -18,6 +18,9 @@ use docket_pipeline::progress::ProgressHub;
 use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
 use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 
+pub mod openapi;
+pub mod schema_values;
+
 /// A pipeline over `driver` with the hashing embedder, small chunks, files up to half of
 /// `max_body`, and progress carried by the driver's broadcasts.
 pub fn pipeline<D: Driver>(driver: &D, blobs: &Path, max_body: usize) -> Pipeline<D> {
