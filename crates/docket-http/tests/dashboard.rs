@@ -1,11 +1,13 @@
 //! The operator dashboard in a real headless browser: a server like `docket serve` (SQLite, an
 //! admin key, workers) driven by `tests/browser/dashboard.mjs` (Playwright's `playwright-core`
-//! over the system's Chromium). Log in; upload a document and watch its progress bar reach
-//! 100 % without a reload while its queue is paused and resumed; find a job that failed for
-//! good in the dead-letter view, retry it and see it complete; see a dead worker on the overview
-//! and its job on the Stuck page, and cancel it there; log out. It screenshots every
-//! page at 1280×800 and 390×844: into a temporary folder, or into `docs/screenshots/` with
-//! `DOCKET_UPDATE_SCREENSHOTS=1`.
+//! over the system's Chromium). Log in; find a job that failed for good in the dead-letter
+//! view, its error readable at phone width, retry it (after a confirmation) and see it
+//! complete; pause a queue (after a confirmation) and see the documents list say so; upload a
+//! document and watch its progress bar reach 100 % without a reload once the queue is resumed;
+//! page through its chunks; see maintenance jobs hidden from the jobs list until asked for;
+//! see a dead worker on the overview and its job on the Stuck page, and cancel it there; see
+//! every action's message; log out. It screenshots every page at 1280×800 and 390×844: into a
+//! temporary folder, or into `docs/screenshots/` with `DOCKET_UPDATE_SCREENSHOTS=1`.
 //!
 //! Needs `node` and `/usr/bin/chromium` (or `DOCKET_CHROMIUM`), and `npm ci` run once in
 //! `crates/docket-http/tests/browser/`.
@@ -17,8 +19,9 @@ use std::time::Duration;
 
 use docket_conformance::harness::{TestDb, sqlite};
 use docket_core::{
-    CronScheduleSpec, CronScheduleUpsertParams, Driver, JobGetAvailableParams, JobInsertManyParams,
-    JobInsertParams, MissedRunPolicy, QueueDriver, QueueExecutor, WorkerHeartbeatParams,
+    CronScheduleSpec, CronScheduleUpsertParams, DocumentStore, Driver, JobGetAvailableParams,
+    JobInsertManyParams, JobInsertParams, MissedRunPolicy, QueueDriver, QueueExecutor,
+    WorkerHeartbeatParams,
 };
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use docket_queue::{InsertOpts, JobArgs, JobContext, JobError, Worker};
@@ -274,14 +277,36 @@ async fn access_rules() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
-    let r = http
-        .post(url("/ui/queues/default/pause"))
-        .header("cookie", &cookie)
-        .header("origin", &s.base)
-        .header("sec-fetch-site", "same-origin")
-        .send()
-        .await
-        .unwrap();
+    // Pausing asks first: without `confirm=yes` the answer is a page that asks, and the
+    // queue runs on.
+    let pause = |body: &'static str| {
+        http.post(url("/ui/queues/default/pause"))
+            .header("cookie", &cookie)
+            .header("origin", &s.base)
+            .header("sec-fetch-site", "same-origin")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(body)
+            .send()
+    };
+    let r = pause("").await.unwrap();
+    assert_eq!(r.status(), 200);
+    let html = r.text().await.unwrap();
+    assert!(html.contains("Pause queue default?"), "{html}");
+    assert!(
+        html.contains("name=\"confirm\" value=\"yes\""),
+        "the confirmation page posts the form again, confirmed: {html}"
+    );
+    let mut c = s.driver.conn().await.unwrap();
+    assert!(
+        !c.queue_list()
+            .await
+            .unwrap()
+            .iter()
+            .any(|q| q.paused_at.is_some()),
+        "nothing paused before the confirmation"
+    );
+    drop(c);
+    let r = pause("back=%2Fui%2Fqueues&confirm=yes").await.unwrap();
     assert_eq!(
         (r.status().as_u16(), location(&r)),
         (303, "/ui/queues".into())
@@ -370,13 +395,17 @@ async fn access_rules() {
         .post(url("/ui/jobs/retry"))
         .header("cookie", &cookie)
         .header("content-type", "application/x-www-form-urlencoded")
-        .body("all=1")
+        .body("all=1&confirm=yes")
         .send()
         .await
         .unwrap();
     assert_eq!(
         (r.status().as_u16(), location(&r)),
         (303, "/ui/jobs/failed".into())
+    );
+    assert_eq!(
+        flash_of(&r).as_deref(),
+        Some("done.No+failed+jobs%3A+nothing+retried.")
     );
     assert_eq!(state(job).await, docket_core::JobState::Cancelled);
 
@@ -453,6 +482,147 @@ async fn open_without_keys() {
     s.runtime.shutdown().await;
 }
 
+/// A long document's page shows its chunks a page at a time, says how many there are and
+/// where this page is, links to the others, and answers a page that does not exist clearly.
+/// The upload's answer says what it did.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_document_page_shows_its_chunks_a_page_at_a_time() {
+    let db = sqlite().await;
+    let s = serve(db.driver(), None).await;
+    let http = no_redirects();
+    let url = |p: &str| format!("{}{p}", s.base);
+    let text = "# Tide tables\n\n".to_owned()
+        + &(0..90)
+            .map(|i| format!("Entry {i}: high water at the harbour mouth, low water over the bar, and the ferry waits for both."))
+            .collect::<Vec<_>>()
+            .join("\n\n");
+    let form = reqwest::multipart::Form::new().part(
+        "file",
+        reqwest::multipart::Part::bytes(text.into_bytes()).file_name("tides <2024>.md"),
+    );
+    let r = http
+        .post(url("/ui/documents"))
+        .multipart(form)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.status().as_u16(), location(&r)),
+        (303, "/ui/documents".into())
+    );
+    let flash = flash_of(&r).expect("the upload says what it did");
+    let html = http
+        .get(url("/ui/documents"))
+        .header("cookie", format!("docket_flash={flash}"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("tides &lt;2024&gt;.md uploaded: queued for processing."),
+        "{html}"
+    );
+
+    // Wait for it to complete (a connection per look: the pipeline needs them).
+    let id = {
+        let mut c = s.driver.conn().await.unwrap();
+        c.document_list(&docket_core::DocumentListParams {
+            status: None,
+            source: None,
+            before: None,
+            limit: 10,
+        })
+        .await
+        .unwrap()[0]
+            .id
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let doc = loop {
+        let d = {
+            let mut c = s.driver.conn().await.unwrap();
+            c.document_get(id).await.unwrap().unwrap()
+        };
+        if d.status == docket_core::DocumentStatus::Completed {
+            break d;
+        }
+        assert!(std::time::Instant::now() < deadline, "{d:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let total = doc.chunk_count as usize;
+    assert!(total > 40, "enough chunks for three pages: {total}");
+    let pages = total.div_ceil(20);
+    let get = |q: String| {
+        let u = url(&format!("/ui/documents/{id}{q}"));
+        let http = http.clone();
+        async move {
+            let r = http.get(u).send().await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        }
+    };
+    let chunks_on = |html: &str| html.matches("<li><div class=\"meta\">").count();
+
+    let (status, html) = get(String::new()).await;
+    assert_eq!(status, 200);
+    assert_eq!(chunks_on(&html), 20, "the first page holds 20 chunks");
+    assert!(
+        html.contains(&format!("Chunks 1–20 of {total} · page 1 of {pages}")),
+        "{html}"
+    );
+    assert!(
+        html.contains(&format!(
+            "href=\"/ui/documents/{id}?page=2#chunks\" rel=\"next\""
+        )),
+        "{html}"
+    );
+    assert!(!html.contains("rel=\"prev\""), "{html}");
+    assert!(html.contains("<div class=\"meta\">#0 ·"), "{html}");
+    let (status, html) = get("?page=2".into()).await;
+    assert_eq!(status, 200);
+    assert_eq!(chunks_on(&html), 20);
+    assert!(
+        html.contains(&format!("Chunks 21–40 of {total} · page 2 of {pages}")),
+        "{html}"
+    );
+    assert!(
+        html.contains("<div class=\"meta\">#20 ·") && !html.contains("<div class=\"meta\">#0 ·"),
+        "{html}"
+    );
+    assert!(
+        html.contains("rel=\"prev\"") && html.contains("rel=\"next\""),
+        "{html}"
+    );
+    let (status, html) = get(format!("?page={pages}")).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        chunks_on(&html),
+        total - 20 * (pages - 1),
+        "the last page holds the rest"
+    );
+    assert!(!html.contains("rel=\"next\""), "{html}");
+
+    // Pages that do not exist: said clearly, with the pages that do.
+    for bad in ["0", "-2", "two", "1e3"] {
+        let (status, html) = get(format!("?page={bad}")).await;
+        assert_eq!(status, 422, "{bad}");
+        assert!(
+            html.contains(&format!("page must be a whole number from 1 to {pages}")),
+            "{html}"
+        );
+    }
+    let (status, html) = get(format!("?page={}", pages + 1)).await;
+    assert_eq!(status, 404);
+    assert!(
+        html.contains(&format!(
+            "page {} is past the last page: this document&#39;s {total} chunks fill {pages} pages of 20",
+            pages + 1
+        )),
+        "{html}"
+    );
+    s.runtime.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dashboard_in_a_real_browser() {
     let dir = browser_dir();
@@ -480,6 +650,19 @@ async fn dashboard_in_a_real_browser() {
         )
         .await
         .unwrap();
+
+    // What the leader's every-minute sweep and nightly cleanup leave in the jobs list: the
+    // list hides them unless asked.
+    {
+        let mut c = s.driver.conn().await.unwrap();
+        let jobs = std::iter::repeat_n("docket.sweep_documents", 12)
+            .chain(["docket.cleanup"])
+            .map(|k| JobInsertParams::new(k, serde_json::json!({})))
+            .collect();
+        c.job_insert_many(JobInsertManyParams { jobs })
+            .await
+            .unwrap();
+    }
 
     // A worker that died two minutes ago (its own lease is 30 s) holding a running job, in a
     // queue this server does not work: the overview shows it dead, the Stuck page its job.
@@ -564,6 +747,16 @@ async fn dashboard_in_a_real_browser() {
     );
 
     s.runtime.shutdown().await;
+}
+
+/// The `docket_flash` cookie an action's answer sets, if any.
+fn flash_of(r: &reqwest::Response) -> Option<String> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| v.strip_prefix("docket_flash="))
+        .map(|v| v.split(';').next().unwrap_or("").to_owned())
 }
 
 fn hex(bytes: &[u8]) -> String {

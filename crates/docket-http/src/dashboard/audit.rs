@@ -4,12 +4,11 @@
 use std::fmt::Write as _;
 
 use axum::extract::{Query, State};
-use axum::response::{Html, IntoResponse};
 use docket_core::{AuditListParams, Driver, QueueExecutor};
 use serde::Deserialize;
 
-use super::html::{self, Col, Page, esc};
-use super::{UiResult, User, nonempty, user_name};
+use super::html::{self, Col, esc};
+use super::{Ui, UiResult, nonempty};
 use crate::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -23,7 +22,7 @@ const PAGE: i64 = 100;
 
 pub(super) async fn page<D: Driver>(
     State(s): State<AppState<D>>,
-    user: User,
+    ui: Ui,
     Query(q): Query<AuditQuery>,
 ) -> UiResult {
     let mut c = s.pipeline.driver().conn().await?;
@@ -89,10 +88,5 @@ pub(super) async fn page<D: Driver>(
         }
     }
     b.push_str("</section>");
-    Ok(Html(
-        Page::new("Audit trail", "audit")
-            .body(b)
-            .render(user_name(&user)),
-    )
-    .into_response())
+    Ok(ui.page("Audit trail", "audit", b))
 }

@@ -1,7 +1,8 @@
 //! The overview's search-index card: the running embedder (and a banner while the lexical
 //! `hashing` embedder stands in for the default local model, not downloaded), the documents
 //! search cannot rank because another embedder made their vectors (and why), and the button
-//! that re-embeds them (the same durable job as `POST /v1/reindex` and `docket reindex`).
+//! that re-embeds them (the same durable job as `POST /v1/reindex` and `docket reindex`), once
+//! confirmed.
 
 use std::fmt::Write as _;
 
@@ -11,8 +12,10 @@ use docket_core::Driver;
 use docket_pipeline::Pipeline;
 use docket_pipeline::reindex::REINDEX_KEY;
 
-use super::html::esc;
-use super::{UiResult, actions, see_other};
+use super::confirm::{self, Ask};
+use super::flash::{self, Flash};
+use super::html::{count, esc};
+use super::{Ui, UiResult, actions};
 use crate::AppState;
 use crate::auth::Actor;
 
@@ -57,8 +60,7 @@ pub(super) async fn card<D: Driver>(p: &Pipeline<D>) -> String {
                 let waiting = r.stale_documents - r.reembedding_documents;
                 let _ = write!(
                     b,
-                    "</ul><form method=\"post\" action=\"/ui/reindex\" data-confirm=\"Re-embed {waiting} documents with {}? Uploads keep priority.\"><button type=\"submit\" id=\"reindex\">Re-embed {waiting} documents</button></form>",
-                    esc(&r.name)
+                    "</ul><form method=\"post\" action=\"/ui/reindex\"><button type=\"submit\" id=\"reindex\">Re-embed {waiting} documents</button></form>"
                 );
             }
         }
@@ -67,14 +69,44 @@ pub(super) async fn card<D: Driver>(p: &Pipeline<D>) -> String {
     b
 }
 
-/// `POST /ui/reindex`: starts re-embedding (one job at a time) and goes back to the overview.
+/// `POST /ui/reindex`: once confirmed (`confirm=yes`; without it, the confirmation page),
+/// starts re-embedding (one job at a time) and goes back to the overview.
 pub(super) async fn reindex<D: Driver>(
     State(s): State<AppState<D>>,
     actor: Option<Extension<Actor>>,
+    ui: Ui,
+    body: axum::body::Bytes,
 ) -> UiResult {
     let p = &s.pipeline;
+    if !confirm::given(&body) {
+        let r = p.embedder_report_cached().await?;
+        let waiting = usize::try_from(r.stale_documents - r.reembedding_documents).unwrap_or(0);
+        if waiting == 0 {
+            return Ok(flash::redirect(
+                "/",
+                Flash::done(
+                    "Nothing to re-embed: every document's vectors are the running embedder's, or are being made again.",
+                ),
+            ));
+        }
+        let docs = count(waiting, "document", "documents");
+        return Ok(Ask {
+            title: format!("Re-embed {docs}?"),
+            detail: format!(
+                "Their chunks are embedded again with <code>{}</code>, one document at a time; uploads keep priority. Search finds them again as each completes.",
+                esc(&r.name)
+            ),
+            action: "/ui/reindex".into(),
+            fields: Vec::new(),
+            button: format!("Re-embed {docs}"),
+            danger: false,
+            back: "/".into(),
+            nav: "overview",
+        }
+        .page(&ui));
+    }
     let started = p.start_reindex().await?;
-    if started.created {
+    let msg = if started.created {
         docket_queue::admin::record(
             p.driver(),
             &actions::who(&actor),
@@ -84,6 +116,20 @@ pub(super) async fn reindex<D: Driver>(
             serde_json::json!({ "stale_documents": started.stale_documents }),
         )
         .await?;
-    }
-    Ok(see_other("/"))
+        Flash::done(format!(
+            "Re-embedding {}: job {} queued.",
+            count(
+                usize::try_from(started.stale_documents).unwrap_or(0),
+                "document",
+                "documents"
+            ),
+            started.job_id
+        ))
+    } else {
+        Flash::warn(format!(
+            "Re-embedding is already under way (job {}): nothing new queued.",
+            started.job_id
+        ))
+    };
+    Ok(flash::redirect("/", msg))
 }

@@ -46,7 +46,9 @@ pub(super) enum Col<'a> {
 }
 
 /// Opens a horizontally scrollable table (with `class`, unless empty) under these headings;
-/// the rows follow, then [`TABLE_END`].
+/// the rows follow, then [`TABLE_END`]. A table of class `stack` turns into a card per row on
+/// a phone (the stylesheet), each cell under the label in its `data-label`: give its cells one
+/// ([`td`]).
 pub(super) fn table_start(class: &str, cols: &[Col<'_>]) -> String {
     let mut b = String::from("<div class=\"scroll\"><table");
     if !class.is_empty() {
@@ -66,6 +68,20 @@ pub(super) fn table_start(class: &str, cols: &[Col<'_>]) -> String {
     }
     b.push_str("</tr></thead><tbody>");
     b
+}
+
+/// A cell of a `stack` table: `<td data-label="label" class="class">inner</td>` (`inner` is
+/// HTML, escaped by the caller; `class` may be empty).
+pub(super) fn td(label: &str, class: &str, inner: &str) -> String {
+    if class.is_empty() {
+        format!("<td data-label=\"{}\">{inner}</td>", esc(label))
+    } else {
+        format!(
+            "<td data-label=\"{}\" class=\"{}\">{inner}</td>",
+            esc(label),
+            esc(class)
+        )
+    }
 }
 
 /// Closes what [`table_start`] opened.
@@ -110,8 +126,10 @@ impl<'a> Page<'a> {
         self
     }
 
-    /// The whole document; `user` is the logged-in key's name (none on an open server).
-    pub(super) fn render(self, user: Option<&str>) -> String {
+    /// The whole document: the logged-in key's name (none on an open server) in the header,
+    /// and the last action's message, if any, first in the main region.
+    pub(super) fn render(self, ui: &super::Ui) -> String {
+        let user = ui.user.as_deref();
         let mut h = String::with_capacity(self.body.len() + 2048);
         let _ = write!(
             h,
@@ -151,7 +169,8 @@ impl<'a> Page<'a> {
         }
         let _ = write!(
             h,
-            "<main id=\"main\" tabindex=\"-1\">{}</main>\n<p class=\"live-note\" aria-live=\"polite\" id=\"live-status\"></p>\n</body>\n</html>\n",
+            "<main id=\"main\" tabindex=\"-1\">{}{}</main>\n<p class=\"live-note\" aria-live=\"polite\" id=\"live-status\"></p>\n</body>\n</html>\n",
+            ui.flash.as_ref().map(|f| f.html()).unwrap_or_default(),
             self.body
         );
         h
@@ -224,6 +243,15 @@ pub(super) fn bytes(n: i64) -> String {
         ..1024 => format!("{n} B"),
         1024..1_048_576 => format!("{:.1} KiB", n as f64 / 1024.0),
         _ => format!("{:.1} MiB", n as f64 / 1_048_576.0),
+    }
+}
+
+/// `1 job`, `3 jobs`.
+pub(super) fn count(n: usize, one: &str, many: &str) -> String {
+    if n == 1 {
+        format!("1 {one}")
+    } else {
+        format!("{n} {many}")
     }
 }
 

@@ -8,18 +8,17 @@
 use std::fmt::Write as _;
 
 use axum::extract::State;
-use axum::response::{Html, IntoResponse};
 use chrono::{Duration, Utc};
 use docket_core::{Driver, JobListStuckParams, QueueExecutor, StuckJobRow};
 
-use super::html::{self, Col, Page, esc};
-use super::{UiResult, User, user_name};
+use super::html::{self, Col, esc};
+use super::{Ui, UiResult};
 use crate::AppState;
 
 /// Rows shown at most.
 const LIMIT: i64 = 200;
 
-pub(super) async fn stuck<D: Driver>(State(s): State<AppState<D>>, user: User) -> UiResult {
+pub(super) async fn stuck<D: Driver>(State(s): State<AppState<D>>, ui: Ui) -> UiResult {
     let mut c = s.pipeline.driver().conn().await?;
     let list = c
         .job_list_stuck(JobListStuckParams {
@@ -38,12 +37,7 @@ pub(super) async fn stuck<D: Driver>(State(s): State<AppState<D>>, user: User) -
     }
     b.push_str(&table(&list));
     b.push_str("</section>");
-    Ok(Html(
-        Page::new("Stuck jobs", "stuck")
-            .body(b)
-            .render(user_name(&user)),
-    )
-    .into_response())
+    Ok(ui.page("Stuck jobs", "stuck", b))
 }
 
 fn table(jobs: &[StuckJobRow]) -> String {
@@ -53,7 +47,7 @@ fn table(jobs: &[StuckJobRow]) -> String {
     }
     let now = Utc::now();
     let mut b = html::table_start(
-        "jobs",
+        "jobs stack",
         &[
             Col::Num("id"),
             Col::Text("kind"),
@@ -77,13 +71,42 @@ fn table(jobs: &[StuckJobRow]) -> String {
             .map_or_else(|| "—".to_owned(), html::millis);
         let _ = write!(
             b,
-            "<tr data-job=\"{id}\"><td class=\"num\"><a href=\"/ui/jobs/{id}\">{id}</a></td><td>{}</td><td>{}</td><td class=\"num\">{}/{}</td><td><code>{}</code> <span class=\"badge state-failed\">dead</span></td><td>{heartbeat}</td><td>{lease}</td><td>{}</td><td><form method=\"post\" action=\"/ui/jobs/{id}/cancel\" data-confirm=\"Cancel job {id}?\"><button type=\"submit\" class=\"danger\" aria-label=\"Cancel job {id}\">Cancel</button></form></td></tr>",
-            esc(&j.job_type),
-            esc(&j.queue),
-            j.attempts,
-            j.max_attempts,
-            esc(j.locked_by.as_deref().unwrap_or("")),
-            html::duration(Duration::milliseconds(r.running_for_ms)),
+            "<tr data-job=\"{id}\">{}{}{}{}{}{}{}{}{}</tr>",
+            html::td(
+                "id",
+                "num",
+                &format!("<a href=\"/ui/jobs/{id}\">{id}</a>", id = j.id)
+            ),
+            html::td("kind", "", &esc(&j.job_type)),
+            html::td("queue", "", &esc(&j.queue)),
+            html::td(
+                "attempts",
+                "num",
+                &format!("{}/{}", j.attempts, j.max_attempts)
+            ),
+            html::td(
+                "worker",
+                "",
+                &format!(
+                    "<code>{}</code> <span class=\"badge state-failed\">dead</span>",
+                    esc(j.locked_by.as_deref().unwrap_or(""))
+                )
+            ),
+            html::td("last heartbeat", "", &heartbeat),
+            html::td("lease", "", &lease),
+            html::td(
+                "running for",
+                "",
+                &html::duration(Duration::milliseconds(r.running_for_ms))
+            ),
+            html::td(
+                "action",
+                "",
+                &format!(
+                    "<form method=\"post\" action=\"/ui/jobs/{id}/cancel\" data-confirm=\"Cancel job {id}?\"><button type=\"submit\" class=\"danger\" aria-label=\"Cancel job {id}\">Cancel</button></form>",
+                    id = j.id
+                )
+            ),
             id = j.id,
         );
     }

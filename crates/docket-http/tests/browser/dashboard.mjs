@@ -4,8 +4,9 @@
 //   node dashboard.mjs <base-url> <admin-api-key> <screenshot-dir>
 //
 // The server it talks to has a `test.flaky` job that failed for good on its first run (it
-// succeeds when retried), one cron schedule, and a worker that died (its lease lapsed) holding
-// a running job. Exits non-zero on the first failed check.
+// succeeds when retried), one cron schedule, maintenance jobs (the leader's sweep and
+// cleanup), and a worker that died (its lease lapsed) holding a running job. Exits non-zero
+// on the first failed check.
 
 import { chromium } from "playwright-core";
 import fs from "node:fs";
@@ -66,6 +67,26 @@ page.on("request", (r) => {
   if (new URL(r.url()).pathname === "/ui/events") eventStreams += 1;
 });
 
+// The message an action left on the page it led to.
+async function flash() {
+  const f = page.locator("#flash");
+  await f.waitFor();
+  return (await f.textContent()).trim();
+}
+
+// Whether an element lies wholly within the viewport's width, its text not cut off, and
+// nothing drawn over its middle.
+async function readable(locator) {
+  const box = await locator.boundingBox();
+  const width = page.viewportSize().width;
+  const ok = await locator.evaluate((el) => {
+    const r = el.getBoundingClientRect();
+    const hit = document.elementFromPoint(r.left + r.width / 2, r.top + Math.min(r.height / 2, 10));
+    return el.scrollWidth <= el.clientWidth + 1 && (hit === el || el.contains(hit));
+  });
+  return box !== null && box.width > 0 && box.x >= 0 && box.x + box.width <= width + 0.5 && ok;
+}
+
 async function shoot(name) {
   for (const [label, size] of [["1280", WIDE], ["390", NARROW]]) {
     await page.setViewportSize(size);
@@ -93,31 +114,70 @@ try {
     "the session cookie is HttpOnly, Secure and SameSite=Strict (accepted over http://127.0.0.1)");
   check(await page.evaluate(() => !document.cookie.includes("docket_session")), "scripts cannot read the session cookie");
 
-  // --- Dead letters: find the failed job, retry it, see it complete ---------------------------
+  // --- Dead letters: find the failed job, read its error on a phone, retry it ---------------
   await page.goto(base + "/ui/jobs/failed");
   const flakyRow = page.locator("#dead tr", { hasText: "test.flaky" });
   await flakyRow.first().waitFor();
   check(await flakyRow.count() === 1, "the job that failed for good is in the dead-letter view");
   check((await flakyRow.first().textContent()).includes("fail for good <once>"), "its error is shown, escaped");
+  await page.setViewportSize(NARROW);
+  await page.waitForTimeout(150);
+  const errorCell = flakyRow.first().locator("td.error-cell");
+  check(await readable(errorCell), "at 390 px the error cell lies within the screen, its text whole");
+  check(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth),
+    "at 390 px the dead-letter page does not scroll sideways");
+  await page.setViewportSize(WIDE);
   await shoot("dead-letters");
   const jobId = (await flakyRow.first().locator("td.num a").first().textContent()).trim();
+
+  // "Retry every failed job" asks first, saying how many; cancelling retries nothing.
+  await page.getByRole("button", { name: "Retry every failed job" }).click();
+  await page.getByRole("heading", { name: "Retry every failed job?" }).waitFor();
+  check((await page.locator("#confirm").textContent()).includes("1 job"),
+    "retrying every failed job asks first, saying how many");
+  await shoot("confirm-retry");
+  await page.getByRole("link", { name: "Cancel" }).click();
+  await page.waitForURL(base + "/ui/jobs/failed");
+  await flakyRow.first().waitFor();
+  check(await flakyRow.count() === 1, "cancelled at the confirmation, nothing is retried");
+  // Retry the selected job: asked, confirmed, and the answer says what was done.
   await flakyRow.first().getByRole("checkbox").check();
   await page.getByRole("button", { name: "Retry selected" }).click();
+  await page.getByRole("heading", { name: "Retry 1 job selected?" }).waitFor();
+  await page.getByRole("button", { name: "Retry 1 job" }).click();
   await page.waitForURL(base + "/ui/jobs/failed");
+  check(await flash() === "1 job retried.", "the confirmed retry answers “1 job retried.”");
   await page.goto(`${base}/ui/jobs/${jobId}`);
+  check(await page.locator("#flash").count() === 0, "the message shows once");
   await page.locator("#job-state .badge.state-completed").first().waitFor();
   check(true, `job ${jobId} completes after the retry`);
   check(await page.locator("#job-state table tbody tr").count() === 2, "the job page lists both attempts");
   await shoot("job");
 
-  // --- Pause the default queue; an upload waits ---------------------------------------------
+  // --- Pause the default queue (asked first); the documents list says so; an upload waits ---
   await page.goto(base + "/ui/queues");
   await page.getByRole("button", { name: "Pause queue default" }).click();
+  await page.getByRole("heading", { name: "Pause queue default?" }).waitFor();
+  await shoot("confirm-pause");
+  await page.getByRole("link", { name: "Cancel" }).click();
+  await page.waitForURL(base + "/ui/queues");
+  check((await page.locator('#queue-table tr[data-queue="default"] .badge').textContent()).trim() === "running",
+    "cancelled at the confirmation, the queue runs on");
+  await page.getByRole("button", { name: "Pause queue default" }).click();
+  await page.getByRole("heading", { name: "Pause queue default?" }).waitFor();
+  await page.locator("#confirm").getByRole("button", { name: "Pause queue default" }).click();
+  await page.waitForURL(base + "/ui/queues");
   await page.locator('#queue-table tr[data-queue="default"] .badge', { hasText: "paused" }).waitFor();
-  check(true, "the default queue is paused");
+  check((await flash()).startsWith("Queue default paused"), "the confirmed pause pauses the queue, and says so");
 
   await page.goto(base + "/ui/documents");
-  const text = "# Lighthouse log\n\n" + Array.from({ length: 40 }, (_, i) =>
+  const notice = page.locator('#paused-queues [data-paused-queue="default"]');
+  await notice.waitFor();
+  check(/Queue default is paused \(since .* ago\)/.test(await notice.textContent()),
+    "the documents list says the default queue is paused, and since when");
+  check(await notice.getByRole("button", { name: "Resume queue default" }).count() === 1,
+    "with a button that resumes it");
+  const text = "# Lighthouse log\n\n" + Array.from({ length: 100 }, (_, i) =>
     `Entry ${i}: the keeper noted a passing ship, the weather, and the state of the lamp.`).join("\n\n");
   await page.getByLabel("Upload a document").setInputFiles({
     name: "lighthouse <log>.md",
@@ -126,6 +186,8 @@ try {
   });
   await page.getByRole("button", { name: "Upload" }).click();
   await page.waitForURL(base + "/ui/documents");
+  check(await flash() === "lighthouse <log>.md uploaded: queued for processing.",
+    "the upload answers with what it did, the name escaped");
   const docRow = page.locator("#doc-list tr", { hasText: "lighthouse <log>.md" });
   await docRow.waitFor();
   check(true, "the uploaded document is listed, its name escaped");
@@ -142,7 +204,8 @@ try {
   await shootOther(other, "queues-paused");
   await other.getByRole("button", { name: "Resume queue default" }).click();
   await other.locator('#queue-table tr[data-queue="default"] .badge', { hasText: "running" }).waitFor();
-  check(true, "the default queue is resumed");
+  check((await other.locator("#flash").textContent()).trim() === "Queue default resumed: its jobs start again.",
+    "resuming says so");
   await other.close();
   await page.bringToFront();
   await docRow.locator(".pct", { hasText: "100 %" }).waitFor({ timeout: 60_000 });
@@ -150,14 +213,37 @@ try {
   check((await docRow.locator("progress").getAttribute("value")) === "100", "the <progress> element's value is 100");
   check((await docRow.locator(".badge").first().textContent()).trim() === "completed", "the document is completed");
   check(eventStreams > 0, "the page follows the server's progress events (/ui/events)");
+  check(await page.locator("#paused-queues .notice").count() === 0, "the paused-queue notice went by itself");
   await shoot("documents");
 
-  // --- Every other page ------------------------------------------------------------------------
+  // --- A document's chunks, a page at a time --------------------------------------------------
   await docRow.getByRole("link").click();
   await page.locator("ol.chunks li").first().waitFor();
-  check(await page.locator("ol.chunks li").count() > 1, "the document page lists its chunks");
+  const docUrl = page.url();
+  const range = (await page.locator("#chunk-range").textContent()).trim();
+  const total = Number(/of (\d+) ·/.exec(range)[1]);
+  const pages = Math.ceil(total / 20);
+  check(total > 40 && range === `Chunks 1–20 of ${total} · page 1 of ${pages}`,
+    `the document page says which of its ${total} chunks it shows`);
+  check(await page.locator("ol.chunks li").count() === 20, "and shows 20 of them, not all");
+  check(await page.evaluate(() => document.documentElement.scrollHeight) < 8000, "so the page stays short");
   await shoot("document");
+  await page.getByRole("link", { name: "Next page ›" }).click();
+  await page.waitForURL(/\?page=2/);
+  await page.locator("#chunk-range", { hasText: "Chunks 21–" }).waitFor();
+  check(await page.locator("ol.chunks li").first().locator(".meta").textContent().then((t) => t.startsWith("#20 ")),
+    "“Next page” shows the next 20 chunks");
+  await page.getByRole("link", { name: "Last page »" }).click();
+  await page.locator("#chunk-range", { hasText: `page ${pages} of ${pages}` }).waitFor();
+  check(await page.locator("ol.chunks li").count() === total - 20 * (pages - 1), "the last page holds the rest");
+  await page.getByRole("link", { name: "‹ Previous page" }).click();
+  await page.locator("#chunk-range", { hasText: `page ${pages - 1} of ${pages}` }).waitFor();
+  check(true, "“Previous page” goes back one page");
+  const past = await page.goto(`${docUrl}?page=${pages + 1}`);
+  check(past.status() === 404 && /is past the last page: this document's \d+ chunks fill \d+ pages of 20/.test(await page.locator("main").textContent()),
+    "a page past the last is answered clearly");
 
+  // --- Every other page ------------------------------------------------------------------------
   await page.goto(base + "/");
   await page.locator("#kinds").getByText("test.flaky").waitFor();
   check(await page.locator("#throughput rect.c").count() > 0, "the throughput chart has bars");
@@ -168,8 +254,21 @@ try {
     "and the server's own worker as live");
   await shoot("overview");
 
+  // Jobs: maintenance jobs hidden until asked for.
   await page.goto(base + "/ui/jobs");
+  const sweeps = page.locator("#job-list tbody tr", { hasText: "docket.sweep_documents" });
+  check(await page.locator("#job-list tbody tr").count() > 0 && await sweeps.count() === 0,
+    "the jobs list shows no maintenance job by default");
+  check(/13 maintenance jobs hidden/.test(await page.locator("#maintenance-note").textContent()),
+    "and says how many it hides");
   await shoot("jobs");
+  await page.getByLabel("Show maintenance jobs").check();
+  await page.getByRole("button", { name: "Filter" }).click();
+  await page.waitForURL(/maintenance=1/);
+  check(await sweeps.count() === 12 && await page.locator("#job-list tbody tr", { hasText: "docket.cleanup" }).count() === 1,
+    "“Show maintenance jobs” shows them");
+  await shoot("jobs-maintenance");
+  await page.goto(base + "/ui/jobs");
   await page.getByLabel("Kind").selectOption("test.flaky");
   await page.getByLabel("State").selectOption("completed");
   await page.getByRole("button", { name: "Filter" }).click();
@@ -185,10 +284,10 @@ try {
   check(/test\.flaky/.test(stuckText) && /ago/.test(stuckText) && /30\.0 s/.test(stuckText) && /5 min/.test(stuckText),
     "the Stuck page shows the job's kind, its worker's last heartbeat and lease, and its running time");
   await shoot("stuck");
-  await stuckRow.getByRole("button", { name: /Cancel job/ }).click();
+  await stuckRow.getByRole("button", { name: /Cancel job/ }).click(); // confirmed by the dialog handler
   await page.waitForURL(/\/ui\/jobs\/\d+$/);
   await page.locator("#job-state .badge.state-cancelled").first().waitFor();
-  check(true, "cancelling from the Stuck page cancels the job");
+  check(/^Job \d+ cancelled\.$/.test(await flash()), "cancelling from the Stuck page cancels the job, and says so");
   await page.goto(base + "/ui/jobs/stuck");
   await page.getByText("No stuck jobs").waitFor();
   check(true, "the cancelled job leaves the Stuck page");
@@ -203,24 +302,26 @@ try {
   await page.goto(base + "/ui/queues");
   await page.getByRole("button", { name: "Run nightly-cleanup now" }).click();
   await page.waitForURL(base + "/ui/queues");
+  check(/^Schedule nightly-cleanup run now: job \d+ queued\.$/.test(await flash()), "“Run now” says which job it queued");
   await page.locator("#history tr", { hasText: "nightly-cleanup" }).first().waitFor();
   check(true, "“Run now” records a run of the schedule");
   await shoot("queues");
 
   // Keyboard: the skip link is the first stop, and moves to the content.
+  await page.goto(base + "/ui/queues");
   await page.keyboard.press("Tab");
   check(await page.evaluate(() => document.activeElement.classList.contains("skip")), "Tab reaches the skip link first");
 
   // Reprocess, then delete, the document.
-  await page.goto(base + "/ui/documents");
-  await docRow.getByRole("link").click();
-  const docUrl = page.url();
+  await page.goto(docUrl);
   await page.getByRole("button", { name: "Reprocess" }).click();
   await page.waitForURL(docUrl);
+  check(/is being processed again \(generation 2\)/.test(await flash()), "reprocessing says which generation it started");
   await page.locator("#doc-state .badge.state-completed").first().waitFor();
   check(/searchable: 2/.test(await page.locator("#doc-state").textContent()), "reprocessing completes a second generation");
   await page.getByRole("button", { name: "Delete" }).click(); // confirmed by the dialog handler
   await page.waitForURL(base + "/ui/documents");
+  check(await flash() === "lighthouse <log>.md deleted, with its chunks and its bytes.", "deleting says what went");
   await page.getByText("No documents yet").waitFor();
   check(true, "a deleted document leaves the list (and its empty state shows)");
 

@@ -1,7 +1,9 @@
 // docket dashboard: refreshes the live parts of the page (elements with an id and
 // `data-live`) from the same URL as soon as a document's progress event arrives (server-sent
-// events from /ui/events) and every few seconds besides; asks before destructive actions.
-// No framework, no build step.
+// events from /ui/events) and every few seconds besides; asks before destructive one-item
+// actions (the bulk and pausing ones are confirmed by the server, script or not). Its
+// refreshes say so (X-Docket-Refresh), so that they leave an action's message for the page
+// it was meant for. No framework, no build step.
 "use strict";
 
 (function () {
@@ -30,7 +32,7 @@
     if (document.hidden || live().length === 0) return;
     try {
       const r = await fetch(window.location.href, {
-        headers: { "Accept": "text/html" },
+        headers: { "Accept": "text/html", "X-Docket-Refresh": "1" },
         credentials: "same-origin",
         redirect: "manual",
       });
