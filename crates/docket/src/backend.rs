@@ -50,6 +50,10 @@ impl Backend {
     /// Opens the database for a one-shot command: a database that does not answer now fails
     /// at once, in one line that says where and why, with no retries. Then applies migrations.
     pub async fn open_now(config: &Config) -> anyhow::Result<Backend> {
+        // No wake-ups to wait for: no LISTEN connection (and none of its retry warnings).
+        let mut config = config.clone();
+        config.postgres.listen = false;
+        let config = &config;
         let b = Backend::open(config).await?;
         if let Backend::Postgres(d) = &b
             && let Err(e) = d.check_reachable(Duration::from_secs(5)).await

@@ -113,8 +113,12 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // The reader of our output went away (`| head`): what it wanted, it got.
         Err(e) if out::is_closed_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) if out::is_usage(&e) => {
+            eprintln!("docket: {}", out::one_line(&e));
+            ExitCode::from(2)
+        }
         Err(e) => {
-            eprintln!("docket: {e:#}");
+            eprintln!("docket: {}", out::one_line(&e));
             ExitCode::FAILURE
         }
     }

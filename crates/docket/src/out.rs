@@ -17,6 +17,42 @@ impl fmt::Display for ClosedPipe {
 
 impl std::error::Error for ClosedPipe {}
 
+/// A command used wrongly (exit 2), found after argument parsing: `jobs retry` with nothing
+/// selected.
+#[derive(Debug)]
+pub(crate) struct Usage(pub(crate) String);
+
+impl fmt::Display for Usage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+/// Whether an error (anywhere in its chain) is a usage error.
+pub(crate) fn is_usage(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.is::<Usage>())
+}
+
+/// An error and its causes on one line, each cause once: a cause whose text the line already
+/// holds (drivers often repeat their source in their own message) is left out.
+pub(crate) fn one_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        // A cause that repeats the end of the line so far adds only what is new.
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Whether an error (anywhere in its chain) is a closed standard output.
 pub(crate) fn is_closed_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {

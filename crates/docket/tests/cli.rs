@@ -51,6 +51,11 @@ fn usage_errors_exit_2() {
         err.contains("one of queued, running, retrying, completed, failed, cancelled"),
         "{err}"
     );
+    for verb in ["retry", "run-now", "discard"] {
+        let (code, err) = run(&["jobs", verb]);
+        assert_eq!(code, Some(2), "jobs {verb}: {err}");
+        assert!(err.contains("--all"), "jobs {verb}: {err}");
+    }
     let (code, err) = run(&["queues", "pause"]);
     assert_eq!(code, Some(2), "{err}");
     assert!(err.contains("<QUEUE>"), "{err}");
@@ -142,6 +147,65 @@ fn configuration_errors_name_their_sources_all_at_once() {
     );
     assert!(line("log.format").contains("docket.toml"), "{err}");
     assert!(!line("worker.concurrency").contains("docket.toml"), "{err}");
+
+    // An unknown section, the embedder's keys and checks of values that did parse: each
+    // named, each with its source, all at once.
+    std::fs::write(
+        dir.path().join("docket.toml"),
+        "[bogus]\na = 1\n[worker]\nheartbeat_interval_ms = \"often\"\n",
+    )
+    .unwrap();
+    let out = docket(dir.path())
+        .args([
+            "config",
+            "--set",
+            "embed.batch_size=x",
+            "--set",
+            "embed.nope=1",
+        ])
+        .args(["--set", "maintenance.completed_retention_days=0"])
+        .env("DOCKET_WORKER__CONCURRENCY", "0")
+        .env("DOCKET_CHROMIUM", "/usr/bin/chromium") // the browser test's, not a setting
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    let problems: Vec<&str> = err.lines().filter(|l| l.starts_with("  - ")).collect();
+    let one = |key: &str, from: &str| {
+        let found: Vec<&&str> = problems.iter().filter(|l| l.contains(key)).collect();
+        assert_eq!(found.len(), 1, "{key}: {err}");
+        assert!(found[0].contains(from), "{key} from {from}: {err}");
+    };
+    one("- bogus:", "docket.toml");
+    one("worker.heartbeat_interval_ms", "docket.toml");
+    one("embed.batch_size", "--set embed.batch_size");
+    one("embed.nope", "--set embed.nope");
+    one("worker.concurrency", "DOCKET_WORKER__CONCURRENCY");
+    one(
+        "maintenance.completed_retention_days",
+        "--set maintenance.completed_retention_days",
+    );
+    assert_eq!(problems.len(), 6, "{err}");
+    assert!(!err.contains("chromium"), "{err}");
+}
+
+/// The default provider's settings, and text keys given digits, from the environment and
+/// flags.
+#[test]
+fn provider_keys_and_digit_strings_load() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = docket(dir.path())
+        .args(["config", "--set", "embed.dimensions=256"])
+        .env("DOCKET_NOTIFY__WEBHOOK__SECRET", "2024")
+        .output()
+        .unwrap();
+    let (shown, err) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(shown.contains("dimensions = 256"), "{shown}");
+    assert!(shown.contains("secret = \"****\""), "{shown}");
 }
 
 /// A one-shot command with the database down fails at once, in one line that says where and
@@ -156,6 +220,24 @@ fn an_unreachable_database_fails_fast_in_one_line() {
         .unwrap()
         .port();
     let url = format!("postgres://postgres@127.0.0.1:{port}/postgres");
+    // A database file that cannot be opened: its reason once.
+    let out = docket(dir.path())
+        .args([
+            "jobs",
+            "list",
+            "--database-url",
+            "sqlite:///nonexistent-folder/x.db",
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert_eq!(
+        err.matches("unable to open database file").count(),
+        1,
+        "{err}"
+    );
     for args in [&["jobs", "list"][..], &["migrate"], &["queues", "status"]] {
         let started = Instant::now();
         let out = docket(dir.path())

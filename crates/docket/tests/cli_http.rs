@@ -614,6 +614,7 @@ fn submit_wait_names_its_documents_and_says_how_to_follow_them_after_ctrl_c() {
     let rest: Vec<String> = rx.try_iter().collect();
     let rest = rest.join("\n");
     assert!(rest.contains("goes on processing"), "{rest}");
+    assert!(rest.contains("notes.txt"), "{rest}");
     assert!(rest.contains(&format!("docket status {id}")), "{rest}");
     // The document is still there, waiting for its queue.
     let r = s.cli(&["status", &id]);

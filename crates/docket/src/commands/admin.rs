@@ -176,11 +176,12 @@ fn selection(
     queue: &Option<String>,
     all: bool,
 ) -> anyhow::Result<()> {
+    let usage = |m: &str| Err(crate::out::Usage(m.to_owned()).into());
     if ids.is_empty() && kind.is_none() && queue.is_none() && !all {
-        anyhow::bail!("name job ids, a --kind or --queue filter, or --all");
+        return usage("name job ids, a --kind or --queue filter, or --all");
     }
     if all && (!ids.is_empty() || kind.is_some() || queue.is_some()) {
-        anyhow::bail!("--all takes no ids or filters");
+        return usage("--all takes no ids or filters");
     }
     Ok(())
 }
@@ -258,6 +259,28 @@ fn print<T: Serialize>(
 
 /// `docket jobs …`
 pub async fn jobs(config: Config, cmd: JobsCommand) -> anyhow::Result<ExitCode> {
+    // A usage error says so before anything touches the database.
+    if let JobsCommand::Retry {
+        ids,
+        kind,
+        queue,
+        all,
+    }
+    | JobsCommand::RunNow {
+        ids,
+        kind,
+        queue,
+        all,
+    }
+    | JobsCommand::Discard {
+        ids,
+        kind,
+        queue,
+        all,
+    } = &cmd
+    {
+        selection(ids, kind, queue, *all)?;
+    }
     let b = open(&config).await?;
     with_driver!(b, |d| jobs_with(d, cmd).await)
 }
@@ -406,7 +429,7 @@ async fn queues_with<D: Driver>(d: D, cmd: QueuesCommand) -> anyhow::Result<Exit
         match (queue, all) {
             (Some(q), false) => Ok(q),
             (None, true) => Ok(ALL_QUEUES.to_owned()),
-            _ => anyhow::bail!("name one queue, or --all"),
+            _ => Err(crate::out::Usage("name one queue, or --all".into()).into()),
         }
     };
     match cmd {

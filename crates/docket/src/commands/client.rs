@@ -307,7 +307,31 @@ fn chain(e: &dyn std::error::Error) -> String {
 
 /// `docket submit`: uploads files (or hands URLs to the server), optionally following them.
 pub async fn submit(config: Config, args: SubmitArgs) -> anyhow::Result<ExitCode> {
-    finish(submit_all(&config, &args).await)
+    // The documents the server has accepted so far, for a Ctrl-C at any point.
+    let accepted = std::sync::Mutex::new(Vec::new());
+    tokio::select! {
+        result = submit_all(&config, &args, &accepted) => finish(result),
+        _ = tokio::signal::ctrl_c() => {
+            let accepted = accepted.lock().map(|a| a.clone()).unwrap_or_default();
+            if accepted.is_empty() {
+                eprintln!("docket: stopped; the server accepted no document");
+            } else {
+                eprintln!(
+                    "docket: stopped; the server goes on processing what it accepted. See where \
+                     each stands with:"
+                );
+                tell_how_to_follow(&accepted);
+            }
+            Ok(ExitCode::from(130))
+        }
+    }
+}
+
+/// `docket status ID` for each accepted document (id, name).
+fn tell_how_to_follow(accepted: &[(String, String)]) {
+    for (id, name) in accepted {
+        eprintln!("  docket status {id}    # {name}");
+    }
 }
 
 /// One document accepted by the server.
@@ -318,7 +342,11 @@ struct Submitted {
     document: Value,
 }
 
-async fn submit_all(config: &Config, args: &SubmitArgs) -> Result<ExitCode, Failure> {
+async fn submit_all(
+    config: &Config,
+    args: &SubmitArgs,
+    accepted: &std::sync::Mutex<Vec<(String, String)>>,
+) -> Result<ExitCode, Failure> {
     let client = Client::new(config, &args.server)?;
     // Check every file first, so that a typo submits nothing.
     for input in args.inputs.iter().filter(|i| !is_url(i)) {
@@ -330,37 +358,33 @@ async fn submit_all(config: &Config, args: &SubmitArgs) -> Result<ExitCode, Fail
     let mut errors = 0;
     for input in &args.inputs {
         match submit_one(&client, args, input).await {
-            Ok(s) => submitted.push(s),
+            Ok(s) => {
+                let (id, name) = (text(&s.document["id"]), name_of(&s, &s.document));
+                if args.wait {
+                    // Each id as soon as it exists, so that a wait cut short loses none.
+                    eprintln!("docket: submitted {id}  {name}");
+                }
+                if let Ok(mut a) = accepted.lock() {
+                    a.push((id, name));
+                }
+                submitted.push(s);
+            }
             // The server refused this one; the others may still go in.
             Err(Failure::Api(m)) => {
                 eprintln!("docket: {input}: {m}");
                 errors += 1;
             }
-            Err(f) => return Err(f),
+            Err(f) => {
+                if !submitted.is_empty() {
+                    eprintln!("docket: before this, the server accepted:");
+                    tell_how_to_follow(&accepted.lock().map(|a| a.clone()).unwrap_or_default());
+                }
+                return Err(f);
+            }
         }
     }
     let documents = if args.wait {
-        // Each id first, so that a wait cut short leaves the documents findable.
-        for s in &submitted {
-            eprintln!(
-                "docket: submitted {}  {}",
-                text(&s.document["id"]),
-                name_of(s, &s.document)
-            );
-        }
-        tokio::select! {
-            documents = wait_all(&client, args, &submitted) => documents?,
-            _ = tokio::signal::ctrl_c() => {
-                eprintln!(
-                    "docket: stopped following; the server goes on processing them. See where \
-                     each stands with:"
-                );
-                for s in &submitted {
-                    eprintln!("  docket status {}", text(&s.document["id"]));
-                }
-                return Ok(ExitCode::from(130));
-            }
-        }
+        wait_all(&client, args, &submitted).await?
     } else {
         submitted.iter().map(|s| s.document.clone()).collect()
     };

@@ -42,6 +42,9 @@ struct Sources {
     table: toml::Table,
     /// Dotted key → origin of its current value.
     origins: BTreeMap<String, Origin>,
+    /// Dotted key → the text a variable or flag gave, read as TOML (`2024` a number): kept to
+    /// be read as a string where the key wants one (a secret of digits).
+    texts: BTreeMap<String, String>,
 }
 
 impl Sources {
@@ -50,6 +53,8 @@ impl Sources {
         let key = path.join(".");
         let below = format!("{key}.");
         self.origins
+            .retain(|k, _| k != &key && !k.starts_with(&below));
+        self.texts
             .retain(|k, _| k != &key && !k.starts_with(&below));
         self.record(&key, &value, &origin);
         set_path(&mut self.table, path, value);
@@ -161,12 +166,15 @@ fn load(
             continue;
         };
         // The test suite's own settings, and the variables that are not configuration keys:
-        // the config file's path and the HTTP client commands' server and key.
-        if rest.starts_with("TEST_") || matches!(rest, "CONFIG" | "SERVER" | "API_KEY") {
+        // the config file's path, the HTTP client commands' server and key, and the browser
+        // the dashboard's test drives.
+        if rest.starts_with("TEST_") || matches!(rest, "CONFIG" | "SERVER" | "API_KEY" | "CHROMIUM")
+        {
             continue;
         }
         let path: Vec<String> = rest.split("__").map(|s| s.to_ascii_lowercase()).collect();
         sources.set(&path, parse_value(v), Origin::Env(k.clone()));
+        sources.texts.insert(path.join("."), v.clone());
     }
     for set in sets {
         let Some((key, value)) = set.split_once('=') else {
@@ -178,6 +186,9 @@ fn load(
         }
         let origin = Origin::Set(key.trim().to_owned());
         sources.set(&path, parse_value(value.trim()), origin);
+        sources
+            .texts
+            .insert(path.join("."), value.trim().to_owned());
     }
     if let Some(url) = database_url {
         let value = toml::Value::String(url.to_owned());
@@ -188,10 +199,18 @@ fn load(
     if let Some(config) = &config {
         for problem in config.problems() {
             // The keys a problem names: those of the values that were set.
+            // The keys a problem names, and those under the section it starts with
+            // (`notify.webhook: …`).
+            let section = problem
+                .split_once(": ")
+                .map(|(s, _)| format!("{s}."))
+                .filter(|s| !s.contains(' '));
             let named: Vec<&String> = sources
                 .origins
                 .keys()
-                .filter(|k| names_key(&problem, k))
+                .filter(|k| {
+                    names_key(&problem, k) || section.as_ref().is_some_and(|s| k.starts_with(s))
+                })
                 .collect();
             problems.push(match named.as_slice() {
                 [] => problem,
@@ -217,8 +236,8 @@ fn load(
 fn deserialize(sources: &Sources) -> (Option<Config>, Vec<String>) {
     let mut table = sources.table.clone();
     let mut problems = Vec::new();
-    // Each round removes one key, so the number of keys set bounds the rounds.
-    for _ in 0..=sources.origins.len() {
+    // Each round removes one key or reads one as text, so the keys set bound the rounds.
+    for _ in 0..=2 * sources.origins.len() {
         let e = match serde_path_to_error::deserialize::<_, Config>(table.clone()) {
             Ok(config) => return (Some(config), problems),
             Err(e) => e,
@@ -233,11 +252,33 @@ fn deserialize(sources: &Sources) -> (Option<Config>, Vec<String>) {
                 Segment::Seq { .. } | Segment::Unknown => break,
             }
         }
-        let message = e.inner().message().trim().to_owned();
-        if let Some(field) = unknown_field(&message) {
+        let mut message = e.inner().message().trim().to_owned();
+        // A section read by hand (`[embed]`) names the key at fault itself: `embed.x: …`.
+        let prefix = format!("{}.", path.join("."));
+        if !path.is_empty()
+            && let Some(rest) = message.strip_prefix(&prefix)
+            && let Some((sub, what)) = rest.split_once(": ")
+            && sub
+                .split('.')
+                .all(|p| !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_'))
+        {
+            path.extend(sub.split('.').map(str::to_owned));
+            message = what.to_owned();
+        } else if let Some(field) = unknown_field(&message)
+            && path.last() != Some(&field)
+        {
             path.push(field);
         }
         let key = path.join(".");
+        // `DOCKET_NOTIFY__WEBHOOK__SECRET=2024` reads as a number; the key wants text.
+        if message.starts_with("invalid type:")
+            && message.ends_with("expected a string")
+            && let Some(text) = sources.texts.get(&key)
+            && !matches!(table_get(&table, &path), Some(toml::Value::String(_)))
+        {
+            set_path(&mut table, &path, toml::Value::String(text.clone()));
+            continue;
+        }
         let problem = if key.is_empty() {
             message
         } else {
@@ -252,7 +293,7 @@ fn deserialize(sources: &Sources) -> (Option<Config>, Vec<String>) {
 }
 
 /// `foo` from serde's "unknown field `foo`, expected …".
-fn unknown_field(message: &str) -> Option<String> {
+pub(super) fn unknown_field(message: &str) -> Option<String> {
     let rest = message.strip_prefix("unknown field `")?;
     Some(rest.split_once('`')?.0.to_owned())
 }
@@ -298,6 +339,16 @@ fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
             }
         }
     }
+}
+
+/// The value at `path`.
+fn table_get<'a>(table: &'a toml::Table, path: &[String]) -> Option<&'a toml::Value> {
+    let (last, parents) = path.split_last()?;
+    let mut t = table;
+    for p in parents {
+        t = t.get(p)?.as_table()?;
+    }
+    t.get(last)
 }
 
 /// Removes the value at `path`; false when there was none.

@@ -111,6 +111,53 @@ impl Serialize for EmbedSection {
     }
 }
 
+/// The provider's settings, read as its own settings type so that a problem names its key
+/// (`embed.batch_size`), which reading through the `provider`-tagged enum loses. On error: the
+/// key at fault and what is wrong.
+fn provider_config(mut table: toml::Table) -> Result<EmbedConfig, (String, String)> {
+    fn read<T: serde::de::DeserializeOwned>(table: toml::Table) -> Result<T, (String, String)> {
+        serde_path_to_error::deserialize::<_, T>(table).map_err(|e| {
+            let mut key = String::from("embed");
+            for segment in e.path().iter() {
+                match segment {
+                    serde_path_to_error::Segment::Map { key: k } => {
+                        key.push('.');
+                        key.push_str(k);
+                    }
+                    _ => break,
+                }
+            }
+            let message = e.inner().message().trim().to_owned();
+            if let Some(field) = load::unknown_field(&message)
+                && !key.ends_with(&format!(".{field}"))
+            {
+                key.push('.');
+                key.push_str(&field);
+            }
+            (key, message)
+        })
+    }
+    let provider = match table.remove("provider") {
+        Some(toml::Value::String(p)) => p,
+        other => {
+            let got = other.map_or_else(|| "nothing".to_owned(), |v| v.to_string());
+            return Err((
+                "embed.provider".into(),
+                format!("must be a string (got {got})"),
+            ));
+        }
+    };
+    match provider.as_str() {
+        "hashing" => read(table).map(EmbedConfig::Hashing),
+        "local" => read(table).map(EmbedConfig::Local),
+        "openai" => read(table).map(EmbedConfig::Openai),
+        other => Err((
+            "embed.provider".into(),
+            format!("unknown provider {other:?}; one of hashing, local, openai"),
+        )),
+    }
+}
+
 impl<'de> Deserialize<'de> for EmbedSection {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         use serde::de::Error;
@@ -135,15 +182,14 @@ impl<'de> Deserialize<'de> for EmbedSection {
             table.insert("provider".into(), toml::Value::String("local".into()));
             false
         };
-        let provider = EmbedConfig::deserialize(toml::Value::Table(table)).map_err(|e| {
-            let hint = if explicit {
-                ""
-            } else {
-                " (without embed.provider, these are the settings of the default provider, \
-                 local; set embed.provider to use another)"
-            };
-            D::Error::custom(format!("embed: {}{hint}", e.message()))
-        })?;
+        let hint = if explicit {
+            ""
+        } else {
+            " (without embed.provider, these are the settings of the default provider, local; \
+             set embed.provider to use another)"
+        };
+        let provider = provider_config(table)
+            .map_err(|(key, message)| D::Error::custom(format!("{key}: {message}{hint}")))?;
         Ok(Self {
             provider,
             explicit,
@@ -358,11 +404,15 @@ impl Config {
         if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
             problems.push(format!("log.level {:?}: {e}", self.log.level));
         }
-        if let Err(e) = self
-            .runtime()
-            .and_then(|r| r.validate().map_err(Into::into))
+        let before = problems.len();
+        self.worker_problems(&mut problems);
+        // The runtime's own checks, where the keys' checks above found nothing.
+        if problems.len() == before
+            && let Err(e) = self
+                .runtime()
+                .and_then(|r| r.validate().map_err(Into::into))
         {
-            problems.push(e.to_string());
+            problems.push(format!("worker: {e}"));
         }
         if let Err(e) = docket_queue::cron::CronExpr::parse(
             "maintenance.cleanup_cron",
@@ -376,11 +426,10 @@ impl Config {
             self.maintenance.failed_retention_days,
         );
         if !(done > 0.0 && failed >= done && failed <= 36_500.0) {
-            problems.push(
-                "retention days must be positive, at most 36500, and \
-                 failed_retention_days >= completed_retention_days"
-                    .to_owned(),
-            );
+            problems.push(format!(
+                "maintenance.completed_retention_days ({done}) must be positive, and \
+                 maintenance.failed_retention_days ({failed}) at least as long and at most 36500"
+            ));
         }
         if self.chunk.max_tokens == 0 || self.chunk.overlap_tokens >= self.chunk.max_tokens {
             problems.push(format!(
@@ -399,8 +448,10 @@ impl Config {
         if self.pipeline.backoff_ms.is_empty() {
             problems.push("pipeline.backoff_ms needs at least one step, e.g. [60000]".into());
         }
-        if let Err(e) = docket_pipeline::notify::Notifier::new(&self.notify) {
-            problems.push(format!("notify: {e}"));
+        if let Err(e) = docket_notify::WebhookSender::new(&self.notify.webhook) {
+            problems.push(format!("notify.webhook: {e}"));
+        } else if let Err(e) = docket_pipeline::notify::Notifier::new(&self.notify) {
+            problems.push(format!("notify.email: {e}"));
         }
         match self.http.listen.parse::<std::net::SocketAddr>() {
             Err(_) => problems.push(format!(
@@ -430,6 +481,76 @@ impl Config {
             problems.push("postgres.max_connections must be at least 2".to_owned());
         }
         problems
+    }
+
+    /// The worker and lease settings, each named by its key.
+    fn worker_problems(&self, problems: &mut Vec<String>) {
+        let (w, m) = (&self.worker, &self.maintenance);
+        let mut check = |ok: bool, problem: String| {
+            if !ok {
+                problems.push(problem);
+            }
+        };
+        check(
+            !w.queues.is_empty(),
+            "worker.queues must name at least one queue".into(),
+        );
+        for q in &w.queues {
+            check(
+                !q.is_empty() && q != docket_core::ALL_QUEUES,
+                format!("worker.queues: {q:?} is not a queue name"),
+            );
+        }
+        check(
+            w.concurrency >= 1,
+            format!(
+                "worker.concurrency must be at least 1 (got {})",
+                w.concurrency
+            ),
+        );
+        for (q, n) in &w.queue_concurrency {
+            check(
+                *n >= 1,
+                format!("worker.queue_concurrency.{q} must be at least 1 (got {n})"),
+            );
+        }
+        check(
+            w.poll_interval_ms >= 1,
+            "worker.poll_interval_ms must be positive".into(),
+        );
+        check(
+            w.heartbeat_interval_ms >= 1 && w.heartbeat_interval_ms * 2 <= m.lease_ms,
+            format!(
+                "worker.heartbeat_interval_ms ({}) must be positive and at most half of \
+                 maintenance.lease_ms ({})",
+                w.heartbeat_interval_ms, m.lease_ms
+            ),
+        );
+        check(
+            (1..=86_400_000).contains(&m.lease_ms),
+            format!(
+                "maintenance.lease_ms must be between 1 and 86400000 (got {})",
+                m.lease_ms
+            ),
+        );
+        check(
+            m.max_rescues >= 1,
+            format!(
+                "maintenance.max_rescues must be at least 1 (got {})",
+                m.max_rescues
+            ),
+        );
+        check(
+            w.claim_batch >= 1 && w.complete_batch >= 1,
+            "worker.claim_batch and worker.complete_batch must be positive".into(),
+        );
+        check(
+            m.leader_ttl_ms >= 300,
+            format!(
+                "maintenance.leader_ttl_ms must be at least 300 (got {})",
+                m.leader_ttl_ms
+            ),
+        );
     }
 
     /// The runtime settings these values describe.
