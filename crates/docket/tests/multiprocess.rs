@@ -367,9 +367,11 @@ async fn operator_commands_inspect_and_repair_the_queue() {
     );
     let text = cli(&db, &["queues", "status"]);
     assert!(
-        text.contains("worker ops") && text.contains(": live, "),
+        text.lines()
+            .any(|l| l.starts_with("ops ") && l.contains(" live, leader ")),
         "{text}"
     );
+    assert!(text.contains("* (every queue)  paused"), "{text}");
     assert!(cli(&db, &["jobs", "stuck"]).contains("no stuck jobs"));
     assert_eq!(cli(&db, &["jobs", "stuck", "--json"]).trim(), "[]");
     assert_eq!(

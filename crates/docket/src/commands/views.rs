@@ -233,7 +233,12 @@ pub(crate) fn queues(
                 Some(p) => ("paused", ago(p, now)),
                 None => ("running", ago(q.updated_at, now)),
             };
-            t.row(vec![q.name.clone(), state.to_owned(), since]);
+            let name = if q.name == docket_core::ALL_QUEUES {
+                format!("{} (every queue)", q.name)
+            } else {
+                q.name.clone()
+            };
+            t.row(vec![name, state.to_owned(), since]);
         }
         s.push_str(&t.render());
     }
