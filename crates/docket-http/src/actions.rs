@@ -11,7 +11,7 @@
 //! | `POST /v1/queues/{name}/pause`, `/resume` | admin | |
 //! | `GET /v1/audit` | admin | operator actions, newest first; `action`, `job`, `before`, `limit` |
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,7 +26,7 @@ use serde_json::json;
 use uuid::Uuid;
 
 use crate::auth::Actor;
-use crate::params::{Int, JsonObject, QueryInt};
+use crate::params::{Int, JsonObject, QueryInt, QueryParams};
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
@@ -275,7 +275,7 @@ struct AuditQuery {
 
 async fn audit<D: Driver>(
     State(p): State<Pipeline<D>>,
-    Query(q): Query<AuditQuery>,
+    QueryParams(q): QueryParams<AuditQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.map_or(100, |n| n.0);
     if !(1..=1000).contains(&limit) {

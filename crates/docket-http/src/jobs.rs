@@ -14,7 +14,7 @@
 //! | `GET /v1/cron/history` | read | runs, newest first; `schedule`, `limit` |
 //! | `POST /v1/cron/{name}/run` | admin | enqueue a run now (`409` while one is live) |
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -26,7 +26,7 @@ use serde::Deserialize;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::params::{Int, JsonObject, QueryInt, non_null};
+use crate::params::{Int, JsonObject, QueryInt, QueryParams, non_null, one_of};
 use crate::{ApiError, AppState};
 
 pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
@@ -57,7 +57,7 @@ struct HistoryQuery {
 
 async fn cron_history<D: Driver>(
     State(p): State<Pipeline<D>>,
-    Query(q): Query<HistoryQuery>,
+    QueryParams(q): QueryParams<HistoryQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.map_or(50, |n| n.0);
     if !(1..=1000).contains(&limit) {
@@ -150,10 +150,10 @@ async fn list_jobs<D: Driver>(
 
 async fn list<D: Driver>(
     State(p): State<Pipeline<D>>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
     let states = match &q.state {
-        Some(s) => vec![s.parse::<JobState>().map_err(|e| invalid(e.to_string()))?],
+        Some(s) => vec![one_of("state", "job state", s, &JobState::ALL)?],
         None => Vec::new(),
     };
     list_jobs(&p, q, states).await
@@ -161,11 +161,13 @@ async fn list<D: Driver>(
 
 async fn failed<D: Driver>(
     State(p): State<Pipeline<D>>,
-    Query(q): Query<ListQuery>,
+    QueryParams(q): QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
+    // Not one of this route's parameters: refused as any unknown parameter is.
     if q.state.is_some() {
-        return Err(invalid(
-            "the failed list holds failed jobs only; leave out state",
+        return Err(ApiError(
+            StatusCode::BAD_REQUEST,
+            "state: the failed list holds failed jobs only; leave out state".into(),
         ));
     }
     list_jobs(&p, q, vec![JobState::Failed]).await
@@ -215,7 +217,7 @@ struct StuckQuery {
 /// the lease each worker wrote, on the database's clock.
 async fn stuck<D: Driver>(
     State(p): State<Pipeline<D>>,
-    Query(q): Query<StuckQuery>,
+    QueryParams(q): QueryParams<StuckQuery>,
 ) -> Result<Response, ApiError> {
     let limit = q.limit.map_or(100, |n| n.0);
     if !(1..=1000).contains(&limit) {

@@ -29,7 +29,7 @@
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, Multipart, Path, Query, State};
+use axum::extract::{DefaultBodyLimit, Multipart, Path, State};
 use axum::http::StatusCode;
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -498,13 +498,12 @@ struct ListQuery {
 
 async fn list<D: Driver>(
     State(p): State<Pipeline<D>>,
-    Query(q): Query<ListQuery>,
+    params::QueryParams(q): params::QueryParams<ListQuery>,
 ) -> Result<Response, ApiError> {
     let status = q
         .status
-        .map(|s| s.parse::<DocumentStatus>())
-        .transpose()
-        .map_err(|e| ApiError(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()))?;
+        .map(|s| params::one_of("status", "document status", &s, &DocumentStatus::ALL))
+        .transpose()?;
     let limit = q.limit.map_or(50, |n| n.0);
     if !(1..=1000).contains(&limit) {
         return Err(ApiError(

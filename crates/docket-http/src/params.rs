@@ -7,11 +7,19 @@
 //! does not declare nullable, where serde's `Option` would take it as absent. [`JsonObject`]
 //! takes only a JSON object for a body the document declares an object (serde would read a
 //! struct from an array too, by position).
+//!
+//! The statuses are the ones docs/api.md documents: a body that is not JSON is `400`; JSON
+//! that breaks the body's schema is `422`. A query string that does not read as the route's
+//! parameters ([`QueryParams`]: an unknown parameter, a number that is not an integer, an id
+//! that is not a UUID) is `400`; a value of the right type the route refuses ([`one_of`]: an
+//! unknown state, a limit out of range) is `422`. Every message names the field or parameter
+//! it is about (`mode: ...`, `limit: ...`).
 
 use std::fmt;
 
 use axum::Json;
-use axum::extract::{FromRequest, OptionalFromRequest, Request};
+use axum::extract::{FromRequest, FromRequestParts, OptionalFromRequest, Request};
+use axum::http::request::Parts;
 use axum::http::{StatusCode, header};
 use serde::de::{self, Deserialize, DeserializeOwned, Deserializer, Unexpected, Visitor};
 
@@ -37,12 +45,73 @@ impl<S: Send + Sync, T: DeserializeOwned> FromRequest<S> for JsonObject<T> {
             )));
         }
         // Read again from text, so that an error names the field it is about (`k: invalid
-        // value: ...`), as the framework's own JSON errors do.
+        // value: ...`). The body is JSON, so whatever `T` refuses is the data's fault: `422`,
+        // whichever class serde_json gives it (it calls `null` where it wants an enum's name a
+        // syntax error).
         let text = serde_json::to_vec(&value).map_err(|e| refuse(e.to_string()))?;
         Json::<T>::from_bytes(&text)
             .map(|Json(v)| JsonObject(v))
-            .map_err(|e| ApiError(e.status(), e.body_text()))
+            .map_err(|e| refuse(inner_message(&e)))
     }
+}
+
+/// The message of a framework rejection without the framework's preamble ("Failed to
+/// deserialize ...: "): serde's own, which names the field (`k: invalid value: ...`), less the
+/// position serde_json appends (` at line 1 column 9`), which is about the text the server
+/// wrote, not the text the client sent.
+fn inner_message(e: &impl std::error::Error) -> String {
+    let m = e
+        .source()
+        .map_or_else(|| e.to_string(), ToString::to_string);
+    let position = |tail: &str| {
+        tail.split_once(" column ").is_some_and(|(line, column)| {
+            [line, column]
+                .iter()
+                .all(|n| !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        })
+    };
+    match m.rfind(" at line ") {
+        Some(i) if position(&m[i + " at line ".len()..]) => m[..i].to_owned(),
+        _ => m,
+    }
+}
+
+/// A query string read as `T`: `400`, naming the parameter, when it does not read (an unknown
+/// parameter where `T` refuses them, a value that is not of the parameter's type).
+#[derive(Debug)]
+pub(crate) struct QueryParams<T>(pub(crate) T);
+
+impl<S: Send + Sync, T: DeserializeOwned> FromRequestParts<S> for QueryParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|q| QueryParams(q.0))
+            .map_err(|e| ApiError(StatusCode::BAD_REQUEST, inner_message(&e)))
+    }
+}
+
+/// The member of `all` that `text`, the value of query parameter `name`, names: `422`
+/// otherwise, with the allowed values (`state: unknown job state "x"; one of queued, ...`).
+pub(crate) fn one_of<T: Copy + fmt::Display>(
+    name: &str,
+    what: &str,
+    text: &str,
+    all: &[T],
+) -> Result<T, ApiError> {
+    all.iter()
+        .copied()
+        .find(|v| v.to_string() == text)
+        .ok_or_else(|| {
+            let allowed: Vec<String> = all.iter().map(ToString::to_string).collect();
+            ApiError(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                format!(
+                    "{name}: unknown {what} {text:?}; one of {}",
+                    allowed.join(", ")
+                ),
+            )
+        })
 }
 
 /// An optional body: none without a `Content-Type`.
@@ -208,6 +277,63 @@ mod tests {
             let e = query(refused).unwrap_err();
             assert!(e.contains("expected an integer"), "{refused}: {e}");
         }
+    }
+
+    fn query_params(q: &str) -> Result<Option<i64>, ApiError> {
+        let (mut parts, ()) = axum::http::Request::get(format!("/?{q}"))
+            .body(())
+            .unwrap()
+            .into_parts();
+        #[derive(Debug, Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Strict {
+            n: Option<QueryInt>,
+        }
+        let run = QueryParams::<Strict>::from_request_parts(&mut parts, &());
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(run)
+            .map(|QueryParams(q)| q.n.map(|n| n.0))
+    }
+
+    #[test]
+    fn a_query_string_that_does_not_read_is_400_naming_the_parameter() {
+        assert_eq!(query_params("n=7").unwrap(), Some(7));
+        for (q, says) in [
+            ("n=abc", "n: invalid value: string \"abc\""),
+            ("n=1.5", "n: invalid value: string \"1.5\""),
+            ("m=1", "m: unknown field `m`"),
+        ] {
+            let ApiError(status, message) = query_params(q).unwrap_err();
+            assert_eq!(status, StatusCode::BAD_REQUEST, "{q}");
+            assert!(message.starts_with(says), "{q}: {message}");
+        }
+    }
+
+    #[test]
+    fn a_value_that_names_no_member_is_422_with_the_members() {
+        let states = [docket_core::JobState::Queued, docket_core::JobState::Failed];
+        assert_eq!(
+            one_of("state", "job state", "failed", &states).unwrap(),
+            docket_core::JobState::Failed
+        );
+        let ApiError(status, message) = one_of("state", "job state", "bogus", &states).unwrap_err();
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            message,
+            r#"state: unknown job state "bogus"; one of queued, failed"#
+        );
+    }
+
+    #[test]
+    fn a_position_in_text_the_client_did_not_send_is_left_out() {
+        let e = axum::Json::<Body>::from_bytes(br#"{"n": "x"}"#).unwrap_err();
+        assert_eq!(
+            inner_message(&e),
+            "n: invalid type: string \"x\", expected an integer (a number with no fractional \
+             part, within 64 bits)"
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@ use docket_pipeline::reindex::{REINDEX_KEY, ReindexArgs};
 use docket_pipeline::{Pipeline, SearchMode};
 use docket_queue::JobArgs;
 use serde::Deserialize;
+use serde::de::{self, Deserializer, Visitor};
 use serde_json::json;
 use uuid::Uuid;
 
@@ -42,7 +43,7 @@ struct SearchRequest {
     k: Int,
     #[serde(default)]
     document_ids: Option<Vec<Uuid>>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "search_mode")]
     mode: SearchMode,
     #[serde(default)]
     filename: Option<String>,
@@ -52,6 +53,28 @@ struct SearchRequest {
 
 fn default_k() -> Int {
     Int(10)
+}
+
+/// The names of the search modes.
+const MODES: [&str; 3] = ["hybrid", "vector", "text"];
+
+/// A search mode by name. serde_json reads an enum from a string or an object only and calls
+/// anything else a syntax error (`expected value`); this says what is wrong instead:
+/// `invalid type: null, expected one of hybrid, vector, text`.
+fn search_mode<'de, D: Deserializer<'de>>(d: D) -> Result<SearchMode, D::Error> {
+    struct Name;
+    impl Visitor<'_> for Name {
+        type Value = SearchMode;
+
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            write!(f, "one of {}", MODES.join(", "))
+        }
+
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<SearchMode, E> {
+            SearchMode::deserialize(de::value::StrDeserializer::<E>::new(v))
+        }
+    }
+    d.deserialize_any(Name)
 }
 
 fn invalid(m: impl Into<String>) -> ApiError {
@@ -168,4 +191,55 @@ async fn start_reindex<D: Driver>(
         StatusCode::OK
     };
     Ok((status, Json(json!(started))).into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::extract::FromRequest;
+
+    async fn read(body: &str) -> Result<SearchRequest, ApiError> {
+        let req = axum::http::Request::post("/v1/search")
+            .header("content-type", "application/json")
+            .body(axum::body::Body::from(body.to_owned()))
+            .unwrap();
+        JsonObject::<SearchRequest>::from_request(req, &())
+            .await
+            .map(|JsonObject(r)| r)
+    }
+
+    #[tokio::test]
+    async fn a_mode_that_names_no_mode_is_the_data_s_fault() {
+        for (mode, says) in [
+            (
+                "null",
+                "mode: invalid type: null, expected one of hybrid, vector, text",
+            ),
+            (
+                "5",
+                "mode: invalid type: integer `5`, expected one of hybrid, vector, text",
+            ),
+            (
+                r#""fuzzy""#,
+                "mode: unknown variant `fuzzy`, expected one of `hybrid`, `vector`, `text`",
+            ),
+        ] {
+            let body = format!(r#"{{"query": "x", "mode": {mode}}}"#);
+            let ApiError(status, message) = read(&body).await.unwrap_err();
+            assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+            assert_eq!(message, says, "{body}");
+        }
+        for name in MODES {
+            let r = read(&format!(r#"{{"query": "x", "mode": "{name}"}}"#))
+                .await
+                .unwrap();
+            assert_eq!(json!(r.mode), json!(name));
+        }
+        assert_eq!(
+            read(r#"{"query": "x"}"#).await.unwrap().mode,
+            SearchMode::Hybrid
+        );
+        let ApiError(status, _) = read(r#"{"query": "x""#).await.unwrap_err();
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+    }
 }

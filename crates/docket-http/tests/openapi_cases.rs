@@ -7,7 +7,12 @@
 //! itself (Python's `jsonschema`) decides which of them are valid.
 //!
 //! - A valid case must not be refused as invalid (`400`, `413`, `415`, `422`).
-//! - An invalid case must be refused with `400` or `422`.
+//! - An invalid case must be refused with the status the API documents for its fault: a JSON
+//!   or form body that is well formed but breaks its schema is `422`; a query parameter that
+//!   does not read as its type (`type`, `format`: a number that is not an integer, an id that
+//!   is not a UUID) is `400`, and one of the right type that breaks a constraint (`enum`,
+//!   `minimum`, `maximum`, ...) is `422`. The error names the query parameter it is about,
+//!   and no error about a body that is JSON says that it is not.
 //! - Every answer's status must be documented for its operation, its media type too, and a
 //!   JSON body must match the documented schema; no answer may be a `5xx`.
 //! - An event stream's media type is documented as `text/event-stream`, each event described
@@ -35,7 +40,7 @@ const FETCHED: &str = "# Fetched\n\nA document fetched by URL for the OpenAPI ca
 
 /// Decides, for each case, whether the document's schemas accept all its values: argv[1] is
 /// the document, argv[2] a JSON list of cases, each a list of `{pointer, instance}`. Prints
-/// a JSON list of `[valid, first error]`.
+/// a JSON list of `[valid, first error, its keyword, the pointer of the value it is about]`.
 const CLASSIFY: &str = r##"
 import json, sys
 from urllib.parse import quote
@@ -60,13 +65,14 @@ def validator(pointer):
     return validators[pointer]
 out = []
 for values in cases:
-    error = None
+    error, keyword, pointer = None, "", ""
     for v in values:
         e = next(iter(validator(v["pointer"]).iter_errors(v["instance"])), None)
         if e is not None:
             error = "/".join(str(p) for p in e.absolute_path) + ": " + e.message
+            keyword, pointer = e.validator, v["pointer"]
             break
-    out.append([error is None, error or ""])
+    out.append([error is None, error or "", keyword, pointer])
 print(json.dumps(out))
 "##;
 
@@ -293,8 +299,37 @@ fn cases(doc: &Value, fx: &Fixtures) -> Vec<Case> {
     out
 }
 
+/// The document's verdict on a case.
+#[derive(serde::Deserialize)]
+struct Verdict {
+    valid: bool,
+    /// The first error of an invalid case.
+    why: String,
+    /// The JSON Schema keyword that error is about (`type`, `enum`, `minimum`, ...).
+    keyword: String,
+    /// The schema pointer of the value in error: a query parameter's or the body's.
+    pointer: String,
+}
+
+impl Verdict {
+    /// The status the API documents for the fault of an invalid case: `400` for a query
+    /// parameter that does not read as its type, `422` for the rest (a query parameter of the
+    /// right type that breaks a constraint; a well-formed body that breaks its schema).
+    fn documented_status(&self) -> u16 {
+        if self.is_query_fault() && matches!(self.keyword.as_str(), "type" | "format") {
+            400
+        } else {
+            422
+        }
+    }
+
+    fn is_query_fault(&self) -> bool {
+        self.pointer.contains("/parameters/")
+    }
+}
+
 /// Whether each case is valid, by the document; with the first error of an invalid one.
-fn classify(doc: &Value, cases: &[Case]) -> Vec<(bool, String)> {
+fn classify(doc: &Value, cases: &[Case]) -> Vec<Verdict> {
     require_validators();
     let dir = tempfile::tempdir().unwrap();
     let doc_path = dir.path().join("openapi.json");
@@ -456,6 +491,33 @@ async fn upload_fixture(base: &str) -> (String, i64) {
     (id, job)
 }
 
+/// What is wrong with the error message of a refused invalid case, if anything: it names the
+/// query parameter at fault (`limit: ...`, `limit must ...`); an error about a body is about
+/// its data, not the framework's ("Failed to parse the request body as JSON: ...").
+fn error_problem(case: &Case, verdict: &Verdict, a: &Answer) -> Option<String> {
+    let message = a
+        .json
+        .as_ref()
+        .and_then(|j| j["error"].as_str())
+        .unwrap_or_default();
+    if verdict.is_query_fault() {
+        let (name, _) = case.query.first()?;
+        let rest = message.strip_prefix(name.as_str());
+        if !rest.is_some_and(|r| r.starts_with([':', ' '])) {
+            return Some(format!(
+                "{}: the error does not begin with the parameter's name {name:?}: {message:?}",
+                case.label()
+            ));
+        }
+    } else if verdict.pointer.contains("/application~1json/") && message.starts_with("Failed to") {
+        return Some(format!(
+            "{}: the body is JSON, the error is the framework's: {message:?}",
+            case.label()
+        ));
+    }
+    None
+}
+
 // ---------------------------------------------------------------------------------------------
 // Event streams.
 
@@ -604,7 +666,8 @@ async fn run_cases<D: Driver>(driver: &D) {
     let mut problems = check_event_streams(&mut c, &fx).await;
     // Per operation: how many valid and invalid cases it had.
     let mut seen: BTreeMap<String, (usize, usize)> = BTreeMap::new();
-    for (case, (valid, why)) in cases.iter().zip(&verdicts) {
+    for (case, verdict) in cases.iter().zip(&verdicts) {
+        let (valid, why) = (&verdict.valid, &verdict.why);
         let a = send(&mut c, case, &signer).await;
         let op = format!("{} {}", case.method.to_uppercase(), case.template);
         let counts = seen.entry(op).or_default();
@@ -625,13 +688,21 @@ async fn run_cases<D: Driver>(driver: &D) {
             let lenient = LENIENT
                 .iter()
                 .any(|(m, t)| *m == case.method && *t == case.template);
-            let refused = matches!(a.status, 400 | 422);
-            if !(refused || lenient && a.status < 300) {
+            // A form of no fields is no multipart body at all (RFC 2046 wants one part at
+            // least): a broken multipart body, `400`, before any field is judged.
+            let expected = match &case.body {
+                CaseBody::Form(fields) if fields.is_empty() => 400,
+                _ => verdict.documented_status(),
+            };
+            if !(a.status == expected || lenient && a.status < 300) {
                 problems.push(format!(
-                    "{}: the document forbids this request ({why}), the server answered {} {body}",
+                    "{}: the document forbids this request ({why}): documented {expected}, the \
+                     server answered {} {body}",
                     case.label(),
                     a.status
                 ));
+            } else if a.status == expected {
+                problems.extend(error_problem(case, verdict, &a));
             }
         }
     }
