@@ -639,7 +639,7 @@ fn operator_tables_carry_times_and_workers_aligned_under_headers() {
         column(table, "QUEUE"),
         column(table, "STATE"),
         column(table, "CREATED"),
-        column(table, "NEXT RUN"),
+        column(table, "WHEN"),
         column(table, "WORKER"),
     );
     let rows: Vec<&str> = table.lines().skip(1).collect();
@@ -662,6 +662,7 @@ fn operator_tables_carry_times_and_workers_aligned_under_headers() {
     }
     let parse = parse.unwrap_or_else(|| panic!("no parse job:\n{table}"));
     assert!(parse[state..].starts_with("queued"), "{parse}");
+    assert!(parse[next..].starts_with("due "), "{parse}");
     assert!(parse[created..].contains("ago") || parse[created..].starts_with("now"));
     let id = parse.split_whitespace().next().unwrap();
 
@@ -694,6 +695,14 @@ fn operator_tables_carry_times_and_workers_aligned_under_headers() {
     }
     let r = admin(&s, &["cron", "history"]);
     assert_eq!(r.code, 0, "{r}");
+    let unknown = admin(&s, &["cron", "history", "no-such-schedule"]);
+    assert_eq!(unknown.code, 1, "{unknown}");
+    assert!(
+        unknown.stderr.contains("no cron schedule named"),
+        "{unknown}"
+    );
+    let zero = admin(&s, &["jobs", "list", "--limit", "0"]);
+    assert_eq!(zero.code, 2, "{zero}");
     let header = r.stdout.lines().next().unwrap_or_default();
     assert!(
         header.contains("SCHEDULE") && header.contains("STATUS"),

@@ -12,6 +12,7 @@
 //! The encoder is a hand-written BERT forward pass (see `model.rs`): candle's matrix multiply
 //! for the dense layers, fused kernels for the rest, and sequences packed without padding.
 
+mod count;
 mod hub;
 mod int8;
 mod kernels;
@@ -118,7 +119,7 @@ struct Inner {
     /// Truncates at `max_len`, no padding (sequences are packed).
     tokenizer: Tokenizer,
     /// No truncation or padding: counts tokens.
-    counter: Tokenizer,
+    counter: count::TokenCounter,
     pool: rayon::ThreadPool,
 }
 
@@ -286,7 +287,7 @@ impl LocalEmbedder {
             inner: Arc::new(Inner {
                 model,
                 tokenizer,
-                counter,
+                counter: count::TokenCounter::new(counter),
                 pool,
             }),
         })
@@ -476,11 +477,7 @@ impl Embedder for LocalEmbedder {
     }
 
     fn count_tokens(&self, text: &str) -> usize {
-        self.inner.counter.encode(text, false).map_or_else(
-            // Tokenizing plain text does not fail in practice; fall back to a rough count.
-            |_| text.split_whitespace().count(),
-            |e| e.len(),
-        )
+        self.inner.counter.count(text)
     }
 
     fn batch_size(&self) -> usize {

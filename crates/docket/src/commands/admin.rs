@@ -54,7 +54,7 @@ pub enum JobsCommand {
         #[arg(long)]
         queue: Option<String>,
         /// At most this many.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
         #[command(flatten)]
         out: Output,
@@ -69,7 +69,7 @@ pub enum JobsCommand {
     /// Dead-lettered jobs.
     Failed {
         /// At most this many.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
         #[command(flatten)]
         out: Output,
@@ -137,7 +137,7 @@ pub enum JobsCommand {
         #[arg(long)]
         job: Option<i64>,
         /// At most this many.
-        #[arg(long, default_value_t = 50)]
+        #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
         #[command(flatten)]
         out: Output,
@@ -221,7 +221,7 @@ pub enum CronCommand {
         /// Only this schedule.
         name: Option<String>,
         /// At most this many.
-        #[arg(long, default_value_t = 20)]
+        #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
         limit: i64,
         #[command(flatten)]
         out: Output,
@@ -475,9 +475,17 @@ async fn cron_with<D: Driver>(d: D, cmd: CronCommand) -> anyhow::Result<ExitCode
             print(out, &rows, views::schedules)?;
         }
         CronCommand::History { name, limit, out } => {
-            let rows = d
-                .conn()
-                .await?
+            let mut c = d.conn().await?;
+            if let Some(name) = &name
+                && !c
+                    .cron_schedule_list()
+                    .await?
+                    .iter()
+                    .any(|s| &s.name == name)
+            {
+                anyhow::bail!("no cron schedule named {name:?} (docket cron list shows them)");
+            }
+            let rows = c
                 .cron_run_list(CronRunListParams {
                     schedule_name: name,
                     limit,

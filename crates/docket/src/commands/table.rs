@@ -1,5 +1,5 @@
-//! The operator commands' human tables: a header row, columns as wide as their widest cell
-//! (so long kinds and worker ids never push a row out of line), numbers right-aligned, and
+//! The operator commands' human tables: a header row, columns as wide as their widest cell on
+//! screen (so long kinds and worker ids never push a row out of line), numbers right-aligned, and
 //! times shown relative to now ("3m ago", "in 5m"), which is what an operator scans for.
 
 use chrono::{DateTime, Utc};
@@ -44,19 +44,27 @@ impl Table {
     /// Adds a row: one cell per column; a cell's first line only.
     pub(crate) fn row(&mut self, cells: Vec<String>) {
         debug_assert_eq!(cells.len(), self.columns.len());
+        // A cell's first line, its control characters (a tab in an error) made spaces.
         let cells = cells
             .into_iter()
-            .map(|c| c.lines().next().unwrap_or("").trim_end().to_owned())
+            .map(|c| {
+                let first = c.lines().next().unwrap_or("").trim_end();
+                first
+                    .chars()
+                    .map(|ch| if ch.is_control() { ' ' } else { ch })
+                    .collect()
+            })
             .collect();
         self.rows.push(cells);
     }
 
     /// The table, a line per row and a newline after each; the last column is not padded.
     pub(crate) fn render(&self) -> String {
+        // Display width: a wide character (CJK) takes two columns.
         let width = |i: usize| {
             self.rows
                 .iter()
-                .map(|r| r[i].chars().count())
+                .map(|r| console::measure_text_width(&r[i]))
                 .chain([self.columns[i].header.len()])
                 .max()
                 .unwrap_or(0)
@@ -68,7 +76,7 @@ impl Table {
             let mut line = String::new();
             for (i, cell) in cells.iter().enumerate() {
                 let last = i + 1 == cells.len();
-                let pad = widths[i].saturating_sub(cell.chars().count());
+                let pad = widths[i].saturating_sub(console::measure_text_width(cell));
                 if i > 0 {
                     line.push_str("  ");
                 }
@@ -143,6 +151,16 @@ mod tests {
                 "1234  parse                   bad",
             ]
         );
+    }
+
+    #[test]
+    fn wide_characters_and_control_characters_keep_columns_aligned() {
+        let mut t = Table::new(&[left("A"), left("B")]);
+        t.row(vec!["文書".into(), "x".into()]);
+        t.row(vec!["a\tb".into(), "y".into()]);
+        let text = t.render();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines, ["A     B", "文書  x", "a b   y"]);
     }
 
     #[test]

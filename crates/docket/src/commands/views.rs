@@ -16,11 +16,18 @@ fn or_dash(s: Option<String>) -> String {
         .unwrap_or_else(|| "-".to_owned())
 }
 
-/// When a job will next run, for the states that wait ("in 4m" for a retry's backoff).
-fn next_run(j: &JobRow, now: DateTime<Utc>) -> String {
+/// Where a job stands in time: when it is due (a retry's backoff: "due in 4m"), since when it
+/// runs, or when it ended.
+fn when(j: &JobRow, now: DateTime<Utc>) -> String {
     match j.status {
-        JobState::Queued | JobState::Retrying => ago(j.run_at, now),
-        _ => "-".to_owned(),
+        JobState::Queued | JobState::Retrying => format!("due {}", ago(j.run_at, now)),
+        JobState::Running => j.locked_at.map_or_else(
+            || "running".to_owned(),
+            |t| format!("started {}", ago(t, now)),
+        ),
+        JobState::Completed | JobState::Failed | JobState::Cancelled => j
+            .completed_at
+            .map_or_else(|| "ended".to_owned(), |t| format!("ended {}", ago(t, now))),
     }
 }
 
@@ -37,7 +44,7 @@ pub(crate) fn jobs(rows: &[JobRow], now: DateTime<Utc>) -> String {
         right("PRI"),
         right("TRIES"),
         left("CREATED"),
-        left("NEXT RUN"),
+        left("WHEN"),
         left("WORKER"),
         left("LAST ERROR"),
     ]);
@@ -50,7 +57,7 @@ pub(crate) fn jobs(rows: &[JobRow], now: DateTime<Utc>) -> String {
             j.priority.to_string(),
             format!("{}/{}", j.attempts, j.max_attempts),
             ago(j.created_at, now),
-            next_run(j, now),
+            when(j, now),
             or_dash(j.locked_by.clone()),
             j.last_error.clone().unwrap_or_default(),
         ]);
