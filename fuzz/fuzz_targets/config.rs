@@ -1,7 +1,7 @@
 //! The config loader. `docket`'s `Config` lives in the binary crate (crates/docket/src/
-//! config.rs), which a fuzz target cannot link, so this target does what its loader does
+//! config/), which a fuzz target cannot link, so this target does what its loader does
 //! with the library-level pieces: parse the file as a `toml::Table`, apply `DOCKET_*`
-//! environment overrides with the loader's `parse_env_value` / `set_path` (copied below,
+//! environment overrides with the loader's `parse_value` / `set_path` (copied below,
 //! unchanged), then deserialize the sections the loader hands to the libraries
 //! (`StorageConfig`, `ParseConfig`, `ChunkConfig`, `StagesConfig`, `NotifyConfig`,
 //! `FetchConfig`, `StorageWebhookConfig`, `EmbedConfig`) and call their checks. The
@@ -40,7 +40,7 @@ struct LibConfig {
     storage_webhook: Option<StorageWebhookConfig>,
 }
 
-// Copied from crates/docket/src/config.rs.
+// Copied from crates/docket/src/config/load.rs.
 fn parse_env_value(v: &str) -> toml::Value {
     format!("x = {v}")
         .parse::<toml::Table>()
@@ -49,7 +49,7 @@ fn parse_env_value(v: &str) -> toml::Value {
         .unwrap_or_else(|| toml::Value::String(v.to_owned()))
 }
 
-// Copied from crates/docket/src/config.rs.
+// Copied from crates/docket/src/config/load.rs.
 fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) {
     match path {
         [] => {}
