@@ -45,6 +45,12 @@ pub enum Error {
     /// A stored value could not be decoded (a corrupt row, or a payload of the wrong shape).
     #[error("decode error: {0}")]
     Decode(String),
+
+    /// The database aborted the transaction to settle a conflict with another one (a
+    /// deadlock, a serialization failure): nothing was written, and running the same
+    /// transaction again normally succeeds.
+    #[error("transaction aborted by a conflict: {0}")]
+    Conflict(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl Error {
@@ -52,6 +58,11 @@ impl Error {
     /// later.
     pub fn is_unavailable(&self) -> bool {
         matches!(self, Error::Unavailable(_))
+    }
+
+    /// Whether the transaction lost a conflict with another and may simply run again.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, Error::Conflict(_))
     }
 }
 

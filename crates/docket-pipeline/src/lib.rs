@@ -316,6 +316,22 @@ impl<D: Driver> Pipeline<D> {
     /// Processes a document again from its original bytes. Its current chunks stay
     /// searchable until the new ones replace them.
     pub async fn reprocess(&self, id: Uuid) -> Result<DocumentRow, PipelineError> {
+        // It rewrites the document and its jobs while a stage may be working on them: on
+        // PostgreSQL the two can deadlock, and the database then aborts one; run it again.
+        let mut tries = 0;
+        loop {
+            match self.reprocess_once(id).await {
+                Err(PipelineError::Db(e)) if e.is_conflict() && tries < 4 => {
+                    tries += 1;
+                    tracing::debug!(document_id = %id, error = %e, "re-process gave way; again");
+                    tokio::time::sleep(std::time::Duration::from_millis(20 * tries)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn reprocess_once(&self, id: Uuid) -> Result<DocumentRow, PipelineError> {
         let mut tx = self.inner.driver.begin().await?;
         let Some(doc) = tx
             .document_reprocess(&DocumentReprocessParams { id, now: None })

@@ -192,10 +192,11 @@ fn ms(since: Instant) -> i64 {
 }
 
 /// A database error in a stage: when the database is unreachable (restarting, connections
-/// cut), the job is not at fault, so it is tried again in a few seconds without spending an
-/// attempt; any other database error is an ordinary retryable failure.
+/// cut) or aborted the transaction to settle a deadlock, the job is not at fault, so it is
+/// tried again in a few seconds without spending an attempt; any other database error is an
+/// ordinary retryable failure.
 fn db(e: docket_core::Error) -> JobError {
-    if e.is_unavailable() {
+    if e.is_unavailable() || e.is_conflict() {
         JobError::snooze(format!("database unavailable: {e}"), DATABASE_RETRY)
     } else {
         JobError::retryable(e)

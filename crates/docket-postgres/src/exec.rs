@@ -78,8 +78,14 @@ pub(crate) fn map_err(e: sqlx::Error) -> Error {
         }),
         _ => false,
     };
+    // 40P01 deadlock_detected, 40001 serialization_failure: this transaction was chosen to
+    // give way.
+    let conflict = matches!(&e, sqlx::Error::Database(db)
+        if db.code().is_some_and(|c| matches!(c.as_ref(), "40P01" | "40001")));
     if unavailable {
         Error::Unavailable(Box::new(e))
+    } else if conflict {
+        Error::Conflict(Box::new(e))
     } else {
         Error::Database(Box::new(e))
     }
