@@ -47,7 +47,6 @@ pub(crate) fn one_line(e: &anyhow::Error) -> String {
         if !line.is_empty() {
             line.push_str(": ");
         }
-        // A cause that repeats the end of the line so far adds only what is new.
         line.push_str(&text);
     }
     line

@@ -100,9 +100,11 @@ impl Sources {
         found
     }
 
-    /// `problem`, followed by where the values it names came from.
-    fn attribute(&self, key: &str, problem: &str) -> String {
-        let origins = self.origins_of(key);
+    /// `problem`, followed by where the values of `keys` came from.
+    fn attribute<'k>(&self, keys: impl IntoIterator<Item = &'k str>, problem: &str) -> String {
+        let mut origins: Vec<&Origin> = keys.into_iter().flat_map(|k| self.origins_of(k)).collect();
+        origins.sort();
+        origins.dedup();
         if origins.is_empty() {
             return problem.to_owned();
         }
@@ -212,17 +214,7 @@ fn load(
                     names_key(&problem, k) || section.as_ref().is_some_and(|s| k.starts_with(s))
                 })
                 .collect();
-            problems.push(match named.as_slice() {
-                [] => problem,
-                keys => {
-                    let mut origins: Vec<&Origin> =
-                        keys.iter().flat_map(|k| sources.origins_of(k)).collect();
-                    origins.sort();
-                    origins.dedup();
-                    let from: Vec<String> = origins.iter().map(ToString::to_string).collect();
-                    format!("{problem} (from {})", from.join(", "))
-                }
-            });
+            problems.push(sources.attribute(named.iter().map(|k| k.as_str()), &problem));
         }
     }
     match config {
@@ -282,7 +274,7 @@ fn deserialize(sources: &Sources) -> (Option<Config>, Vec<String>) {
         let problem = if key.is_empty() {
             message
         } else {
-            sources.attribute(&key, &format!("{key}: {message}"))
+            sources.attribute([key.as_str()], &format!("{key}: {message}"))
         };
         problems.push(problem);
         if path.is_empty() || !remove_path(&mut table, &path) {
