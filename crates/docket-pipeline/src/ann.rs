@@ -24,6 +24,7 @@
 //! [`EXACT_MAX`] chunks, or at most 1/[`EXACT_SHARE`] of the index, scans them exactly.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,9 @@ pub struct IndexStatus {
 struct Cursor {
     seq: i64,
     document: Uuid,
+    /// When the last read that found the log's end began: every change committed before
+    /// then is applied.
+    caught_up: Option<Instant>,
 }
 
 /// The in-process vector index of one embedder; see the [module docs](self).
@@ -111,6 +115,8 @@ pub struct VectorIndex {
     /// Each indexed document's chunk ids.
     docs: Mutex<HashMap<Uuid, Vec<u64>>>,
     status: Mutex<IndexStatus>,
+    /// Reads of the change log so far.
+    log_reads: AtomicU64,
 }
 
 impl std::fmt::Debug for VectorIndex {
@@ -175,6 +181,7 @@ impl VectorIndex {
                 storage: "int8",
                 ..IndexStatus::default()
             }),
+            log_reads: AtomicU64::new(0),
         })
     }
 
@@ -194,16 +201,26 @@ impl VectorIndex {
         s
     }
 
+    /// How many times it has read the database's change log.
+    pub fn log_reads(&self) -> u64 {
+        self.log_reads.load(Ordering::Relaxed)
+    }
+
     /// Whether it has caught up with the database once.
     pub fn ready(&self) -> bool {
         self.status.lock().expect("status lock").ready
     }
 
-    /// Applies every change logged since the last call. Returns how many entries it applied.
+    /// Applies every change committed before this call. Returns how many entries it applied.
+    ///
+    /// Concurrent searches share the reads: one that waited while another read the log to its
+    /// end, starting after this call began, has nothing left to read (eight searches at once
+    /// made eight queries in a row before).
     pub async fn sync<D: Driver>(self: &Arc<Self>, driver: &D) -> Result<u64, PipelineError> {
+        let asked = Instant::now();
         let mut applied = 0;
         loop {
-            let (n, more) = self.sync_page(driver).await?;
+            let (n, more) = self.sync_page(driver, asked).await?;
             applied += n;
             if !more {
                 return Ok(applied);
@@ -215,8 +232,14 @@ impl VectorIndex {
     async fn sync_page<D: Driver>(
         self: &Arc<Self>,
         driver: &D,
+        asked: Instant,
     ) -> Result<(u64, bool), PipelineError> {
         let mut cursor = self.cursor.lock().await;
+        if cursor.caught_up.is_some_and(|at| at >= asked) {
+            return Ok((0, false));
+        }
+        let read_at = Instant::now();
+        self.log_reads.fetch_add(1, Ordering::Relaxed);
         let changes = {
             let mut c = driver.conn().await?;
             c.search_index_changes(&SearchIndexChangesParams {
@@ -227,6 +250,7 @@ impl VectorIndex {
             .await?
         };
         if changes.is_empty() {
+            cursor.caught_up = Some(read_at);
             return Ok((0, false));
         }
         // As many entries as keep the vectors read at once under the budget (at least one).
@@ -252,6 +276,7 @@ impl VectorIndex {
         let next = Cursor {
             seq: last.seq,
             document: last.document_id,
+            caught_up: if more { cursor.caught_up } else { Some(read_at) },
         };
         let load: Vec<Uuid> = changes
             .iter()
@@ -469,7 +494,7 @@ impl VectorIndex {
         loop {
             // A page at a time, so that progress shows and `stop` is heard.
             let step = tokio::select! {
-                r = self.sync_page(&driver) => r,
+                r = self.sync_page(&driver, Instant::now()) => r,
                 () = stop.cancelled() => return,
             };
             match step {
