@@ -438,11 +438,7 @@ where
                     .bind(p.limit)
                     .bind(&p.embedder_fingerprint)
             }
-            None => sqlx::query(include_str!("../queries/chunk_vectors_page.sql"))
-                .bind(&p.document_ids)
-                .bind(p.after_id)
-                .bind(p.limit)
-                .bind(&p.embedder_fingerprint),
+            None => return self.chunk_vectors_walk(p).await,
         };
         query
             .fetch_all(&mut *self.conn)
@@ -608,6 +604,41 @@ where
                 })
                 .collect(),
         ))
+    }
+}
+
+impl<C> PgExec<C>
+where
+    C: DerefMut<Target = PgConnection> + Send,
+{
+    /// `chunk_vectors_page` over every document or many: pages of the primary key, each
+    /// checked against the documents' active generations (`chunk_vectors_page.sql`), read on
+    /// until `limit` live chunks are found or the chunks run out.
+    async fn chunk_vectors_walk(&mut self, p: &ChunkVectorPageParams) -> Result<Vec<ChunkVector>> {
+        use sqlx::Row;
+        let mut out = Vec::new();
+        let mut after = p.after_id;
+        while (out.len() as i64) < p.limit {
+            let rows = sqlx::query(include_str!("../queries/chunk_vectors_page.sql"))
+                .bind(&p.document_ids)
+                .bind(after)
+                .bind(p.limit)
+                .bind(&p.embedder_fingerprint)
+                .fetch_all(&mut *self.conn)
+                .await
+                .map_err(map_err)?;
+            for row in &rows {
+                after = row.try_get("id").map_err(rows::decode)?;
+                if row.try_get("live").map_err(rows::decode)? {
+                    out.push(rows::vector(row)?);
+                }
+            }
+            if (rows.len() as i64) < p.limit {
+                break;
+            }
+        }
+        out.truncate(p.limit.max(0) as usize);
+        Ok(out)
     }
 }
 

@@ -1,7 +1,10 @@
 //! Query plans that must not depend on luck with statistics.
 
 use docket_conformance::harness::{TestDb, postgres};
-use docket_core::{JobInsertManyParams, JobInsertParams, QueueDriver, QueueExecutor};
+use docket_core::{
+    DocumentInsertParams, DocumentSource, DocumentStore, JobInsertManyParams, JobInsertParams,
+    QueueDriver, QueueExecutor,
+};
 
 /// After ANALYZE has seen no running job (a drained queue), the planner believes almost none
 /// are running. The completion statement must still reach its rows by primary key: a plan
@@ -100,4 +103,85 @@ async fn claims_read_only_due_jobs() {
         let n: u64 = line.rsplit(' ').next().unwrap().trim().parse().unwrap();
         assert!(n < 100, "{line}\n{plan}");
     }
+}
+
+/// The exact vector scan (no pgvector, no index built yet) pages through the chunks by primary
+/// key, whatever the statistics say. As a join with `documents` (or with the generation check
+/// as a subquery), statistics that saw one document holding many chunks (a bulk load) let the
+/// planner read and sort every chunk for each page: 3.4 s a page at a million chunks.
+#[tokio::test]
+async fn vector_pages_walk_the_primary_key_whatever_the_statistics() {
+    let db = postgres().await;
+    let d = db.driver();
+    // Statistics that saw one document and many chunks, as after a bulk load.
+    let id = uuid::Uuid::now_v7();
+    d.conn()
+        .await
+        .unwrap()
+        .document_insert(&DocumentInsertParams {
+            id,
+            source: DocumentSource::Upload,
+            filename: None,
+            content_type: None,
+            size_bytes: 1,
+            sha256: "0".repeat(64),
+            storage_key: format!("plans/{id}"),
+            callback_url: None,
+            metadata: serde_json::json!({}),
+            priority: 5,
+            now: None,
+        })
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO document_chunks \
+           (document_id, generation, chunk_index, text, char_start, char_end, token_count, \
+            embedding) \
+         SELECT $1, 1, i, 'chunk', 0, 5, 1, '\\x0000803f'::bytea \
+         FROM generate_series(1, 50000) AS i",
+    )
+    .bind(id)
+    .execute(d.pool())
+    .await
+    .unwrap();
+    for table in ["documents", "document_chunks"] {
+        sqlx::query(&format!("ANALYZE {table}"))
+            .execute(d.pool())
+            .await
+            .unwrap();
+    }
+    let sql = include_str!("../queries/chunk_vectors_page.sql");
+    let plan: Vec<String> = sqlx::query_scalar(&format!(
+        "EXPLAIN {}",
+        sql.replace("$1::uuid[]", "NULL::uuid[]")
+            .replace("$2", "0")
+            .replace("$3", "2048")
+            .replace("$4::text", "'hashing-0123456789abcdef'::text")
+    ))
+    .fetch_all(d.pool())
+    .await
+    .unwrap();
+    let plan = plan.join("\n");
+    assert!(plan.contains("document_chunks_pkey"), "{plan}");
+    assert!(!plan.contains("Seq Scan on document_chunks"), "{plan}");
+}
+
+/// docket's connections run without JIT compilation (a 297 ms compile served a 9 ms page of
+/// the exact vector scan), unless the URL's `options` says otherwise.
+#[tokio::test]
+async fn connections_run_without_jit_unless_the_url_says() {
+    let db = postgres().await;
+    let jit = |d: docket_postgres::PgDriver| async move {
+        let v: String = sqlx::query_scalar("SHOW jit")
+            .fetch_one(d.pool())
+            .await
+            .unwrap();
+        v
+    };
+    assert_eq!(jit(db.driver().clone()).await, "off");
+    let url = docket_conformance::harness::pg_base_url();
+    let sep = if url.contains('?') { '&' } else { '?' };
+    let on =
+        docket_conformance::harness::connect_pg(&format!("{url}{sep}options=-c%20jit%3Don"), false);
+    assert_eq!(jit(on).await, "on");
 }
