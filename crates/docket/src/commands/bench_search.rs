@@ -284,7 +284,7 @@ async fn run<D: Driver>(
             row["ef"] = json!(ef);
             by_ef.push(row);
         }
-        index.set_expansion_search(docket_pipeline::ann::EXPANSION_SEARCH);
+        index.reset_expansion_search();
     }
 
     // The exact scan, for the ratio.
@@ -338,7 +338,7 @@ async fn run<D: Driver>(
             "storage": status.storage,
             "connectivity": docket_pipeline::ann::CONNECTIVITY,
             "expansion_add": docket_pipeline::ann::EXPANSION_ADD,
-            "expansion_search": docket_pipeline::ann::EXPANSION_SEARCH,
+            "expansion_search": docket_pipeline::ann::expansion_search_for(b.chunks),
             "candidates_per_result": docket_pipeline::ann::OVERSAMPLE,
             "build_seconds": build_seconds,
             "vectors": status.vectors,
