@@ -604,6 +604,36 @@ mod tests {
         scored.into_iter().take(k).map(|(_, id)| id).collect()
     }
 
+    /// Searches that ask while a read of the change log is under way share the next read:
+    /// each reading for itself made eight queries in a row for eight searches at once.
+    #[tokio::test]
+    async fn searches_waiting_on_a_read_share_the_next() {
+        use docket_conformance::harness::TestDb;
+        let db = docket_conformance::harness::sqlite().await;
+        let index = Arc::new(VectorIndex::new("fp", 8).unwrap());
+        // A read under way (its cursor held) while eight searches ask.
+        let held = index.cursor.lock().await;
+        let searches: Vec<_> = (0..8)
+            .map(|_| {
+                let (index, driver) = (index.clone(), db.driver().clone());
+                tokio::spawn(async move { index.sync(&driver).await })
+            })
+            .collect();
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        drop(held);
+        for search in searches {
+            search.await.unwrap().unwrap();
+        }
+        assert_eq!(
+            index.log_reads(),
+            1,
+            "one read, begun after all eight asked"
+        );
+        // A search that asks after that read reads again: a change may have come since.
+        index.sync(db.driver()).await.unwrap();
+        assert_eq!(index.log_reads(), 2);
+    }
+
     #[test]
     fn candidates_hold_the_nearest_and_follow_replacements() {
         let dims = 64;

@@ -5,6 +5,29 @@ use docket_core::{
     DocumentInsertParams, DocumentSource, DocumentStore, JobInsertManyParams, JobInsertParams,
     QueueDriver, QueueExecutor,
 };
+use docket_postgres::PgDriver;
+
+/// Updates the planner's statistics of `tables`.
+async fn analyze(d: &PgDriver, tables: &[&str]) {
+    for table in tables {
+        sqlx::query(&format!("ANALYZE {table}"))
+            .execute(d.pool())
+            .await
+            .unwrap();
+    }
+}
+
+/// The plan of `sql` with each placeholder of `args` replaced by its literal, as one text.
+async fn plan(d: &PgDriver, sql: &str, args: &[(&str, &str)]) -> String {
+    let sql = args.iter().fold(sql.to_owned(), |sql, (param, literal)| {
+        sql.replace(param, literal)
+    });
+    let plan: Vec<String> = sqlx::query_scalar(&format!("EXPLAIN {sql}"))
+        .fetch_all(d.pool())
+        .await
+        .unwrap();
+    plan.join("\n")
+}
 
 /// After ANALYZE has seen no running job (a drained queue), the planner believes almost none
 /// are running. The completion statement must still reach its rows by primary key: a plan
@@ -23,32 +46,28 @@ async fn completion_reaches_rows_by_primary_key_whatever_the_statistics() {
         .job_insert_many(JobInsertManyParams { jobs })
         .await
         .unwrap();
-    sqlx::query("ANALYZE processing_jobs")
-        .execute(d.pool())
-        .await
-        .unwrap();
-    let sql = include_str!("../queries/job_complete_many.sql");
-    let plan: Vec<String> = sqlx::query_scalar(&format!(
-        "EXPLAIN {}",
-        sql.replace("$1::int8[]", "'{1,2}'::int8[]")
-            .replace("$2::int4[]", "'{1,1}'::int4[]")
-            .replace("$3::text[]", "'{completed,completed}'::text[]")
-            .replace("$4::timestamptz[]", "'{NULL,NULL}'::timestamptz[]")
-            .replace("$5::text[]", "'{NULL,NULL}'::text[]")
-            .replace("$6::int4[]", "'{0,0}'::int4[]")
-            .replace("$7::text[]", "'{w,w}'::text[]")
-            .replace("$8::timestamptz[]", "ARRAY[now(), now()]")
-            .replace("$9::timestamptz[]", "ARRAY[now(), now()]")
-            .replace("$10::text[]", "'{completed,completed}'::text[]")
-            .replace("$11::uuid[]", "ARRAY[gen_random_uuid(), gen_random_uuid()]")
-            .replace("$12::timestamptz[]", "ARRAY[now(), now()]")
-            .replace("$13::text[]", "'{NULL,NULL}'::text[]")
-            .replace("$14::bool[]", "'{true,true}'::bool[]")
-    ))
-    .fetch_all(d.pool())
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
+    analyze(d, &["processing_jobs"]).await;
+    let plan = plan(
+        d,
+        include_str!("../queries/job_complete_many.sql"),
+        &[
+            ("$1::int8[]", "'{1,2}'::int8[]"),
+            ("$2::int4[]", "'{1,1}'::int4[]"),
+            ("$3::text[]", "'{completed,completed}'::text[]"),
+            ("$4::timestamptz[]", "'{NULL,NULL}'::timestamptz[]"),
+            ("$5::text[]", "'{NULL,NULL}'::text[]"),
+            ("$6::int4[]", "'{0,0}'::int4[]"),
+            ("$7::text[]", "'{w,w}'::text[]"),
+            ("$8::timestamptz[]", "ARRAY[now(), now()]"),
+            ("$9::timestamptz[]", "ARRAY[now(), now()]"),
+            ("$10::text[]", "'{completed,completed}'::text[]"),
+            ("$11::uuid[]", "ARRAY[gen_random_uuid(), gen_random_uuid()]"),
+            ("$12::timestamptz[]", "ARRAY[now(), now()]"),
+            ("$13::text[]", "'{NULL,NULL}'::text[]"),
+            ("$14::bool[]", "'{true,true}'::bool[]"),
+        ],
+    )
+    .await;
     assert!(plan.contains("processing_jobs_pkey"), "{plan}");
     assert!(!plan.contains("processing_jobs_running_idx"), "{plan}");
 }
@@ -79,10 +98,7 @@ async fn claims_read_only_due_jobs() {
     .await
     .unwrap();
     drop(c);
-    sqlx::query("ANALYZE processing_jobs")
-        .execute(d.pool())
-        .await
-        .unwrap();
+    analyze(d, &["processing_jobs"]).await;
     let sql = include_str!("../queries/job_get_available.sql")
         .replace("$1", "'w'")
         .replace("$2", "'default'")
@@ -144,24 +160,18 @@ async fn vector_pages_walk_the_primary_key_whatever_the_statistics() {
     .execute(d.pool())
     .await
     .unwrap();
-    for table in ["documents", "document_chunks"] {
-        sqlx::query(&format!("ANALYZE {table}"))
-            .execute(d.pool())
-            .await
-            .unwrap();
-    }
-    let sql = include_str!("../queries/chunk_vectors_page.sql");
-    let plan: Vec<String> = sqlx::query_scalar(&format!(
-        "EXPLAIN {}",
-        sql.replace("$1::uuid[]", "NULL::uuid[]")
-            .replace("$2", "0")
-            .replace("$3", "2048")
-            .replace("$4::text", "'hashing-0123456789abcdef'::text")
-    ))
-    .fetch_all(d.pool())
-    .await
-    .unwrap();
-    let plan = plan.join("\n");
+    analyze(d, &["documents", "document_chunks"]).await;
+    let plan = plan(
+        d,
+        include_str!("../queries/chunk_vectors_page.sql"),
+        &[
+            ("$1::uuid[]", "NULL::uuid[]"),
+            ("$2", "0"),
+            ("$3", "2048"),
+            ("$4::text", "'hashing-0123456789abcdef'::text"),
+        ],
+    )
+    .await;
     assert!(plan.contains("document_chunks_pkey"), "{plan}");
     assert!(!plan.contains("Seq Scan on document_chunks"), "{plan}");
 }
@@ -171,7 +181,7 @@ async fn vector_pages_walk_the_primary_key_whatever_the_statistics() {
 #[tokio::test]
 async fn connections_run_without_jit_unless_the_url_says() {
     let db = postgres().await;
-    let jit = |d: docket_postgres::PgDriver| async move {
+    let jit = |d: PgDriver| async move {
         let v: String = sqlx::query_scalar("SHOW jit")
             .fetch_one(d.pool())
             .await
