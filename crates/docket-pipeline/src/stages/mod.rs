@@ -13,12 +13,10 @@
 use std::time::{Duration, Instant};
 
 use docket_core::{
-    ChunkInsert, ChunkListParams, ChunkListUnembeddedParams, ChunkReplaceParams, ChunkRow,
-    DocumentActivateParams, DocumentFailParams, DocumentProgressParams, DocumentRow,
+    ChunkListParams, ChunkReplaceParams, DocumentActivateParams, DocumentFailParams, DocumentRow,
     DocumentStageParams, DocumentStatus, DocumentStore, DocumentText, Driver, GenerationKey,
     Transaction,
 };
-use docket_embed::EmbedError;
 use docket_parse::{Format, Parsed, Section};
 use docket_queue::retry::Backoff;
 use docket_queue::{JobArgs, JobContext, JobError, Worker, Workers};
@@ -28,6 +26,10 @@ use uuid::Uuid;
 use crate::Pipeline;
 use crate::blob::BlobError;
 use crate::progress::ProgressEvent;
+
+mod embed;
+
+use embed::embed_progress;
 
 /// A pipeline stage.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -496,119 +498,6 @@ impl<D: Driver> Pipeline<D> {
         Ok(())
     }
 
-    async fn embed(&self, ctx: &JobContext<D>, args: &StageArgs) -> Result<(), JobError> {
-        let started = Instant::now();
-        if let Err(wait) = self.inner.embedder.ready() {
-            return Err(JobError::snooze(
-                "the embedding provider is unavailable (circuit open)",
-                wait,
-            ));
-        }
-        let Some(doc) = self.begin_stage(args, Stage::Embed).await? else {
-            return Ok(());
-        };
-        self.ensure_vector_index().await;
-        let (mut done, total) = {
-            let mut c = self.inner.driver.conn().await.map_err(db)?;
-            c.chunk_count_embedded(GenerationKey::new(doc.id, doc.generation))
-                .await
-                .map_err(db)?
-        };
-        let fingerprint = &self.inner.embedder.identity().fingerprint;
-        if done > 0 && doc.generation_embedder.as_ref() != Some(fingerprint) {
-            // This generation's vectors so far were made by another embedder (the process
-            // restarted with a new one): they go, so that a generation never mixes two
-            // embedders. Each page below records this embedder with its vectors.
-            tracing::warn!(document_id = %doc.id, embedded = done, "vectors of another embedder are made again");
-            let mut tx = self.inner.driver.begin().await.map_err(db)?;
-            let chunks: Vec<ChunkInsert> = tx
-                .chunk_list(ChunkListParams {
-                    document_id: doc.id,
-                    generation: Some(doc.generation),
-                    limit: i64::MAX,
-                    offset: 0,
-                })
-                .await
-                .map_err(db)?
-                .into_iter()
-                .map(ChunkRow::into_insert)
-                .collect();
-            tx.chunk_replace(ChunkReplaceParams {
-                document_id: doc.id,
-                generation: doc.generation,
-                chunks: &chunks,
-            })
-            .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            done = 0;
-        }
-        let page = embed_page(self.inner.stages.embed_page, total);
-        loop {
-            if ctx.cancelled().is_cancelled() {
-                return Err(JobError::retryable("stopped while embedding"));
-            }
-            let chunks = {
-                let mut c = self.inner.driver.conn().await.map_err(db)?;
-                c.chunk_list_unembedded(ChunkListUnembeddedParams {
-                    document_id: doc.id,
-                    generation: doc.generation,
-                    limit: page,
-                })
-                .await
-                .map_err(db)?
-            };
-            if chunks.is_empty() {
-                break;
-            }
-            let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
-            let vectors = self.inner.batcher.embed(texts).await.map_err(embed_error)?;
-            if vectors.len() != chunks.len() {
-                return Err(JobError::retryable(format!(
-                    "the embedding provider returned {} vectors for {} chunks",
-                    vectors.len(),
-                    chunks.len()
-                )));
-            }
-            done += chunks.len() as i64;
-            let progress = embed_progress(done, total);
-            let pairs: Vec<(i64, Vec<f32>)> = chunks.iter().map(|c| c.id).zip(vectors).collect();
-            let mut tx = self.inner.driver.begin().await.map_err(db)?;
-            tx.chunk_set_embeddings(&pairs).await.map_err(db)?;
-            tx.document_set_progress(&DocumentProgressParams {
-                id: doc.id,
-                generation: doc.generation,
-                progress,
-                // In the transaction of the vectors: the marker never claims a vector it did
-                // not see written.
-                generation_embedder: Some(fingerprint.clone()),
-                now: None,
-            })
-            .await
-            .map_err(db)?;
-            tx.commit().await.map_err(db)?;
-            self.inner.hub.emit(
-                doc.id,
-                doc.generation,
-                DocumentStatus::Embedding,
-                Stage::Embed.name(),
-                progress,
-                None,
-            );
-        }
-        let tx = self.inner.driver.begin().await.map_err(db)?;
-        self.advance(
-            ctx,
-            tx,
-            &doc,
-            (Stage::Embed, Stage::Complete),
-            started,
-            args.reembed,
-        )
-        .await?;
-        Ok(())
-    }
-
     async fn complete(&self, ctx: &JobContext<D>, args: &StageArgs) -> Result<(), JobError> {
         let started = Instant::now();
         let Some(doc) = self.begin_stage(args, Stage::Complete).await? else {
@@ -754,56 +643,6 @@ impl<D: Driver> Pipeline<D> {
         // The document is done either way; an undelivered notification stays visible as this
         // job's error.
         sent.map_err(|e| JobError::permanent(e.to_string()))
-    }
-}
-
-impl<D: Driver> Pipeline<D> {
-    /// Creates the vector index for this embedder's dimension where the database has one
-    /// (pgvector), once per process.
-    async fn ensure_vector_index(&self) {
-        let dims = self.inner.embedder.dimensions() as i32;
-        let ensured = self
-            .inner
-            .vector_index
-            .get_or_try_init(|| async {
-                let mut c = self.inner.driver.conn().await?;
-                c.vector_index_ensure(dims).await
-            })
-            .await;
-        match ensured {
-            Ok(true) => {}
-            Ok(false) => {} // portable vectors only
-            Err(e) => tracing::warn!(error = %e, "could not create the vector index"),
-        }
-    }
-}
-
-/// Chunks per embedding page: at most `configured`, and at most a twelfth of the document,
-/// so that progress moves through the stage's 60 points in steps of at most 5 (documents of
-/// fewer than 12 chunks move a chunk at a time).
-fn embed_page(configured: usize, total: i64) -> i64 {
-    (configured.max(1) as i64).min((total / 12).max(1))
-}
-
-/// Embedding moves progress from 30 to 90.
-fn embed_progress(done: i64, total: i64) -> i16 {
-    if total <= 0 {
-        return 90;
-    }
-    (30 + (60 * done.min(total) / total)) as i16
-}
-
-fn embed_error(e: EmbedError) -> JobError {
-    match e {
-        EmbedError::Unavailable {
-            message,
-            retry_after,
-        } => JobError::snooze(
-            format!("embedding provider unavailable: {message}"),
-            retry_after,
-        ),
-        EmbedError::Permanent(m) => JobError::permanent(format!("embedding failed: {m}")),
-        EmbedError::Transient(m) => JobError::retryable(format!("embedding failed: {m}")),
     }
 }
 
