@@ -38,38 +38,26 @@ use crate::PipelineError;
 /// Neighbours per node (HNSW's `M`): at a million 384-d vectors, 24 reaches recall@10 0.95 at
 /// `ef` 256 where 16 reached 0.87, and the process stays under 1 GB (`docket bench search`).
 pub const CONNECTIVITY: usize = 24;
-/// Candidate list size while inserting (`efConstruction`).
-pub const EXPANSION_ADD: usize = 64;
-/// Candidate list size while searching (`ef`). Recall@10 over a million clustered vectors
-/// (`docket bench search`, which reports each `ef` it tries) was 0.947–0.952 at 256, on either
-/// side of the 0.95 aimed at, and 0.952–0.962 at 512, for about 1.5× the time a search takes
-/// (p99 10 ms one at a time on 2 cores).
-pub const EXPANSION_SEARCH: usize = 512;
-/// Indexes of at most this many vectors search with [`EXPANSION_SEARCH_SMALL`].
-pub const SMALL_INDEX: usize = 120_000;
-/// `ef` for small indexes: at 100,000 vectors recall@10 was 0.9985–1.0 already at `ef` 64,
-/// and `ef` 512 took 8.5 ms p50 there against 3.8 ms at 128 (`docket bench search`).
-pub const EXPANSION_SEARCH_SMALL: usize = 128;
-
-/// The candidate list size a search uses over an index of `vectors`.
-pub fn expansion_search_for(vectors: usize) -> usize {
-    if vectors <= SMALL_INDEX {
-        EXPANSION_SEARCH_SMALL
-    } else {
-        EXPANSION_SEARCH
-    }
-}
+/// Candidate list size while inserting (`efConstruction`). At a million clustered vectors
+/// (`docket bench search`), 64 built a graph whose recall@10 levelled off at 0.95–0.96
+/// however wide the search (0.959 at `ef` 1024); 128 reached 0.974 at `ef` 64 and 0.9995 at
+/// 128, for a build 1.6× as long (745 s against 465 s on 2 cores).
+pub const EXPANSION_ADD: usize = 128;
+/// Candidate list size while searching (`ef`): recall@10 0.9995 at a million vectors with
+/// the graph above, p50 2.0 ms one at a time on 2 cores, where 256 took 2.4 ms for 1.0.
+pub const EXPANSION_SEARCH: usize = 128;
 /// Candidates taken per result wanted, to be ordered by the stored `f32` vectors.
 pub const OVERSAMPLE: usize = 4;
 /// The fewest candidates a search takes.
 pub const MIN_CANDIDATES: usize = 40;
 /// A search restricted to documents holding at most this many chunks scans them exactly, as
-/// does one restricted to at most [`EXACT_SHARE`] of the index: HNSW with a filter that
-/// passes few vectors explores most of the graph (measured: 1,000 of 1,000,000 chunks took
-/// 357 ms by the index, 16 ms by the scan; 20,000 took 28 ms against 449 ms).
+/// does one restricted to at most 1/[`EXACT_SHARE`] of the index: HNSW with a filter that
+/// passes few vectors explores most of the graph (`docket bench search`'s `scoped` figures at
+/// 1,000,000 chunks: 1,000 took 1.3 s by the index and 14 ms by the scan, 5,000 536 ms
+/// against 97 ms, 20,000 220 ms against 463 ms; the scan costs ~23 ms per 1,000 chunks).
 pub const EXACT_MAX: usize = 2_000;
-/// See [`EXACT_MAX`]: 1/200 of the index.
-pub const EXACT_SHARE: usize = 200;
+/// See [`EXACT_MAX`]: 1/100 of the index (10,000 chunks of a million).
+pub const EXACT_SHARE: usize = 100;
 /// How often the index applies the database's changes between searches.
 pub const SYNC_EVERY: Duration = Duration::from_millis(500);
 /// Log entries read per step.
@@ -177,7 +165,7 @@ impl VectorIndex {
             quantization: ScalarKind::I8,
             connectivity: CONNECTIVITY,
             expansion_add: EXPANSION_ADD,
-            expansion_search: EXPANSION_SEARCH_SMALL,
+            expansion_search: EXPANSION_SEARCH,
             multi: false,
         })
         .map_err(|e| index_error("creating the vector index", e))?;
@@ -381,7 +369,6 @@ impl VectorIndex {
             .collect();
         self.insert(&adds)?;
         self.docs.lock().expect("docs lock").extend(now);
-        self.reset_expansion_search();
         Ok(())
     }
 
@@ -471,10 +458,9 @@ impl VectorIndex {
         self.index.read().expect("index lock").size()
     }
 
-    /// Back to the candidate list size for its size ([`expansion_search_for`]).
+    /// Back to [`EXPANSION_SEARCH`] after [`Self::set_expansion_search`].
     pub fn reset_expansion_search(&self) {
-        let index = self.index.read().expect("index lock");
-        index.change_expansion_search(expansion_search_for(index.size()));
+        self.set_expansion_search(EXPANSION_SEARCH);
     }
 
     /// Sets the candidate list size of searches (`ef`; benchmarks compare them).
@@ -649,14 +635,13 @@ mod tests {
             .collect();
         index.apply(&[a, b], rows.clone()).unwrap();
         assert_eq!(index.len(), 3000, "grown past its first capacity");
-        // A small index searches with the small candidate list; a large one with the wide.
+        // A benchmark's candidate list size holds until it resets it.
         let ef = || index.index.read().unwrap().expansion_search();
-        assert_eq!(ef(), EXPANSION_SEARCH_SMALL);
+        assert_eq!(ef(), EXPANSION_SEARCH);
         index.set_expansion_search(64);
         assert_eq!(ef(), 64);
         index.reset_expansion_search();
-        assert_eq!(ef(), EXPANSION_SEARCH_SMALL);
-        assert_eq!(expansion_search_for(SMALL_INDEX + 1), EXPANSION_SEARCH);
+        assert_eq!(ef(), EXPANSION_SEARCH);
         let keyed: Vec<(u64, Vec<f32>)> = rows
             .iter()
             .map(|(_, id, v)| (*id as u64, v.clone()))

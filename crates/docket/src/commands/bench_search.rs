@@ -338,7 +338,7 @@ async fn run<D: Driver>(
             "storage": status.storage,
             "connectivity": docket_pipeline::ann::CONNECTIVITY,
             "expansion_add": docket_pipeline::ann::EXPANSION_ADD,
-            "expansion_search": docket_pipeline::ann::expansion_search_for(b.chunks),
+            "expansion_search": docket_pipeline::ann::EXPANSION_SEARCH,
             "candidates_per_result": docket_pipeline::ann::OVERSAMPLE,
             "build_seconds": build_seconds,
             "vectors": status.vectors,
