@@ -17,16 +17,21 @@
 //! | `docket_queue_depth` | gauge, read at scrape | `queue` (queued + retrying jobs) |
 //! | `docket_queue_oldest_queued_age_seconds` | gauge, read at scrape | `queue` |
 //! | `docket_queue_paused` | gauge, read at scrape | `queue` |
+//! | `docket_queue_workers` | gauge, read at scrape | `queue` (live workers serving it: their lease has not lapsed) |
 //! | `docket_database_up` | gauge, read at scrape | (1 when the scrape could read the database) |
 //! | `docket_documents_stale_embedder` | gauge, read at scrape | (searchable documents whose vectors another embedder made: search cannot rank them) |
 //! | `docket_documents_reembedding` | gauge, read at scrape | (of those, how many are being processed again) |
+//! | `docket_documents_stuck` | gauge, read at scrape | (documents the stuck-document sweep would repair now, counted up to 1,000) |
 //! | `docket_search_index_vectors` | gauge, read at scrape | (vectors in this process's own vector index; absent on pgvector) |
 //! | `docket_search_index_bytes` | gauge, read at scrape | (memory that index uses) |
 //! | `docket_search_index_ready` | gauge, read at scrape | (1 once built; until then searches scan) |
 //!
 //! Counters and histograms are those of this process: a `docket worker` process records its
 //! own, which this endpoint does not see. The gauges read at scrape come from the database
-//! and so cover every process.
+//! and so cover every process. The alert rules shipped in `deploy/prometheus/` read these
+//! series (docs/alerting.md); `docket_queue_workers` and `docket_documents_stuck` are there
+//! for two of them, since no other series tells whether a queue with due jobs has a live
+//! worker, or whether documents are stuck with nothing to move them on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, OnceLock};
@@ -36,7 +41,10 @@ use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{FromFnLayer, Next};
 use axum::response::{IntoResponse, Response};
-use docket_core::{ALL_QUEUES, Driver, JobStatRow, JobState, QueueExecutor, QueueRow};
+use docket_core::{
+    ALL_QUEUES, Driver, JobActivityParams, JobActivityRow, JobStatRow, JobState, QueueExecutor,
+    QueueRow, WorkerListParams, WorkerRow,
+};
 use docket_pipeline::Pipeline;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -52,6 +60,10 @@ const BUCKETS: &[f64] = &[
 
 /// How often histogram samples not yet scraped are folded in (bounds their memory).
 const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
+/// The most stuck documents a scrape counts: the alert asks only whether there are any, and a
+/// scrape should not read an unbounded list when something has gone badly wrong.
+const STUCK_DOCUMENTS_COUNTED: i64 = 1_000;
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -146,6 +158,14 @@ fn describe() {
     describe_gauge!(
         "docket_queue_paused",
         "1 while the queue is paused (by itself or by the switch for every queue)"
+    );
+    describe_gauge!(
+        "docket_queue_workers",
+        "Live workers (their lease not lapsed) that serve the queue"
+    );
+    describe_gauge!(
+        "docket_documents_stuck",
+        "Documents not finished, with no live job and no change for pipeline.stuck_after_ms: what the stuck-document sweep would repair now (counted up to 1000)"
     );
     describe_gauge!(
         "docket_documents_stale_embedder",
@@ -244,8 +264,8 @@ pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response 
         metrics::gauge!("docket_search_index_ready").set(if s.ready { 1.0 } else { 0.0 });
     }
     let up = match read_db(&p).await {
-        Ok((stats, queues, activity)) => {
-            set_db_gauges(&stats, &queues, &activity);
+        Ok(read) => {
+            set_db_gauges(&read);
             match p.embedder_report_cached().await {
                 Ok(r) => {
                     metrics::gauge!("docket_documents_stale_embedder")
@@ -271,20 +291,31 @@ pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response 
     ([(header::CONTENT_TYPE, CONTENT_TYPE)], handle.render()).into_response()
 }
 
-type DbRows = (
-    Vec<JobStatRow>,
-    Vec<QueueRow>,
-    Vec<docket_core::JobActivityRow>,
-);
+/// What a scrape reads from the database.
+struct DbRead {
+    stats: Vec<JobStatRow>,
+    queues: Vec<QueueRow>,
+    activity: Vec<JobActivityRow>,
+    workers: Vec<WorkerRow>,
+    stuck_documents: usize,
+}
 
-async fn read_db<D: Driver>(p: &Pipeline<D>) -> docket_core::Result<DbRows> {
+async fn read_db<D: Driver>(p: &Pipeline<D>) -> docket_core::Result<DbRead> {
     let mut c = p.driver().conn().await?;
     let stats = c.job_stats().await?;
     let queues = c.queue_list().await?;
-    let activity = c
-        .job_activity(docket_core::JobActivityParams::default())
-        .await?;
-    Ok((stats, queues, activity))
+    let activity = c.job_activity(JobActivityParams::default()).await?;
+    // Judged live or dead by each worker's own lease, as `docket queues status` shows them.
+    let workers = c.worker_list(WorkerListParams::default()).await?;
+    drop(c);
+    let stuck_documents = p.stuck_documents(STUCK_DOCUMENTS_COUNTED).await?.len();
+    Ok(DbRead {
+        stats,
+        queues,
+        activity,
+        workers,
+        stuck_documents,
+    })
 }
 
 /// Series set by earlier scrapes, so that one whose rows have gone is set to 0 rather than
@@ -304,13 +335,17 @@ struct QueueStats {
     depth: i64,
     oldest_queued_ms: Option<i64>,
     paused: bool,
+    workers: i64,
 }
 
-fn set_db_gauges(
-    stats: &[JobStatRow],
-    queue_rows: &[QueueRow],
-    activity: &[docket_core::JobActivityRow],
-) {
+fn set_db_gauges(read: &DbRead) {
+    let DbRead {
+        stats,
+        queues: queue_rows,
+        activity,
+        workers,
+        stuck_documents,
+    } = read;
     let mut jobs: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
     let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
     for r in stats {
@@ -337,6 +372,16 @@ fn set_db_gauges(
     for r in queue_rows.iter().filter(|r| r.name != ALL_QUEUES) {
         queues.entry(r.name.clone()).or_default().paused = r.paused_at.is_some();
     }
+    // Every queue a worker names is listed, so that one whose workers all died reads 0.
+    for w in workers {
+        for name in &w.queues {
+            let q = queues.entry(name.clone()).or_default();
+            if !w.dead {
+                q.workers += 1;
+            }
+        }
+    }
+    metrics::gauge!("docket_documents_stuck").set(*stuck_documents as f64);
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -363,6 +408,7 @@ fn set_db_gauges(
         metrics::gauge!("docket_queue_depth", "queue" => name.clone()).set(q.depth as f64);
         metrics::gauge!("docket_queue_oldest_queued_age_seconds", "queue" => name.clone()).set(age);
         metrics::gauge!("docket_queue_paused", "queue" => name.clone()).set(paused);
+        metrics::gauge!("docket_queue_workers", "queue" => name.clone()).set(q.workers as f64);
     }
     seen.queues.extend(queues.into_keys());
 }

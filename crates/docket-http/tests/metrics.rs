@@ -2,19 +2,26 @@
 //! then the Prometheus text is parsed and checked series by series.
 //!
 //! The recorder is process-wide, so the tests of this binary share it: counts are checked
-//! with `>=`, never `==`.
+//! with `>=`, never `==`. The gauges read at scrape are exact, but each scrape sets them from
+//! the database of the server scraped: scrapes take [`SCRAPE`] so that a test reads the
+//! figures its own scrape set.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::Utc;
 use docket_conformance::both_backends;
 use docket_conformance::harness::TestDb;
-use docket_core::Driver;
+use docket_core::{
+    DocumentInsertParams, DocumentSource, DocumentStore, Driver, JobInsertManyParams,
+    JobInsertParams, QueueDriver, QueueExecutor, WorkerHeartbeatParams,
+};
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
-use serde_json::Value;
+use serde_json::{Value, json};
+use uuid::Uuid;
 
 const MAX_BODY: usize = 256 * 1024;
 
@@ -219,7 +226,11 @@ fn installing_twice_returns_the_same_recorder() {
     }
 }
 
+/// Held by every scrape in this binary (see the module docs).
+static SCRAPE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
 async fn get_metrics(http: &reqwest::Client, base: &str) -> (String, Exposition) {
+    let _one_at_a_time = SCRAPE.lock().await;
     let r = http.get(format!("{base}/metrics")).send().await.unwrap();
     assert_eq!(r.status(), StatusCode::OK);
     assert_eq!(
@@ -435,6 +446,125 @@ async fn metrics_need_the_read_scope(db: impl TestDb) {
     };
     assert_eq!(status(None).await, StatusCode::UNAUTHORIZED);
     assert_eq!(status(Some("ingest-key-456")).await, StatusCode::FORBIDDEN);
+    let scrape = SCRAPE.lock().await;
     assert_eq!(status(Some("read-key-123")).await, StatusCode::OK);
+    drop(scrape);
+    s.runtime.shutdown().await;
+}
+
+/// Scrapes until `done` holds (the test server's worker writes its first heartbeat just after
+/// it starts), for at most 10 s; the last scrape.
+async fn scrape_until(
+    http: &reqwest::Client,
+    base: &str,
+    done: impl Fn(&Exposition) -> bool,
+) -> (String, Exposition) {
+    let mut scrape = get_metrics(http, base).await;
+    for _ in 0..200 {
+        if done(&scrape.1) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        scrape = get_metrics(http, base).await;
+    }
+    scrape
+}
+
+/// The two figures the shipped alert rules need that no other series gives: live workers per
+/// queue (`DocketQueueWithoutWorker`) and stuck documents (`DocketDocumentsStuck`).
+#[both_backends]
+async fn live_workers_per_queue_and_stuck_documents_show_in_the_metrics(db: impl TestDb) {
+    // Its runtime works `default` (no maintenance, so no sweep repairs the stuck documents).
+    let s = serve(db.driver(), None).await;
+    let http = reqwest::Client::new();
+    // One connection, let go before scraping: the SQLite driver has only one.
+    let mut c = db.driver().conn().await.unwrap();
+    let now = Utc::now();
+    let hour_ago = now - chrono::Duration::hours(1);
+
+    // Besides the server's own worker: one more live on `default` and `extra`, and one on
+    // `orphan` whose lease lapsed an hour ago.
+    let heartbeat = |id: &str, queues: &[&str], at| WorkerHeartbeatParams {
+        id: id.to_owned(),
+        hostname: "metrics-test".to_owned(),
+        pid: 1,
+        queues: queues.iter().map(|q| q.to_string()).collect(),
+        lease: chrono::Duration::minutes(10),
+        now: Some(at),
+    };
+    c.worker_heartbeat(heartbeat("live", &["default", "extra"], now))
+        .await
+        .unwrap();
+    c.worker_heartbeat(heartbeat(
+        "dead",
+        &["orphan"],
+        hour_ago - chrono::Duration::minutes(10),
+    ))
+    .await
+    .unwrap();
+
+    // Stuck: unfinished, unchanged for longer than `pipeline.stuck_after_ms` (5 minutes), no
+    // live job. Not stuck: one changed just now, and one whose parse job waits in `orphan`.
+    let document = |at| {
+        let id = Uuid::now_v7();
+        DocumentInsertParams {
+            id,
+            source: DocumentSource::Upload,
+            filename: None,
+            content_type: None,
+            size_bytes: 1,
+            sha256: docket_pipeline::sha256_hex(id.as_bytes()),
+            storage_key: format!("documents/{id}/original"),
+            callback_url: None,
+            metadata: json!({}),
+            priority: 0,
+            now: Some(at),
+        }
+    };
+    for at in [hour_ago, hour_ago, now] {
+        c.document_insert(&document(at)).await.unwrap();
+    }
+    let waiting = c.document_insert(&document(hour_ago)).await.unwrap();
+    let mut parse = JobInsertParams::new("docket.parse", json!({}));
+    parse.queue = "orphan".to_owned();
+    parse.unique_key = Some(format!("document:{}:parse", waiting.id));
+    c.job_insert_many(JobInsertManyParams { jobs: vec![parse] })
+        .await
+        .unwrap();
+    drop(c);
+
+    let workers = |e: &Exposition, queue: &str| {
+        let found = e.find("docket_queue_workers", &[("queue", queue)]);
+        (found.len() == 1).then(|| found[0].value)
+    };
+    let (text, e) = scrape_until(&http, &s.base, |e| workers(e, "default") == Some(2.0)).await;
+    assert_eq!(workers(&e, "default"), Some(2.0), "{text}");
+    assert_eq!(workers(&e, "extra"), Some(1.0), "{text}");
+    assert_eq!(
+        workers(&e, "orphan"),
+        Some(0.0),
+        "a dead worker is not counted: {text}"
+    );
+    assert_eq!(
+        e.sum("docket_queue_depth", &[("queue", "orphan")]),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(e.sum("docket_documents_stuck", &[]), 2.0, "{text}");
+    for name in ["docket_queue_workers", "docket_documents_stuck"] {
+        assert_eq!(
+            e.types.get(name).map(String::as_str),
+            Some("gauge"),
+            "{text}"
+        );
+    }
+
+    // A worker that leaves is no longer counted; a queue it alone served reads 0.
+    let mut c = db.driver().conn().await.unwrap();
+    c.worker_delete("live").await.unwrap();
+    drop(c);
+    let (text, e) = scrape_until(&http, &s.base, |e| workers(e, "extra") == Some(0.0)).await;
+    assert_eq!(workers(&e, "extra"), Some(0.0), "{text}");
+    assert_eq!(workers(&e, "default"), Some(1.0), "{text}");
     s.runtime.shutdown().await;
 }

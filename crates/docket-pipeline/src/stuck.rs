@@ -98,16 +98,7 @@ impl<D: Driver> Pipeline<D> {
     /// Finds documents with no live job whose last change is older than `idle`, and repairs
     /// them (see the module docs).
     pub async fn repair_stuck(&self, idle: Duration) -> docket_core::Result<Vec<Repair>> {
-        let cutoff = Utc::now()
-            - chrono::Duration::from_std(idle).unwrap_or_else(|_| chrono::Duration::days(1));
-        let stuck = {
-            let mut c = self.inner.driver.conn().await?;
-            c.document_list_stuck(&StuckDocumentsParams {
-                updated_before: cutoff,
-                limit: 500,
-            })
-            .await?
-        };
+        let stuck = self.list_stuck(idle, 500).await?;
         let mut repairs = Vec::with_capacity(stuck.len());
         for doc in stuck {
             if let Some(r) = self.repair_one(&doc).await? {
@@ -116,6 +107,30 @@ impl<D: Driver> Pipeline<D> {
             }
         }
         Ok(repairs)
+    }
+
+    /// The documents the sweep would repair now: not finished, no live job, and no change for
+    /// `pipeline.stuck_after_ms`; the longest unchanged first, at most `limit`. The sweep runs
+    /// every minute, so one listed here for longer means the sweep is not running or cannot
+    /// repair it.
+    pub async fn stuck_documents(&self, limit: i64) -> docket_core::Result<Vec<DocumentRow>> {
+        self.list_stuck(self.inner.stages.stuck_after(), limit)
+            .await
+    }
+
+    async fn list_stuck(
+        &self,
+        idle: Duration,
+        limit: i64,
+    ) -> docket_core::Result<Vec<DocumentRow>> {
+        let cutoff = Utc::now()
+            - chrono::Duration::from_std(idle).unwrap_or_else(|_| chrono::Duration::days(1));
+        let mut c = self.inner.driver.conn().await?;
+        c.document_list_stuck(&StuckDocumentsParams {
+            updated_before: cutoff,
+            limit,
+        })
+        .await
     }
 
     async fn repair_one(&self, doc: &DocumentRow) -> docket_core::Result<Option<Repair>> {
