@@ -4,13 +4,13 @@
 use std::time::Instant;
 
 use docket_core::{
-    ChunkInsert, ChunkListParams, ChunkListUnembeddedParams, ChunkReplaceParams, ChunkRow,
-    DocumentProgressParams, DocumentStatus, DocumentStore, Driver, GenerationKey, Transaction,
+    ChunkInsert, ChunkListUnembeddedParams, ChunkReplaceParams, ChunkRow, DocumentProgressParams,
+    DocumentStatus, DocumentStore, Driver, GenerationKey, Transaction,
 };
 use docket_embed::EmbedError;
 use docket_queue::{JobContext, JobError};
 
-use super::{Stage, StageArgs, db};
+use super::{Stage, StageArgs, db, generation_chunks};
 use crate::Pipeline;
 
 impl<D: Driver> Pipeline<D> {
@@ -44,15 +44,8 @@ impl<D: Driver> Pipeline<D> {
             // embedders. Each page below records this embedder with its vectors.
             tracing::warn!(document_id = %doc.id, embedded = done, "vectors of another embedder are made again");
             let mut tx = self.inner.driver.begin().await.map_err(db)?;
-            let chunks: Vec<ChunkInsert> = tx
-                .chunk_list(ChunkListParams {
-                    document_id: doc.id,
-                    generation: Some(doc.generation),
-                    limit: i64::MAX,
-                    offset: 0,
-                })
-                .await
-                .map_err(db)?
+            let chunks: Vec<ChunkInsert> = generation_chunks(&mut tx, &doc)
+                .await?
                 .into_iter()
                 .map(ChunkRow::into_insert)
                 .collect();

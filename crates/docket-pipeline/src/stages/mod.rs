@@ -193,6 +193,21 @@ fn ms(since: Instant) -> i64 {
     since.elapsed().as_millis() as i64
 }
 
+/// Every chunk of `doc`'s current generation, in order.
+async fn generation_chunks<T: DocumentStore>(
+    tx: &mut T,
+    doc: &DocumentRow,
+) -> Result<Vec<docket_core::ChunkRow>, JobError> {
+    tx.chunk_list(ChunkListParams {
+        document_id: doc.id,
+        generation: Some(doc.generation),
+        limit: i64::MAX,
+        offset: 0,
+    })
+    .await
+    .map_err(db)
+}
+
 /// A database error in a stage: when the database is unreachable (restarting, connections
 /// cut) or aborted the transaction to settle a deadlock, the job is not at fault, so it is
 /// tried again in a few seconds without spending an attempt; any other database error is an
@@ -262,6 +277,28 @@ impl<D: Driver> Pipeline<D> {
         Ok(Some(doc))
     }
 
+    /// Enqueues `stage` for `doc` in `tx` and completes this job in the same transaction:
+    /// both commit, or neither (when this attempt's claim was lost meanwhile). Whether they
+    /// committed.
+    async fn enqueue_and_complete(
+        &self,
+        ctx: &JobContext<D>,
+        mut tx: D::Tx,
+        stage: Stage,
+        doc: &DocumentRow,
+        reembed: bool,
+    ) -> Result<bool, JobError> {
+        self.enqueue_in(&mut tx, stage, doc, None, reembed)
+            .await
+            .map_err(db)?;
+        if !ctx.complete_in(&mut tx).await.map_err(db)? {
+            tx.rollback().await.map_err(db)?;
+            return Ok(false);
+        }
+        tx.commit().await.map_err(db)?;
+        Ok(true)
+    }
+
     /// Moves the document to `next` inside `tx`: records this stage's timing, enqueues the
     /// next stage and completes the job. Commits; `false` when the job was no longer ours.
     async fn advance(
@@ -287,14 +324,12 @@ impl<D: Driver> Pipeline<D> {
             tx.rollback().await.map_err(db)?;
             return Ok(false);
         }
-        self.enqueue_in(&mut tx, next, doc, None, reembed)
-            .await
-            .map_err(db)?;
-        if !ctx.complete_in(&mut tx).await.map_err(db)? {
-            tx.rollback().await.map_err(db)?;
+        if !self
+            .enqueue_and_complete(ctx, tx, next, doc, reembed)
+            .await?
+        {
             return Ok(false);
         }
-        tx.commit().await.map_err(db)?;
         self.inner.hub.emit(
             doc.id,
             doc.generation,
@@ -455,13 +490,9 @@ impl<D: Driver> Pipeline<D> {
         let Some(text) = text else {
             // The parse output is gone (it should not be): parse again.
             tracing::warn!(document_id = %doc.id, "parsed text missing; parsing again");
-            let mut tx = self.inner.driver.begin().await.map_err(db)?;
-            self.enqueue_in(&mut tx, Stage::Parse, &doc, None, args.reembed)
-                .await
-                .map_err(db)?;
-            if ctx.complete_in(&mut tx).await.map_err(db)? {
-                tx.commit().await.map_err(db)?;
-            }
+            let tx = self.inner.driver.begin().await.map_err(db)?;
+            self.enqueue_and_complete(ctx, tx, Stage::Parse, &doc, args.reembed)
+                .await?;
             return Ok(());
         };
         let parsed = Parsed {
@@ -521,23 +552,12 @@ impl<D: Driver> Pipeline<D> {
             ))
             .await
             .map_err(db)?;
-            self.enqueue_in(&mut tx, Stage::Embed, &doc, None, args.reembed)
-                .await
-                .map_err(db)?;
-            if ctx.complete_in(&mut tx).await.map_err(db)? {
-                tx.commit().await.map_err(db)?;
-            }
+            self.enqueue_and_complete(ctx, tx, Stage::Embed, &doc, args.reembed)
+                .await?;
             return Ok(());
         }
-        let tokens: i64 = tx
-            .chunk_list(ChunkListParams {
-                document_id: doc.id,
-                generation: Some(doc.generation),
-                limit: i64::MAX,
-                offset: 0,
-            })
-            .await
-            .map_err(db)?
+        let tokens: i64 = generation_chunks(&mut tx, &doc)
+            .await?
             .iter()
             .map(|c| c.token_count as i64)
             .sum();
