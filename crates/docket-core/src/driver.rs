@@ -6,8 +6,9 @@
 //! own writes (a pipeline stage's outputs, its completion and the next stage's job commit
 //! together).
 //!
-//! The seam has two halves: [`QueueExecutor`] (the queue) and [`DocumentStore`] (documents,
-//! chunks, vectors), so a queue-only backend implements only the first, with [`QueueDriver`].
+//! The seam has three parts: [`QueueExecutor`] (the queue), [`DocumentStore`] (documents,
+//! chunks, vectors) and [`MonitorStore`] (alerts), so a queue-only backend implements only
+//! the first, with [`QueueDriver`].
 
 use std::future::Future;
 use std::sync::Arc;
@@ -65,13 +66,16 @@ pub trait QueueDriver: Clone + Send + Sync + 'static {
 
 /// A full backend, PostgreSQL or SQLite: a [`QueueDriver`] whose connections and transactions
 /// are also a [`DocumentStore`]. Every such driver is one.
-pub trait Driver: QueueDriver<Conn: DocumentStore, Tx: DocumentStore> {}
+pub trait Driver:
+    QueueDriver<Conn: DocumentStore + MonitorStore, Tx: DocumentStore + MonitorStore>
+{
+}
 
 impl<D> Driver for D
 where
     D: QueueDriver,
-    D::Conn: DocumentStore,
-    D::Tx: DocumentStore,
+    D::Conn: DocumentStore + MonitorStore,
+    D::Tx: DocumentStore + MonitorStore,
 {
 }
 
@@ -583,8 +587,59 @@ pub trait DocumentStore: Send {
     ) -> impl Future<Output = Result<Option<Vec<ChunkScore>>>> + Send;
 }
 
-/// Both halves: what docket's pipeline needs of a connection or transaction. Every type that
-/// implements [`QueueExecutor`] and [`DocumentStore`] is one.
-pub trait Executor: QueueExecutor + DocumentStore {}
+/// Monitoring: the alerts the leader's rules open and close, silences, and the attempt counts
+/// over a window that some rules watch. Implemented beside [`DocumentStore`] by full backends.
+pub trait MonitorStore: Send {
+    /// Opens an alert: inserts it in `params.state`, unless an alert of the same rule and
+    /// subject is open already; then returns that one unchanged (compare ids to tell). At most
+    /// one alert per rule and subject is open, also under concurrent calls.
+    fn alert_open(
+        &mut self,
+        params: &AlertOpenParams,
+    ) -> impl Future<Output = Result<AlertRow>> + Send;
 
-impl<T: QueueExecutor + DocumentStore> Executor for T {}
+    /// Moves an open alert from `params.from` to `params.to` (or refreshes it in place), only
+    /// while it is still in `from`. Returns the updated row, `None` when it was not.
+    fn alert_update(
+        &mut self,
+        params: &AlertUpdateParams,
+    ) -> impl Future<Output = Result<Option<AlertRow>>> + Send;
+
+    /// Alerts, newest first.
+    fn alert_list(
+        &mut self,
+        params: &AlertListParams,
+    ) -> impl Future<Output = Result<Vec<AlertRow>>> + Send;
+
+    /// Records a silence.
+    fn alert_silence_insert(
+        &mut self,
+        params: &AlertSilenceParams,
+    ) -> impl Future<Output = Result<AlertSilenceRow>> + Send;
+
+    /// Silences that have not ended at `now` (`None`: now), newest first.
+    fn alert_silence_list(
+        &mut self,
+        now: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<Vec<AlertSilenceRow>>> + Send;
+
+    /// Ends a silence now. Returns whether it was still on.
+    fn alert_silence_end(
+        &mut self,
+        id: i64,
+        now: Option<DateTime<Utc>>,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Attempts that finished in the window, counted per kind, queue, outcome and whether
+    /// they were snoozes; groups with none are left out.
+    fn job_attempt_counts(
+        &mut self,
+        params: &JobAttemptCountsParams,
+    ) -> impl Future<Output = Result<Vec<JobAttemptCountRow>>> + Send;
+}
+
+/// Every part: what docket's pipeline needs of a connection or transaction. Every type that
+/// implements [`QueueExecutor`], [`DocumentStore`] and [`MonitorStore`] is one.
+pub trait Executor: QueueExecutor + DocumentStore + MonitorStore {}
+
+impl<T: QueueExecutor + DocumentStore + MonitorStore> Executor for T {}

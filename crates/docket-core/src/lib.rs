@@ -10,6 +10,7 @@
 //! Every driver behaviour is specified once, in `docket-conformance`, and run against each
 //! driver.
 
+mod alert;
 mod clock;
 mod document;
 mod driver;
@@ -19,10 +20,12 @@ mod job;
 mod params;
 mod search;
 
+pub use alert::*;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use document::*;
 pub use driver::{
-    Broadcasts, DocumentStore, Driver, Executor, QueueDriver, QueueExecutor, Transaction, Wakeups,
+    Broadcasts, DocumentStore, Driver, Executor, MonitorStore, QueueDriver, QueueExecutor,
+    Transaction, Wakeups,
 };
 pub use error::{Error, Result};
 pub use insert::{JobInsertStatements, insert_jobs};

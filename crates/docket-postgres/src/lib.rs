@@ -29,6 +29,7 @@
 mod documents;
 mod exec;
 mod migrations;
+mod monitor;
 mod notify;
 mod rows;
 mod vector;

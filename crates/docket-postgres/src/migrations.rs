@@ -47,6 +47,7 @@ const FILES: &[(i64, &str, &str)] = &[
         "attempt rows",
         include_str!("../migrations/0008_attempt_rows.sql"),
     ),
+    (9, "alerts", include_str!("../migrations/0009_alerts.sql")),
 ];
 
 /// The versions, in order.

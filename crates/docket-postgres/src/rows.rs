@@ -1,9 +1,9 @@
 //! Decoding rows into docket's vocabulary.
 
 use docket_core::{
-    AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error,
-    JobActivityRow, JobAttempt, JobRow, JobStatRow, QueueRow, Result, StuckJobRow, WorkerRow,
-    decode_vector,
+    AlertRow, AlertSilenceRow, AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow,
+    DocumentText, Error, JobActivityRow, JobAttempt, JobAttemptCountRow, JobRow, JobStatRow,
+    QueueRow, Result, StuckJobRow, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -234,5 +234,47 @@ pub(crate) fn vector(row: &PgRow) -> Result<ChunkVector> {
         id: row.try_get("id").map_err(decode)?,
         document_id: row.try_get("document_id").map_err(decode)?,
         embedding: decode_vector(&bytes)?,
+    })
+}
+
+pub(crate) fn alert(row: &PgRow) -> Result<AlertRow> {
+    let g = |e| decode(e);
+    Ok(AlertRow {
+        id: row.try_get("id").map_err(g)?,
+        rule: row.try_get("rule").map_err(g)?,
+        subject: row.try_get("subject").map_err(g)?,
+        state: parse(row, "state")?,
+        severity: row.try_get("severity").map_err(g)?,
+        summary: row.try_get("summary").map_err(g)?,
+        figures: row.try_get("figures").map_err(g)?,
+        pending_at: row.try_get("pending_at").map_err(g)?,
+        firing_at: row.try_get("firing_at").map_err(g)?,
+        resolved_at: row.try_get("resolved_at").map_err(g)?,
+        notified_at: row.try_get("notified_at").map_err(g)?,
+        evaluated_at: row.try_get("evaluated_at").map_err(g)?,
+    })
+}
+
+pub(crate) fn alert_silence(row: &PgRow) -> Result<AlertSilenceRow> {
+    let g = |e| decode(e);
+    Ok(AlertSilenceRow {
+        id: row.try_get("id").map_err(g)?,
+        rule: row.try_get("rule").map_err(g)?,
+        subject: row.try_get("subject").map_err(g)?,
+        created_at: row.try_get("created_at").map_err(g)?,
+        until: row.try_get("until").map_err(g)?,
+        actor: row.try_get("actor").map_err(g)?,
+        reason: row.try_get("reason").map_err(g)?,
+    })
+}
+
+pub(crate) fn attempt_count(row: &PgRow) -> Result<JobAttemptCountRow> {
+    let g = |e| decode(e);
+    Ok(JobAttemptCountRow {
+        job_type: row.try_get("job_type").map_err(g)?,
+        queue: row.try_get("queue").map_err(g)?,
+        outcome: parse(row, "outcome")?,
+        snoozed: row.try_get("snoozed").map_err(g)?,
+        count: row.try_get("count").map_err(g)?,
     })
 }

@@ -31,6 +31,7 @@ mod exec;
 mod documents;
 mod insert;
 mod migrations;
+mod monitor;
 mod rows;
 
 use std::str::FromStr;

@@ -42,6 +42,7 @@ const FILES: &[(i64, &str, &str)] = &[
         "search index log",
         include_str!("../migrations/0007_search_index_log.sql"),
     ),
+    (8, "alerts", include_str!("../migrations/0008_alerts.sql")),
 ];
 
 /// The versions, in order.

@@ -2,9 +2,9 @@
 
 use chrono::{DateTime, Duration, Utc};
 use docket_core::{
-    AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error,
-    JobActivityRow, JobAttempt, JobRow, JobStatRow, LeaderRow, QueueRow, Result, StuckJobRow,
-    WorkerRow, decode_vector,
+    AlertRow, AlertSilenceRow, AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow,
+    DocumentText, Error, JobActivityRow, JobAttempt, JobAttemptCountRow, JobRow, JobStatRow,
+    LeaderRow, QueueRow, Result, StuckJobRow, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -318,4 +318,43 @@ pub(crate) fn hex(bytes: &[u8]) -> String {
         s.push(DIGITS[usize::from(b & 0x0f)] as char);
     }
     s
+}
+
+pub(crate) fn alert(row: &SqliteRow) -> Result<AlertRow> {
+    Ok(AlertRow {
+        id: get(row, "id")?,
+        rule: get(row, "rule")?,
+        subject: get(row, "subject")?,
+        state: parse(row, "state")?,
+        severity: get(row, "severity")?,
+        summary: get(row, "summary")?,
+        figures: json(row, "figures")?,
+        pending_at: time(row, "pending_at")?,
+        firing_at: time_opt(row, "firing_at")?,
+        resolved_at: time_opt(row, "resolved_at")?,
+        notified_at: time_opt(row, "notified_at")?,
+        evaluated_at: time(row, "evaluated_at")?,
+    })
+}
+
+pub(crate) fn alert_silence(row: &SqliteRow) -> Result<AlertSilenceRow> {
+    Ok(AlertSilenceRow {
+        id: get(row, "id")?,
+        rule: get(row, "rule")?,
+        subject: get(row, "subject")?,
+        created_at: time(row, "created_at")?,
+        until: time(row, "until")?,
+        actor: get(row, "actor")?,
+        reason: get(row, "reason")?,
+    })
+}
+
+pub(crate) fn attempt_count(row: &SqliteRow) -> Result<JobAttemptCountRow> {
+    Ok(JobAttemptCountRow {
+        job_type: get(row, "job_type")?,
+        queue: get(row, "queue")?,
+        outcome: parse(row, "outcome")?,
+        snoozed: get(row, "snoozed")?,
+        count: get(row, "count")?,
+    })
 }

@@ -4,6 +4,7 @@
 //! driver at once (it drops one before taking the next, or uses
 //! [`TestDb::connect_again`] for "another connection").
 
+mod alerts;
 mod cancelled;
 mod chunks;
 mod claim;
@@ -27,6 +28,7 @@ mod vector_search;
 mod views;
 mod workers;
 
+pub use alerts::*;
 pub use cancelled::*;
 pub use chunks::*;
 pub use claim::*;

@@ -1,0 +1,37 @@
+-- docket monitoring, version 8 (SQLite): the alerts the leader's rules open and close, and
+-- silences. Times are microseconds since the Unix epoch, as everywhere in this schema.
+
+-- One row per episode of a rule's condition for a subject: pending when first seen, firing once
+-- it has held for the rule's `for`, resolved when it stops. Each transition stamps its time.
+CREATE TABLE docket_alerts (
+    id            INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule          TEXT    NOT NULL,
+    subject       TEXT    NOT NULL DEFAULT '',
+    state         TEXT    NOT NULL CHECK (state IN ('pending', 'firing', 'resolved')),
+    severity      TEXT    NOT NULL,
+    summary       TEXT    NOT NULL,
+    figures       TEXT    NOT NULL DEFAULT '{}' CHECK (json_valid(figures)),
+    pending_at    INTEGER NOT NULL,
+    firing_at     INTEGER,
+    resolved_at   INTEGER,
+    notified_at   INTEGER,
+    evaluated_at  INTEGER NOT NULL,
+    CHECK ((state = 'resolved') = (resolved_at IS NOT NULL)),
+    CHECK (state <> 'firing' OR firing_at IS NOT NULL)
+) STRICT;
+-- At most one open alert per rule and subject.
+CREATE UNIQUE INDEX docket_alerts_open_idx ON docket_alerts (rule, subject)
+    WHERE state <> 'resolved';
+
+-- While a silence lasts, its rule's alerts (of one subject, or all) are recorded as ever but
+-- nobody is told.
+CREATE TABLE docket_alert_silences (
+    id          INTEGER PRIMARY KEY AUTOINCREMENT,
+    rule        TEXT    NOT NULL,
+    subject     TEXT,
+    created_at  INTEGER NOT NULL,
+    until       INTEGER NOT NULL,
+    actor       TEXT    NOT NULL,
+    reason      TEXT    NOT NULL DEFAULT ''
+) STRICT;
+CREATE INDEX docket_alert_silences_until_idx ON docket_alert_silences (until);

@@ -1,0 +1,1 @@
+SELECT * FROM docket_alert_silences WHERE until > ?1 ORDER BY id DESC
