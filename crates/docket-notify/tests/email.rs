@@ -1,113 +1,14 @@
 //! Email delivery against a real SMTP server on loopback.
 //!
-//! The server is `tests/smtp_sink.py`, built on Python's aiosmtpd. These
+//! The server is [`docket_conformance::smtp::Sink`] (Python's aiosmtpd). These
 //! tests need `python3` (or the interpreter named by the `PYTHON`
 //! environment variable) with aiosmtpd installed: `pip install aiosmtpd`.
 //! When either is missing the tests fail and say so; they are not skipped.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use docket_conformance::smtp::Sink;
 use docket_notify::{DeliveryError, DocumentNotice, EmailConfig, Mailer, NoticeStatus};
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
-
-const INSTALL_HINT: &str = "the email tests need Python 3 with aiosmtpd: \
-    install Python 3 and run `pip install aiosmtpd` \
-    (set PYTHON to choose the interpreter)";
-
-/// A running `smtp_sink.py`; killed when dropped.
-struct Sink {
-    port: u16,
-    dir: tempfile::TempDir,
-    _child: Child,
-}
-
-impl Sink {
-    async fn start() -> Sink {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/smtp_sink.py");
-        let dir = tempfile::tempdir().unwrap();
-        let mut child = match Command::new(&python)
-            .arg(&script)
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => panic!("cannot run {python:?} ({e}); {INSTALL_HINT}"),
-        };
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
-        let port = match first {
-            Ok(Ok(Some(line))) if line.starts_with("LISTENING ") => {
-                line["LISTENING ".len()..].trim().parse().unwrap()
-            }
-            other => {
-                let _ = child.start_kill();
-                let mut stderr = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        err.read_to_string(&mut stderr),
-                    )
-                    .await;
-                }
-                panic!(
-                    "the SMTP sink did not start (first line: {other:?}; stderr: {}); {INSTALL_HINT}",
-                    stderr.trim()
-                );
-            }
-        };
-        Sink {
-            port,
-            dir,
-            _child: child,
-        }
-    }
-
-    fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// The stored messages, in arrival order: (decoded record, raw bytes).
-    fn messages(&self) -> Vec<(serde_json::Value, String)> {
-        let mut found: Vec<(u64, PathBuf)> = std::fs::read_dir(self.dir.path())
-            .unwrap()
-            .filter_map(|e| {
-                let path = e.unwrap().path();
-                let name = path.file_name()?.to_str()?.strip_suffix(".json")?;
-                Some((name.parse().ok()?, path))
-            })
-            .collect();
-        found.sort();
-        found
-            .into_iter()
-            .map(|(_, path)| {
-                let record = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
-                let raw = std::fs::read_to_string(path.with_extension("eml")).unwrap();
-                (record, raw)
-            })
-            .collect()
-    }
-
-    /// Waits (briefly) until `n` messages are stored.
-    async fn wait_for(&self, n: usize) -> Vec<(serde_json::Value, String)> {
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            let messages = self.messages();
-            if messages.len() >= n || Instant::now() > deadline {
-                return messages;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
 
 fn config(url: String, to: &[&str]) -> EmailConfig {
     EmailConfig {

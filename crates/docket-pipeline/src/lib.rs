@@ -21,6 +21,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+pub mod alerts;
 pub mod ann;
 pub mod batcher;
 pub mod blob;

@@ -40,6 +40,11 @@ pub struct NotifyFailure {
 }
 
 impl NotifyFailure {
+    /// A failed delivery on `channel` (`webhook`, `email`).
+    pub fn new(channel: &'static str, error: DeliveryError) -> Self {
+        Self { channel, error }
+    }
+
     /// Whether a later attempt may succeed.
     pub fn is_retryable(&self) -> bool {
         self.error.retryable()

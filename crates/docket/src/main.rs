@@ -58,6 +58,9 @@ enum Command {
     /// Cron schedules and their history. Talks to the database directly.
     #[command(subcommand)]
     Cron(commands::admin::CronCommand),
+    /// The built-in alerts: open ones, history, silences. Talks to the database directly.
+    #[command(subcommand)]
+    Alerts(commands::alerts::AlertsCommand),
     /// Upload files (or URLs) to a running docket server over HTTP; --wait follows them.
     Submit(commands::client::SubmitArgs),
     /// Show a document's processing state, or without one the server's embedder and the
@@ -157,6 +160,7 @@ async fn dispatch(command: Command, config: Config) -> anyhow::Result<ExitCode> 
         Command::Jobs(c) => commands::admin::jobs(config, c).await,
         Command::Queues(c) => commands::admin::queues(config, c).await,
         Command::Cron(c) => commands::admin::cron(config, c).await,
+        Command::Alerts(c) => commands::alerts::alerts(config, c).await,
         Command::Submit(a) => commands::client::submit(config, a).await,
         Command::Status(a) => commands::client::status(config, a).await,
         Command::Search(a) => commands::client::search(config, a).await,

@@ -385,6 +385,102 @@ fn cron_run_exits_3_while_a_run_is_live() {
     assert!(r.stderr.contains("no cron schedule named"), "{r}");
 }
 
+/// The serving process, leading maintenance, evaluates the built-in rules: a paused queue
+/// fires `queue_paused` (threshold 0 here); `docket alerts` lists it, silences it (audited)
+/// and ends the silence, exiting 3 for one no longer in force.
+#[test]
+fn the_leader_fires_an_alert_that_docket_alerts_lists_and_silences() {
+    let s =
+        Server::start("[alerts]\ninterval_secs = 1\n[alerts.rules.queue_paused]\nthreshold = 0\n");
+    let database = format!("sqlite://{}", s.dir.path().join("docket.db").display());
+    let admin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &database]);
+        run(s.dir.path(), &all)
+    };
+    let r = admin(&["queues", "pause", "bulk"]);
+    assert_eq!(r.code, 0, "{r}");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let alert = loop {
+        let r = admin(&["alerts", "list", "--json"]);
+        assert_eq!(r.code, 0, "{r}");
+        let v = r.json();
+        if let Some(a) = v["alerts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["rule"] == "queue_paused" && a["state"] == "firing")
+        {
+            break a.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "queue_paused never fired; the server's log:\n{}",
+            s.log()
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(alert["subject"], "queue=bulk");
+    assert!(
+        alert["summary"]
+            .as_str()
+            .unwrap()
+            .contains("queue bulk is paused"),
+        "{alert}"
+    );
+
+    let r = admin(&["alerts", "list"]);
+    assert!(
+        r.stdout.starts_with("ID") && r.stdout.contains("queue_paused"),
+        "{r}"
+    );
+    let r = admin(&[
+        "alerts",
+        "silence",
+        "queue_paused",
+        "--subject",
+        "queue=bulk",
+        "--for",
+        "2h",
+        "--reason",
+        "migration",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout
+            .starts_with("silenced queue_paused (queue=bulk) until "),
+        "{r}"
+    );
+    let r = admin(&["alerts", "silence", "queue_pasued", "--for", "2h"]);
+    assert_eq!(r.code, 2, "{r}");
+    assert!(r.stderr.contains("no rule named"), "{r}");
+    let r = admin(&["alerts", "list"]);
+    assert!(
+        r.stdout.contains("firing (silenced)") && r.stdout.contains("migration"),
+        "{r}"
+    );
+    let r = admin(&["jobs", "audit", "--action", "silence", "--json"]);
+    assert_eq!(r.json()[0]["target"], "queue_paused", "{r}");
+    let id = admin(&["alerts", "list", "--json"]).json()["silences"][0]["id"]
+        .as_i64()
+        .unwrap()
+        .to_string();
+    assert_eq!(admin(&["alerts", "unsilence", &id]).code, 0);
+    assert_eq!(admin(&["alerts", "unsilence", &id]).code, 3);
+
+    // Resumed, the alert resolves and joins the history.
+    assert_eq!(admin(&["queues", "resume", "bulk"]).code, 0);
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = admin(&["alerts", "history", "--rule", "queue_paused", "--json"]);
+        if r.json()["alerts"][0]["state"] == "resolved" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never resolved: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 #[test]
 fn help_says_which_commands_use_http_and_which_the_database() {
     let dir = tempfile::tempdir().unwrap();
@@ -398,7 +494,7 @@ fn help_says_which_commands_use_http_and_which_the_database() {
             .unwrap_or_else(|| panic!("{cmd} missing: {r}"));
         assert!(line.contains("over HTTP"), "{line}");
     }
-    for cmd in ["jobs", "queues", "cron"] {
+    for cmd in ["jobs", "queues", "cron", "alerts"] {
         let line = r
             .stdout
             .lines()

@@ -25,7 +25,7 @@ use crate::with_driver;
 pub struct Output {
     /// Print JSON instead of a table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
 }
 
 /// `docket jobs …`
@@ -145,7 +145,7 @@ pub enum JobsCommand {
 }
 
 /// Who runs this command, for the audit trail: `cli:<user>`.
-fn cli_actor() -> String {
+pub(crate) fn cli_actor() -> String {
     let user = std::env::var("USER")
         .or_else(|_| std::env::var("LOGNAME"))
         .unwrap_or_else(|_| "unknown".to_owned());

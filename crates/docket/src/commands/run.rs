@@ -73,11 +73,30 @@ async fn run_with<D: Driver>(
     if let Some(s) = &storage {
         s.register(&mut workers);
     }
+    let a = &config.alerts;
+    let delivery = docket_pipeline::alerts::AlertDelivery::new(
+        &a.webhook,
+        &a.email,
+        &config.notify.webhook,
+        &config.notify.email,
+    )?;
+    let alerts = docket_pipeline::alerts::Alerts::new(
+        pipeline.clone(),
+        a,
+        delivery.any(),
+        Arc::new(SystemClock),
+    )?;
+    delivery.register(&mut workers);
     if serve {
         // Before the first job runs, so that /metrics counts every attempt.
         docket_http::metrics::install();
     }
     let handle = Runtime::start(driver, workers, runtime, Arc::new(SystemClock))?;
+    if config.alerts.enabled {
+        // Evaluated by whichever process leads maintenance.
+        let (leading, stop) = (handle.leadership(), handle.shutdown_token());
+        tokio::spawn(async move { alerts.run(leading, stop).await });
+    }
     if serve {
         // Without pgvector, searches are answered from docket's own index, built from here on.
         if let Err(e) = pipeline.start_search_index(handle.shutdown_token()).await {

@@ -57,6 +57,8 @@ pub struct Config {
     pub fetch: docket_pipeline::fetch::FetchConfig,
     /// The storage "object created" webhook (`POST /v1/webhooks/storage`); off when unset.
     pub storage_webhook: Option<docket_pipeline::ingest::StorageWebhookConfig>,
+    /// The built-in alert rules and where their notices go.
+    pub alerts: docket_pipeline::alerts::AlertsConfig,
 }
 
 /// `[embed]`: the provider's own keys (`provider = …` and its settings), and
@@ -236,6 +238,7 @@ impl Default for Config {
             http: HttpConfig::default(),
             fetch: Default::default(),
             storage_webhook: None,
+            alerts: Default::default(),
         }
     }
 }
@@ -394,6 +397,9 @@ impl Config {
                 "database_url must start with sqlite: or postgres:// (got {:?})",
                 mask_url(&self.database_url)
             ));
+        }
+        if let Err(e) = self.alerts.resolve() {
+            problems.extend(e.split("; ").map(str::to_owned));
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             problems.push(format!(
@@ -609,6 +615,7 @@ impl Config {
             }
         };
         stars(&mut c.notify.webhook.secret);
+        stars(&mut c.alerts.webhook.secret);
         if let Some(url) = &mut c.notify.email.smtp_url {
             *url = mask_url(url);
         }
