@@ -133,6 +133,7 @@ fn required(method: &Method, path: &str) -> Option<Scope> {
         }
         (&Method::GET, "/v1/audit") => Scope::Admin,
         (&Method::POST, "/v1/reindex") => Scope::Admin,
+        (&Method::POST, "/v1/alerts/silences") => Scope::Admin,
         (&Method::POST, "/v1/documents") => Scope::Ingest,
         (&Method::POST, p) if p.ends_with("/reprocess") => Scope::Ingest,
         _ => Scope::Read,

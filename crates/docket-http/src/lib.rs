@@ -48,6 +48,7 @@ use tokio_stream::wrappers::BroadcastStream;
 use uuid::Uuid;
 
 mod actions;
+mod alerts;
 pub mod auth;
 mod dashboard;
 mod ingest;
@@ -189,6 +190,7 @@ pub fn router<D: Driver>(pipeline: Pipeline<D>, options: ApiOptions<D>) -> Route
 }
 
 fn routes<D: Driver>(state: AppState<D>, max_body_bytes: usize) -> Router {
+    let dashboard = dashboard::routes::<D>(state.clone());
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/readyz", get(readyz::<D>))
@@ -202,9 +204,10 @@ fn routes<D: Driver>(state: AppState<D>, max_body_bytes: usize) -> Router {
         .route("/v1/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::render::<D>))
         .merge(jobs::routes::<D>())
+        .merge(alerts::routes::<D>())
         .merge(actions::routes::<D>())
         .merge(search::routes::<D>())
-        .merge(dashboard::routes::<D>())
+        .merge(dashboard)
         .layer(DefaultBodyLimit::max(max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(
             max_body_bytes,

@@ -22,6 +22,7 @@
 //! | `docket_documents_stale_embedder` | gauge, read at scrape | (searchable documents whose vectors another embedder made: search cannot rank them) |
 //! | `docket_documents_reembedding` | gauge, read at scrape | (of those, how many are being processed again) |
 //! | `docket_documents_stuck` | gauge, read at scrape | (documents the stuck-document sweep would repair now, counted up to 1,000) |
+//! | `docket_alerts_firing` | gauge, read at scrape | `rule` (alerts of the built-in rules firing now, silenced ones included; every rule listed) |
 //! | `docket_search_index_vectors` | gauge, read at scrape | (vectors in this process's own vector index; absent on pgvector) |
 //! | `docket_search_index_bytes` | gauge, read at scrape | (memory that index uses) |
 //! | `docket_search_index_ready` | gauge, read at scrape | (1 once built; until then searches scan) |
@@ -42,10 +43,11 @@ use axum::http::{StatusCode, header};
 use axum::middleware::{FromFnLayer, Next};
 use axum::response::{IntoResponse, Response};
 use docket_core::{
-    ALL_QUEUES, Driver, JobActivityParams, JobActivityRow, JobStatRow, JobState, QueueExecutor,
-    QueueRow, WorkerListParams, WorkerRow,
+    ALL_QUEUES, AlertListParams, AlertRow, AlertState, Driver, JobActivityParams, JobActivityRow,
+    JobStatRow, JobState, MonitorStore, QueueExecutor, QueueRow, WorkerListParams, WorkerRow,
 };
 use docket_pipeline::Pipeline;
+use docket_pipeline::alerts::Rule;
 use futures::future::BoxFuture;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -176,6 +178,10 @@ fn describe() {
         "Documents whose vectors another embedder made that are being processed again"
     );
     describe_gauge!(
+        "docket_alerts_firing",
+        "Alerts of the built-in rule firing now (docs/alerting.md), silenced ones included"
+    );
+    describe_gauge!(
         "docket_search_index_vectors",
         "Vectors in this process's own vector index (where the database has no pgvector)"
     );
@@ -298,6 +304,7 @@ struct DbRead {
     activity: Vec<JobActivityRow>,
     workers: Vec<WorkerRow>,
     stuck_documents: usize,
+    alerts: Vec<AlertRow>,
 }
 
 async fn read_db<D: Driver>(p: &Pipeline<D>) -> docket_core::Result<DbRead> {
@@ -307,6 +314,13 @@ async fn read_db<D: Driver>(p: &Pipeline<D>) -> docket_core::Result<DbRead> {
     let activity = c.job_activity(JobActivityParams::default()).await?;
     // Judged live or dead by each worker's own lease, as `docket queues status` shows them.
     let workers = c.worker_list(WorkerListParams::default()).await?;
+    let alerts = c
+        .alert_list(&AlertListParams {
+            open: Some(true),
+            limit: 10_000,
+            ..Default::default()
+        })
+        .await?;
     drop(c);
     let stuck_documents = p.stuck_documents(STUCK_DOCUMENTS_COUNTED).await?.len();
     Ok(DbRead {
@@ -315,6 +329,7 @@ async fn read_db<D: Driver>(p: &Pipeline<D>) -> docket_core::Result<DbRead> {
         activity,
         workers,
         stuck_documents,
+        alerts,
     })
 }
 
@@ -345,7 +360,15 @@ fn set_db_gauges(read: &DbRead) {
         activity,
         workers,
         stuck_documents,
+        alerts,
     } = read;
+    for rule in Rule::ALL {
+        let firing = alerts
+            .iter()
+            .filter(|a| a.rule == rule.name() && a.state == AlertState::Firing)
+            .count();
+        metrics::gauge!("docket_alerts_firing", "rule" => rule.name()).set(firing as f64);
+    }
     let mut jobs: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
     let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
     for r in stats {

@@ -20,8 +20,8 @@ use std::time::Duration;
 use docket_conformance::harness::{TestDb, sqlite};
 use docket_core::{
     CronScheduleSpec, CronScheduleUpsertParams, DocumentStore, Driver, JobGetAvailableParams,
-    JobInsertManyParams, JobInsertParams, MissedRunPolicy, QueueDriver, QueueExecutor,
-    WorkerHeartbeatParams,
+    JobInsertManyParams, JobInsertParams, MissedRunPolicy, MonitorStore, QueueDriver,
+    QueueExecutor, WorkerHeartbeatParams,
 };
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use docket_queue::{InsertOpts, JobArgs, JobContext, JobError, Worker};
@@ -698,6 +698,23 @@ async fn dashboard_in_a_real_browser() {
             .await
             .unwrap();
         assert_eq!(got.len(), 1);
+    }
+
+    // The alert the leader's rules would fire for that queue (this server runs no
+    // maintenance): the banner shows it on every page.
+    {
+        let mut c = s.driver.conn().await.unwrap();
+        c.alert_open(&docket_core::AlertOpenParams {
+            rule: "queue_without_worker".into(),
+            subject: "queue=crashed".into(),
+            state: docket_core::AlertState::Firing,
+            severity: "page".into(),
+            summary: "queue crashed has due jobs (1 waiting, the oldest for 10 min) and no live worker serves it".into(),
+            figures: serde_json::json!({"queue": "crashed", "waiting": 1}),
+            now: chrono::Utc::now() - chrono::Duration::minutes(4),
+        })
+        .await
+        .unwrap();
     }
 
     let update = std::env::var("DOCKET_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");

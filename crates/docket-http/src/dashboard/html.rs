@@ -95,7 +95,7 @@ pub(super) struct Page<'a> {
     bare: bool,
 }
 
-const NAV: [(&str, &str, &str); 7] = [
+const NAV: [(&str, &str, &str); 8] = [
     ("overview", "/", "Overview"),
     ("jobs", "/ui/jobs", "Jobs"),
     ("failed", "/ui/jobs/failed", "Dead letters"),
@@ -103,6 +103,7 @@ const NAV: [(&str, &str, &str); 7] = [
     ("documents", "/ui/documents", "Documents"),
     ("queues", "/ui/queues", "Queues and cron"),
     ("audit", "/ui/audit", "Audit"),
+    ("alerts", "/ui/alerts", "Alerts"),
 ];
 
 impl<'a> Page<'a> {
@@ -169,7 +170,11 @@ impl<'a> Page<'a> {
         }
         let _ = write!(
             h,
-            "<main id=\"main\" tabindex=\"-1\">{}{}</main>\n<p class=\"live-note\" aria-live=\"polite\" id=\"live-status\"></p>\n</body>\n</html>\n",
+            "<main id=\"main\" tabindex=\"-1\">{}{}{}</main>\n<p class=\"live-note\" aria-live=\"polite\" id=\"live-status\"></p>\n</body>\n</html>\n",
+            ui.banner
+                .as_ref()
+                .map(super::alerts::banner_html)
+                .unwrap_or_default(),
             ui.flash.as_ref().map(|f| f.html()).unwrap_or_default(),
             self.body
         );

@@ -15,11 +15,14 @@
 //! | `/ui/documents/{id}` | [`documents`] | a document and its chunks, a page at a time; reprocess, cancel, delete |
 //! | `/ui/queues` | [`queues`] | queues (pause, confirmed; resume) and cron schedules (run now, history) |
 //! | `/ui/audit` | [`audit`] | the audit trail: every operator action, who, when, which jobs |
+//! | `/ui/alerts` | [`alerts`] | alerts firing and pending, silences (silence a rule, end one), history |
 //! | `/ui/login` | [`login`] | the login form (servers with keys) |
 //!
 //! The actions (in [`actions`]) share the API's functions, so every one of them lands in the
 //! audit trail; each answers with a redirect back and a message saying what it did
 //! ([`flash`]), and the bulk and pausing ones first ask for a confirmation ([`confirm`]).
+//! While any alert fires (and no silence covers it), every page opens with a banner naming it
+//! ([`alerts::banner`]).
 //!
 //! Access is checked in [`crate::auth`] (a session cookie from `/ui/login`). Forms that change
 //! state are POSTs; cross-site forgery is refused by the session cookie's `SameSite=Strict`
@@ -27,6 +30,7 @@
 //! headers must not name another site), so the forms carry no separate token.
 
 mod actions;
+mod alerts;
 mod audit;
 mod confirm;
 mod documents;
@@ -53,7 +57,7 @@ use crate::auth::DashboardUser;
 use flash::Flash;
 use html::{Page, esc};
 
-pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
+pub(crate) fn routes<D: Driver>(state: AppState<D>) -> Router<AppState<D>> {
     Router::new()
         .route("/", get(overview::page::<D>))
         .route("/ui/login", get(login::form))
@@ -87,13 +91,36 @@ pub(crate) fn routes<D: Driver>() -> Router<AppState<D>> {
         .route("/ui/queues/{name}/pause", post(actions::pause::<D>))
         .route("/ui/queues/{name}/resume", post(actions::resume::<D>))
         .route("/ui/audit", get(audit::page::<D>))
+        .route("/ui/alerts", get(alerts::page::<D>))
+        .route("/ui/alerts/silence", post(alerts::silence::<D>))
+        .route("/ui/alerts/silences/{id}/end", post(alerts::end::<D>))
         .route("/ui/reindex", post(embedder::reindex::<D>))
         .route("/ui/cron/{name}/run", post(actions::cron_run::<D>))
         // Every document's progress, as `GET /v1/events` streams it, for the pages' script
         // (behind the dashboard's session rather than a bearer key).
         .route("/ui/events", get(crate::all_events::<D>))
         .route_layer(axum::middleware::from_fn(flash::middleware))
+        .route_layer(axum::middleware::from_fn_with_state(state, banner::<D>))
         .route_layer(axum::middleware::from_fn(refuse_cross_site))
+}
+
+/// Pages (GETs other than the assets, the event stream and the login form) read the alert
+/// banner first.
+async fn banner<D: Driver>(
+    state: axum::extract::State<AppState<D>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let path = req.uri().path();
+    let page = req.method() == axum::http::Method::GET
+        && !path.starts_with("/ui/assets/")
+        && path != "/ui/events"
+        && path != "/ui/login";
+    if page {
+        alerts::banner(state, req, next).await
+    } else {
+        next.run(req).await
+    }
 }
 
 /// Whether a request comes from the dashboard's own pages (or from no page at all, like a
@@ -130,6 +157,7 @@ async fn refuse_cross_site(req: Request, next: Next) -> Response {
 pub(super) struct Ui {
     user: Option<String>,
     flash: Option<Flash>,
+    banner: Option<alerts::Banner>,
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for Ui {
@@ -142,6 +170,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Ui {
                 .get::<DashboardUser>()
                 .map(|u| u.key_name.clone()),
             flash: parts.extensions.get::<Flash>().cloned(),
+            banner: parts.extensions.get::<alerts::Banner>().cloned(),
         })
     }
 }

@@ -325,6 +325,36 @@ try {
   await page.getByText("No documents yet").waitFor();
   check(true, "a deleted document leaves the list (and its empty state shows)");
 
+  // --- Alerts: the banner on every page, the Alerts page, a silence ---------------------------
+  // The server has one alert firing: the queue of the dead worker has no live worker.
+  await page.goto(base + "/ui/jobs");
+  const banner = page.locator("#alert-banner");
+  await banner.waitFor();
+  check(/queue_without_worker/.test(await banner.textContent()) && /queue=crashed/.test(await banner.textContent()),
+    "a banner on every page names the firing alert and its subject");
+  await page.setViewportSize(NARROW);
+  check(await readable(banner), "the banner is readable on a phone");
+  await page.setViewportSize(WIDE);
+  await banner.getByRole("link").first().click();
+  await page.getByRole("heading", { name: "Alerts" }).waitFor();
+  check(await page.locator("#alerts-open tr", { hasText: "queue_without_worker" }).count() === 1,
+    "the banner leads to the Alerts page, which lists the alert");
+  await shoot("alerts");
+  await page.getByLabel("Rule").selectOption("queue_without_worker");
+  await page.getByLabel("Subject (optional)").fill("queue=crashed");
+  await page.getByLabel("For").selectOption({ label: "4 hours" });
+  await page.getByLabel("Reason").fill("the crashed host is being replaced");
+  await page.getByRole("button", { name: "Silence" }).click();
+  await page.waitForURL(base + "/ui/alerts");
+  check(/^Silenced queue_without_worker \(queue=crashed\) until /.test(await flash()), "silencing says until when");
+  check(await page.locator("#alert-banner").count() === 0, "a silenced alert leaves the banner");
+  check(/firing \(silenced\)/.test(await page.locator("#alerts-open").textContent()), "the Alerts page marks it silenced");
+  await shoot("alerts-silenced");
+  await page.locator("#silences").getByRole("button", { name: "End" }).click();
+  await page.waitForURL(base + "/ui/alerts");
+  await page.locator("#alert-banner").waitFor();
+  check(true, "ending the silence brings the banner back");
+
   // --- Log out ---------------------------------------------------------------------------------
   await page.getByRole("button", { name: "Log out" }).click();
   await page.waitForURL(base + "/ui/login");

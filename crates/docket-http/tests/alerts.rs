@@ -1,0 +1,272 @@
+//! The built-in alerts over a real socket, on both backends: `GET /v1/alerts`, silences by API
+//! (admin only, audited), the banner every dashboard page shows while an alert fires, the
+//! Alerts page and its silence form, and `docket_alerts_firing` in `/metrics`.
+
+use chrono::Utc;
+use docket_conformance::both_backends;
+use docket_conformance::harness::TestDb;
+use docket_core::{AlertOpenParams, AlertState, AlertUpdateParams, MonitorStore, QueueDriver};
+use docket_http::auth::{ApiKey, ApiKeys, Scope};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+mod common;
+
+const ADMIN: &str = "admin-secret-0123456789";
+const READER: &str = "reader-secret-0123456789";
+
+fn keys() -> ApiKeys {
+    let key = |name: &str, secret: &str, scopes| ApiKey {
+        name: name.into(),
+        sha256: format!("{:x}", Sha256::digest(secret.as_bytes())),
+        scopes,
+    };
+    ApiKeys::new(&[
+        key("ops", ADMIN, vec![Scope::Admin]),
+        key("viewer", READER, vec![Scope::Read]),
+    ])
+    .unwrap()
+}
+
+/// One firing alert (`queue_paused` for `queue=bulk`) and one that resolved.
+async fn alerts<D: QueueDriver<Conn: MonitorStore>>(driver: &D) {
+    let mut c = driver.conn().await.unwrap();
+    let now = Utc::now();
+    let open = |rule: &str, subject: &str, state| AlertOpenParams {
+        rule: rule.into(),
+        subject: subject.into(),
+        state,
+        severity: "ticket".into(),
+        summary: format!("{rule}: the figures"),
+        figures: json!({"paused_secs": 4000}),
+        now,
+    };
+    let old = c
+        .alert_open(&open("dead_letters", "", AlertState::Firing))
+        .await
+        .unwrap();
+    c.alert_update(&AlertUpdateParams {
+        id: old.id,
+        from: AlertState::Firing,
+        to: AlertState::Resolved,
+        summary: old.summary.clone(),
+        figures: old.figures.clone(),
+        notified: false,
+        now,
+    })
+    .await
+    .unwrap();
+    c.alert_open(&open("queue_paused", "queue=bulk", AlertState::Firing))
+        .await
+        .unwrap();
+}
+
+async fn json(r: reqwest::Response) -> (StatusCode, Value) {
+    let status = r.status();
+    (status, r.json().await.unwrap_or(Value::Null))
+}
+
+#[both_backends]
+async fn alerts_are_listed_and_silenced_through_the_api(db: impl TestDb) {
+    let s = common::serve(db.driver(), 256 * 1024, Some(keys())).await;
+    alerts(db.driver()).await;
+    let http = reqwest::Client::new();
+    let url = |p: &str| format!("{}{p}", s.base);
+
+    let (status, body) = json(
+        http.get(url("/v1/alerts"))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let open = body["alerts"].as_array().unwrap();
+    assert_eq!(open.len(), 1, "open ones by default: {body}");
+    assert_eq!(open[0]["rule"], "queue_paused");
+    assert_eq!(open[0]["subject"], "queue=bulk");
+    assert_eq!(open[0]["state"], "firing");
+    assert_eq!(open[0]["silenced"], false);
+    assert_eq!(open[0]["link"], "/ui/queues");
+    assert_eq!(body["silences"], json!([]));
+    let (_, all) = json(
+        http.get(url("/v1/alerts?state=all"))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(all["alerts"].as_array().unwrap().len(), 2, "{all}");
+    let (_, resolved) = json(
+        http.get(url("/v1/alerts?state=resolved&rule=dead_letters"))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(resolved["alerts"][0]["state"], "resolved", "{resolved}");
+    let (status, body) = json(
+        http.get(url("/v1/alerts?state=loud"))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{body}");
+
+    // Silencing takes the admin scope, a known rule and a sane length.
+    let silence = |key: &str, body: Value| {
+        http.post(url("/v1/alerts/silences"))
+            .bearer_auth(key)
+            .json(&body)
+            .send()
+    };
+    let ok = json!({"rule": "queue_paused", "subject": "queue=bulk", "for_secs": 3600, "reason": "reindexing"});
+    assert_eq!(
+        silence(READER, ok.clone()).await.unwrap().status(),
+        StatusCode::FORBIDDEN
+    );
+    let (status, body) = json(
+        silence(ADMIN, json!({"rule": "queue_pasued", "for_secs": 3600}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(
+        body["error"]
+            .as_str()
+            .unwrap()
+            .contains("no rule named \"queue_pasued\""),
+        "{body}"
+    );
+    let (status, _) = json(
+        silence(ADMIN, json!({"rule": "queue_paused", "for_secs": 5}))
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+    let (status, body) = json(silence(ADMIN, ok).await.unwrap()).await;
+    assert_eq!(status, StatusCode::CREATED, "{body}");
+    let id = body["silence"]["id"].as_i64().unwrap();
+    assert_eq!(body["silence"]["actor"], "key:ops");
+
+    let (_, body) = json(
+        http.get(url("/v1/alerts"))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["alerts"][0]["silenced"], true, "{body}");
+    assert_eq!(body["silences"][0]["id"], id);
+    let (_, audit) = json(
+        http.get(url("/v1/audit?action=silence"))
+            .bearer_auth(ADMIN)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(audit["actions"][0]["target"], "queue_paused", "{audit}");
+
+    let end = |key: &str| {
+        http.delete(url(&format!("/v1/alerts/silences/{id}")))
+            .bearer_auth(key)
+            .send()
+    };
+    assert_eq!(end(READER).await.unwrap().status(), StatusCode::FORBIDDEN);
+    let (status, body) = json(end(ADMIN).await.unwrap()).await;
+    assert_eq!((status, body), (StatusCode::OK, json!({"ended": id})));
+    assert_eq!(end(ADMIN).await.unwrap().status(), StatusCode::NOT_FOUND);
+    let (_, body) = json(
+        http.get(url("/v1/alerts"))
+            .bearer_auth(READER)
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(body["alerts"][0]["silenced"], false, "{body}");
+}
+
+/// Only one scrape at a time in this binary: the gauges are the process's.
+static SCRAPE: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+#[both_backends]
+async fn every_page_shows_the_banner_until_the_alert_is_silenced(db: impl TestDb) {
+    let s = common::serve(db.driver(), 256 * 1024, None).await;
+    alerts(db.driver()).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let page = |p: &str| {
+        let r = http.get(format!("{}{p}", s.base)).send();
+        async move { r.await.unwrap().text().await.unwrap() }
+    };
+    for p in ["/", "/ui/jobs", "/ui/documents", "/ui/queues", "/ui/alerts"] {
+        let html = page(p).await;
+        assert!(html.contains("class=\"alert-banner\""), "{p}: {html}");
+        assert!(html.contains("<code>queue_paused</code>"), "{p}");
+        assert!(
+            !html.contains("<code>dead_letters</code> "),
+            "{p}: the resolved one is not in the banner"
+        );
+    }
+    let alerts_page = page("/ui/alerts").await;
+    assert!(
+        alerts_page.contains("id=\"alerts-history\""),
+        "{alerts_page}"
+    );
+    assert!(
+        alerts_page.contains("dead_letters: the figures"),
+        "the history"
+    );
+
+    {
+        let _one = SCRAPE.lock().await;
+        let metrics = page("/metrics").await;
+        assert!(
+            metrics.contains("docket_alerts_firing{rule=\"queue_paused\"} 1"),
+            "{metrics}"
+        );
+        assert!(
+            metrics.contains("docket_alerts_firing{rule=\"dead_letters\"} 0"),
+            "{metrics}"
+        );
+    }
+
+    // Silence it from the Alerts page's form: the banner goes; the page lists the silence.
+    let r = http
+        .post(format!("{}/ui/alerts/silence", s.base))
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body("rule=queue_paused&subject=queue%3Dbulk&for=3600&reason=reindexing")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    let html = page("/").await;
+    assert!(!html.contains("class=\"alert-banner\""), "{html}");
+    let alerts_page = page("/ui/alerts").await;
+    assert!(alerts_page.contains("firing (silenced)"), "{alerts_page}");
+    assert!(alerts_page.contains("reindexing"), "{alerts_page}");
+    let id = {
+        let mut c = db.driver().conn().await.unwrap();
+        c.alert_silence_list(None).await.unwrap()[0].id
+    };
+    let r = http
+        .post(format!("{}/ui/alerts/silences/{id}/end", s.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), StatusCode::SEE_OTHER);
+    assert!(page("/").await.contains("class=\"alert-banner\""));
+}
