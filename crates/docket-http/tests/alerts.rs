@@ -5,7 +5,11 @@
 use chrono::Utc;
 use docket_conformance::both_backends;
 use docket_conformance::harness::TestDb;
-use docket_core::{AlertOpenParams, AlertState, AlertUpdateParams, MonitorStore, QueueDriver};
+use docket_core::{
+    AlertOpenParams, AlertState, AlertUpdateParams, CompletionOutcome, JobCompleteManyParams,
+    JobCompletion, JobGetAvailableParams, JobInsertManyParams, JobInsertParams, MonitorStore,
+    QueueDriver, QueueExecutor,
+};
 use docket_http::auth::{ApiKey, ApiKeys, Scope};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
@@ -269,4 +273,63 @@ async fn every_page_shows_the_banner_until_the_alert_is_silenced(db: impl TestDb
         .unwrap();
     assert_eq!(r.status(), StatusCode::SEE_OTHER);
     assert!(page("/").await.contains("class=\"alert-banner\""));
+
+    // The provider failing: the overview says since when and how many jobs wait for it.
+    // A notice that could not be delivered: the Alerts page says so, with where to look.
+    {
+        let mut c = db.driver().conn().await.unwrap();
+        c.alert_open(&AlertOpenParams {
+            rule: "embed_provider_failing".into(),
+            subject: "provider=hashing:384".into(),
+            state: AlertState::Pending,
+            severity: "page".into(),
+            summary: "embedding provider hashing:384 failing: its circuit breaker is open; 6 job(s) waiting for it".into(),
+            figures: json!({"provider": "hashing:384", "waiting": 6}),
+            now: Utc::now(),
+        })
+        .await
+        .unwrap();
+        let mut job = JobInsertParams::new(docket_pipeline::alerts::ALERT_NOTIFY_KIND, json!({}));
+        job.queue = "nowhere".into();
+        job.max_attempts = 1;
+        c.job_insert_many(JobInsertManyParams { jobs: vec![job] })
+            .await
+            .unwrap();
+        let got = c
+            .job_get_available(JobGetAvailableParams {
+                worker_id: "w".into(),
+                queue: "nowhere".into(),
+                limit: 1,
+                now: None,
+            })
+            .await
+            .unwrap();
+        c.job_complete_many(JobCompleteManyParams {
+            completions: vec![JobCompletion {
+                id: got[0].id,
+                claim_token: got[0].claim_token.unwrap(),
+                attempt: 1,
+                worker_id: "w".into(),
+                started_at: Utc::now(),
+                finished_at: Utc::now(),
+                outcome: CompletionOutcome::Failed {
+                    error: "webhook answered 500".into(),
+                },
+            }],
+        })
+        .await
+        .unwrap();
+    }
+    let overview = page("/").await;
+    assert!(overview.contains("id=\"provider-failing\""), "{overview}");
+    assert!(
+        overview.contains("Embedding provider <code>hashing:384</code> failing since"),
+        "{overview}"
+    );
+    assert!(overview.contains("6 jobs waiting for it"), "{overview}");
+    let alerts_page = page("/ui/alerts").await;
+    assert!(
+        alerts_page.contains("1 alert notice could not be delivered"),
+        "{alerts_page}"
+    );
 }

@@ -11,9 +11,9 @@ use axum::http::StatusCode;
 use axum::middleware::Next;
 use axum::response::Response;
 use chrono::Utc;
-use docket_core::{AlertListParams, AlertState, Driver};
-use docket_pipeline::alerts::Rule;
+use docket_core::{AlertListParams, AlertState, Driver, JobState, QueueExecutor};
 use docket_pipeline::alerts::ops::{self, AlertView};
+use docket_pipeline::alerts::{ALERT_NOTIFY_KIND, Rule};
 
 use super::actions::who;
 use super::flash::{self, Flash};
@@ -142,6 +142,23 @@ pub(super) async fn page<D: Driver>(State(s): State<AppState<D>>, ui: Ui) -> UiR
     let mut b = String::from(
         "<h1>Alerts</h1><p class=\"lede\">The built-in rules, evaluated every minute by the maintenance leader. A silenced rule is still evaluated and recorded; nobody is told and the banner leaves it out.</p>",
     );
+    // Deliveries that failed for good: nobody was told about those notices.
+    let failed = {
+        let mut c = d.conn().await?;
+        c.job_stats()
+            .await?
+            .iter()
+            .filter(|r| r.job_type == ALERT_NOTIFY_KIND && r.status == JobState::Failed)
+            .map(|r| r.count)
+            .sum::<i64>()
+    };
+    if failed > 0 {
+        let _ = write!(
+            b,
+            "<p class=\"warn\" role=\"alert\" id=\"failed-deliveries\"><strong>{} could not be delivered</strong>: see <a href=\"/ui/jobs?kind={ALERT_NOTIFY_KIND}&amp;state=failed\">the failed deliveries</a> for why, and retry them once the webhook or the mail server answers.</p>",
+            html::count(failed as usize, "alert notice", "alert notices"),
+        );
+    }
     b.push_str("<section class=\"card\" id=\"alerts-open\" data-live><h2>Open</h2>");
     if open.alerts.is_empty() {
         b.push_str("<p class=\"empty\">Nothing firing or pending.</p>");

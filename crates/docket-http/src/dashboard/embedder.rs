@@ -10,6 +10,8 @@ use axum::Extension;
 use axum::extract::State;
 use docket_core::Driver;
 use docket_pipeline::Pipeline;
+use docket_pipeline::alerts::Rule;
+use docket_pipeline::alerts::ops;
 use docket_pipeline::reindex::REINDEX_KEY;
 
 use super::confirm::{self, Ask};
@@ -18,6 +20,38 @@ use super::html::{count, esc};
 use super::{Ui, UiResult, actions};
 use crate::AppState;
 use crate::auth::Actor;
+
+/// While the `embed_provider_failing` rule holds (pending or firing): since when, why, and how
+/// many jobs wait for the provider.
+async fn provider_state<D: Driver>(p: &Pipeline<D>) -> String {
+    let open = docket_core::AlertListParams {
+        open: Some(true),
+        rule: Some(Rule::EmbedProviderFailing.name().to_owned()),
+        limit: 10,
+        ..Default::default()
+    };
+    let Ok(view) = ops::list(p.driver(), &open).await else {
+        return String::new();
+    };
+    let mut b = String::new();
+    for a in &view.alerts {
+        let x = &a.alert;
+        let since = x.firing_at.unwrap_or(x.pending_at);
+        let waiting = x.figures["waiting"].as_i64().unwrap_or(0);
+        let provider = x.figures["provider"]
+            .as_str()
+            .unwrap_or("the embedding provider");
+        let _ = write!(
+            b,
+            "<p class=\"warn\" role=\"status\" id=\"provider-failing\"><strong>Embedding provider <code>{}</code> failing since {}</strong> ({}), {} waiting for it. <a href=\"/ui/alerts\">Alerts</a></p>",
+            esc(provider),
+            since.format("%H:%M UTC"),
+            esc(&x.summary),
+            count(waiting.max(0) as usize, "job", "jobs"),
+        );
+    }
+    b
+}
 
 /// The card, or a line saying why it cannot be shown.
 pub(super) async fn card<D: Driver>(p: &Pipeline<D>) -> String {
@@ -32,6 +66,7 @@ pub(super) async fn card<D: Driver>(p: &Pipeline<D>) -> String {
             esc(note)
         );
     }
+    b.push_str(&provider_state(p).await);
     match p.embedder_report_cached().await {
         Err(e) => {
             let _ = write!(
