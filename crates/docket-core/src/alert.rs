@@ -222,3 +222,110 @@ pub struct JobAttemptCountRow {
     /// How many.
     pub count: i64,
 }
+
+/// The attempts that finished in `[since, until)` ([`crate::MonitorStore::job_attempt_rollup`],
+/// [`crate::MonitorStore::job_attempt_errors`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptWindowParams {
+    /// Attempts that finished at or after this.
+    pub since: DateTime<Utc>,
+    /// And before this.
+    pub until: DateTime<Utc>,
+}
+
+/// Attempts of one kind in one queue that ended one way in a window, with their durations'
+/// percentiles (nearest rank: the smallest duration at least that share of the attempts
+/// took no longer than).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptRollupRow {
+    /// The start of the hour (for stored rows; the window's start when read from attempts).
+    pub hour: DateTime<Utc>,
+    /// The job kind.
+    pub job_type: String,
+    /// The queue.
+    pub queue: String,
+    /// How they ended.
+    pub outcome: AttemptOutcome,
+    /// How many.
+    pub attempts: i64,
+    /// Their durations added up, milliseconds.
+    pub total_ms: i64,
+    /// Median duration, milliseconds.
+    pub p50_ms: i64,
+    /// 95th percentile, milliseconds.
+    pub p95_ms: i64,
+    /// 99th percentile, milliseconds.
+    pub p99_ms: i64,
+    /// The longest, milliseconds.
+    pub max_ms: i64,
+}
+
+/// Failed attempts (retried, dead-lettered or rescued) of one kind with one error message in
+/// a window.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AttemptErrorGroup {
+    /// The job kind.
+    pub job_type: String,
+    /// The error, as recorded.
+    pub error: String,
+    /// How many attempts.
+    pub count: i64,
+    /// The first one's end.
+    pub first_at: DateTime<Utc>,
+    /// The last one's end.
+    pub last_at: DateTime<Utc>,
+    /// The job of the last one.
+    pub last_job_id: i64,
+}
+
+/// A failure reason: failed attempts of one kind whose errors read the same once ids,
+/// numbers and paths are masked.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailureReasonRow {
+    /// The job kind.
+    pub job_type: String,
+    /// The masked message (`embedding failed: HTTP <n> from <url>`).
+    pub reason: String,
+    /// The latest message as recorded.
+    pub example: String,
+    /// Attempts so far.
+    pub count: i64,
+    /// The first one seen.
+    pub first_seen: DateTime<Utc>,
+    /// The latest one.
+    pub last_seen: DateTime<Utc>,
+    /// Jobs that failed so, newest first (up to 5; they may since have been cleaned up).
+    pub example_job_ids: Vec<i64>,
+}
+
+/// One hour's analytics, stored at once ([`crate::MonitorStore::analytics_store`]).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AnalyticsStoreParams {
+    /// The hour's rows; they replace any stored for the same hour, kind, queue and outcome.
+    pub rollup: Vec<AttemptRollupRow>,
+    /// Failure reasons seen in the hour, each added to its stored row (counts summed, first
+    /// and last seen widened, examples the newest).
+    pub reasons: Vec<FailureReasonRow>,
+    /// The end of the hour: analytics are complete up to here.
+    pub rolled_until: DateTime<Utc>,
+}
+
+/// Stored hourly rows ([`crate::MonitorStore::analytics_rollup_list`]), oldest hour first.
+#[derive(Debug, Clone, Default)]
+pub struct RollupListParams {
+    /// Hours at or after this.
+    pub since: Option<DateTime<Utc>>,
+    /// Only this kind.
+    pub job_type: Option<String>,
+}
+
+/// Failure reasons, most attempts first ([`crate::MonitorStore::failure_reason_list`]).
+#[derive(Debug, Clone, Default)]
+pub struct FailureReasonListParams {
+    /// Only this kind.
+    pub job_type: Option<String>,
+    /// Only those seen at or after this.
+    pub seen_since: Option<DateTime<Utc>>,
+    /// At most this many.
+    pub limit: i64,
+}

@@ -587,8 +587,9 @@ pub trait DocumentStore: Send {
     ) -> impl Future<Output = Result<Option<Vec<ChunkScore>>>> + Send;
 }
 
-/// Monitoring: the alerts the leader's rules open and close, silences, and the attempt counts
-/// over a window that some rules watch. Implemented beside [`DocumentStore`] by full backends.
+/// Monitoring: the alerts the leader's rules open and close, silences, the attempt counts
+/// over a window that some rules watch, and the analytics that outlive the job rows (hourly
+/// rollups of attempts, failure reasons). Implemented beside [`DocumentStore`] by full backends.
 pub trait MonitorStore: Send {
     /// Opens an alert: inserts it in `params.state`, unless an alert of the same rule and
     /// subject is open already; then returns that one unchanged (compare ids to tell). At most
@@ -636,6 +637,48 @@ pub trait MonitorStore: Send {
         &mut self,
         params: &JobAttemptCountsParams,
     ) -> impl Future<Output = Result<Vec<JobAttemptCountRow>>> + Send;
+
+    /// Attempts that finished in the window, per kind, queue and outcome, with their
+    /// durations' nearest-rank percentiles; `hour` is the window's start.
+    fn job_attempt_rollup(
+        &mut self,
+        params: &AttemptWindowParams,
+    ) -> impl Future<Output = Result<Vec<AttemptRollupRow>>> + Send;
+
+    /// Failed attempts (retried, failed, rescued) with an error that finished in the window,
+    /// grouped by kind and message.
+    fn job_attempt_errors(
+        &mut self,
+        params: &AttemptWindowParams,
+    ) -> impl Future<Output = Result<Vec<AttemptErrorGroup>>> + Send;
+
+    /// Up to when analytics are stored; `None` before the first hour was.
+    fn analytics_cursor(&mut self) -> impl Future<Output = Result<Option<DateTime<Utc>>>> + Send;
+
+    /// Stores an hour's rollup rows and failure reasons and moves the cursor, all or nothing.
+    fn analytics_store(
+        &mut self,
+        params: &AnalyticsStoreParams,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Deletes rollup rows of hours before `before`, and failure reasons last seen before it.
+    /// Returns how many rows.
+    fn analytics_prune(
+        &mut self,
+        before: DateTime<Utc>,
+    ) -> impl Future<Output = Result<u64>> + Send;
+
+    /// Stored hourly rows, oldest hour first.
+    fn analytics_rollup_list(
+        &mut self,
+        params: &RollupListParams,
+    ) -> impl Future<Output = Result<Vec<AttemptRollupRow>>> + Send;
+
+    /// Failure reasons, most attempts first.
+    fn failure_reason_list(
+        &mut self,
+        params: &FailureReasonListParams,
+    ) -> impl Future<Output = Result<Vec<FailureReasonRow>>> + Send;
 }
 
 /// Every part: what docket's pipeline needs of a connection or transaction. Every type that

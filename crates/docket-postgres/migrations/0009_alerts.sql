@@ -1,5 +1,5 @@
--- docket monitoring, version 9 (PostgreSQL): the alerts the leader's rules open and close, and
--- silences.
+-- docket monitoring, version 9 (PostgreSQL): the alerts the leader's rules open and close,
+-- silences, and analytics (hourly rollups of attempts, failure reasons).
 
 -- One row per episode of a rule's condition for a subject: pending when first seen, firing once
 -- it has held for the rule's `for`, resolved when it stops. Each transition stamps its time.
@@ -35,3 +35,37 @@ CREATE TABLE docket_alert_silences (
     reason      TEXT        NOT NULL DEFAULT ''
 );
 CREATE INDEX docket_alert_silences_until_idx ON docket_alert_silences (until);
+
+-- Analytics that outlive the job rows (the cleaner deletes those after their retention): per
+-- hour, kind, queue and outcome, attempts and their durations' percentiles ...
+CREATE TABLE docket_attempt_rollup (
+    hour      TIMESTAMPTZ NOT NULL,
+    job_type  TEXT        NOT NULL,
+    queue     TEXT        NOT NULL,
+    outcome   TEXT        NOT NULL,
+    attempts  BIGINT      NOT NULL,
+    total_ms  BIGINT      NOT NULL,
+    p50_ms    BIGINT      NOT NULL,
+    p95_ms    BIGINT      NOT NULL,
+    p99_ms    BIGINT      NOT NULL,
+    max_ms    BIGINT      NOT NULL,
+    PRIMARY KEY (hour, job_type, queue, outcome)
+);
+-- ... failure reasons: errors of a kind that read the same once ids, numbers and paths are
+-- masked ...
+CREATE TABLE docket_failure_reasons (
+    job_type         TEXT        NOT NULL,
+    reason           TEXT        NOT NULL,
+    example          TEXT        NOT NULL,
+    count            BIGINT      NOT NULL,
+    first_seen       TIMESTAMPTZ NOT NULL,
+    last_seen        TIMESTAMPTZ NOT NULL,
+    example_job_ids  BIGINT[]    NOT NULL DEFAULT '{}',
+    PRIMARY KEY (job_type, reason)
+);
+CREATE INDEX docket_failure_reasons_seen_idx ON docket_failure_reasons (last_seen);
+-- ... and up to when they are complete.
+CREATE TABLE docket_analytics_state (
+    id            INTEGER PRIMARY KEY CHECK (id = 1),
+    rolled_until  TIMESTAMPTZ NOT NULL
+);

@@ -4,7 +4,7 @@ use std::ops::DerefMut;
 
 use chrono::{DateTime, Utc};
 use docket_core::*;
-use sqlx::PgConnection;
+use sqlx::{Connection, PgConnection};
 
 use crate::exec::{PgExec, map_err};
 use crate::rows;
@@ -120,6 +120,125 @@ where
             .map_err(map_err)?
             .iter()
             .map(rows::attempt_count)
+            .collect()
+    }
+
+    async fn job_attempt_rollup(
+        &mut self,
+        p: &AttemptWindowParams,
+    ) -> Result<Vec<AttemptRollupRow>> {
+        sqlx::query(include_str!("../queries/job_attempt_rollup.sql"))
+            .bind(p.since)
+            .bind(p.until)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::rollup)
+            .collect()
+    }
+
+    async fn job_attempt_errors(
+        &mut self,
+        p: &AttemptWindowParams,
+    ) -> Result<Vec<AttemptErrorGroup>> {
+        sqlx::query(include_str!("../queries/job_attempt_errors.sql"))
+            .bind(p.since)
+            .bind(p.until)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::error_group)
+            .collect()
+    }
+
+    async fn analytics_cursor(&mut self) -> Result<Option<DateTime<Utc>>> {
+        sqlx::query_scalar(include_str!("../queries/analytics_cursor.sql"))
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
+    async fn analytics_store(&mut self, p: &AnalyticsStoreParams) -> Result<()> {
+        let mut tx = self.conn.begin().await.map_err(map_err)?;
+        for r in &p.rollup {
+            sqlx::query(include_str!("../queries/analytics_rollup_upsert.sql"))
+                .bind(r.hour)
+                .bind(&r.job_type)
+                .bind(&r.queue)
+                .bind(r.outcome.as_str())
+                .bind(r.attempts)
+                .bind(r.total_ms)
+                .bind(r.p50_ms)
+                .bind(r.p95_ms)
+                .bind(r.p99_ms)
+                .bind(r.max_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        for f in &p.reasons {
+            sqlx::query(include_str!("../queries/failure_reason_upsert.sql"))
+                .bind(&f.job_type)
+                .bind(&f.reason)
+                .bind(&f.example)
+                .bind(f.count)
+                .bind(f.first_seen)
+                .bind(f.last_seen)
+                .bind(&f.example_job_ids)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        sqlx::query(include_str!("../queries/analytics_cursor_set.sql"))
+            .bind(p.rolled_until)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn analytics_prune(&mut self, before: DateTime<Utc>) -> Result<u64> {
+        let n: i64 = sqlx::query_scalar(include_str!("../queries/analytics_prune.sql"))
+            .bind(before)
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        Ok(n as u64)
+    }
+
+    async fn analytics_rollup_list(
+        &mut self,
+        p: &RollupListParams,
+    ) -> Result<Vec<AttemptRollupRow>> {
+        sqlx::query(include_str!("../queries/analytics_rollup_list.sql"))
+            .bind(p.since)
+            .bind(&p.job_type)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::rollup)
+            .collect()
+    }
+
+    async fn failure_reason_list(
+        &mut self,
+        p: &FailureReasonListParams,
+    ) -> Result<Vec<FailureReasonRow>> {
+        if p.limit < 0 {
+            return Err(Error::Invalid(format!("limit {} is negative", p.limit)));
+        }
+        sqlx::query(include_str!("../queries/failure_reason_list.sql"))
+            .bind(&p.job_type)
+            .bind(p.seen_since)
+            .bind(p.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::failure_reason)
             .collect()
     }
 }

@@ -1,9 +1,10 @@
 //! Decoding rows into docket's vocabulary.
 
 use docket_core::{
-    AlertRow, AlertSilenceRow, AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow,
-    DocumentText, Error, JobActivityRow, JobAttempt, JobAttemptCountRow, JobRow, JobStatRow,
-    QueueRow, Result, StuckJobRow, WorkerRow, decode_vector,
+    AlertRow, AlertSilenceRow, AttemptErrorGroup, AttemptRollupRow, AuditRow, ChunkRow,
+    ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, FailureReasonRow,
+    JobActivityRow, JobAttempt, JobAttemptCountRow, JobRow, JobStatRow, QueueRow, Result,
+    StuckJobRow, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::postgres::PgRow;
@@ -276,5 +277,46 @@ pub(crate) fn attempt_count(row: &PgRow) -> Result<JobAttemptCountRow> {
         outcome: parse(row, "outcome")?,
         snoozed: row.try_get("snoozed").map_err(g)?,
         count: row.try_get("count").map_err(g)?,
+    })
+}
+
+pub(crate) fn rollup(row: &PgRow) -> Result<AttemptRollupRow> {
+    let g = |e| decode(e);
+    Ok(AttemptRollupRow {
+        hour: row.try_get("hour").map_err(g)?,
+        job_type: row.try_get("job_type").map_err(g)?,
+        queue: row.try_get("queue").map_err(g)?,
+        outcome: parse(row, "outcome")?,
+        attempts: row.try_get("attempts").map_err(g)?,
+        total_ms: row.try_get("total_ms").map_err(g)?,
+        p50_ms: row.try_get("p50_ms").map_err(g)?,
+        p95_ms: row.try_get("p95_ms").map_err(g)?,
+        p99_ms: row.try_get("p99_ms").map_err(g)?,
+        max_ms: row.try_get("max_ms").map_err(g)?,
+    })
+}
+
+pub(crate) fn error_group(row: &PgRow) -> Result<AttemptErrorGroup> {
+    let g = |e| decode(e);
+    Ok(AttemptErrorGroup {
+        job_type: row.try_get("job_type").map_err(g)?,
+        error: row.try_get("error").map_err(g)?,
+        count: row.try_get("count").map_err(g)?,
+        first_at: row.try_get("first_at").map_err(g)?,
+        last_at: row.try_get("last_at").map_err(g)?,
+        last_job_id: row.try_get("last_job_id").map_err(g)?,
+    })
+}
+
+pub(crate) fn failure_reason(row: &PgRow) -> Result<FailureReasonRow> {
+    let g = |e| decode(e);
+    Ok(FailureReasonRow {
+        job_type: row.try_get("job_type").map_err(g)?,
+        reason: row.try_get("reason").map_err(g)?,
+        example: row.try_get("example").map_err(g)?,
+        count: row.try_get("count").map_err(g)?,
+        first_seen: row.try_get("first_seen").map_err(g)?,
+        last_seen: row.try_get("last_seen").map_err(g)?,
+        example_job_ids: row.try_get("example_job_ids").map_err(g)?,
     })
 }

@@ -5,7 +5,7 @@ use std::ops::DerefMut;
 use docket_core::*;
 use sqlx::SqliteConnection;
 
-use crate::exec::{SqliteExec, check_limit, map_err};
+use crate::exec::{SqliteExec, atomic, check_limit, commit, map_err};
 use crate::rows::{self, micros, now_micros};
 
 impl<C> MonitorStore for SqliteExec<C>
@@ -123,6 +123,137 @@ where
             .map_err(map_err)?
             .iter()
             .map(rows::attempt_count)
+            .collect()
+    }
+
+    async fn job_attempt_rollup(
+        &mut self,
+        p: &AttemptWindowParams,
+    ) -> Result<Vec<AttemptRollupRow>> {
+        sqlx::query(sql!("job_attempt_rollup"))
+            .bind(micros(p.since))
+            .bind(micros(p.until))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::rollup)
+            .collect()
+    }
+
+    async fn job_attempt_errors(
+        &mut self,
+        p: &AttemptWindowParams,
+    ) -> Result<Vec<AttemptErrorGroup>> {
+        sqlx::query(sql!("job_attempt_errors"))
+            .bind(micros(p.since))
+            .bind(micros(p.until))
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::error_group)
+            .collect()
+    }
+
+    async fn analytics_cursor(&mut self) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        let v: Option<i64> = sqlx::query_scalar(sql!("analytics_cursor"))
+            .fetch_optional(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        v.map(|v| {
+            chrono::DateTime::from_timestamp_micros(v)
+                .ok_or_else(|| Error::Decode(format!("rolled_until {v} is out of range")))
+        })
+        .transpose()
+    }
+
+    async fn analytics_store(&mut self, p: &AnalyticsStoreParams) -> Result<()> {
+        let mut tx = atomic(&mut self.conn).await?;
+        for r in &p.rollup {
+            sqlx::query(sql!("analytics_rollup_upsert"))
+                .bind(micros(r.hour))
+                .bind(r.job_type.as_str())
+                .bind(r.queue.as_str())
+                .bind(r.outcome.as_str())
+                .bind(r.attempts)
+                .bind(r.total_ms)
+                .bind(r.p50_ms)
+                .bind(r.p95_ms)
+                .bind(r.p99_ms)
+                .bind(r.max_ms)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        for f in &p.reasons {
+            sqlx::query(sql!("failure_reason_upsert"))
+                .bind(f.job_type.as_str())
+                .bind(f.reason.as_str())
+                .bind(f.example.as_str())
+                .bind(f.count)
+                .bind(micros(f.first_seen))
+                .bind(micros(f.last_seen))
+                .bind(json_text!(&f.example_job_ids)?)
+                .execute(&mut *tx)
+                .await
+                .map_err(map_err)?;
+        }
+        sqlx::query(sql!("analytics_cursor_set"))
+            .bind(micros(p.rolled_until))
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        commit(tx).await
+    }
+
+    async fn analytics_prune(&mut self, before: chrono::DateTime<chrono::Utc>) -> Result<u64> {
+        let mut n = 0;
+        for q in [
+            sql!("analytics_prune_rollup"),
+            sql!("analytics_prune_reasons"),
+        ] {
+            n += sqlx::query(q)
+                .bind(micros(before))
+                .execute(&mut *self.conn)
+                .await
+                .map_err(map_err)?
+                .rows_affected();
+        }
+        Ok(n)
+    }
+
+    async fn analytics_rollup_list(
+        &mut self,
+        p: &RollupListParams,
+    ) -> Result<Vec<AttemptRollupRow>> {
+        sqlx::query(sql!("analytics_rollup_list"))
+            .bind(p.since.map(micros))
+            .bind(p.job_type.as_deref())
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::rollup)
+            .collect()
+    }
+
+    async fn failure_reason_list(
+        &mut self,
+        p: &FailureReasonListParams,
+    ) -> Result<Vec<FailureReasonRow>> {
+        if !check_limit(p.limit)? {
+            return Ok(Vec::new());
+        }
+        sqlx::query(sql!("failure_reason_list"))
+            .bind(p.job_type.as_deref())
+            .bind(p.seen_since.map(micros))
+            .bind(p.limit)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)?
+            .iter()
+            .map(rows::failure_reason)
             .collect()
     }
 }

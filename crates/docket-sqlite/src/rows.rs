@@ -2,9 +2,10 @@
 
 use chrono::{DateTime, Duration, Utc};
 use docket_core::{
-    AlertRow, AlertSilenceRow, AuditRow, ChunkRow, ChunkVector, CronRun, CronSchedule, DocumentRow,
-    DocumentText, Error, JobActivityRow, JobAttempt, JobAttemptCountRow, JobRow, JobStatRow,
-    LeaderRow, QueueRow, Result, StuckJobRow, WorkerRow, decode_vector,
+    AlertRow, AlertSilenceRow, AttemptErrorGroup, AttemptRollupRow, AuditRow, ChunkRow,
+    ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, FailureReasonRow,
+    JobActivityRow, JobAttempt, JobAttemptCountRow, JobRow, JobStatRow, LeaderRow, QueueRow,
+    Result, StuckJobRow, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -356,5 +357,45 @@ pub(crate) fn attempt_count(row: &SqliteRow) -> Result<JobAttemptCountRow> {
         outcome: parse(row, "outcome")?,
         snoozed: get(row, "snoozed")?,
         count: get(row, "count")?,
+    })
+}
+
+pub(crate) fn rollup(row: &SqliteRow) -> Result<AttemptRollupRow> {
+    Ok(AttemptRollupRow {
+        hour: time(row, "hour")?,
+        job_type: get(row, "job_type")?,
+        queue: get(row, "queue")?,
+        outcome: parse(row, "outcome")?,
+        attempts: get(row, "attempts")?,
+        total_ms: get(row, "total_ms")?,
+        p50_ms: get(row, "p50_ms")?,
+        p95_ms: get(row, "p95_ms")?,
+        p99_ms: get(row, "p99_ms")?,
+        max_ms: get(row, "max_ms")?,
+    })
+}
+
+pub(crate) fn error_group(row: &SqliteRow) -> Result<AttemptErrorGroup> {
+    Ok(AttemptErrorGroup {
+        job_type: get(row, "job_type")?,
+        error: get(row, "error")?,
+        count: get(row, "count")?,
+        first_at: time(row, "first_at")?,
+        last_at: time(row, "last_at")?,
+        last_job_id: get(row, "last_job_id")?,
+    })
+}
+
+pub(crate) fn failure_reason(row: &SqliteRow) -> Result<FailureReasonRow> {
+    let ids: String = get(row, "example_job_ids")?;
+    Ok(FailureReasonRow {
+        job_type: get(row, "job_type")?,
+        reason: get(row, "reason")?,
+        example: get(row, "example")?,
+        count: get(row, "count")?,
+        first_seen: time(row, "first_seen")?,
+        last_seen: time(row, "last_seen")?,
+        example_job_ids: serde_json::from_str(&ids)
+            .map_err(|e| Error::Decode(format!("example_job_ids: {e}")))?,
     })
 }

@@ -419,3 +419,172 @@ pub async fn attempt_counts<T: TestDb>(db: &T) {
         ]
     );
 }
+
+/// Analytics: attempts of a window rolled up per kind, queue and outcome with nearest-rank
+/// duration percentiles; failed attempts grouped by message; an hour stored at once (rollup
+/// rows replaced, failure reasons added up, the newest five example jobs kept, the cursor
+/// moved, never back); listing and pruning.
+pub async fn analytics_rollup<T: TestDb>(db: &T) {
+    use docket_core::{
+        AnalyticsStoreParams, AttemptRollupRow, AttemptWindowParams, FailureReasonListParams,
+        FailureReasonRow, RollupListParams,
+    };
+    let mut c = conn(db).await;
+    let t0 = base_time();
+    let ms = Duration::milliseconds;
+    let mut ids = Vec::new();
+    for _ in 0..10 {
+        ids.push(add(&mut c, job("embed", "q", t0)).await);
+    }
+    assert_eq!(claim(&mut c, "q", "w", 10, t0).await.len(), 10);
+    let completions = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let took = ms(100 * (i as i64 + 1));
+            let outcome = if i < 8 {
+                CompletionOutcome::Completed
+            } else {
+                CompletionOutcome::Retry {
+                    run_at: t0 + Duration::hours(1),
+                    error: format!("timeout after {} ms", 100 * (i + 1)),
+                }
+            };
+            completion(*id, 1, "w", t0, t0 + took, outcome)
+        })
+        .collect();
+    assert_eq!(complete(&mut c, completions).await.len(), 10);
+
+    let window = AttemptWindowParams {
+        since: t0,
+        until: t0 + Duration::hours(1),
+    };
+    let rows = c.job_attempt_rollup(&window).await.expect("rollup");
+    let row = |outcome, attempts, total_ms, p50_ms, p95_ms, p99_ms, max_ms| AttemptRollupRow {
+        hour: t0,
+        job_type: "embed".into(),
+        queue: "q".into(),
+        outcome,
+        attempts,
+        total_ms,
+        p50_ms,
+        p95_ms,
+        p99_ms,
+        max_ms,
+    };
+    // Completed: 100..800 ms; the 4th, 8th and 8th shortest of 8.
+    assert_eq!(
+        rows,
+        [
+            row(AttemptOutcome::Completed, 8, 3600, 400, 800, 800, 800),
+            row(AttemptOutcome::Retried, 2, 1900, 900, 1000, 1000, 1000),
+        ]
+    );
+    let outside = AttemptWindowParams {
+        since: t0 + ms(150),
+        until: t0 + ms(300),
+    };
+    let rows = c.job_attempt_rollup(&outside).await.expect("rollup");
+    assert_eq!(
+        rows.len(),
+        1,
+        "only the attempt that ended at 200 ms: {rows:?}"
+    );
+    assert_eq!((rows[0].attempts, rows[0].p50_ms), (1, 200));
+
+    let errors = c.job_attempt_errors(&window).await.expect("errors");
+    assert_eq!(errors.len(), 2, "{errors:?}");
+    assert!(errors.iter().all(|e| e.job_type == "embed" && e.count == 1));
+    let last = errors
+        .iter()
+        .find(|e| e.error == "timeout after 1000 ms")
+        .expect("grouped by message");
+    assert_eq!(
+        (last.first_at, last.last_at, last.last_job_id),
+        (t0 + ms(1000), t0 + ms(1000), ids[9])
+    );
+
+    assert_eq!(c.analytics_cursor().await.expect("cursor"), None);
+    let reason = |count, at, jobs: Vec<i64>| FailureReasonRow {
+        job_type: "embed".into(),
+        reason: "timeout after <n> ms".into(),
+        example: format!("timeout after {count} ms"),
+        count,
+        first_seen: at,
+        last_seen: at,
+        example_job_ids: jobs,
+    };
+    let hour = c.job_attempt_rollup(&window).await.unwrap();
+    c.analytics_store(&AnalyticsStoreParams {
+        rollup: hour.clone(),
+        reasons: vec![reason(2, t0, vec![3, 2, 1])],
+        rolled_until: t0 + Duration::hours(1),
+    })
+    .await
+    .expect("store");
+    // The same hour again (a pass that ran twice): rollup rows replaced, the reason added up.
+    c.analytics_store(&AnalyticsStoreParams {
+        rollup: hour.clone(),
+        reasons: vec![reason(3, t0 + Duration::hours(2), vec![9, 8, 7, 6])],
+        rolled_until: t0,
+    })
+    .await
+    .expect("store again");
+    assert_eq!(
+        c.analytics_cursor().await.unwrap(),
+        Some(t0 + Duration::hours(1)),
+        "the cursor never goes back"
+    );
+    let stored = c
+        .analytics_rollup_list(&RollupListParams::default())
+        .await
+        .expect("list");
+    assert_eq!(stored, hour);
+    let only = c
+        .analytics_rollup_list(&RollupListParams {
+            since: Some(t0 + ms(1)),
+            job_type: None,
+        })
+        .await
+        .unwrap();
+    assert!(only.is_empty(), "{only:?}");
+    let reasons = c
+        .failure_reason_list(&FailureReasonListParams {
+            limit: 10,
+            ..Default::default()
+        })
+        .await
+        .expect("reasons");
+    assert_eq!(reasons.len(), 1);
+    let r = &reasons[0];
+    assert_eq!(
+        (r.count, r.first_seen, r.last_seen),
+        (5, t0, t0 + Duration::hours(2))
+    );
+    assert_eq!(r.example, "timeout after 3 ms", "the newest example");
+    assert_eq!(r.example_job_ids, [9, 8, 7, 6, 3], "the newest five");
+    let later = FailureReasonListParams {
+        seen_since: Some(t0 + Duration::hours(3)),
+        limit: 10,
+        ..Default::default()
+    };
+    assert!(c.failure_reason_list(&later).await.unwrap().is_empty());
+
+    // Pruning before t0 + 1 h: the rollup hour goes; the reason, seen since, stays.
+    let n = c
+        .analytics_prune(t0 + Duration::hours(1))
+        .await
+        .expect("prune");
+    assert_eq!(n, 2, "two rollup rows");
+    assert!(
+        c.analytics_rollup_list(&RollupListParams::default())
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    let n = c
+        .analytics_prune(t0 + Duration::hours(3))
+        .await
+        .expect("prune");
+    assert_eq!(n, 1, "the reason, last seen at t0 + 2 h");
+}

@@ -1,0 +1,1 @@
+DELETE FROM docket_failure_reasons WHERE last_seen < ?1

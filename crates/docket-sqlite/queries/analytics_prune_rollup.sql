@@ -1,0 +1,1 @@
+DELETE FROM docket_attempt_rollup WHERE hour < ?1
