@@ -49,6 +49,7 @@ use uuid::Uuid;
 
 mod actions;
 mod alerts;
+mod analytics;
 pub mod auth;
 mod dashboard;
 mod ingest;
@@ -205,6 +206,7 @@ fn routes<D: Driver>(state: AppState<D>, max_body_bytes: usize) -> Router {
         .route("/metrics", get(metrics::render::<D>))
         .merge(jobs::routes::<D>())
         .merge(alerts::routes::<D>())
+        .merge(analytics::routes::<D>())
         .merge(actions::routes::<D>())
         .merge(search::routes::<D>())
         .merge(dashboard)

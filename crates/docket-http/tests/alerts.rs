@@ -333,3 +333,91 @@ async fn every_page_shows_the_banner_until_the_alert_is_silenced(db: impl TestDb
         "{alerts_page}"
     );
 }
+
+/// Analytics, once rolled up: per day, per hour and the failure reasons, over the API and on
+/// the dashboard's Analytics page with links to example jobs.
+#[both_backends]
+async fn analytics_are_served_and_shown(db: impl TestDb) {
+    use docket_core::{AnalyticsStoreParams, AttemptOutcome, AttemptRollupRow, FailureReasonRow};
+    let s = common::serve(db.driver(), 256 * 1024, None).await;
+    let hour = Utc::now() - chrono::Duration::hours(1);
+    let hour = chrono::DurationRound::duration_trunc(hour, chrono::Duration::hours(1)).unwrap();
+    let row = |outcome, attempts, total_ms, p95_ms| AttemptRollupRow {
+        hour,
+        job_type: "docket.embed".into(),
+        queue: "default".into(),
+        outcome,
+        attempts,
+        total_ms,
+        p50_ms: 100,
+        p95_ms,
+        p99_ms: p95_ms,
+        max_ms: p95_ms,
+    };
+    {
+        let mut c = db.driver().conn().await.unwrap();
+        c.analytics_store(&AnalyticsStoreParams {
+            rollup: vec![
+                row(AttemptOutcome::Completed, 40, 8000, 450),
+                row(AttemptOutcome::Failed, 2, 600, 300),
+            ],
+            reasons: vec![FailureReasonRow {
+                job_type: "docket.embed".into(),
+                reason: "embedding failed: HTTP <n> from <url>".into(),
+                example: "embedding failed: HTTP 401 from https://api.example.com/v1".into(),
+                count: 2,
+                first_seen: hour,
+                last_seen: hour + chrono::Duration::minutes(20),
+                example_job_ids: vec![77, 75],
+            }],
+            rolled_until: hour + chrono::Duration::hours(1),
+        })
+        .await
+        .unwrap();
+    }
+    let http = reqwest::Client::new();
+    let (status, body) = json(
+        http.get(format!("{}/v1/analytics?days=2", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let day = &body["daily"][0];
+    assert_eq!(day["job_type"], "docket.embed");
+    assert_eq!(
+        (day["completed"].as_i64(), day["failed"].as_i64()),
+        (Some(40), Some(2))
+    );
+    assert_eq!(day["completed_mean_ms"], 200);
+    assert_eq!(day["completed_p95_ms_max"], 450);
+    assert_eq!(body["hourly"].as_array().unwrap().len(), 2);
+    assert_eq!(body["failure_reasons"][0]["count"], 2);
+    let (status, _) = json(
+        http.get(format!("{}/v1/analytics?days=0", s.base))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY);
+
+    let html = http
+        .get(format!("{}/ui/analytics", s.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        html.contains("embedding failed: HTTP &lt;n&gt; from &lt;url&gt;"),
+        "{html}"
+    );
+    assert!(html.contains("<a href=\"/ui/jobs/77\">77</a>"), "{html}");
+    assert!(
+        html.contains("200 / 450"),
+        "the embed stage's mean and p95: {html}"
+    );
+}

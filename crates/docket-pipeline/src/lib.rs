@@ -22,6 +22,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 pub mod alerts;
+pub mod analytics;
 pub mod ann;
 pub mod batcher;
 pub mod blob;

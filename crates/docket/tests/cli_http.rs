@@ -421,6 +421,16 @@ fn the_leader_fires_an_alert_that_docket_alerts_lists_and_silences() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert_eq!(alert["subject"], "queue=bulk");
+    // The leader registered the hourly analytics schedule beside the others.
+    let r = admin(&["cron", "list", "--json"]);
+    assert!(
+        r.json()
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s["name"] == "docket.analytics" && s["expression"] == "5 * * * *"),
+        "{r}"
+    );
     assert!(
         alert["summary"]
             .as_str()

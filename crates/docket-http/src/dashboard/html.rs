@@ -95,7 +95,7 @@ pub(super) struct Page<'a> {
     bare: bool,
 }
 
-const NAV: [(&str, &str, &str); 8] = [
+const NAV: [(&str, &str, &str); 9] = [
     ("overview", "/", "Overview"),
     ("jobs", "/ui/jobs", "Jobs"),
     ("failed", "/ui/jobs/failed", "Dead letters"),
@@ -104,6 +104,7 @@ const NAV: [(&str, &str, &str); 8] = [
     ("queues", "/ui/queues", "Queues and cron"),
     ("audit", "/ui/audit", "Audit"),
     ("alerts", "/ui/alerts", "Alerts"),
+    ("analytics", "/ui/analytics", "Analytics"),
 ];
 
 impl<'a> Page<'a> {

@@ -16,6 +16,7 @@
 //! | `/ui/queues` | [`queues`] | queues (pause, confirmed; resume) and cron schedules (run now, history) |
 //! | `/ui/audit` | [`audit`] | the audit trail: every operator action, who, when, which jobs |
 //! | `/ui/alerts` | [`alerts`] | alerts firing and pending, silences (silence a rule, end one), history |
+//! | `/ui/analytics` | [`analytics`] | throughput per day, stage timings per day, top failure reasons |
 //! | `/ui/login` | [`login`] | the login form (servers with keys) |
 //!
 //! The actions (in [`actions`]) share the API's functions, so every one of them lands in the
@@ -31,6 +32,7 @@
 
 mod actions;
 mod alerts;
+mod analytics;
 mod audit;
 mod confirm;
 mod documents;
@@ -92,6 +94,7 @@ pub(crate) fn routes<D: Driver>(state: AppState<D>) -> Router<AppState<D>> {
         .route("/ui/queues/{name}/resume", post(actions::resume::<D>))
         .route("/ui/audit", get(audit::page::<D>))
         .route("/ui/alerts", get(alerts::page::<D>))
+        .route("/ui/analytics", get(analytics::page::<D>))
         .route("/ui/alerts/silence", post(alerts::silence::<D>))
         .route("/ui/alerts/silences/{id}/end", post(alerts::end::<D>))
         .route("/ui/reindex", post(embedder::reindex::<D>))

@@ -232,6 +232,11 @@ async fn run<D: Driver>(
                     let p = crate::pipeline::build(pg.clone(), config).await?;
                     let mut workers = builtin::workers();
                     p.register(&mut workers);
+                    docket_pipeline::analytics::register(
+                        &mut workers,
+                        config.analytics(),
+                        Arc::new(SystemClock),
+                    );
                     Runtime::start(pg, workers, runtime, Arc::new(SystemClock))?
                 }
                 crate::backend::Backend::Sqlite(_) => {
@@ -241,6 +246,11 @@ async fn run<D: Driver>(
         } else {
             let mut workers = builtin::workers();
             server_pipeline.register(&mut workers);
+            docket_pipeline::analytics::register(
+                &mut workers,
+                config.analytics(),
+                Arc::new(SystemClock),
+            );
             Runtime::start(driver.clone(), workers, runtime, Arc::new(SystemClock))?
         };
         out.insert("sse".into(), sse_phase(&http, &base, b).await?);

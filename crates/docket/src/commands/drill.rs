@@ -1263,6 +1263,12 @@ async fn soak_with<D: Driver>(
     let pipeline = crate::pipeline::build(driver.clone(), config).await?;
     let mut workers = crate::builtin::workers();
     pipeline.register(&mut workers);
+    // The leader's hourly analytics job, which the built-in schedule enqueues.
+    docket_pipeline::analytics::register(
+        &mut workers,
+        config.analytics(),
+        std::sync::Arc::new(docket_core::SystemClock),
+    );
     let mut runtime = config.runtime()?;
     if k.retention_minutes == 0 {
         runtime.maintenance = None; // cleanup is run at the end, explicitly

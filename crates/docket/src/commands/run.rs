@@ -87,6 +87,7 @@ async fn run_with<D: Driver>(
         Arc::new(SystemClock),
     )?;
     delivery.register(&mut workers);
+    docket_pipeline::analytics::register(&mut workers, config.analytics(), Arc::new(SystemClock));
     if serve {
         // Before the first job runs, so that /metrics counts every attempt.
         docket_http::metrics::install();

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use anyhow::bail;
 use docket_embed::EmbedConfig;
+use docket_pipeline::analytics::AnalyticsConfig;
 use docket_pipeline::config::{ChunkConfig, ParseConfig, StagesConfig, StorageConfig};
 use docket_pipeline::notify::NotifyConfig;
 use docket_queue::QueueConfig;
@@ -334,6 +335,9 @@ pub struct MaintenanceSection {
     pub cleanup_timezone: String,
     /// Queue of the cleanup job; some worker must work it. Default `default`.
     pub cleanup_queue: String,
+    /// Hourly attempt rollups and failure reasons kept, days: long after the job rows are
+    /// cleaned. Default 90.
+    pub analytics_retention_days: f64,
 }
 
 impl Default for MaintenanceSection {
@@ -352,6 +356,7 @@ impl Default for MaintenanceSection {
             cleanup_cron: s.cleanup_expression,
             cleanup_timezone: s.cleanup_timezone,
             cleanup_queue: s.cleanup_queue,
+            analytics_retention_days: AnalyticsConfig::default().retention.as_secs_f64() / 86_400.0,
         }
     }
 }
@@ -435,6 +440,12 @@ impl Config {
             problems.push(format!(
                 "maintenance.completed_retention_days ({done}) must be positive, and \
                  maintenance.failed_retention_days ({failed}) at least as long and at most 36500"
+            ));
+        }
+        let kept = self.maintenance.analytics_retention_days;
+        if !(kept > 0.0 && kept <= 36_500.0) {
+            problems.push(format!(
+                "maintenance.analytics_retention_days ({kept}) must be positive and at most 36500"
             ));
         }
         if self.chunk.max_tokens == 0 || self.chunk.overlap_tokens >= self.chunk.max_tokens {
@@ -596,13 +607,29 @@ impl Config {
                     cleanup_expression: m.cleanup_cron.clone(),
                     cleanup_timezone: m.cleanup_timezone.clone(),
                     cleanup_queue: m.cleanup_queue.clone(),
-                    builtin: vec![docket_pipeline::stuck::sweep_schedule(&self.pipeline.queue)],
+                    builtin: vec![
+                        docket_pipeline::stuck::sweep_schedule(&self.pipeline.queue),
+                        docket_pipeline::analytics::analytics_schedule(&self.pipeline.queue),
+                    ],
                     ..Default::default()
                 },
             }),
             leader_ttl: ms(m.leader_ttl_ms),
             cancel_grace: ms(w.cancel_grace_ms),
         })
+    }
+
+    /// The analytics job's settings.
+    pub fn analytics(&self) -> AnalyticsConfig {
+        AnalyticsConfig {
+            retention: Duration::from_secs_f64(
+                self.maintenance
+                    .analytics_retention_days
+                    .clamp(0.0, 36_500.0)
+                    * 86_400.0,
+            ),
+            ..Default::default()
+        }
     }
 
     /// The configuration as TOML, with secrets (database password) masked.
