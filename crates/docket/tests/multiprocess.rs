@@ -392,12 +392,12 @@ async fn operator_commands_inspect_and_repair_the_queue() {
         serde_json::from_str(&cli(&db, &["jobs", "stats", "--json"])).unwrap();
     assert_eq!(stats[0]["job_type"], "docket.noop");
 
-    // The leader registered the built-in schedules (job cleanup, stuck-document sweep); run
-    // the cleanup now.
+    // The leader registered the built-in schedules (job cleanup, stuck-document sweep,
+    // analytics); run the cleanup now.
     wait_until(
         Duration::from_secs(30),
         "the built-in schedules exist",
-        || async { db.scalar("SELECT count(*) FROM cron_schedules").await == 2 },
+        || async { db.scalar("SELECT count(*) FROM cron_schedules").await == 3 },
     )
     .await;
     assert!(cli(&db, &["cron", "list"]).contains("docket.cleanup"));

@@ -151,7 +151,8 @@ impl<D: Driver> Alerts<D> {
         for f in &found {
             let cfg = &self.rules[&f.rule];
             let mut figures = f.figures.clone();
-            let quiet = silenced(f.rule.name(), &f.subject);
+            // Silenced, or nobody to tell: recorded, not told (told once that changes).
+            let quiet = silenced(f.rule.name(), &f.subject) || !self.channels;
             match open.remove(&(f.rule.name().to_owned(), f.subject.clone())) {
                 None => {
                     let firing = cfg.for_.is_zero();
@@ -219,7 +220,8 @@ impl<D: Driver> Alerts<D> {
         // Conditions that no longer hold (or rules switched off): resolve.
         for a in open.into_values() {
             let told = a.notified_at.is_some() && a.state == AlertState::Firing;
-            let event = (told && !silenced(&a.rule, &a.subject)).then_some(AlertEvent::Resolved);
+            let event = (told && self.channels && !silenced(&a.rule, &a.subject))
+                .then_some(AlertEvent::Resolved);
             let update = AlertUpdateParams {
                 id: a.id,
                 from: a.state,
