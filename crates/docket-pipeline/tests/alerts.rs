@@ -463,7 +463,10 @@ async fn without_a_channel_alerts_are_recorded_and_nothing_is_enqueued(db: impl 
     assert_eq!(e.transitions[0].notified_at, None, "nobody to tell");
     assert!(e.notices.is_empty(), "{e:?}");
     clock.advance(Duration::hours(5));
-    assert!(low.evaluate_once().await.unwrap().notices.is_empty(), "no reminders either");
+    assert!(
+        low.evaluate_once().await.unwrap().notices.is_empty(),
+        "no reminders either"
+    );
     assert!(deliveries(&p).await.is_empty());
 }
 

@@ -23,7 +23,7 @@ use crate::notify::NotifyFailure;
 pub const ALERT_NOTIFY_KIND: &str = "docket.alert_notify";
 
 /// `[alerts.webhook]`: where alert notices are posted.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertWebhookConfig {
     /// The URL; none: no webhook.
@@ -35,6 +35,32 @@ pub struct AlertWebhookConfig {
     pub secret: Option<String>,
     /// Allow private, loopback and link-local targets (an operator's own URL). Default false.
     pub allow_private: bool,
+    /// The severities posted here: `page`, `ticket`. Default both.
+    pub severities: Vec<String>,
+}
+
+fn both_severities() -> Vec<String> {
+    vec!["page".to_owned(), "ticket".to_owned()]
+}
+
+/// Which notices a channel takes, checked: each of `page`, `ticket`.
+fn check_severities(key: &str, s: &[String]) -> Result<(), String> {
+    match s.iter().find(|v| !matches!(v.as_str(), "page" | "ticket")) {
+        Some(bad) => Err(format!("{key}: {bad:?} is not a severity (page, ticket)")),
+        None => Ok(()),
+    }
+}
+
+impl Default for AlertWebhookConfig {
+    fn default() -> Self {
+        Self {
+            url: None,
+            format: WebhookFormat::default(),
+            secret: None,
+            allow_private: false,
+            severities: both_severities(),
+        }
+    }
 }
 
 /// The body an alert webhook posts.
@@ -50,11 +76,36 @@ pub enum WebhookFormat {
 
 /// `[alerts.email]`: who is mailed alert notices, through `[notify.email]`'s SMTP server and
 /// sender.
-#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct AlertEmailConfig {
     /// Recipients; empty: no email.
     pub to: Vec<String>,
+    /// The severities mailed: `page`, `ticket`. Default both.
+    pub severities: Vec<String>,
+}
+
+impl Default for AlertEmailConfig {
+    fn default() -> Self {
+        Self {
+            to: Vec::new(),
+            severities: both_severities(),
+        }
+    }
+}
+
+impl AlertWebhookConfig {
+    /// What is wrong with these settings.
+    pub fn check(&self) -> Result<(), String> {
+        check_severities("alerts.webhook.severities", &self.severities)
+    }
+}
+
+impl AlertEmailConfig {
+    /// What is wrong with these settings.
+    pub fn check(&self) -> Result<(), String> {
+        check_severities("alerts.email.severities", &self.severities)
+    }
 }
 
 /// A notice as delivered: the job's arguments.
@@ -181,8 +232,8 @@ impl AlertNotifyArgs {
 
 /// Sends alert notices to the configured webhook and email.
 pub struct AlertDelivery {
-    webhook: Option<(WebhookSender, String, WebhookFormat)>,
-    mailer: Option<Mailer>,
+    webhook: Option<(WebhookSender, String, WebhookFormat, Vec<String>)>,
+    mailer: Option<(Mailer, Vec<String>)>,
 }
 
 impl AlertDelivery {
@@ -205,7 +256,12 @@ impl AlertDelivery {
                     allow_private: webhook.allow_private,
                     ..notify_webhook.clone()
                 };
-                Some((WebhookSender::new(&config)?, url.clone(), webhook.format))
+                Some((
+                    WebhookSender::new(&config)?,
+                    url.clone(),
+                    webhook.format,
+                    webhook.severities.clone(),
+                ))
             }
             None => None,
         };
@@ -218,7 +274,7 @@ impl AlertDelivery {
                 on_failed: true,
                 ..notify_email.clone()
             };
-            Mailer::new(&config)?
+            Mailer::new(&config)?.map(|m| (m, email.severities.clone()))
         };
         Ok(Self { webhook, mailer })
     }
@@ -230,7 +286,10 @@ impl AlertDelivery {
 
     /// Sends `notice` on every channel.
     pub async fn deliver(&self, notice: &AlertNotifyArgs) -> Result<(), NotifyFailure> {
-        if let Some((sender, url, format)) = &self.webhook {
+        let wants = |s: &[String]| s.contains(&notice.severity);
+        if let Some((sender, url, format, severities)) = &self.webhook
+            && wants(severities)
+        {
             // Stable across retries of this notice, so receivers can deduplicate.
             let msg_id = format!(
                 "msg_alert_{}_{}_{}",
@@ -257,7 +316,9 @@ impl AlertDelivery {
                 .await
                 .map_err(|error| NotifyFailure::new("webhook", error))?;
         }
-        if let Some(mailer) = &self.mailer {
+        if let Some((mailer, severities)) = &self.mailer
+            && wants(severities)
+        {
             mailer
                 .send(&notice.title(), &notice.text())
                 .await

@@ -263,6 +263,8 @@ impl AlertsConfig {
         if self.interval_secs == 0 {
             problems.push("alerts.interval_secs must be at least 1".to_owned());
         }
+        problems.extend(self.webhook.check().err());
+        problems.extend(self.email.check().err());
         for name in self.rules.keys() {
             if Rule::from_name(name).is_none() {
                 let known: Vec<_> = Rule::ALL.iter().map(|r| r.name()).collect();
@@ -408,7 +410,12 @@ mod tests {
                 ..Default::default()
             },
         );
-        let e = c.resolve().expect_err("three mistakes");
+        c.email.severities = vec!["pager".into()];
+        let e = c.resolve().expect_err("four mistakes");
+        assert!(
+            e.contains("alerts.email.severities: \"pager\" is not a severity"),
+            "{e}"
+        );
         assert!(e.contains("alerts.rules.dead_leters: no such rule"), "{e}");
         assert!(
             e.contains("alerts.rules.stage_failing.threshold: 1.5 is not 0 to 1"),
