@@ -491,6 +491,84 @@ fn the_leader_fires_an_alert_that_docket_alerts_lists_and_silences() {
     }
 }
 
+/// `serve --no-workers` serves the API and the dashboard and works nothing: an upload waits,
+/// no worker row appears, `POST /v1/jobs/process` says why; a `docket worker` on the same
+/// database then does the work, and the server answers with the finished document.
+#[test]
+fn serve_without_workers_leaves_the_work_to_a_worker_process() {
+    let s = Server::start("[worker]\nenabled = false\n");
+    let database = format!("sqlite://{}", s.dir.path().join("docket.db").display());
+    let admin = |args: &[&str]| {
+        let mut all = args.to_vec();
+        all.extend(["--database-url", &database]);
+        run(s.dir.path(), &all)
+    };
+    let notes = corpus("notes.txt");
+    let r = s.cli(&["submit", path(&notes), "--json"]);
+    assert_eq!(r.code, 0, "{r}");
+    let id = r.json()[0]["id"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(500));
+    let r = s.cli(&["status", &id, "--json"]);
+    assert_eq!(r.json()["status"], "queued", "nothing works it: {r}");
+    let r = admin(&["queues", "status", "--json"]);
+    assert_eq!(
+        r.json()["workers"],
+        serde_json::json!([]),
+        "no worker row: {r}"
+    );
+    let (status, body) = tokio::runtime::Runtime::new().unwrap().block_on(async {
+        let r = reqwest::Client::new()
+            .post(format!("{}/v1/jobs/process", s.url))
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    });
+    assert_eq!(status, 503, "{body}");
+    assert!(body.contains("runs no workers"), "{body}");
+    let r = run(s.dir.path(), &["worker", "--no-workers"]);
+    assert_eq!(r.code, 2, "the flag is for serve: {r}");
+
+    // Reading the same docket.toml, a worker refuses to start, saying why.
+    let r = admin(&["worker"]);
+    assert_eq!(r.code, 1, "{r}");
+    assert!(r.stderr.contains("worker.enabled is false"), "{r}");
+
+    // A worker process on the same database does the work.
+    let mut worker = docket(s.dir.path())
+        .arg("worker")
+        .env("DOCKET_WORKER__ENABLED", "true")
+        .env("DOCKET_DATABASE_URL", &database)
+        .env("DOCKET_EMBED__PROVIDER", "hashing")
+        .env("DOCKET_STORAGE__BLOB_DIR", s.dir.path().join("blobs"))
+        .env("DOCKET_WORKER__POLL_INTERVAL_MS", "100")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let r = s.cli(&["status", &id, "--json"]);
+        if r.json()["status"] == "completed" {
+            break;
+        }
+        assert!(Instant::now() < deadline, "never completed: {r}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let _ = worker.kill();
+    let _ = worker.wait();
+    let r = s.cli(&[
+        "search",
+        "the team agreed to ship the ingestion service",
+        "--json",
+    ]);
+    assert_eq!(r.code, 0, "{r}");
+    assert!(
+        r.stdout.contains(&id),
+        "the server searches what the worker made: {r}"
+    );
+}
+
 #[test]
 fn help_says_which_commands_use_http_and_which_the_database() {
     let dir = tempfile::tempdir().unwrap();

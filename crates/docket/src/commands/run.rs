@@ -26,6 +26,10 @@ pub struct RunArgs {
     /// Do not apply migrations at start.
     #[arg(long)]
     no_migrate: bool,
+    /// `serve` only: the API and the dashboard, no workers and no part in maintenance (set
+    /// `worker.enabled = false` for the same); `docket worker` processes do the work.
+    #[arg(long)]
+    no_workers: bool,
 }
 
 /// Runs until SIGTERM or SIGINT, then shuts down gracefully.
@@ -35,6 +39,15 @@ pub async fn run(mut config: Config, args: RunArgs, serve: bool) -> anyhow::Resu
     }
     if let Some(c) = args.concurrency {
         config.worker.concurrency = c;
+    }
+    if args.no_workers {
+        if !serve {
+            return Err(crate::out::Usage("--no-workers is for docket serve".into()).into());
+        }
+        config.worker.enabled = false;
+    }
+    if !serve && !config.worker.enabled {
+        anyhow::bail!("worker.enabled is false: a docket worker process would have nothing to do");
     }
     config.validate()?;
     let runtime = config.runtime()?;
@@ -92,15 +105,34 @@ async fn run_with<D: Driver>(
         // Before the first job runs, so that /metrics counts every attempt.
         docket_http::metrics::install();
     }
-    let handle = Runtime::start(driver, workers, runtime, Arc::new(SystemClock))?;
-    if config.alerts.enabled {
+    // Without workers (`serve --no-workers`) this process neither works jobs nor takes part
+    // in maintenance: no worker row, no leadership, no alert evaluation.
+    let handle = if config.worker.enabled {
+        Some(Runtime::start(
+            driver,
+            workers,
+            runtime,
+            Arc::new(SystemClock),
+        )?)
+    } else {
+        tracing::info!(
+            "workers off (worker.enabled = false): serving the API and the dashboard only"
+        );
+        None
+    };
+    let shutdown = handle
+        .as_ref()
+        .map_or_else(tokio_util::sync::CancellationToken::new, |h| {
+            h.shutdown_token()
+        });
+    if let (true, Some(h)) = (config.alerts.enabled, &handle) {
         // Evaluated by whichever process leads maintenance.
-        let (leading, stop) = (handle.leadership(), handle.shutdown_token());
+        let (leading, stop) = (h.leadership(), h.shutdown_token());
         tokio::spawn(async move { alerts.run(leading, stop).await });
     }
     if serve {
         // Without pgvector, searches are answered from docket's own index, built from here on.
-        if let Err(e) = pipeline.start_search_index(handle.shutdown_token()).await {
+        if let Err(e) = pipeline.start_search_index(shutdown.clone()).await {
             tracing::warn!(error = %e, "no vector index: searches scan the stored vectors");
         }
         let listener = tokio::net::TcpListener::bind(&config.http.listen)
@@ -121,10 +153,10 @@ async fn run_with<D: Driver>(
                 keys,
                 fetcher: Some(fetcher),
                 storage,
-                processor: Some(handle.processor()),
+                processor: handle.as_ref().map(|h| h.processor()),
             },
         );
-        let stop = handle.shutdown_token();
+        let stop = shutdown.clone();
         tokio::spawn(async move {
             let served = axum::serve(listener, app)
                 .with_graceful_shutdown(async move { stop.cancelled().await })
@@ -136,7 +168,7 @@ async fn run_with<D: Driver>(
         tracing::info!("HTTP API on http://{addr} (try: curl http://{addr}/healthz)");
         outln!("docket is listening on http://{addr}")?;
     }
-    let token = handle.shutdown_token();
+    let token = shutdown.clone();
     let mut signals = Signals::new()?;
     tokio::spawn(async move {
         signals.next().await;
@@ -146,7 +178,10 @@ async fn run_with<D: Driver>(
         tracing::warn!("second signal: exiting without waiting");
         std::process::exit(130);
     });
-    handle.stopped().await;
+    match handle {
+        Some(h) => h.stopped().await,
+        None => shutdown.cancelled().await,
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -267,6 +267,10 @@ impl Default for LogConfig {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct WorkerConfig {
+    /// Run workers in this process (and take part in maintenance). Default true; `false` (or
+    /// `docket serve --no-workers`) makes `serve` an API and dashboard only, with `docket
+    /// worker` processes doing the work.
+    pub enabled: bool,
     /// Queues to work. Default `["default"]`.
     pub queues: Vec<String>,
     /// Jobs running at once per queue in this process. Default 100.
@@ -294,6 +298,7 @@ impl Default for WorkerConfig {
     fn default() -> Self {
         let r = RuntimeConfig::default();
         Self {
+            enabled: true,
             queues: vec![docket_core::DEFAULT_QUEUE.to_owned()],
             concurrency: 100,
             queue_concurrency: Default::default(),
