@@ -5,33 +5,17 @@
 use docket_conformance::both_backends;
 use docket_conformance::harness::TestDb;
 use docket_core::{JobInsertManyParams, JobInsertParams, QueueDriver, QueueExecutor};
-use docket_http::auth::{ApiKey, ApiKeys, Scope};
+use docket_http::auth::ApiKeys;
 use reqwest::StatusCode;
 use reqwest::multipart::{Form, Part};
-use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
+use serde_json::json;
 
 mod common;
 
-const ADMIN: &str = "admin-secret-0123456789";
-const READER: &str = "reader-secret-0123456789";
+use common::{ADMIN, READER, json};
 
 fn keys() -> ApiKeys {
-    let key = |name: &str, secret: &str, scopes| ApiKey {
-        name: name.into(),
-        sha256: format!("{:x}", Sha256::digest(secret.as_bytes())),
-        scopes,
-    };
-    ApiKeys::new(&[
-        key("ops", ADMIN, vec![Scope::Admin]),
-        key("viewer", READER, vec![Scope::Read]),
-    ])
-    .unwrap()
-}
-
-async fn json(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
+    common::admin_and_reader()
 }
 
 #[both_backends]

@@ -10,27 +10,16 @@ use docket_core::{
     JobCompletion, JobGetAvailableParams, JobInsertManyParams, JobInsertParams, MonitorStore,
     QueueDriver, QueueExecutor,
 };
-use docket_http::auth::{ApiKey, ApiKeys, Scope};
+use docket_http::auth::ApiKeys;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 mod common;
 
-const ADMIN: &str = "admin-secret-0123456789";
-const READER: &str = "reader-secret-0123456789";
+use common::{ADMIN, READER, json};
 
 fn keys() -> ApiKeys {
-    let key = |name: &str, secret: &str, scopes| ApiKey {
-        name: name.into(),
-        sha256: format!("{:x}", Sha256::digest(secret.as_bytes())),
-        scopes,
-    };
-    ApiKeys::new(&[
-        key("ops", ADMIN, vec![Scope::Admin]),
-        key("viewer", READER, vec![Scope::Read]),
-    ])
-    .unwrap()
+    common::admin_and_reader()
 }
 
 /// One firing alert (`queue_paused` for `queue=bulk`) and one that resolved.
@@ -64,11 +53,6 @@ async fn alerts<D: QueueDriver<Conn: MonitorStore>>(driver: &D) {
     c.alert_open(&open("queue_paused", "queue=bulk", AlertState::Firing))
         .await
         .unwrap();
-}
-
-async fn json(r: reqwest::Response) -> (StatusCode, Value) {
-    let status = r.status();
-    (status, r.json().await.unwrap_or(Value::Null))
 }
 
 #[both_backends]

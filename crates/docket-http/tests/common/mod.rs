@@ -133,3 +133,29 @@ pub async fn serve_using<D: Driver>(
         _blobs: blobs,
     }
 }
+
+/// The admin key of [`admin_and_reader`].
+pub const ADMIN: &str = "admin-secret-0123456789";
+/// The read-only key of [`admin_and_reader`].
+pub const READER: &str = "reader-secret-0123456789";
+
+/// Two keys: `ops` ([`ADMIN`], scope admin) and `viewer` ([`READER`], scope read).
+pub fn admin_and_reader() -> ApiKeys {
+    use sha2::{Digest, Sha256};
+    let key = |name: &str, secret: &str, scopes| docket_http::auth::ApiKey {
+        name: name.into(),
+        sha256: format!("{:x}", Sha256::digest(secret.as_bytes())),
+        scopes,
+    };
+    ApiKeys::new(&[
+        key("ops", ADMIN, vec![docket_http::auth::Scope::Admin]),
+        key("viewer", READER, vec![docket_http::auth::Scope::Read]),
+    ])
+    .unwrap()
+}
+
+/// A response's status and JSON body (`null` when the body is not JSON).
+pub async fn json(r: reqwest::Response) -> (reqwest::StatusCode, serde_json::Value) {
+    let status = r.status();
+    (status, r.json().await.unwrap_or(serde_json::Value::Null))
+}
