@@ -688,3 +688,47 @@ async fn a_cron_run_is_refused_while_one_is_live(db: impl TestDb) {
     assert_eq!(status, StatusCode::ACCEPTED, "{again}");
     s.runtime.shutdown().await;
 }
+
+/// Every answer carries the browser protections: a Content-Security-Policy without inline
+/// script that no page may frame, `X-Frame-Options`, `nosniff` and no referrer; API answers,
+/// dashboard pages, assets, refusals and unknown routes alike.
+#[both_backends]
+async fn every_answer_carries_the_browser_protections(db: impl TestDb) {
+    let s = common::serve(db.driver(), 256 * 1024, Some(common::admin_and_reader())).await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    for (path, key, status) in [
+        ("/healthz", None, 200),
+        ("/v1/jobs", Some(common::READER), 200),
+        ("/v1/jobs", None, 401),
+        ("/v1/no-such-route", Some(common::READER), 404),
+        ("/ui/login", None, 200),
+        ("/ui/jobs", None, 303),
+        ("/ui/assets/app.js", None, 200),
+    ] {
+        let mut req = http.get(format!("{}{path}", s.base));
+        if let Some(k) = key {
+            req = req.bearer_auth(k);
+        }
+        let r = req.send().await.unwrap();
+        assert_eq!(r.status().as_u16(), status, "{path}");
+        let h = |n: &str| {
+            r.headers()
+                .get(n)
+                .and_then(|v| v.to_str().ok())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        let csp = h("content-security-policy");
+        assert!(
+            csp.contains("script-src 'self'") && !csp.contains("unsafe-inline"),
+            "{path}: {csp}"
+        );
+        assert!(csp.contains("frame-ancestors 'none'"), "{path}: {csp}");
+        assert_eq!(h("x-frame-options"), "DENY", "{path}");
+        assert_eq!(h("x-content-type-options"), "nosniff", "{path}");
+        assert_eq!(h("referrer-policy"), "no-referrer", "{path}");
+    }
+}

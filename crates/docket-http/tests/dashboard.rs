@@ -277,6 +277,26 @@ async fn access_rules() {
         .await
         .unwrap();
     assert_eq!(r.status(), 403);
+    // `Origin: null` alone (a sandboxed frame, say) is refused; with the browser's own
+    // `Sec-Fetch-Site: same-origin` it is the pages' own form post under their
+    // `Referrer-Policy: no-referrer`.
+    let null_origin = |site: Option<&'static str>| {
+        let mut r = http
+            .post(url("/ui/queues/default/pause"))
+            .header("cookie", &cookie)
+            .header("origin", "null");
+        if let Some(site) = site {
+            r = r.header("sec-fetch-site", site);
+        }
+        r.send()
+    };
+    assert_eq!(null_origin(None).await.unwrap().status(), 403);
+    assert_eq!(null_origin(Some("cross-site")).await.unwrap().status(), 403);
+    assert_eq!(
+        null_origin(Some("same-origin")).await.unwrap().status(),
+        200,
+        "asks to confirm"
+    );
     // Pausing asks first: without `confirm=yes` the answer is a page that asks, and the
     // queue runs on.
     let pause = |body: &'static str| {

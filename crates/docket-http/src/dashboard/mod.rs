@@ -127,15 +127,14 @@ async fn banner<D: Driver>(
 }
 
 /// Whether a request comes from the dashboard's own pages (or from no page at all, like a
-/// test client): `Sec-Fetch-Site` is `same-origin` or `none` when the browser sends it, and
-/// `Origin`, when sent, names the host the request was sent to.
+/// test client): `Sec-Fetch-Site` is `same-origin` or `none` when the browser sends it (a
+/// header pages cannot set); without it, `Origin`, when sent, names the host the request was
+/// sent to. The pages' `Referrer-Policy: no-referrer` makes browsers send `Origin: null` on
+/// their own form posts, so a browser that says `same-origin` is believed over its `Origin`.
 pub(crate) fn same_origin(req: &Request) -> bool {
     let h = req.headers();
-    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok())
-        && site != "same-origin"
-        && site != "none"
-    {
-        return false;
+    if let Some(site) = h.get("sec-fetch-site").and_then(|v| v.to_str().ok()) {
+        return site == "same-origin" || site == "none";
     }
     match h.get(header::ORIGIN).and_then(|v| v.to_str().ok()) {
         None => true,

@@ -61,6 +61,13 @@ page.on("pageerror", (e) => {
   console.error("page error:", e.message);
   process.exitCode = 1;
 });
+// The server's Content-Security-Policy must not have to refuse anything the pages do.
+page.on("console", (m) => {
+  if (/Content Security Policy/i.test(m.text())) {
+    console.error("CSP violation:", m.text());
+    process.exitCode = 1;
+  }
+});
 page.on("dialog", (d) => d.accept());
 let eventStreams = 0;
 page.on("request", (r) => {
@@ -360,6 +367,9 @@ try {
   await page.waitForURL(base + "/ui/login");
   await page.goto(base + "/ui/jobs");
   check(new URL(page.url()).pathname === "/ui/login", "after logging out the pages ask for the key again");
+  const csp = (await page.request.get(base + "/ui/login")).headers()["content-security-policy"] || "";
+  check(/script-src 'self'/.test(csp) && /frame-ancestors 'none'/.test(csp),
+    "the pages are served with a Content-Security-Policy (no inline script, no framing), and broke none of it");
   log("all checks passed");
 } catch (e) {
   console.error(e);
