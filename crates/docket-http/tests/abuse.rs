@@ -191,6 +191,8 @@ async fn start<D: Driver>(driver: &D, blobs: &Path) -> Server {
             object_url: "http://127.0.0.1:9/files/{bucket}/{key}".into(),
             headers: Default::default(),
             priority: 5,
+            start_delay_ms: 0,
+            not_ready_secs: 60,
         },
     )
     .unwrap();

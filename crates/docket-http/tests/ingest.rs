@@ -404,6 +404,8 @@ async fn storage_webhooks(db: impl TestDb) {
             object_url: format!("{origin}/files/{{bucket}}/{{key}}"),
             headers: [("Authorization".to_owned(), "Bearer service-key".to_owned())].into(),
             priority: 5,
+            start_delay_ms: 0,
+            not_ready_secs: 60,
         },
     )
     .unwrap();

@@ -385,6 +385,8 @@ async fn serve_for_cases<D: Driver>(driver: &D) -> (Server<D>, String) {
                 object_url: format!("{content}/{{bucket}}/{{key}}"),
                 headers: Default::default(),
                 priority: 5,
+                start_delay_ms: 0,
+                not_ready_secs: 60,
             },
         )
         .unwrap();

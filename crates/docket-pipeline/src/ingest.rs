@@ -44,6 +44,15 @@ pub struct StorageWebhookConfig {
     /// Priority of the documents' jobs (user uploads through a storage bucket: 5).
     #[serde(default = "default_priority")]
     pub priority: i16,
+    /// How long after an event its object is first fetched, milliseconds: storage may
+    /// announce an object a moment before it answers for it. Default 2000.
+    #[serde(default = "default_start_delay_ms")]
+    pub start_delay_ms: u64,
+    /// For how long after the event an object that answers `404` is taken for not ready yet
+    /// and fetched again (a few tries, each a little later), seconds; after that a `404`
+    /// fails the job with the reason. Default 60.
+    #[serde(default = "default_not_ready_secs")]
+    pub not_ready_secs: u64,
 }
 
 impl std::fmt::Debug for StorageWebhookConfig {
@@ -54,6 +63,8 @@ impl std::fmt::Debug for StorageWebhookConfig {
             .field("object_url", &self.object_url)
             .field("headers", &self.headers.keys().collect::<Vec<_>>())
             .field("priority", &self.priority)
+            .field("start_delay_ms", &self.start_delay_ms)
+            .field("not_ready_secs", &self.not_ready_secs)
             .finish()
     }
 }
@@ -97,6 +108,23 @@ fn default_tolerance() -> u64 {
 
 fn default_priority() -> i16 {
     5
+}
+
+fn default_start_delay_ms() -> u64 {
+    2000
+}
+
+fn default_not_ready_secs() -> u64 {
+    60
+}
+
+/// The wait before fetching a not-ready object again: twice the start delay on the first
+/// `404`, doubling, at least a second and at most 30 s, never past the end of the window.
+fn not_ready_wait(start_delay: Duration, tries: u32, left: Duration) -> Duration {
+    let base = start_delay.max(Duration::from_secs(1));
+    let wait = base.saturating_mul(2u32.saturating_pow(tries.min(8)));
+    wait.min(Duration::from_secs(30))
+        .min(left.max(Duration::from_millis(100)))
 }
 
 /// One object an event announced.
@@ -375,6 +403,10 @@ impl<D: Driver> StorageIngest<D> {
                 queue: Some(queue.clone()),
                 priority: Some(self.config.priority),
                 unique_key: Some(key),
+                run_at: Some(
+                    chrono::Utc::now()
+                        + chrono::Duration::milliseconds(self.config.start_delay_ms as i64),
+                ),
                 ..InsertOpts::default()
             };
             let res = client
@@ -410,7 +442,14 @@ impl<D: Driver> StorageIngest<D> {
             .replace("{key}", &encode_path(&object.key))
     }
 
-    async fn ingest(&self, object: &ObjectCreated) -> Result<(), JobError> {
+    /// Fetches and submits an object. `announced` is when its event was accepted (the job's
+    /// creation) and `not_ready` how many `404`s it has answered so far.
+    async fn ingest(
+        &self,
+        object: &ObjectCreated,
+        announced: chrono::DateTime<chrono::Utc>,
+        not_ready: u32,
+    ) -> Result<(), JobError> {
         let url = self.object_url(object);
         let headers: Vec<(String, String)> = self
             .config
@@ -420,8 +459,27 @@ impl<D: Driver> StorageIngest<D> {
             .collect();
         let fetched = self.fetcher.get(&url, &headers).await.map_err(|e| {
             let msg = format!("fetching {}/{}: {e}", object.bucket, object.key);
+            let window = Duration::from_secs(self.config.not_ready_secs);
+            let since = (chrono::Utc::now() - announced)
+                .to_std()
+                .unwrap_or_default();
             match e {
-                FetchError::Status(404) => JobError::permanent(msg),
+                // Announced but not there yet: held back (no attempt spent) within the window.
+                FetchError::Status(404) if since < window => JobError::snooze(
+                    format!(
+                        "{msg}: not ready yet ({} s after the event)",
+                        since.as_secs()
+                    ),
+                    not_ready_wait(
+                        Duration::from_millis(self.config.start_delay_ms),
+                        not_ready,
+                        window - since,
+                    ),
+                ),
+                FetchError::Status(404) => JobError::permanent(format!(
+                    "{msg}: still not found {} s after the event",
+                    since.as_secs()
+                )),
                 e if e.is_transient() => JobError::retryable(msg),
                 _ => JobError::permanent(msg),
             }
@@ -467,8 +525,25 @@ struct IngestWorker<D: Driver>(StorageIngest<D>);
 impl<D: Driver> Worker<D> for IngestWorker<D> {
     type Args = IngestArgs;
 
-    async fn work(&self, _ctx: JobContext<D>, args: IngestArgs) -> Result<(), JobError> {
-        self.0.ingest(&args.object).await
+    async fn work(&self, ctx: JobContext<D>, args: IngestArgs) -> Result<(), JobError> {
+        let job = ctx.job();
+        // Each 404 within the window was a snooze, recorded as a released attempt with its
+        // reason: count them for the next wait.
+        let not_ready = {
+            use docket_core::QueueExecutor as _;
+            let mut c = ctx.driver().conn().await.map_err(JobError::retryable)?;
+            c.job_attempt_list(job.id)
+                .await
+                .map_err(JobError::retryable)?
+                .iter()
+                .filter(|a| {
+                    a.error
+                        .as_deref()
+                        .is_some_and(|e| e.contains("not ready yet"))
+                })
+                .count() as u32
+        };
+        self.0.ingest(&args.object, job.created_at, not_ready).await
     }
 
     fn timeout(&self) -> Duration {

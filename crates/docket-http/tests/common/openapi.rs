@@ -41,6 +41,8 @@ pub async fn serve<D: Driver>(driver: &D, keys: Option<ApiKeys>) -> Server<D> {
                 object_url: "http://127.0.0.1:9/{bucket}/{key}".into(),
                 headers: Default::default(),
                 priority: 5,
+                start_delay_ms: 0,
+                not_ready_secs: 60,
             },
         )
         .unwrap();

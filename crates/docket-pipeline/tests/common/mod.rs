@@ -76,6 +76,11 @@ pub fn pipeline_with<D: Driver>(
 pub fn start<D: Driver>(p: &Pipeline<D>) -> RuntimeHandle {
     let mut workers = Workers::new();
     p.register(&mut workers);
+    start_with(p, workers)
+}
+
+/// [`start`] with these handlers.
+pub fn start_with<D: Driver>(p: &Pipeline<D>, workers: Workers<D>) -> RuntimeHandle {
     Runtime::start(
         p.driver().clone(),
         workers,
