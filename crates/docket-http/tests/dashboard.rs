@@ -737,6 +737,71 @@ async fn dashboard_in_a_real_browser() {
         .unwrap();
     }
 
+    // Two days of what the hourly analytics job rolls up, for the Analytics page.
+    {
+        use docket_core::{
+            AnalyticsStoreParams, AttemptOutcome, AttemptRollupRow, FailureReasonRow,
+        };
+        let mut c = s.driver.conn().await.unwrap();
+        let now = chrono::Utc::now();
+        let hour0 = chrono::DurationRound::duration_trunc(now, chrono::Duration::hours(1)).unwrap();
+        for h in 1..=36i64 {
+            let hour = hour0 - chrono::Duration::hours(h);
+            let mut rollup = Vec::new();
+            for (i, stage) in ["parse", "chunk", "embed", "complete", "notify"]
+                .iter()
+                .enumerate()
+            {
+                let n = 20 + (h % 7) * 3;
+                let ms = [180, 12, 640, 8, 25][i] + (h % 5) * 10;
+                rollup.push(AttemptRollupRow {
+                    hour,
+                    job_type: format!("docket.{stage}"),
+                    queue: "default".into(),
+                    outcome: AttemptOutcome::Completed,
+                    attempts: n,
+                    total_ms: n * ms,
+                    p50_ms: ms,
+                    p95_ms: ms * 3,
+                    p99_ms: ms * 5,
+                    max_ms: ms * 6,
+                });
+            }
+            rollup.push(AttemptRollupRow {
+                hour,
+                job_type: "docket.embed".into(),
+                queue: "default".into(),
+                outcome: AttemptOutcome::Retried,
+                attempts: h % 4,
+                total_ms: (h % 4) * 30_000,
+                p50_ms: 30_000,
+                p95_ms: 30_000,
+                p99_ms: 30_000,
+                max_ms: 30_000,
+            });
+            let reasons = if h % 6 == 0 {
+                vec![FailureReasonRow {
+                    job_type: "docket.embed".into(),
+                    reason: "embedding failed: provider answered <n> after <n> s".into(),
+                    example: format!("embedding failed: provider answered 503 after {h} s"),
+                    count: 3,
+                    first_seen: hour,
+                    last_seen: hour + chrono::Duration::minutes(40),
+                    example_job_ids: vec![40 + h, 20 + h],
+                }]
+            } else {
+                Vec::new()
+            };
+            c.analytics_store(&AnalyticsStoreParams {
+                rollup,
+                reasons,
+                rolled_until: hour + chrono::Duration::hours(1),
+            })
+            .await
+            .unwrap();
+        }
+    }
+
     let update = std::env::var("DOCKET_UPDATE_SCREENSHOTS").is_ok_and(|v| v == "1");
     let shots_tmp = tempfile::tempdir().unwrap();
     let shots = if update {

@@ -362,6 +362,19 @@ try {
   await page.locator("#alert-banner").waitFor();
   check(true, "ending the silence brings the banner back");
 
+  // --- Analytics: what outlives the job rows -------------------------------------------------
+  await page.getByRole("link", { name: "Analytics" }).click();
+  await page.getByRole("heading", { name: "Analytics", level: 1 }).waitFor();
+  check(await page.locator("#per-day tbody tr").count() >= 2, "the Analytics page shows throughput per day");
+  check(/provider answered <n> after <n> s/.test(await page.locator("#failure-reasons").textContent()),
+    "and the top failure reasons, masked");
+  await page.setViewportSize(NARROW);
+  const reason = page.locator("#failure-reasons tbody tr").first();
+  await reason.scrollIntoViewIfNeeded();
+  check(await readable(reason), "a failure reason is readable on a phone");
+  await page.setViewportSize(WIDE);
+  await shoot("analytics");
+
   // --- Log out ---------------------------------------------------------------------------------
   await page.getByRole("button", { name: "Log out" }).click();
   await page.waitForURL(base + "/ui/login");
