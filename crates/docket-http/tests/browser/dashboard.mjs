@@ -1,5 +1,5 @@
 // Drives docket's operator dashboard in headless Chromium (the system's, through
-// playwright-core; no browser download). Run by tests/dashboard.rs:
+// playwright-core; no browser download). Run by tests/browser.rs:
 //
 //   node dashboard.mjs <base-url> <admin-api-key> <screenshot-dir>
 //

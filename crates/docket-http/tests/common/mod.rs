@@ -18,6 +18,7 @@ use docket_pipeline::progress::ProgressHub;
 use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
 use docket_queue::{Runtime, RuntimeConfig, RuntimeHandle, Workers};
 
+pub mod dashboard;
 pub mod openapi;
 pub mod schema_values;
 
