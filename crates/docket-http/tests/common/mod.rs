@@ -160,3 +160,20 @@ pub async fn json(r: reqwest::Response) -> (reqwest::StatusCode, serde_json::Val
     let status = r.status();
     (status, r.json().await.unwrap_or(serde_json::Value::Null))
 }
+
+/// A small Markdown document the tests upload and fetch.
+pub const NOTES: &str = "# Field notes\n\nThe lighthouse keeper logged every passing ship in a \
+                         green ledger.\n\nStorms came from the west in autumn.\n";
+
+/// A runtime working `queues`: quick polls, no maintenance.
+pub fn runtime_config(queues: &[&str]) -> RuntimeConfig {
+    RuntimeConfig {
+        poll_interval: Duration::from_millis(50),
+        maintenance: None,
+        queues: queues
+            .iter()
+            .map(|q| docket_queue::QueueConfig::new(*q))
+            .collect(),
+        ..Default::default()
+    }
+}
