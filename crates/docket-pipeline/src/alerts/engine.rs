@@ -282,7 +282,7 @@ impl<D: Driver> Alerts<D> {
         transition: bool,
     ) -> docket_core::Result<()> {
         let mut tx = self.pipeline.inner.driver.begin().await?;
-        update.notified = event.is_some() && self.channels;
+        update.notified = event.is_some();
         let Some(row) = tx.alert_update(&update).await? else {
             // Another evaluation moved it first.
             return tx.rollback().await;
@@ -308,8 +308,8 @@ impl<D: Driver> Alerts<D> {
         event: AlertEvent,
         now: DateTime<Utc>,
     ) -> docket_core::Result<AlertRow> {
-        let row = if self.channels {
-            tx.alert_update(&AlertUpdateParams {
+        let row = tx
+            .alert_update(&AlertUpdateParams {
                 id: row.id,
                 from: row.state,
                 to: row.state,
@@ -319,10 +319,7 @@ impl<D: Driver> Alerts<D> {
                 now,
             })
             .await?
-            .unwrap_or_else(|| row.clone())
-        } else {
-            row.clone()
-        };
+            .unwrap_or_else(|| row.clone());
         self.enqueue(tx, &row, event).await?;
         Ok(row)
     }
@@ -333,9 +330,6 @@ impl<D: Driver> Alerts<D> {
         row: &AlertRow,
         event: AlertEvent,
     ) -> docket_core::Result<()> {
-        if !self.channels {
-            return Ok(());
-        }
         let rule = Rule::from_name(&row.rule);
         let link = format!(
             "{}{}",
