@@ -633,6 +633,20 @@ pub struct ChunkListUnembeddedParams {
     pub limit: i64,
 }
 
+/// The most ids [`crate::DocumentStore::document_ids_present`] takes in one call.
+pub const MAX_IDS_PRESENT: usize = 1000;
+
+/// Checks the ids of one [`crate::DocumentStore::document_ids_present`] call.
+pub fn check_ids_present(ids: &[Uuid]) -> Result<()> {
+    if ids.len() > MAX_IDS_PRESENT {
+        return Err(Error::Invalid(format!(
+            "document_ids_present takes at most {MAX_IDS_PRESENT} ids (got {})",
+            ids.len()
+        )));
+    }
+    Ok(())
+}
+
 /// The unique-key prefix of a document's stage jobs: `document:<id>:`. A stage job's key is
 /// this prefix and the stage name; [`StuckDocumentsParams`] relies on it.
 pub fn document_job_key_prefix(id: Uuid) -> String {

@@ -67,15 +67,18 @@ pub trait QueueDriver: Clone + Send + Sync + 'static {
 /// A full backend, PostgreSQL or SQLite: a [`QueueDriver`] whose connections and transactions
 /// are also a [`DocumentStore`]. Every such driver is one.
 pub trait Driver:
-    QueueDriver<Conn: DocumentStore + MonitorStore, Tx: DocumentStore + MonitorStore>
+    QueueDriver<
+        Conn: DocumentStore + MonitorStore + SessionStore,
+        Tx: DocumentStore + MonitorStore + SessionStore,
+    >
 {
 }
 
 impl<D> Driver for D
 where
     D: QueueDriver,
-    D::Conn: DocumentStore + MonitorStore,
-    D::Tx: DocumentStore + MonitorStore,
+    D::Conn: DocumentStore + MonitorStore + SessionStore,
+    D::Tx: DocumentStore + MonitorStore + SessionStore,
 {
 }
 
@@ -474,6 +477,13 @@ pub trait DocumentStore: Send {
     /// Deletes a document with its texts and chunks. Returns whether it existed.
     fn document_delete(&mut self, id: Uuid) -> impl Future<Output = Result<bool>> + Send;
 
+    /// Which of `ids` are stored documents, in no particular order (at most 1,000 ids a
+    /// call). The blob sweep asks it of the documents its stored originals are named after.
+    fn document_ids_present(
+        &mut self,
+        ids: &[Uuid],
+    ) -> impl Future<Output = Result<Vec<Uuid>>> + Send;
+
     /// Unfinished documents that nothing is working on; see [`StuckDocumentsParams`].
     fn document_list_stuck(
         &mut self,
@@ -683,6 +693,32 @@ pub trait MonitorStore: Send {
 
 /// Every part: what docket's pipeline needs of a connection or transaction. Every type that
 /// implements [`QueueExecutor`], [`DocumentStore`] and [`MonitorStore`] is one.
-pub trait Executor: QueueExecutor + DocumentStore + MonitorStore {}
+pub trait Executor: QueueExecutor + DocumentStore + MonitorStore + SessionStore {}
 
-impl<T: QueueExecutor + DocumentStore + MonitorStore> Executor for T {}
+impl<T: QueueExecutor + DocumentStore + MonitorStore + SessionStore> Executor for T {}
+
+/// Dashboard sessions ([`SessionRow`]), kept by their token's hash. Implemented beside
+/// [`MonitorStore`] by full backends.
+pub trait SessionStore: Send {
+    /// Stores a new session, and deletes sessions that ended before `params.now`.
+    fn session_insert(
+        &mut self,
+        params: &SessionInsertParams,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// The session with this token hash, if it has not ended at `now`.
+    fn session_get(
+        &mut self,
+        token_sha256: &str,
+        now: DateTime<Utc>,
+    ) -> impl Future<Output = Result<Option<SessionRow>>> + Send;
+
+    /// Ends one session. Returns whether it existed.
+    fn session_delete(&mut self, token_sha256: &str) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Ends every session of a key (logout everywhere). Returns how many.
+    fn session_delete_for_key(
+        &mut self,
+        key_name: &str,
+    ) -> impl Future<Output = Result<u64>> + Send;
+}

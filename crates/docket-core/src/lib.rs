@@ -19,19 +19,21 @@ mod insert;
 mod job;
 mod params;
 mod search;
+mod session;
 
 pub use alert::*;
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use document::*;
 pub use driver::{
     Broadcasts, DocumentStore, Driver, Executor, MonitorStore, QueueDriver, QueueExecutor,
-    Transaction, Wakeups,
+    SessionStore, Transaction, Wakeups,
 };
 pub use error::{Error, Result};
 pub use insert::{JobInsertStatements, insert_jobs};
 pub use job::*;
 pub use params::*;
 pub use search::*;
+pub use session::*;
 
 /// Largest payload, in bytes of JSON, accepted by an enqueue.
 ///

@@ -7,16 +7,26 @@
 //! queue and cron actions (POST) and deletions need `admin`.
 //!
 //! The operator dashboard (`/` and `/ui/...`) takes no bearer key: its login form
-//! (`/ui/login`) takes an admin key once and keeps a session cookie ([`Sessions`]).
+//! (`/ui/login`) takes an admin key once and keeps a session cookie, the session stored (by its
+//! token's hash) in the database, so that it survives restarts and holds across several
+//! `serve` processes.
+//!
+//! Failed authentication (a wrong bearer key, a wrong key in the login form) is limited per
+//! client address ([`FailureLimit`]): past the limit, requests that present a key answer `429`
+//! with `Retry-After` until the window ends. Requests without a key are not counted.
 
 use std::collections::HashMap;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::extract::{Request, State};
+use axum::extract::{ConnectInfo, Request, State};
 use axum::http::{HeaderValue, Method, StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::Utc;
+use docket_core::{Driver, SessionInsertParams, SessionRow, SessionStore};
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -51,6 +61,7 @@ pub struct ApiKey {
 pub struct ApiKeys {
     keys: Vec<(String, [u8; 32], Vec<Scope>)>,
     sessions: Sessions,
+    limit: FailureLimit,
 }
 
 impl ApiKeys {
@@ -72,7 +83,20 @@ impl ApiKeys {
         Ok(Self {
             keys: out,
             sessions: Sessions::default(),
+            limit: FailureLimit::default(),
         })
+    }
+
+    /// Limits failed authentication per client address as `limit` says.
+    pub fn with_failure_limit(mut self, limit: FailureLimit) -> Self {
+        self.limit = limit;
+        self
+    }
+
+    /// Keeps dashboard sessions in `driver`'s database (the router does this).
+    pub(crate) fn with_sessions<D: Driver>(mut self, driver: D) -> Self {
+        self.sessions = Sessions(Some(Arc::new(DbSessions(driver))));
+        self
     }
 
     /// Whether any key is configured.
@@ -155,7 +179,17 @@ pub(crate) async fn check(State(keys): State<ApiKeys>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "))
         .map(str::trim);
-    let Some((name, scopes)) = presented.and_then(|k| keys.find(k)) else {
+    let client = keys.limit.client(&req);
+    if presented.is_some()
+        && let Some(wait) = keys.limit.blocked(client)
+    {
+        return too_many(client, wait, "bearer");
+    }
+    let found = presented.and_then(|k| keys.find(k));
+    if presented.is_some() && found.is_none() {
+        keys.limit.failed(client, "bearer");
+    }
+    let Some((name, scopes)) = found else {
         let mut r = ApiError(
             StatusCode::UNAUTHORIZED,
             "a valid API key is required: Authorization: Bearer <key>".into(),
@@ -191,35 +225,211 @@ pub(crate) const SESSION_COOKIE: &str = "docket_session";
 /// How long a dashboard session lasts.
 const SESSION_TTL: Duration = Duration::from_secs(12 * 3600);
 
-/// Dashboard sessions, in memory (a restart logs everyone out): a random 32-byte token, hex
-/// in the cookie, mapped to the name of the admin key that logged in and the session's end.
-#[derive(Debug, Clone, Default)]
-pub struct Sessions {
-    map: Arc<Mutex<HashMap<String, (String, Instant)>>>,
+/// Where dashboard sessions are kept: the database, once the router has attached it (a
+/// session is looked up by the SHA-256 of its cookie's token). Without one, no login
+/// succeeds.
+#[derive(Clone, Default)]
+pub struct Sessions(Option<Arc<dyn SessionBackend>>);
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Sessions(database)"
+        } else {
+            "Sessions(none)"
+        })
+    }
+}
+
+/// The session calls, object-safe.
+trait SessionBackend: Send + Sync {
+    fn insert(&self, p: SessionInsertParams) -> BoxFuture<'_, docket_core::Result<()>>;
+    fn get(&self, token_sha256: String) -> BoxFuture<'_, docket_core::Result<Option<SessionRow>>>;
+    fn delete(&self, token_sha256: String) -> BoxFuture<'_, docket_core::Result<bool>>;
+    fn delete_for_key(&self, key_name: String) -> BoxFuture<'_, docket_core::Result<u64>>;
+}
+
+struct DbSessions<D>(D);
+
+impl<D: Driver> SessionBackend for DbSessions<D> {
+    fn insert(&self, p: SessionInsertParams) -> BoxFuture<'_, docket_core::Result<()>> {
+        Box::pin(async move { self.0.conn().await?.session_insert(&p).await })
+    }
+    fn get(&self, token_sha256: String) -> BoxFuture<'_, docket_core::Result<Option<SessionRow>>> {
+        Box::pin(async move {
+            let mut c = self.0.conn().await?;
+            c.session_get(&token_sha256, Utc::now()).await
+        })
+    }
+    fn delete(&self, token_sha256: String) -> BoxFuture<'_, docket_core::Result<bool>> {
+        Box::pin(async move { self.0.conn().await?.session_delete(&token_sha256).await })
+    }
+    fn delete_for_key(&self, key_name: String) -> BoxFuture<'_, docket_core::Result<u64>> {
+        Box::pin(async move { self.0.conn().await?.session_delete_for_key(&key_name).await })
+    }
+}
+
+fn to_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn token_sha256(token: &str) -> String {
+    to_hex(&Sha256::digest(token.as_bytes()))
 }
 
 impl Sessions {
-    fn create(&self, key_name: &str) -> String {
+    fn backend(&self) -> docket_core::Result<&Arc<dyn SessionBackend>> {
+        self.0
+            .as_ref()
+            .ok_or_else(|| docket_core::Error::Unavailable("no session store is attached".into()))
+    }
+
+    /// A new session of `key_name`: its token, for the cookie.
+    async fn create(&self, key_name: &str) -> docket_core::Result<String> {
         let bytes: [u8; 32] = rand::random();
-        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        let token = to_hex(&bytes);
+        let now = Utc::now();
+        self.backend()?
+            .insert(SessionInsertParams {
+                token_sha256: token_sha256(&token),
+                key_name: key_name.to_owned(),
+                now,
+                expires_at: now + chrono::Duration::from_std(SESSION_TTL).expect("a TTL of hours"),
+            })
+            .await?;
+        Ok(token)
+    }
+
+    /// The key name of the live session `token`.
+    async fn get(&self, token: &str) -> docket_core::Result<Option<String>> {
+        let row = self.backend()?.get(token_sha256(token)).await?;
+        Ok(row.map(|r| r.key_name))
+    }
+
+    async fn remove(&self, token: &str) -> docket_core::Result<()> {
+        self.backend()?
+            .delete(token_sha256(token))
+            .await
+            .map(|_| ())
+    }
+
+    async fn remove_everywhere(&self, key_name: &str) -> docket_core::Result<u64> {
+        self.backend()?.delete_for_key(key_name.to_owned()).await
+    }
+}
+
+/// How failed authentication is limited: at most `max_failures` per client address within
+/// `window`; past it, requests that present a key from that address answer `429` until the
+/// window that began with its first failure ends. `max_failures = 0` turns the limit off.
+#[derive(Debug, Clone)]
+pub struct FailureLimit {
+    /// Failures allowed per window. Default 10.
+    pub max_failures: u32,
+    /// The window. Default one minute.
+    pub window: Duration,
+    /// Read the client's address from this header's last entry (`x-forwarded-for`, set by a
+    /// proxy in front); `None`: the connection's address.
+    pub client_header: Option<String>,
+    seen: Arc<Mutex<HashMap<IpAddr, (u32, Instant)>>>,
+}
+
+impl Default for FailureLimit {
+    fn default() -> Self {
+        Self::new(10, Duration::from_secs(60), None)
+    }
+}
+
+/// The most client addresses tracked; past it, ended windows are forgotten first.
+const TRACKED_CLIENTS: usize = 10_000;
+
+impl FailureLimit {
+    /// A limit of `max_failures` per `window`, clients told apart by their connection's
+    /// address or by `client_header`.
+    pub fn new(max_failures: u32, window: Duration, client_header: Option<String>) -> Self {
+        Self {
+            max_failures,
+            window,
+            client_header: client_header.map(|h| h.to_ascii_lowercase()),
+            seen: Arc::default(),
+        }
+    }
+
+    /// The client's address: `client_header`'s last entry, else the connection's.
+    fn client(&self, req: &Request) -> Option<IpAddr> {
+        if let Some(h) = &self.client_header {
+            return req
+                .headers()
+                .get_all(h.as_str())
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .flat_map(|v| v.split(','))
+                .filter_map(|v| v.trim().parse::<IpAddr>().ok())
+                .next_back();
+        }
+        req.extensions()
+            .get::<ConnectInfo<SocketAddr>>()
+            .map(|c| c.0.ip())
+    }
+
+    /// How long `client` must wait, while it is over the limit.
+    fn blocked(&self, client: Option<IpAddr>) -> Option<Duration> {
+        let ip = client.filter(|_| self.max_failures > 0)?;
+        let seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        let (failures, since) = seen.get(&ip)?;
+        let ends = *since + self.window;
         let now = Instant::now();
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.retain(|_, (_, end)| *end > now);
-        map.insert(token.clone(), (key_name.to_owned(), now + SESSION_TTL));
-        token
+        (*failures >= self.max_failures && ends > now).then(|| ends - now)
     }
 
-    fn get(&self, token: &str) -> Option<String> {
-        let map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(token)
-            .filter(|(_, end)| *end > Instant::now())
-            .map(|(name, _)| name.clone())
+    /// Counts a failure of `client`.
+    fn failed(&self, client: Option<IpAddr>, via: &'static str) {
+        metrics::counter!("docket_auth_failures_total", "via" => via).increment(1);
+        let Some(ip) = client.filter(|_| self.max_failures > 0) else {
+            return;
+        };
+        let now = Instant::now();
+        let mut seen = self.seen.lock().unwrap_or_else(|e| e.into_inner());
+        if seen.len() >= TRACKED_CLIENTS {
+            let window = self.window;
+            seen.retain(|_, (_, since)| *since + window > now);
+        }
+        let entry = seen.entry(ip).or_insert((0, now));
+        if entry.1 + self.window <= now {
+            *entry = (0, now);
+        }
+        entry.0 += 1;
+        if entry.0 == self.max_failures {
+            tracing::warn!(
+                client = %ip,
+                failures = entry.0,
+                window_secs = self.window.as_secs(),
+                via,
+                "too many failed authentications: refusing this address until the window ends"
+            );
+        }
     }
+}
 
-    fn remove(&self, token: &str) {
-        let mut map = self.map.lock().unwrap_or_else(|e| e.into_inner());
-        map.remove(token);
-    }
+/// `429` with `Retry-After`, logged and counted.
+fn too_many(client: Option<IpAddr>, wait: Duration, via: &'static str) -> Response {
+    metrics::counter!("docket_auth_throttled_total", "via" => via).increment(1);
+    let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
+    tracing::info!(
+        client = ?client,
+        retry_after_secs = secs,
+        via,
+        "authentication refused: too many failures from this address"
+    );
+    let mut r = ApiError(
+        StatusCode::TOO_MANY_REQUESTS,
+        format!("too many failed authentications from this address; try again in {secs} s"),
+    )
+    .into_response();
+    r.headers_mut().insert(
+        header::RETRY_AFTER,
+        HeaderValue::from_str(&secs.to_string()).expect("digits"),
+    );
+    r
 }
 
 /// Who made a request, for the audit trail: `key:<name>` for a bearer key,
@@ -287,6 +497,10 @@ async fn dashboard_check(keys: ApiKeys, mut req: Request, next: Next) -> Respons
             return ApiError(StatusCode::FORBIDDEN, "cross-site request refused".into())
                 .into_response();
         }
+        let client = keys.limit.client(&req);
+        if let Some(wait) = keys.limit.blocked(client) {
+            return too_many(client, wait, "login");
+        }
         let body = match axum::body::to_bytes(req.into_body(), 16 * 1024).await {
             Ok(b) => b,
             Err(_) => return see_other("/ui/login?error=invalid"),
@@ -294,7 +508,10 @@ async fn dashboard_check(keys: ApiKeys, mut req: Request, next: Next) -> Respons
         let key = form_urlencoded_value(&body, "key").unwrap_or_default();
         return match keys.find(key.trim()) {
             Some((name, scopes)) if scopes.contains(&Scope::Admin) => {
-                let token = keys.sessions.create(name);
+                let token = match keys.sessions.create(name).await {
+                    Ok(t) => t,
+                    Err(e) => return sessions_unavailable(e),
+                };
                 tracing::info!(key = name, "dashboard login");
                 let mut r = see_other("/");
                 r.headers_mut()
@@ -305,23 +522,44 @@ async fn dashboard_check(keys: ApiKeys, mut req: Request, next: Next) -> Respons
                 tracing::info!(key = name, "dashboard login refused: the key lacks admin");
                 see_other("/ui/login?error=scope")
             }
-            None => see_other("/ui/login?error=invalid"),
+            None => {
+                keys.limit.failed(client, "login");
+                tracing::info!(client = ?client, "dashboard login refused: no such key");
+                see_other("/ui/login?error=invalid")
+            }
         };
     }
     let token = session_token(&req);
-    let user = token
-        .as_deref()
-        .and_then(|t| keys.sessions.get(t))
-        .filter(|name| {
-            keys.keys
-                .iter()
-                .any(|(n, _, scopes)| n == name && scopes.contains(&Scope::Admin))
-        });
+    let user = match &token {
+        Some(t) => match keys.sessions.get(t).await {
+            Ok(user) => user,
+            Err(e) => return sessions_unavailable(e),
+        },
+        None => None,
+    }
+    .filter(|name| {
+        keys.keys
+            .iter()
+            .any(|(n, _, scopes)| n == name && scopes.contains(&Scope::Admin))
+    });
     if path == "/ui/logout" && method == Method::POST {
         if let Some(t) = &token
             && crate::dashboard::same_origin(&req)
         {
-            keys.sessions.remove(t);
+            // `everywhere=1` ends every session of the key, in every browser.
+            let everywhere = req
+                .uri()
+                .query()
+                .is_some_and(|q| q.split('&').any(|kv| kv == "everywhere=1"));
+            let ended = match (&user, everywhere) {
+                (Some(name), true) => keys.sessions.remove_everywhere(name).await.map(|n| {
+                    tracing::info!(key = name, sessions = n, "dashboard logout everywhere");
+                }),
+                _ => keys.sessions.remove(t).await,
+            };
+            if let Err(e) = ended {
+                return sessions_unavailable(e);
+            }
         }
         let mut r = see_other("/ui/login");
         r.headers_mut()
@@ -343,6 +581,15 @@ async fn dashboard_check(keys: ApiKeys, mut req: Request, next: Next) -> Respons
         )
         .into_response(),
     }
+}
+
+fn sessions_unavailable(e: docket_core::Error) -> Response {
+    tracing::warn!(error = %e, "dashboard sessions unavailable");
+    ApiError(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("dashboard sessions are unavailable: {e}"),
+    )
+    .into_response()
 }
 
 /// Marks dashboard requests of a server with keys (the login form is only shown then).

@@ -5,7 +5,7 @@
 //! | route | |
 //! |---|---|
 //! | `GET /healthz` | the process is up |
-//! | `GET /readyz` | the database answers and its schema is current (`503` otherwise) |
+//! | `GET /readyz` | the database and the storage of originals answer, and the schema is current (`503` otherwise) |
 //! | `GET /metrics` | Prometheus text format |
 //! | `GET /v1/openapi.json` | the OpenAPI 3.1 document |
 //! | `POST /v1/documents` | multipart upload (`file`, `callback_url`, `reprocess`), or JSON `{url}` to fetch: `202` |
@@ -82,6 +82,10 @@ impl From<PipelineError> for ApiError {
                 StatusCode::SERVICE_UNAVAILABLE
             }
             PipelineError::Db(docket_core::Error::Invalid(_)) => StatusCode::UNPROCESSABLE_ENTITY,
+            PipelineError::Blob(docket_pipeline::blob::BlobError::Store(err)) => {
+                tracing::warn!(error = %err, "object storage unavailable");
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             PipelineError::Embed(err) => {
                 tracing::warn!(error = %err, "embedding failed");
                 StatusCode::BAD_GATEWAY
@@ -119,6 +123,9 @@ pub struct ApiOptions<D: Driver> {
     /// Runs a batch of jobs on request; without it (a server with no workers),
     /// `POST /v1/jobs/process` answers `503`.
     pub processor: Option<Processor>,
+    /// Whether `/metrics` carries the gauges read from the database (one process of a
+    /// deployment should). Default: always.
+    pub cluster_gauges: metrics::ClusterGauges,
 }
 
 impl<D: Driver> ApiOptions<D> {
@@ -130,6 +137,7 @@ impl<D: Driver> ApiOptions<D> {
             fetcher: None,
             storage: None,
             processor: None,
+            cluster_gauges: metrics::ClusterGauges::Always,
         }
     }
 }
@@ -141,11 +149,18 @@ pub(crate) struct AppState<D: Driver> {
     pub(crate) fetcher: Option<Fetcher>,
     pub(crate) storage: Option<StorageIngest<D>>,
     pub(crate) processor: Option<Processor>,
+    pub(crate) cluster_gauges: metrics::ClusterGauges,
 }
 
 impl<D: Driver> axum::extract::FromRef<AppState<D>> for Pipeline<D> {
     fn from_ref(s: &AppState<D>) -> Self {
         s.pipeline.clone()
+    }
+}
+
+impl<D: Driver> axum::extract::FromRef<AppState<D>> for metrics::ClusterGauges {
+    fn from_ref(s: &AppState<D>) -> Self {
+        s.cluster_gauges.clone()
     }
 }
 
@@ -157,9 +172,42 @@ pub fn router<D: Driver>(pipeline: Pipeline<D>, options: ApiOptions<D>) -> Route
         fetcher: options.fetcher,
         storage: options.storage,
         processor: options.processor,
+        cluster_gauges: options.cluster_gauges,
     };
+    let keys = options
+        .keys
+        .map(|k| k.with_sessions(state.pipeline.driver().clone()));
     let api = routes(state, max_body_bytes);
-    let api = match options.keys {
+    outer_layers(api, keys)
+}
+
+/// What a `docket worker` process serves: `/healthz`, `/readyz` and `/metrics` (its own job,
+/// stage and embedding series; the database's gauges as `cluster_gauges` says), behind the
+/// same keys as the API where keys are set.
+pub fn worker_router<D: Driver>(
+    pipeline: Pipeline<D>,
+    keys: Option<auth::ApiKeys>,
+    cluster_gauges: metrics::ClusterGauges,
+) -> Router {
+    let state = AppState {
+        pipeline,
+        fetcher: None,
+        storage: None,
+        processor: None,
+        cluster_gauges,
+    };
+    let routes = Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/readyz", get(readyz::<D>))
+        .route("/metrics", get(metrics::render::<D>))
+        .layer(axum::middleware::from_fn(json_errors))
+        .with_state(state);
+    outer_layers(routes, keys)
+}
+
+/// The key check, request metrics, security headers and request ids around `api`.
+fn outer_layers(api: Router, keys: Option<auth::ApiKeys>) -> Router {
+    let api = match keys {
         Some(keys) => api.layer(axum::middleware::from_fn_with_state(keys, auth::check)),
         None => api,
     };
@@ -319,6 +367,19 @@ async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
             .await
             .map_err(|e| format!("cannot read the schema's migrations: {e}"))
     };
+    // Where originals live must answer too: uploads need it, and every parse.
+    let storage = async {
+        let unavailable =
+            |e: String| format!("object storage unavailable ({}): {e}", p.blobs().describe());
+        match tokio::time::timeout(READY_WITHIN, p.blobs().check()).await {
+            Ok(Ok(())) => Ok(()),
+            Ok(Err(e)) => Err(unavailable(e.to_string())),
+            Err(_) => Err(unavailable(format!(
+                "no answer within {} ms",
+                READY_WITHIN.as_millis()
+            ))),
+        }
+    };
     match tokio::time::timeout(READY_WITHIN, check).await {
         Err(_) => unready(format!(
             "database unavailable: no answer within {} ms",
@@ -326,6 +387,9 @@ async fn readyz<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
         )),
         Ok(Err(m)) => unready(m),
         Ok(Ok(pending)) if pending.is_empty() => {
+            if let Err(m) = storage.await {
+                return unready(m);
+            }
             // Ready; and what search can rank (a store left to another embedder is not a
             // reason to stop serving).
             let embedder = p.embedder_report_cached().await.ok().map(|r| {

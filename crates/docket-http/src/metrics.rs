@@ -7,6 +7,8 @@
 //! |---|---|---|
 //! | `docket_http_requests_total` | counter | `method`, `route` (the route template, e.g. `/v1/documents/{id}`; `unmatched`), `status` |
 //! | `docket_http_request_duration_seconds` | histogram | `method`, `route` |
+//! | `docket_auth_failures_total` | counter | `via` (`bearer`: a wrong API key; `login`: a wrong key in the dashboard's login form) |
+//! | `docket_auth_throttled_total` | counter | `via` (requests refused with `429`: their address failed too often) |
 //! | `docket_job_attempts_total` | counter | `job_type`, `outcome` (`completed`, `retry`, `failed`, `snoozed`, `released`) |
 //! | `docket_job_attempt_duration_seconds` | histogram | `job_type` |
 //! | `docket_stage_duration_seconds` | histogram | `stage`, `outcome` (`ok`, `retry`, `failed`, `snoozed`) |
@@ -18,7 +20,7 @@
 //! | `docket_queue_oldest_queued_age_seconds` | gauge, read at scrape | `queue` |
 //! | `docket_queue_paused` | gauge, read at scrape | `queue` |
 //! | `docket_queue_workers` | gauge, read at scrape | `queue` (live workers serving it: their lease has not lapsed) |
-//! | `docket_database_up` | gauge, read at scrape | (1 when the scrape could read the database) |
+//! | `docket_database_up` | gauge, read at scrape | (1 when the scrape could read the database; every process) |
 //! | `docket_documents_stale_embedder` | gauge, read at scrape | (searchable documents whose vectors another embedder made: search cannot rank them) |
 //! | `docket_documents_reembedding` | gauge, read at scrape | (of those, how many are being processed again) |
 //! | `docket_documents_stuck` | gauge, read at scrape | (documents the stuck-document sweep would repair now, counted up to 1,000) |
@@ -27,12 +29,16 @@
 //! | `docket_search_index_bytes` | gauge, read at scrape | (memory that index uses) |
 //! | `docket_search_index_ready` | gauge, read at scrape | (1 once built; until then searches scan) |
 //!
-//! Counters and histograms are those of this process: a `docket worker` process records its
-//! own, which this endpoint does not see. The gauges read at scrape come from the database
-//! and so cover every process. The alert rules shipped in `deploy/prometheus/` read these
-//! series (docs/alerting.md); `docket_queue_workers` and `docket_documents_stuck` are there
-//! for two of them, since no other series tells whether a queue with due jobs has a live
-//! worker, or whether documents are stuck with nothing to move them on.
+//! Counters and histograms are those of this process: every `docket serve` and `docket
+//! worker` process serves `/metrics` (a worker on its own `http.listen`), and Prometheus
+//! scrapes each. The gauges read at scrape come from the database and so are the same in every
+//! process: one process exports them ([`ClusterGauges`]: the one leading maintenance), so that
+//! summing a series across processes counts each job once; the others leave them out.
+//! `docket_database_up` and the search index's gauges are every process's own. The alert
+//! rules shipped in `deploy/prometheus/` read these series (docs/alerting.md);
+//! `docket_queue_workers` and `docket_documents_stuck` are there for two of them, since no
+//! other series tells whether a queue with due jobs has a live worker, or whether documents
+//! are stuck with nothing to move them on.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Mutex, OnceLock};
@@ -66,6 +72,47 @@ const UPKEEP_EVERY: Duration = Duration::from_secs(5);
 /// The most stuck documents a scrape counts: the alert asks only whether there are any, and a
 /// scrape should not read an unbounded list when something has gone badly wrong.
 const STUCK_DOCUMENTS_COUNTED: i64 = 1_000;
+
+/// The gauges read from the database (the same in every process, so exported by one: see
+/// [`ClusterGauges`]), with their help.
+const CLUSTER_HELP: &[(&str, &str)] = &[
+    (
+        "docket_jobs",
+        "Jobs in the database, by job type, queue and state",
+    ),
+    (
+        "docket_queue_depth",
+        "Jobs waiting to run (queued or retrying)",
+    ),
+    (
+        "docket_queue_oldest_queued_age_seconds",
+        "How long the longest-waiting due job (queued or retrying) has waited since it became due; 0 when none waits",
+    ),
+    (
+        "docket_queue_paused",
+        "1 while the queue is paused (by itself or by the switch for every queue)",
+    ),
+    (
+        "docket_queue_workers",
+        "Live workers (their lease not lapsed) that serve the queue",
+    ),
+    (
+        "docket_documents_stuck",
+        "Documents not finished, with no live job and no change for pipeline.stuck_after_ms: what the stuck-document sweep would repair now (counted up to 1000)",
+    ),
+    (
+        "docket_documents_stale_embedder",
+        "Searchable documents whose vectors another embedder made than the one this process runs: search cannot rank them until they are re-embedded (docket reindex)",
+    ),
+    (
+        "docket_documents_reembedding",
+        "Documents whose vectors another embedder made that are being processed again",
+    ),
+    (
+        "docket_alerts_firing",
+        "Alerts of the built-in rule firing now (docs/alerting.md), silenced ones included",
+    ),
+];
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 
@@ -122,6 +169,14 @@ fn describe() {
         "Time to answer an HTTP request (to the response head), by method and route template"
     );
     describe_counter!(
+        "docket_auth_failures_total",
+        "Failed authentications: a wrong bearer key (via bearer), a wrong key in the dashboard's login form (via login)"
+    );
+    describe_counter!(
+        "docket_auth_throttled_total",
+        "Requests refused with 429 because their address failed to authenticate too often, by via"
+    );
+    describe_counter!(
         "docket_job_attempts_total",
         "Job attempts finished in this process, by job type and outcome"
     );
@@ -144,42 +199,6 @@ fn describe() {
     describe_gauge!(
         "docket_embed_breaker_open",
         "1 while the embedding provider's circuit breaker is not closed"
-    );
-    describe_gauge!(
-        "docket_jobs",
-        "Jobs in the database, by job type, queue and state"
-    );
-    describe_gauge!(
-        "docket_queue_depth",
-        "Jobs waiting to run (queued or retrying)"
-    );
-    describe_gauge!(
-        "docket_queue_oldest_queued_age_seconds",
-        "How long the longest-waiting due job (queued or retrying) has waited since it became due; 0 when none waits"
-    );
-    describe_gauge!(
-        "docket_queue_paused",
-        "1 while the queue is paused (by itself or by the switch for every queue)"
-    );
-    describe_gauge!(
-        "docket_queue_workers",
-        "Live workers (their lease not lapsed) that serve the queue"
-    );
-    describe_gauge!(
-        "docket_documents_stuck",
-        "Documents not finished, with no live job and no change for pipeline.stuck_after_ms: what the stuck-document sweep would repair now (counted up to 1000)"
-    );
-    describe_gauge!(
-        "docket_documents_stale_embedder",
-        "Searchable documents whose vectors another embedder made than the one this process runs: search cannot rank them until they are re-embedded (docket reindex)"
-    );
-    describe_gauge!(
-        "docket_documents_reembedding",
-        "Documents whose vectors another embedder made that are being processed again"
-    );
-    describe_gauge!(
-        "docket_alerts_firing",
-        "Alerts of the built-in rule firing now (docs/alerting.md), silenced ones included"
     );
     describe_gauge!(
         "docket_search_index_vectors",
@@ -252,8 +271,39 @@ fn method_label(m: &str) -> &'static str {
     }
 }
 
-/// `GET /metrics`: refreshes the gauges read from the database, then renders everything.
-pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response {
+/// Which processes export the gauges read from the database. They are the same in every
+/// process, so that summing a series across processes (`sum(docket_queue_depth)`) would count
+/// each job once per process: one process exports them.
+#[derive(Debug, Clone)]
+pub enum ClusterGauges {
+    /// This process does (a lone process).
+    Always,
+    /// This process does while it leads maintenance (one process at a time does).
+    WhileLeading(tokio::sync::watch::Receiver<bool>),
+    /// This process does not (`serve --no-workers`, which never leads).
+    Never,
+}
+
+impl ClusterGauges {
+    fn exporting(&self) -> bool {
+        match self {
+            ClusterGauges::Always => true,
+            ClusterGauges::WhileLeading(leading) => *leading.borrow(),
+            ClusterGauges::Never => false,
+        }
+    }
+}
+
+/// The last database gauges rendered: a scrape that cannot read the database repeats them
+/// (and `docket_database_up` says they are stale).
+static LAST_CLUSTER: Mutex<String> = Mutex::new(String::new());
+
+/// `GET /metrics`: this process's series, and, where this process exports them
+/// ([`ClusterGauges`]), the gauges read from the database.
+pub(crate) async fn render<D: Driver>(
+    State(p): State<Pipeline<D>>,
+    State(scope): State<ClusterGauges>,
+) -> Response {
     let Some(handle) = install() else {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -269,32 +319,102 @@ pub(crate) async fn render<D: Driver>(State(p): State<Pipeline<D>>) -> Response 
         metrics::gauge!("docket_search_index_bytes").set(s.memory_bytes as f64);
         metrics::gauge!("docket_search_index_ready").set(if s.ready { 1.0 } else { 0.0 });
     }
-    let up = match read_db(&p).await {
-        Ok(read) => {
-            set_db_gauges(&read);
-            match p.embedder_report_cached().await {
-                Ok(r) => {
-                    metrics::gauge!("docket_documents_stale_embedder")
-                        .set(r.stale_documents as f64);
-                    metrics::gauge!("docket_documents_reembedding")
-                        .set(r.reembedding_documents as f64);
-                    1.0
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "metrics: cannot count documents by embedder");
-                    0.0
-                }
+    let exporting = scope.exporting();
+    let (up, cluster) = if exporting {
+        match cluster_text(&p).await {
+            Ok(text) => {
+                *LAST_CLUSTER.lock().unwrap_or_else(|e| e.into_inner()) = text.clone();
+                (1.0, text)
+            }
+            Err(e) => {
+                // The process's own series are still worth a scrape; the database gauges keep
+                // their last values and `docket_database_up` says they are stale.
+                tracing::warn!(error = %e, "metrics: cannot read the database's gauges");
+                let last = LAST_CLUSTER
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone();
+                (0.0, last)
             }
         }
-        Err(e) => {
-            // The process's own series are still worth a scrape; the database gauges keep
-            // their last values and `docket_database_up` says they are stale.
-            tracing::warn!(error = %e, "metrics: cannot read job statistics");
-            0.0
-        }
+    } else {
+        let up = tokio::time::timeout(Duration::from_secs(2), p.driver().ping()).await;
+        (
+            if matches!(up, Ok(Ok(()))) { 1.0 } else { 0.0 },
+            String::new(),
+        )
     };
     metrics::gauge!("docket_database_up").set(up);
-    ([(header::CONTENT_TYPE, CONTENT_TYPE)], handle.render()).into_response()
+    let mut body = handle.render();
+    body.push_str(&cluster);
+    ([(header::CONTENT_TYPE, CONTENT_TYPE)], body).into_response()
+}
+
+/// The database gauges, in the exposition format.
+async fn cluster_text<D: Driver>(p: &Pipeline<D>) -> Result<String, String> {
+    let read = read_db(p).await.map_err(|e| e.to_string())?;
+    let report = p
+        .embedder_report_cached()
+        .await
+        .map_err(|e| format!("cannot count documents by embedder: {e}"))?;
+    let mut g = Gauges::default();
+    set_db_gauges(&read, &mut g);
+    g.set(
+        "docket_documents_stale_embedder",
+        vec![],
+        report.stale_documents as f64,
+    );
+    g.set(
+        "docket_documents_reembedding",
+        vec![],
+        report.reembedding_documents as f64,
+    );
+    Ok(g.render())
+}
+
+/// Gauge samples by family, rendered in [`CLUSTER_HELP`]'s order.
+#[derive(Default)]
+struct Gauges(BTreeMap<&'static str, Vec<Sample>>);
+
+/// One gauge sample: its labels and value.
+type Sample = (Vec<(&'static str, String)>, f64);
+
+impl Gauges {
+    fn set(&mut self, name: &'static str, labels: Vec<(&'static str, String)>, value: f64) {
+        self.0.entry(name).or_default().push((labels, value));
+    }
+
+    fn render(&self) -> String {
+        use std::fmt::Write as _;
+        let mut out = String::new();
+        for (name, help) in CLUSTER_HELP {
+            let Some(samples) = self.0.get(name) else {
+                continue;
+            };
+            let _ = writeln!(out, "# HELP {name} {help}");
+            let _ = writeln!(out, "# TYPE {name} gauge");
+            for (labels, value) in samples {
+                out.push_str(name);
+                if !labels.is_empty() {
+                    out.push('{');
+                    for (i, (k, v)) in labels.iter().enumerate() {
+                        if i > 0 {
+                            out.push(',');
+                        }
+                        let v = v
+                            .replace('\\', "\\\\")
+                            .replace('"', "\\\"")
+                            .replace('\n', "\\n");
+                        let _ = write!(out, "{k}=\"{v}\"");
+                    }
+                    out.push('}');
+                }
+                let _ = writeln!(out, " {value}");
+            }
+            out.push('\n');
+        }
+        out
+    }
 }
 
 /// What a scrape reads from the database.
@@ -353,7 +473,7 @@ struct QueueStats {
     workers: i64,
 }
 
-fn set_db_gauges(read: &DbRead) {
+fn set_db_gauges(read: &DbRead, g: &mut Gauges) {
     let DbRead {
         stats,
         queues: queue_rows,
@@ -367,7 +487,11 @@ fn set_db_gauges(read: &DbRead) {
             .iter()
             .filter(|a| a.rule == rule.name() && a.state == AlertState::Firing)
             .count();
-        metrics::gauge!("docket_alerts_firing", "rule" => rule.name()).set(firing as f64);
+        g.set(
+            "docket_alerts_firing",
+            vec![("rule", rule.name().to_owned())],
+            firing as f64,
+        );
     }
     let mut jobs: BTreeMap<(String, String, &'static str), i64> = BTreeMap::new();
     let mut queues: BTreeMap<String, QueueStats> = BTreeMap::new();
@@ -404,7 +528,7 @@ fn set_db_gauges(read: &DbRead) {
             }
         }
     }
-    metrics::gauge!("docket_documents_stuck").set(*stuck_documents as f64);
+    g.set("docket_documents_stuck", vec![], *stuck_documents as f64);
     let now_ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -412,11 +536,11 @@ fn set_db_gauges(read: &DbRead) {
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
     for key in &seen.jobs {
         if !jobs.contains_key(key) {
-            job_gauge(key).set(0.0);
+            job_gauge(g, key, 0.0);
         }
     }
     for (key, count) in &jobs {
-        job_gauge(key).set(*count as f64);
+        job_gauge(g, key, *count as f64);
     }
     seen.jobs.extend(jobs.into_keys());
     // A queue seen before reports zeros rather than its last values.
@@ -428,19 +552,23 @@ fn set_db_gauges(read: &DbRead) {
             .oldest_queued_ms
             .map_or(0.0, |t| (now_ms - t).max(0) as f64 / 1000.0);
         let paused = f64::from(u8::from(q.paused || all_paused));
-        metrics::gauge!("docket_queue_depth", "queue" => name.clone()).set(q.depth as f64);
-        metrics::gauge!("docket_queue_oldest_queued_age_seconds", "queue" => name.clone()).set(age);
-        metrics::gauge!("docket_queue_paused", "queue" => name.clone()).set(paused);
-        metrics::gauge!("docket_queue_workers", "queue" => name.clone()).set(q.workers as f64);
+        let queue = || vec![("queue", name.clone())];
+        g.set("docket_queue_depth", queue(), q.depth as f64);
+        g.set("docket_queue_oldest_queued_age_seconds", queue(), age);
+        g.set("docket_queue_paused", queue(), paused);
+        g.set("docket_queue_workers", queue(), q.workers as f64);
     }
     seen.queues.extend(queues.into_keys());
 }
 
-fn job_gauge((job_type, queue, state): &(String, String, &'static str)) -> metrics::Gauge {
-    metrics::gauge!(
+fn job_gauge(g: &mut Gauges, (job_type, queue, state): &(String, String, &'static str), v: f64) {
+    g.set(
         "docket_jobs",
-        "job_type" => job_type.clone(),
-        "queue" => queue.clone(),
-        "state" => *state,
-    )
+        vec![
+            ("job_type", job_type.clone()),
+            ("queue", queue.clone()),
+            ("state", (*state).to_owned()),
+        ],
+        v,
+    );
 }

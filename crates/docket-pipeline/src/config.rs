@@ -9,17 +9,87 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct StorageConfig {
-    /// Folder for original bytes (created if missing).
+    /// Where originals live: `file:///path` (a folder) or `s3://bucket/prefix` (an
+    /// S3-compatible bucket, see [`S3Config`]). Unset: the folder `blob_dir`.
+    pub url: Option<String>,
+    /// Folder for original bytes when `url` is unset (created if missing).
     pub blob_dir: PathBuf,
     /// Largest accepted file, in bytes.
     pub max_file_bytes: u64,
+    /// Originals that no document references are deleted by the leader's hourly sweep once
+    /// they are older than this (a crash between writing an original and storing its
+    /// document, or a delete of the original that failed). Seconds; default 3600.
+    pub orphan_grace_secs: u64,
+    /// The bucket's endpoint, region and credentials, for `s3://` URLs.
+    pub s3: S3Config,
 }
 
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
+            url: None,
             blob_dir: PathBuf::from("docket-blobs"),
             max_file_bytes: 64 * 1024 * 1024,
+            orphan_grace_secs: 3600,
+            s3: S3Config::default(),
+        }
+    }
+}
+
+/// `[storage.s3]`: how an `s3://` bucket is reached. Where a key is unset, the usual AWS
+/// environment variable stands in (`AWS_ENDPOINT_URL_S3` or `AWS_ENDPOINT_URL`, `AWS_REGION`
+/// or `AWS_DEFAULT_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`,
+/// `AWS_SESSION_TOKEN`).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct S3Config {
+    /// The S3 API's base URL (MinIO, R2, Supabase Storage, a local test server); unset: AWS.
+    pub endpoint: Option<String>,
+    /// The bucket's region. Default `us-east-1`.
+    pub region: Option<String>,
+    /// Address the bucket in the path (`https://host/bucket/key`) rather than the host name
+    /// (`https://bucket.host/key`). Default: on when `endpoint` is set (what MinIO and most
+    /// S3-compatible servers need), off for AWS.
+    pub path_style: Option<bool>,
+    /// The access key id.
+    pub access_key_id: Option<String>,
+    /// The secret access key (masked by `docket config`).
+    pub secret_access_key: Option<String>,
+    /// A session token, for temporary credentials (masked by `docket config`).
+    pub session_token: Option<String>,
+    /// Without keys, take credentials from the host (the instance metadata service, a
+    /// container role, a web identity). Off by default: without keys and without this, the
+    /// configuration is refused, so nothing ever asks a metadata endpoint by accident.
+    pub instance_credentials: bool,
+    /// Each request's time limit, in milliseconds. Default 30,000.
+    pub timeout_ms: u64,
+    /// Connecting's time limit, in milliseconds. Default 5,000.
+    pub connect_timeout_ms: u64,
+    /// Retries of a request that failed in a way that may pass (a connection error, a 5xx,
+    /// a throttle). Default 3.
+    pub max_retries: usize,
+    /// No retry starts later than this after the first try, in milliseconds. Default 15,000.
+    pub retry_timeout_ms: u64,
+    /// Files larger than this go up in parts of this size (a multipart upload), in bytes; at
+    /// least 5 MiB (S3's smallest part). Default 8 MiB.
+    pub part_bytes: u64,
+}
+
+impl Default for S3Config {
+    fn default() -> Self {
+        Self {
+            endpoint: None,
+            region: None,
+            path_style: None,
+            access_key_id: None,
+            secret_access_key: None,
+            session_token: None,
+            instance_credentials: false,
+            timeout_ms: 30_000,
+            connect_timeout_ms: 5_000,
+            max_retries: 3,
+            retry_timeout_ms: 15_000,
+            part_bytes: 8 * 1024 * 1024,
         }
     }
 }

@@ -31,6 +31,7 @@ pub mod config;
 pub mod fetch;
 pub mod ingest;
 pub mod notify;
+pub mod orphans;
 pub mod progress;
 pub mod reindex;
 pub mod search;
@@ -228,6 +229,11 @@ impl<D: Driver> Pipeline<D> {
         &self.inner.chunker
     }
 
+    /// Where originals live.
+    pub fn blobs(&self) -> &Arc<dyn BlobStore> {
+        &self.inner.blobs
+    }
+
     /// The database.
     pub fn driver(&self) -> &D {
         &self.inner.driver
@@ -404,8 +410,16 @@ impl<D: Driver> Pipeline<D> {
             c.document_delete(id).await?
         };
         // Rows first: a crash between the two leaves an orphan blob, never a document whose
-        // bytes are gone.
-        self.inner.blobs.delete(&doc.storage_key).await?;
+        // bytes are gone. An original that cannot be deleted now is the sweep's to delete
+        // ([`orphans`]): the document is gone either way.
+        if let Err(e) = self.inner.blobs.delete(&doc.storage_key).await {
+            tracing::warn!(
+                document_id = %id,
+                key = doc.storage_key,
+                error = %e,
+                "could not delete the original; the orphan sweep will"
+            );
+        }
         Ok(deleted)
     }
 

@@ -229,6 +229,15 @@ where
         Ok(deleted > 0)
     }
 
+    async fn document_ids_present(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        check_ids_present(ids)?;
+        sqlx::query_scalar("SELECT id FROM documents WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *self.conn)
+            .await
+            .map_err(map_err)
+    }
+
     async fn search_index_changes(
         &mut self,
         p: &SearchIndexChangesParams,

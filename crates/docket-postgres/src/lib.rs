@@ -32,6 +32,7 @@ mod migrations;
 mod monitor;
 mod notify;
 mod rows;
+mod sessions;
 mod vector;
 
 use std::sync::Arc;

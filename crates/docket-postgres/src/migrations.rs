@@ -48,6 +48,11 @@ const FILES: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0008_attempt_rows.sql"),
     ),
     (9, "alerts", include_str!("../migrations/0009_alerts.sql")),
+    (
+        10,
+        "sessions",
+        include_str!("../migrations/0010_sessions.sql"),
+    ),
 ];
 
 /// The versions, in order.

@@ -263,6 +263,22 @@ where
         Ok(docs)
     }
 
+    async fn document_ids_present(&mut self, ids: &[Uuid]) -> Result<Vec<Uuid>> {
+        check_ids_present(ids)?;
+        let ids: Vec<String> = ids.iter().copied().map(uuid_text).collect();
+        let found: Vec<String> = sqlx::query_scalar(
+            "SELECT id FROM documents WHERE id IN (SELECT value FROM json_each(?1))",
+        )
+        .bind(serde_json::Value::from(ids).to_string())
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(map_err)?;
+        found
+            .iter()
+            .map(|s| Uuid::parse_str(s).map_err(|e| Error::Database(Box::new(e))))
+            .collect()
+    }
+
     async fn document_delete(&mut self, id: Uuid) -> Result<bool> {
         let id = uuid_text(id);
         let mut tx = atomic(&mut self.conn).await?;

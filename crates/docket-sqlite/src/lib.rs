@@ -33,6 +33,7 @@ mod insert;
 mod migrations;
 mod monitor;
 mod rows;
+mod sessions;
 
 use std::str::FromStr;
 use std::time::Duration;

@@ -43,6 +43,11 @@ const FILES: &[(i64, &str, &str)] = &[
         include_str!("../migrations/0007_search_index_log.sql"),
     ),
     (8, "alerts", include_str!("../migrations/0008_alerts.sql")),
+    (
+        9,
+        "sessions",
+        include_str!("../migrations/0009_sessions.sql"),
+    ),
 ];
 
 /// The versions, in order.

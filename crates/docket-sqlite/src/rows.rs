@@ -5,7 +5,7 @@ use docket_core::{
     AlertRow, AlertSilenceRow, AttemptErrorGroup, AttemptRollupRow, AuditRow, ChunkRow,
     ChunkVector, CronRun, CronSchedule, DocumentRow, DocumentText, Error, FailureReasonRow,
     JobActivityRow, JobAttempt, JobAttemptCountRow, JobRow, JobStatRow, LeaderRow, QueueRow,
-    Result, StuckJobRow, WorkerRow, decode_vector,
+    Result, SessionRow, StuckJobRow, WorkerRow, decode_vector,
 };
 use sqlx::Row;
 use sqlx::sqlite::SqliteRow;
@@ -104,6 +104,15 @@ pub(crate) fn job(row: &SqliteRow) -> Result<JobRow> {
         updated_at: time(row, "updated_at")?,
         claim_token: uuid_opt(row, "claim_token")?,
         rescues: get(row, "rescues")?,
+    })
+}
+
+pub(crate) fn session(row: &SqliteRow) -> Result<SessionRow> {
+    Ok(SessionRow {
+        token_sha256: get(row, "token_sha256")?,
+        key_name: get(row, "key_name")?,
+        created_at: time(row, "created_at")?,
+        expires_at: time(row, "expires_at")?,
     })
 }
 

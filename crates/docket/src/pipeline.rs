@@ -11,7 +11,7 @@ use docket_embed::hashing::{HashingConfig, HashingEmbedder};
 use docket_embed::local::{LocalConfig, LocalEmbedder};
 use docket_embed::{EmbedConfig, Embedder};
 use docket_parse::{Isolation, Limits};
-use docket_pipeline::blob::ObjectStoreBlobs;
+use docket_pipeline::blob::{BlobStore, ObjectStoreBlobs};
 use docket_pipeline::notify::Notifier;
 use docket_pipeline::progress::ProgressHub;
 use docket_pipeline::{ParseSettings, Pipeline, PipelineParts};
@@ -162,8 +162,9 @@ pub async fn build<D: Driver>(driver: D, config: &Config) -> anyhow::Result<Pipe
             "notify.webhook.secret is not set: webhooks to callback URLs go out unsigned"
         );
     }
-    let blobs = ObjectStoreBlobs::local(&config.storage.blob_dir)
-        .with_context(|| format!("opening {}", config.storage.blob_dir.display()))?;
+    let blobs =
+        ObjectStoreBlobs::open(&config.storage).context("opening the storage of originals")?;
+    tracing::info!("originals are stored in {}", BlobStore::describe(&blobs));
     let progress = ProgressHub::over(driver.broadcasts());
     let pipeline = Pipeline::new(PipelineParts {
         driver,

@@ -279,7 +279,8 @@ fn no_colour_with_no_color_even_at_a_terminal() {
         for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("DOCKET_")) {
             cmd.env_remove(k);
         }
-        cmd.env("DOCKET_LOG__LEVEL", "info");
+        cmd.env("DOCKET_LOG__LEVEL", "info")
+            .env("DOCKET_HTTP__LISTEN", "127.0.0.1:0");
         if no_color {
             cmd.env("NO_COLOR", "1");
         }

@@ -215,10 +215,21 @@ fn serve_without_workers_leaves_the_work_to_a_worker_process() {
         .env("DOCKET_EMBED__PROVIDER", "hashing")
         .env("DOCKET_STORAGE__BLOB_DIR", s.dir.path().join("blobs"))
         .env("DOCKET_WORKER__POLL_INTERVAL_MS", "100")
-        .stdout(Stdio::null())
+        .stdout(Stdio::piped())
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
+    // It says where its /metrics and health checks are.
+    let mut lines = std::io::BufRead::lines(std::io::BufReader::new(worker.stdout.take().unwrap()));
+    let worker_url = loop {
+        let line = lines
+            .next()
+            .expect("the worker said where it listens")
+            .unwrap();
+        if let Some(url) = line.strip_prefix("docket worker is listening on ") {
+            break url.trim().to_owned();
+        }
+    };
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let r = s.cli(&["status", &id, "--json"]);
@@ -228,6 +239,42 @@ fn serve_without_workers_leaves_the_work_to_a_worker_process() {
         assert!(Instant::now() < deadline, "never completed: {r}");
         std::thread::sleep(Duration::from_millis(200));
     }
+    let get = |url: String| {
+        tokio::runtime::Runtime::new().unwrap().block_on(async {
+            let r = reqwest::get(url).await.unwrap();
+            (r.status().as_u16(), r.text().await.unwrap())
+        })
+    };
+    assert_eq!(get(format!("{worker_url}/healthz")).0, 200);
+    let (status, ready) = get(format!("{worker_url}/readyz"));
+    assert_eq!(status, 200, "{ready}");
+    // The worker's own series (its stage attempts), and, as the process leading maintenance,
+    // the database's gauges; the server, which never leads, leaves those out, so that a sum
+    // across processes counts each job once.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let worker_metrics = loop {
+        let (status, text) = get(format!("{worker_url}/metrics"));
+        assert_eq!(status, 200, "{text}");
+        if text.contains("docket_jobs{") || Instant::now() > deadline {
+            break text;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(
+        worker_metrics
+            .contains("docket_job_attempts_total{job_type=\"docket.parse\",outcome=\"completed\"}")
+            && worker_metrics.contains("docket_stage_duration_seconds_bucket{")
+            && worker_metrics.contains("docket_jobs{")
+            && worker_metrics.contains("docket_queue_depth{"),
+        "{worker_metrics}"
+    );
+    let (status, served) = get(format!("{}/metrics", s.url));
+    assert_eq!(status, 200, "{served}");
+    assert!(
+        !served.contains("docket_jobs{") && !served.contains("docket_queue_depth{"),
+        "{served}"
+    );
+    assert!(served.contains("docket_database_up 1"), "{served}");
     let _ = worker.kill();
     let _ = worker.wait();
     let r = s.cli(&[

@@ -747,3 +747,35 @@ pub async fn document_delete_cascades<T: TestDb>(db: &T) {
         [kept.id, kept.id]
     );
 }
+
+/// `document_ids_present` answers which of the ids are stored documents: none of an empty
+/// list, deleted ones no longer, and more than the limit is refused.
+pub async fn document_ids_present_answers_stored_ids<T: TestDb>(db: &T) {
+    let mut c = conn(db).await;
+    let t0 = base_time();
+    let a = new_doc(&mut c, t0).await;
+    let b = new_doc(&mut c, t0 + Duration::milliseconds(1)).await;
+    let never = Uuid::now_v7();
+    assert!(c.document_ids_present(&[]).await.unwrap().is_empty());
+    let mut found = c.document_ids_present(&[a.id, never, b.id]).await.unwrap();
+    found.sort();
+    let mut want = vec![a.id, b.id];
+    want.sort();
+    assert_eq!(found, want);
+    assert!(c.document_delete(a.id).await.unwrap());
+    assert_eq!(
+        c.document_ids_present(&[a.id, b.id, never]).await.unwrap(),
+        vec![b.id]
+    );
+    let many: Vec<Uuid> = (0..=docket_core::MAX_IDS_PRESENT)
+        .map(|_| Uuid::now_v7())
+        .collect();
+    assert!(matches!(
+        c.document_ids_present(&many).await,
+        Err(docket_core::Error::Invalid(_))
+    ));
+    assert!(
+        c.document_ids_present(&many[1..]).await.unwrap().is_empty(),
+        "the limit itself is taken"
+    );
+}

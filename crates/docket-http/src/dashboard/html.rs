@@ -163,7 +163,7 @@ impl<'a> Page<'a> {
             if let Some(u) = user {
                 let _ = write!(
                     h,
-                    "<form class=\"logout\" method=\"post\" action=\"/ui/logout\"><span class=\"who\" title=\"API key\">{}</span> <button type=\"submit\" class=\"secondary\">Log out</button></form>",
+                    "<form class=\"logout\" method=\"post\" action=\"/ui/logout\"><span class=\"who\" title=\"API key\">{}</span> <button type=\"submit\" class=\"secondary\">Log out</button> <button type=\"submit\" class=\"secondary\" formaction=\"/ui/logout?everywhere=1\" title=\"End every session of this key, in every browser\">Everywhere</button></form>",
                     esc(u)
                 );
             }

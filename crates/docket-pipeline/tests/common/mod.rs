@@ -13,7 +13,7 @@ use bytes::Bytes;
 use docket_core::{Driver, SystemClock};
 use docket_embed::{BoxFuture, EmbedError, Embedder, EmbedderIdentity};
 use docket_parse::Limits;
-use docket_pipeline::blob::ObjectStoreBlobs;
+use docket_pipeline::blob::{BlobStore, ObjectStoreBlobs};
 use docket_pipeline::config::{ChunkConfig, StagesConfig};
 use docket_pipeline::notify::Notifier;
 use docket_pipeline::progress::ProgressHub;
@@ -52,9 +52,39 @@ pub fn pipeline_with<D: Driver>(
     notifier: Notifier,
     stages: StagesConfig,
 ) -> Pipeline<D> {
+    pipeline_in(
+        driver,
+        Arc::new(ObjectStoreBlobs::local(blobs).unwrap()),
+        embedder,
+        notifier,
+        stages,
+    )
+}
+
+/// [`pipeline`] with originals in `blobs`, whatever kind of store it is.
+pub fn pipeline_on<D: Driver>(
+    driver: &D,
+    blobs: Arc<dyn BlobStore>,
+    embedder: Arc<dyn Embedder>,
+    notifier: Notifier,
+) -> Pipeline<D> {
+    let stages = StagesConfig {
+        embed_page: 4,
+        ..StagesConfig::default()
+    };
+    pipeline_in(driver, blobs, embedder, notifier, stages)
+}
+
+fn pipeline_in<D: Driver>(
+    driver: &D,
+    blobs: Arc<dyn BlobStore>,
+    embedder: Arc<dyn Embedder>,
+    notifier: Notifier,
+    stages: StagesConfig,
+) -> Pipeline<D> {
     Pipeline::new(PipelineParts {
         driver: driver.clone(),
-        blobs: Arc::new(ObjectStoreBlobs::local(blobs).unwrap()),
+        blobs,
         embedder,
         parse: ParseSettings {
             limits: Limits::default(),
@@ -70,6 +100,13 @@ pub fn pipeline_with<D: Driver>(
         progress: ProgressHub::default(),
     })
     .unwrap()
+}
+
+/// The hashing embedder (lexical, 384 dimensions).
+pub fn hashing() -> Arc<dyn Embedder> {
+    Arc::new(docket_embed::hashing::HashingEmbedder::new(
+        docket_embed::hashing::HashingConfig::default(),
+    ))
 }
 
 /// A runtime working `p`'s stage jobs: quick polls and heartbeats, no maintenance.

@@ -512,6 +512,8 @@ fn child_env(cmd: &mut tokio::process::Command, url: &str, blob_dir: &std::path:
     cmd.env("DOCKET_DATABASE_URL", url)
         .env("DOCKET_STORAGE__BLOB_DIR", blob_dir)
         .env("DOCKET_MIGRATE_ON_START", "false")
+        // Workers serve /metrics and the health checks too: each on a port of its own.
+        .env("DOCKET_HTTP__LISTEN", "127.0.0.1:0")
         .envs(WORKER_ENV.iter().copied())
         .current_dir(blob_dir)
         .kill_on_drop(true);

@@ -9,6 +9,8 @@ use clap::Args;
 use docket_core::{Driver, SystemClock};
 use docket_queue::{Runtime, RuntimeConfig};
 
+use docket_http::metrics::ClusterGauges;
+
 use crate::backend::Backend;
 use crate::config::{Config, mask_url};
 use crate::out::outln;
@@ -101,10 +103,15 @@ async fn run_with<D: Driver>(
     )?;
     delivery.register(&mut workers);
     docket_pipeline::analytics::register(&mut workers, config.analytics(), Arc::new(SystemClock));
-    if serve {
-        // Before the first job runs, so that /metrics counts every attempt.
-        docket_http::metrics::install();
-    }
+    docket_pipeline::orphans::register(
+        &pipeline,
+        &mut workers,
+        Duration::from_secs(config.storage.orphan_grace_secs),
+        Arc::new(SystemClock),
+    );
+    // Before the first job runs, so that /metrics counts every attempt.
+    docket_http::metrics::install();
+    let maintenance = runtime.maintenance.is_some();
     // Without workers (`serve --no-workers`) this process neither works jobs nor takes part
     // in maintenance: no worker row, no leadership, no alert evaluation.
     let handle = if config.worker.enabled {
@@ -130,6 +137,42 @@ async fn run_with<D: Driver>(
         let (leading, stop) = (h.leadership(), h.shutdown_token());
         tokio::spawn(async move { alerts.run(leading, stop).await });
     }
+    // The gauges read from the database come from one process: the one leading maintenance.
+    let cluster_gauges = match &handle {
+        Some(h) if maintenance => ClusterGauges::WhileLeading(h.leadership()),
+        Some(_) => ClusterGauges::Always,
+        None => ClusterGauges::Never,
+    };
+    let keys = config.http.api_keys()?;
+    if !serve {
+        // A worker serves its health and its metrics, for probes and Prometheus.
+        let listener = tokio::net::TcpListener::bind(&config.http.listen)
+            .await
+            .with_context(|| {
+                format!(
+                    "listening on {} (http.listen) for /metrics, /healthz and /readyz: give each \
+                     docket process on a host its own address (DOCKET_HTTP__LISTEN)",
+                    config.http.listen
+                )
+            })?;
+        let addr = listener.local_addr()?;
+        let app =
+            docket_http::worker_router(pipeline.clone(), keys.clone(), cluster_gauges.clone());
+        let stop = shutdown.clone();
+        tokio::spawn(async move {
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
+            if let Err(e) = served {
+                tracing::error!(error = %e, "the HTTP server stopped");
+            }
+        });
+        tracing::info!("metrics and health on http://{addr} (/metrics, /healthz, /readyz)");
+        outln!("docket worker is listening on http://{addr}")?;
+    }
     if serve {
         // Without pgvector, searches are answered from docket's own index, built from here on.
         if let Err(e) = pipeline.start_search_index(shutdown.clone()).await {
@@ -140,12 +183,9 @@ async fn run_with<D: Driver>(
             .with_context(|| format!("listening on {}", config.http.listen))?;
         let addr = listener.local_addr()?;
         let body_limit = (config.storage.max_file_bytes as usize).saturating_add(1 << 20);
-        let keys =
-            docket_http::auth::ApiKeys::new(&config.http.keys).map_err(anyhow::Error::msg)?;
-        if keys.is_empty() {
+        if keys.is_none() {
             tracing::warn!("no API keys configured (http.keys): the API is open to local users");
         }
-        let keys = (!keys.is_empty()).then_some(keys);
         let app = docket_http::router(
             pipeline.clone(),
             docket_http::ApiOptions {
@@ -154,13 +194,17 @@ async fn run_with<D: Driver>(
                 fetcher: Some(fetcher),
                 storage,
                 processor: handle.as_ref().map(|h| h.processor()),
+                cluster_gauges,
             },
         );
         let stop = shutdown.clone();
         tokio::spawn(async move {
-            let served = axum::serve(listener, app)
-                .with_graceful_shutdown(async move { stop.cancelled().await })
-                .await;
+            let served = axum::serve(
+                listener,
+                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+            )
+            .with_graceful_shutdown(async move { stop.cancelled().await })
+            .await;
             if let Err(e) = served {
                 tracing::error!(error = %e, "the HTTP server stopped");
             }

@@ -205,11 +205,23 @@ impl<'de> Deserialize<'de> for EmbedSection {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct HttpConfig {
-    /// Address `docket serve` listens on. Default `127.0.0.1:8080`.
+    /// Address `docket serve` listens on (the API, the dashboard, `/metrics`), and `docket
+    /// worker` (`/metrics`, `/healthz`, `/readyz`): give each process on one host its own.
+    /// Default `127.0.0.1:8080`.
     pub listen: String,
     /// Accepted API keys (`{ name, sha256, scopes }`); with none, the API is open and may
     /// listen on loopback only.
     pub keys: Vec<docket_http::auth::ApiKey>,
+    /// Failed authentications (a wrong bearer key, a wrong key in the dashboard's login form)
+    /// allowed per client address within `auth_failure_window_secs`; past it, that address
+    /// gets `429` until the window ends. 0: no limit. Default 10.
+    pub auth_failure_limit: u32,
+    /// The window of `auth_failure_limit`, in seconds. Default 60.
+    pub auth_failure_window_secs: u64,
+    /// Behind a proxy or load balancer, the header that carries the client's address (its
+    /// last entry is used: the one the proxy added), e.g. `x-forwarded-for`. Unset: the
+    /// connection's address.
+    pub client_ip_header: Option<String>,
 }
 
 impl Default for HttpConfig {
@@ -217,7 +229,27 @@ impl Default for HttpConfig {
         Self {
             listen: "127.0.0.1:8080".to_owned(),
             keys: Vec::new(),
+            auth_failure_limit: 10,
+            auth_failure_window_secs: 60,
+            client_ip_header: None,
         }
+    }
+}
+
+impl HttpConfig {
+    /// The configured keys, with the failure limit; `None` without keys.
+    pub fn api_keys(&self) -> anyhow::Result<Option<docket_http::auth::ApiKeys>> {
+        let keys = docket_http::auth::ApiKeys::new(&self.keys).map_err(anyhow::Error::msg)?;
+        if keys.is_empty() {
+            return Ok(None);
+        }
+        Ok(Some(keys.with_failure_limit(
+            docket_http::auth::FailureLimit::new(
+                self.auth_failure_limit,
+                std::time::Duration::from_secs(self.auth_failure_window_secs.max(1)),
+                self.client_ip_header.clone(),
+            ),
+        )))
     }
 }
 
@@ -453,6 +485,9 @@ impl Config {
                 "maintenance.analytics_retention_days ({kept}) must be positive and at most 36500"
             ));
         }
+        if let Err(e) = self.storage_check() {
+            problems.push(e.to_string());
+        }
         if self.chunk.max_tokens == 0 || self.chunk.overlap_tokens >= self.chunk.max_tokens {
             problems.push(format!(
                 "chunk.overlap_tokens ({}) must be below chunk.max_tokens ({}), which must be \
@@ -615,6 +650,7 @@ impl Config {
                     builtin: vec![
                         docket_pipeline::stuck::sweep_schedule(&self.pipeline.queue),
                         docket_pipeline::analytics::analytics_schedule(&self.pipeline.queue),
+                        docket_pipeline::orphans::orphans_schedule(&self.pipeline.queue),
                     ],
                     ..Default::default()
                 },
@@ -622,6 +658,15 @@ impl Config {
             leader_ttl: ms(m.leader_ttl_ms),
             cancel_grace: ms(w.cancel_grace_ms),
         })
+    }
+
+    /// Whether `[storage]` names a store that can be opened (without reaching it): a bad
+    /// URL or missing credentials are found at start.
+    fn storage_check(&self) -> Result<(), docket_pipeline::blob::BlobError> {
+        if self.storage.url.is_none() {
+            return Ok(());
+        }
+        docket_pipeline::blob::ObjectStoreBlobs::open(&self.storage).map(|_| ())
     }
 
     /// The analytics job's settings.
@@ -646,6 +691,8 @@ impl Config {
                 *s = Some("****".to_owned());
             }
         };
+        stars(&mut c.storage.s3.secret_access_key);
+        stars(&mut c.storage.s3.session_token);
         stars(&mut c.notify.webhook.secret);
         stars(&mut c.alerts.webhook.secret);
         if let Some(url) = &mut c.notify.email.smtp_url {

@@ -72,9 +72,12 @@ impl Db {
     }
 }
 
-/// The binary under test.
+/// The binary under test. Every serve and worker process listens (workers for `/metrics` and
+/// the health checks): each test's on a port of its own.
 pub fn docket() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_docket"))
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_docket"));
+    cmd.env("DOCKET_HTTP__LISTEN", "127.0.0.1:0");
+    cmd
 }
 
 /// The binary under test in `dir`, with no `DOCKET_*` variables from the test's environment
@@ -87,6 +90,7 @@ pub fn docket_in(dir: &std::path::Path) -> Command {
             cmd.env_remove(k);
         }
     }
+    cmd.env("DOCKET_HTTP__LISTEN", "127.0.0.1:0");
     cmd
 }
 
