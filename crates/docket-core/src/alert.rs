@@ -329,3 +329,46 @@ pub struct FailureReasonListParams {
     /// At most this many.
     pub limit: i64,
 }
+
+/// What [`crate::MonitorStore::consistency_report`] counts. Every field but the document,
+/// chunk and attempt totals is a violation: 0 in a consistent database.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ConsistencyReport {
+    /// Documents completed.
+    pub documents_completed: i64,
+    /// Documents failed.
+    pub documents_failed: i64,
+    /// Chunks stored (every generation).
+    pub chunks: i64,
+    /// (document, generation, chunk index) stored more than once.
+    pub duplicate_chunks: i64,
+    /// Completed documents whose `chunk_count` differs from their active generation's chunks.
+    pub chunk_count_mismatches: i64,
+    /// Chunks of active generations without a vector.
+    pub chunks_without_vector: i64,
+    /// Jobs with more than one `completed` attempt.
+    pub jobs_completed_twice: i64,
+    /// Stage jobs (`document:` unique keys) completed more than once.
+    pub stages_completed_twice: i64,
+    /// Jobs whose attempt counter differs from their recorded attempts (`released` ones aside).
+    pub attempts_unrecorded: i64,
+    /// Completed jobs without a `completed` attempt.
+    pub completed_jobs_without_attempt: i64,
+    /// `docket.*` jobs not completed (the cleanup and sweep schedules' aside).
+    pub jobs_not_completed: i64,
+    /// Attempts by outcome.
+    pub attempts_by_outcome: std::collections::BTreeMap<String, i64>,
+}
+
+impl ConsistencyReport {
+    /// The violations, summed.
+    pub fn violations(&self) -> i64 {
+        self.duplicate_chunks
+            + self.chunk_count_mismatches
+            + self.chunks_without_vector
+            + self.jobs_completed_twice
+            + self.stages_completed_twice
+            + self.attempts_unrecorded
+            + self.completed_jobs_without_attempt
+    }
+}

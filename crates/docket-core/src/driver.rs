@@ -689,6 +689,11 @@ pub trait MonitorStore: Send {
         &mut self,
         params: &FailureReasonListParams,
     ) -> impl Future<Output = Result<Vec<FailureReasonRow>>> + Send;
+
+    /// The invariants of documents, chunks, jobs and attempts, counted (see
+    /// [`ConsistencyReport`]): what the reliability drills check once their documents have
+    /// finished. It reads every row: for drills and audits, not for a hot path.
+    fn consistency_report(&mut self) -> impl Future<Output = Result<ConsistencyReport>> + Send;
 }
 
 /// Every part: what docket's pipeline needs of a connection or transaction. Every type that

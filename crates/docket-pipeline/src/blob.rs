@@ -97,6 +97,14 @@ pub struct ObjectStoreBlobs {
     describe: String,
 }
 
+/// What `[storage]` names.
+enum Resolved {
+    /// A local folder (created when opened).
+    Folder(std::path::PathBuf),
+    /// A store ready to use.
+    Store(ObjectStoreBlobs),
+}
+
 /// S3's smallest part (but the last).
 const MIN_PART_BYTES: u64 = 5 * 1024 * 1024;
 
@@ -141,8 +149,27 @@ impl ObjectStoreBlobs {
         config: &StorageConfig,
         env: impl Fn(&str) -> Option<String>,
     ) -> Result<Self, BlobError> {
+        match Self::resolve(config, env)? {
+            Resolved::Folder(dir) => Self::local(dir),
+            Resolved::Store(s) => Ok(s),
+        }
+    }
+
+    /// Checks `[storage]` without touching anything (no folder created, no request made): a
+    /// bad URL or missing credentials, found at start.
+    pub fn check_settings(
+        config: &StorageConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<(), BlobError> {
+        Self::resolve(config, env).map(|_| ())
+    }
+
+    fn resolve(
+        config: &StorageConfig,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> Result<Resolved, BlobError> {
         let Some(url) = config.url.as_deref() else {
-            return Self::local(&config.blob_dir);
+            return Ok(Resolved::Folder(config.blob_dir.clone()));
         };
         let parsed = url::Url::parse(url)
             .map_err(|e| BlobError::Config(format!("storage.url {url:?}: {e}")))?;
@@ -153,7 +180,7 @@ impl ObjectStoreBlobs {
                         "storage.url {url:?}: a file URL names an absolute path (file:///var/lib/docket/blobs)"
                     ))
                 })?;
-                Self::local(dir)
+                Ok(Resolved::Folder(dir))
             }
             "s3" => {
                 let bucket = parsed.host_str().filter(|b| !b.is_empty()).ok_or_else(|| {
@@ -162,7 +189,7 @@ impl ObjectStoreBlobs {
                     ))
                 })?;
                 let prefix = parsed.path().trim_matches('/').to_owned();
-                Self::s3(bucket, &prefix, &config.s3, env)
+                Self::s3(bucket, &prefix, &config.s3, env).map(Resolved::Store)
             }
             other => Err(BlobError::Config(format!(
                 "storage.url {url:?}: the scheme must be file or s3 (got {other})"

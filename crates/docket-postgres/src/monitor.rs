@@ -223,6 +223,35 @@ where
             .collect()
     }
 
+    async fn consistency_report(&mut self) -> Result<ConsistencyReport> {
+        use sqlx::Row as _;
+        let row = sqlx::query(include_str!("../queries/consistency_report.sql"))
+            .fetch_one(&mut *self.conn)
+            .await
+            .map_err(map_err)?;
+        let n = |col: &str| -> Result<i64> { row.try_get::<i64, _>(col).map_err(map_err) };
+        let attempts_by_outcome: Vec<(String, i64)> = sqlx::query_as(
+            "SELECT outcome, count(*) FROM job_attempts GROUP BY outcome ORDER BY outcome",
+        )
+        .fetch_all(&mut *self.conn)
+        .await
+        .map_err(map_err)?;
+        Ok(ConsistencyReport {
+            documents_completed: n("documents_completed")?,
+            documents_failed: n("documents_failed")?,
+            chunks: n("chunks")?,
+            duplicate_chunks: n("duplicate_chunks")?,
+            chunk_count_mismatches: n("chunk_count_mismatches")?,
+            chunks_without_vector: n("chunks_without_vector")?,
+            jobs_completed_twice: n("jobs_completed_twice")?,
+            stages_completed_twice: n("stages_completed_twice")?,
+            attempts_unrecorded: n("attempts_unrecorded")?,
+            completed_jobs_without_attempt: n("completed_jobs_without_attempt")?,
+            jobs_not_completed: n("jobs_not_completed")?,
+            attempts_by_outcome: attempts_by_outcome.into_iter().collect(),
+        })
+    }
+
     async fn failure_reason_list(
         &mut self,
         p: &FailureReasonListParams,

@@ -69,6 +69,41 @@ fn outage_drill_loses_nothing() {
     );
 }
 
+/// Two hosts sharing nothing but PostgreSQL and a real S3-compatible server on loopback: 120
+/// documents uploaded to either server while workers are killed and one server dies mid-upload.
+/// Every document completes, every original reads back whole from the bucket with each host's
+/// settings, none lies on a host's disk, and the sweep leaves no orphan.
+#[test]
+fn hosts_drill_shares_only_the_database_and_the_bucket() {
+    use docket_conformance::s3::{ACCESS_KEY_ID, S3Server, SECRET_ACCESS_KEY};
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let s3 = rt.block_on(S3Server::start(&["docket-drill"]));
+    let endpoint = s3.endpoint();
+    let s = drill(&[
+        "hosts",
+        "--documents",
+        "120",
+        "--kill-every-ms",
+        "700",
+        "--timeout-secs",
+        "240",
+        "--s3-endpoint",
+        &endpoint,
+        "--s3-bucket",
+        "docket-drill",
+        "--s3-access-key-id",
+        ACCESS_KEY_ID,
+        "--s3-secret-access-key",
+        SECRET_ACCESS_KEY,
+    ]);
+    assert_eq!(s["completed"], 120, "{s:#}");
+    assert_eq!(s["originals_checked"], 240, "{s:#}");
+    assert_eq!(s["serve_kills"], 1, "{s:#}");
+    assert!(s["worker_kills"].as_u64().unwrap() >= 1, "{s:#}");
+    assert_eq!(s["orphans_left"], 0, "{s:#}");
+    drop(s3);
+}
+
 /// The hostile corpus through a real server, twice: every file gets a clear error at parse
 /// (or is read despite its damage), empty and oversized uploads are refused with the right
 /// status, nothing is parsed twice, and the server stays up.

@@ -393,11 +393,11 @@ async fn operator_commands_inspect_and_repair_the_queue() {
     assert_eq!(stats[0]["job_type"], "docket.noop");
 
     // The leader registered the built-in schedules (job cleanup, stuck-document sweep,
-    // analytics); run the cleanup now.
+    // analytics, orphan sweep); run the cleanup now.
     wait_until(
         Duration::from_secs(30),
         "the built-in schedules exist",
-        || async { db.scalar("SELECT count(*) FROM cron_schedules").await == 3 },
+        || async { db.scalar("SELECT count(*) FROM cron_schedules").await == 4 },
     )
     .await;
     assert!(cli(&db, &["cron", "list"]).contains("docket.cleanup"));

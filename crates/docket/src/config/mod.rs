@@ -660,13 +660,12 @@ impl Config {
         })
     }
 
-    /// Whether `[storage]` names a store that can be opened (without reaching it): a bad
-    /// URL or missing credentials are found at start.
+    /// Whether `[storage]` names a store that can be opened (without reaching it or creating
+    /// anything): a bad URL or missing credentials are found at start.
     fn storage_check(&self) -> Result<(), docket_pipeline::blob::BlobError> {
-        if self.storage.url.is_none() {
-            return Ok(());
-        }
-        docket_pipeline::blob::ObjectStoreBlobs::open(&self.storage).map(|_| ())
+        docket_pipeline::blob::ObjectStoreBlobs::check_settings(&self.storage, |name| {
+            std::env::var(name).ok()
+        })
     }
 
     /// The analytics job's settings.

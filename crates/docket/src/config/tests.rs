@@ -168,3 +168,40 @@ fn every_problem_is_reported_at_once() {
     assert!(e.contains("concurrency"), "{e}");
     assert!(e.contains("log.format"), "{e}");
 }
+
+#[test]
+fn storage_urls_are_checked_at_start_and_the_secret_masked() {
+    let bad = |pairs: &[(&str, &str)]| match Config::load_from(None, &env(pairs)) {
+        Ok(_) => String::new(),
+        Err(e) => e.to_string(),
+    };
+    assert!(
+        bad(&[("DOCKET_STORAGE__URL", "ftp://x/y")]).contains(
+            "must be file or s3 (got ftp) (from environment variable DOCKET_STORAGE__URL)"
+        ),
+        "a scheme of neither kind"
+    );
+    assert!(bad(&[("DOCKET_STORAGE__URL", "file://relative")]).contains("absolute path"));
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("not-yet");
+    let url = format!("file://{}", folder.display());
+    assert_eq!(bad(&[("DOCKET_STORAGE__URL", &url)]), "");
+    assert!(!folder.exists(), "checking creates nothing");
+    let c = Config::load_from(
+        None,
+        &env(&[
+            ("DOCKET_STORAGE__URL", "s3://bucket/prefix"),
+            ("DOCKET_STORAGE__S3__ENDPOINT", "http://127.0.0.1:9"),
+            ("DOCKET_STORAGE__S3__ACCESS_KEY_ID", "key-id"),
+            ("DOCKET_STORAGE__S3__SECRET_ACCESS_KEY", "very-secret"),
+        ]),
+    )
+    .unwrap();
+    assert!(c.problems().is_empty(), "{:?}", c.problems());
+    let shown = c.to_masked_toml();
+    assert!(
+        shown.contains("s3://bucket/prefix") && shown.contains("key-id"),
+        "{shown}"
+    );
+    assert!(!shown.contains("very-secret"), "{shown}");
+}
