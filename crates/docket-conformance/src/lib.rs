@@ -20,6 +20,7 @@
 //! `started_at`/`finished_at`).
 
 pub mod harness;
+mod peer;
 pub mod s3;
 pub mod smtp;
 mod suite;

@@ -7,12 +7,9 @@
 //! not skipped. Tests give docket the explicit endpoint and credentials of [`S3Server::env`],
 //! so the client never looks anywhere else for them.
 
-use std::path::Path;
-use std::process::Stdio;
 use std::time::Duration;
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const INSTALL_HINT: &str = "the object-storage tests need Python 3 with moto's S3 server: \
     install Python 3 and run `pip install 'moto[server]'` \
@@ -33,51 +30,13 @@ impl S3Server {
     /// Starts a server on a free loopback port, with these buckets (names of 3 to 63
     /// lowercase letters, digits and hyphens).
     pub async fn start(buckets: &[&str]) -> S3Server {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/s3_server.py");
-        let mut child = match Command::new(&python)
-            .arg(&script)
-            .args(buckets)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => panic!("cannot run {python:?} ({e}); {INSTALL_HINT}"),
-        };
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line()).await;
-        let port = match first {
-            Ok(Ok(Some(line))) if line.starts_with("LISTENING ") => {
-                line["LISTENING ".len()..].trim().parse().unwrap()
-            }
-            other => {
-                let _ = child.start_kill();
-                let mut stderr = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        err.read_to_string(&mut stderr),
-                    )
-                    .await;
-                }
-                panic!(
-                    "the S3 server did not start (first line: {other:?}; stderr: {}); {INSTALL_HINT}",
-                    stderr.trim()
-                );
-            }
-        };
-        // Its request log goes to stderr: keep reading it, so that a full pipe never
-        // stalls the server.
-        if let Some(err) = child.stderr.take() {
-            tokio::spawn(async move {
-                let mut lines = BufReader::new(err).lines();
-                while let Ok(Some(_)) = lines.next_line().await {}
-            });
-        }
+        let (child, port) = crate::peer::start(
+            "s3_server.py",
+            buckets,
+            Duration::from_secs(60),
+            INSTALL_HINT,
+        )
+        .await;
         S3Server {
             port,
             _child: child,

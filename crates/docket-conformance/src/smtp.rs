@@ -5,12 +5,10 @@
 //! aiosmtpd installed: `pip install aiosmtpd` (`scripts/test` installs it). When either is
 //! missing, [`Sink::start`] panics saying so: tests that need it fail, they are not skipped.
 
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use tokio::io::{AsyncBufReadExt, AsyncReadExt, BufReader};
-use tokio::process::{Child, Command};
+use tokio::process::Child;
 
 const INSTALL_HINT: &str = "the email tests need Python 3 with aiosmtpd: \
     install Python 3 and run `pip install aiosmtpd` \
@@ -26,44 +24,19 @@ pub struct Sink {
 impl Sink {
     /// Starts a sink on a free loopback port.
     pub async fn start() -> Sink {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/smtp_sink.py");
         let dir = tempfile::tempdir().unwrap();
-        let mut child = match Command::new(&python)
-            .arg(&script)
-            .arg(dir.path())
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()
-        {
-            Ok(child) => child,
-            Err(e) => panic!("cannot run {python:?} ({e}); {INSTALL_HINT}"),
-        };
-        let stdout = child.stdout.take().unwrap();
-        let mut lines = BufReader::new(stdout).lines();
-        let first = tokio::time::timeout(Duration::from_secs(30), lines.next_line()).await;
-        let port = match first {
-            Ok(Ok(Some(line))) if line.starts_with("LISTENING ") => {
-                line["LISTENING ".len()..].trim().parse().unwrap()
-            }
-            other => {
-                let _ = child.start_kill();
-                let mut stderr = String::new();
-                if let Some(mut err) = child.stderr.take() {
-                    let _ = tokio::time::timeout(
-                        Duration::from_secs(5),
-                        err.read_to_string(&mut stderr),
-                    )
-                    .await;
-                }
-                panic!(
-                    "the SMTP sink did not start (first line: {other:?}; stderr: {}); {INSTALL_HINT}",
-                    stderr.trim()
-                );
-            }
-        };
+        let path = dir
+            .path()
+            .to_str()
+            .expect("a UTF-8 temporary path")
+            .to_owned();
+        let (child, port) = crate::peer::start(
+            "smtp_sink.py",
+            &[&path],
+            Duration::from_secs(30),
+            INSTALL_HINT,
+        )
+        .await;
         Sink {
             port,
             dir,

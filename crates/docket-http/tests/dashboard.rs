@@ -9,22 +9,7 @@ use docket_core::{DocumentStore, QueueDriver, QueueExecutor};
 use docket_queue::InsertOpts;
 
 mod common;
-use common::dashboard::{ADMIN_KEY, FlakyArgs, READ_KEY, keys, serve};
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
+use common::dashboard::{ADMIN_KEY, FlakyArgs, READ_KEY, keys, location, no_redirects, serve};
 
 /// Who may see and do what, without a browser: the login form, sessions, scopes, cross-site
 /// posts, escaping, logout, and the bearer-key API beside it.

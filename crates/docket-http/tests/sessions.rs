@@ -10,22 +10,7 @@ use docket_http::auth::FailureLimit;
 use sha2::{Digest, Sha256};
 
 mod common;
-use common::dashboard::{ADMIN_KEY, READ_KEY, keys, serve};
-
-fn no_redirects() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn location(r: &reqwest::Response) -> String {
-    r.headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned()
-}
+use common::dashboard::{ADMIN_KEY, READ_KEY, keys, location, no_redirects, serve};
 
 /// Logs in at `base`; the `name=value` of the session cookie.
 async fn login(http: &reqwest::Client, base: &str) -> String {

@@ -90,3 +90,20 @@ pub fn keys() -> ApiKeys {
     ])
     .unwrap()
 }
+
+/// A client that does not follow redirects (to see the dashboard's `303`s).
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap()
+}
+
+/// An answer's `Location`, or "".
+pub fn location(r: &reqwest::Response) -> String {
+    r.headers()
+        .get("location")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_owned()
+}

@@ -158,18 +158,7 @@ async fn run_with<D: Driver>(
         let addr = listener.local_addr()?;
         let app =
             docket_http::worker_router(pipeline.clone(), keys.clone(), cluster_gauges.clone());
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        });
+        serve_http(listener, app, shutdown.clone());
         tracing::info!("metrics and health on http://{addr} (/metrics, /healthz, /readyz)");
         outln!("docket worker is listening on http://{addr}")?;
     }
@@ -197,18 +186,7 @@ async fn run_with<D: Driver>(
                 cluster_gauges,
             },
         );
-        let stop = shutdown.clone();
-        tokio::spawn(async move {
-            let served = axum::serve(
-                listener,
-                app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-            )
-            .with_graceful_shutdown(async move { stop.cancelled().await })
-            .await;
-            if let Err(e) = served {
-                tracing::error!(error = %e, "the HTTP server stopped");
-            }
-        });
+        serve_http(listener, app, shutdown.clone());
         tracing::info!("HTTP API on http://{addr} (try: curl http://{addr}/healthz)");
         outln!("docket is listening on http://{addr}")?;
     }
@@ -227,6 +205,25 @@ async fn run_with<D: Driver>(
         None => shutdown.cancelled().await,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Serves `app` on `listener` (each request knowing its client's address) until `stop`.
+fn serve_http(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: tokio_util::sync::CancellationToken,
+) {
+    tokio::spawn(async move {
+        let served = axum::serve(
+            listener,
+            app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+        )
+        .with_graceful_shutdown(async move { stop.cancelled().await })
+        .await;
+        if let Err(e) = served {
+            tracing::error!(error = %e, "the HTTP server stopped");
+        }
+    });
 }
 
 /// At start: documents whose vectors were made before fingerprints were recorded, by an

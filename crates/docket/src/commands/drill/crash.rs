@@ -114,19 +114,7 @@ pub(super) async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<E
     merge(&mut summary, checks);
     outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     if !ok {
-        let logs: Vec<_> = std::fs::read_dir(log_dir.path())?
-            .filter_map(|e| e.ok())
-            .map(|e| e.path())
-            .collect();
-        for l in logs.iter().take(3) {
-            let text = std::fs::read_to_string(l).unwrap_or_default();
-            let tail: Vec<&str> = text.lines().rev().take(20).collect();
-            eprintln!(
-                "--- {}\n{}",
-                l.display(),
-                tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-            );
-        }
+        print_log_tails(log_dir.path(), 3);
     }
     fresh.drop_schema().await;
     Ok(if ok {

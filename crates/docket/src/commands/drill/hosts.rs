@@ -397,18 +397,7 @@ pub(super) async fn hosts(mut config: Config, h: HostsDrill) -> anyhow::Result<E
     outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     if !ok {
         for host in &hosts {
-            for e in std::fs::read_dir(host.dir.path())?.flatten().take(4) {
-                let p = e.path();
-                if p.extension().is_some_and(|x| x == "log") {
-                    let text = std::fs::read_to_string(&p).unwrap_or_default();
-                    let tail: Vec<&str> = text.lines().rev().take(15).collect();
-                    eprintln!(
-                        "--- {}\n{}",
-                        p.display(),
-                        tail.into_iter().rev().collect::<Vec<_>>().join("\n")
-                    );
-                }
-            }
+            print_log_tails(host.dir.path(), 4);
         }
     }
     fresh.drop_schema().await;

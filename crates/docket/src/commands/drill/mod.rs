@@ -181,6 +181,27 @@ async fn counts<D: Driver>(driver: &D) -> anyhow::Result<(i64, i64)> {
     Ok((r.documents_completed, r.documents_failed))
 }
 
+/// Prints the last lines of up to `files` logs (`*.log`) in `dir` to stderr, for a drill that
+/// lost something.
+fn print_log_tails(dir: &std::path::Path, files: usize) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let logs = entries
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "log"));
+    for log in logs.take(files) {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        let tail: Vec<&str> = text.lines().rev().take(20).collect();
+        eprintln!(
+            "--- {}\n{}",
+            log.display(),
+            tail.into_iter().rev().collect::<Vec<_>>().join("\n")
+        );
+    }
+}
+
 /// Points a `docket` child process at the drill's database and blob folder: the caller's
 /// `DOCKET_*` variables are cleared, and it starts in the blob folder, so that no
 /// `docket.toml` from the caller's directory applies.
