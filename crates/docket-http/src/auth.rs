@@ -354,21 +354,28 @@ impl FailureLimit {
         }
     }
 
-    /// The client's address: `client_header`'s last entry, else the connection's.
+    /// No limit.
+    pub fn off() -> Self {
+        Self::new(0, Duration::from_secs(60), None)
+    }
+
+    /// The client's address: `client_header`'s last entry, else (no header: a request that
+    /// did not come through the proxy) the connection's.
     fn client(&self, req: &Request) -> Option<IpAddr> {
-        if let Some(h) = &self.client_header {
-            return req
-                .headers()
+        let forwarded = self.client_header.as_ref().and_then(|h| {
+            req.headers()
                 .get_all(h.as_str())
                 .iter()
                 .filter_map(|v| v.to_str().ok())
                 .flat_map(|v| v.split(','))
                 .filter_map(|v| v.trim().parse::<IpAddr>().ok())
-                .next_back();
-        }
-        req.extensions()
-            .get::<ConnectInfo<SocketAddr>>()
-            .map(|c| c.0.ip())
+                .next_back()
+        });
+        forwarded.or_else(|| {
+            req.extensions()
+                .get::<ConnectInfo<SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
     }
 
     /// How long `client` must wait, while it is over the limit.

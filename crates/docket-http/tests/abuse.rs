@@ -187,13 +187,8 @@ async fn start<D: Driver>(driver: &D, blobs: &Path) -> Server {
         key("read", READ, vec![Scope::Read]),
     ])
     .unwrap()
-    // Each malformed key below must get its own 401: the limit of failed authentications per
-    // address is off here (sessions.rs tests it).
-    .with_failure_limit(docket_http::auth::FailureLimit::new(
-        0,
-        std::time::Duration::from_secs(60),
-        None,
-    ));
+    // Each malformed key must get its own 401: no limit per address (sessions.rs tests it).
+    .with_failure_limit(docket_http::auth::FailureLimit::off());
     // The storage webhook, as in ingest.rs; it never fetches here (no signature passes).
     let ingest = StorageIngest::new(
         p.clone(),

@@ -414,13 +414,15 @@ impl BlobStore for ObjectStoreBlobs {
     }
 
     fn check(&self) -> BoxFuture<'_, Result<(), BlobError>> {
-        // Listing (one request) fails where the store is unreachable, the bucket is missing or
-        // the credentials are refused; an empty store lists nothing, without error.
+        // Listing the top level (one small request: the `documents` folder, not its contents)
+        // fails where the store is unreachable, the bucket is missing or the credentials are
+        // refused; an empty store lists nothing, without error.
         Box::pin(async move {
-            match self.list(ORIGINALS_PREFIX).next().await {
-                None | Some(Ok(_)) => Ok(()),
-                Some(Err(e)) => Err(e),
-            }
+            self.store
+                .list_with_delimiter(None)
+                .await
+                .map(|_| ())
+                .map_err(|e| BlobError::Store(e.to_string()))
         })
     }
 

@@ -288,3 +288,26 @@ fn serve_without_workers_leaves_the_work_to_a_worker_process() {
         "the server searches what the worker made: {r}"
     );
 }
+
+/// A worker whose `http.listen` is taken (another docket process on the host) stops at start,
+/// naming the address and the setting that fixes it, before it claims any job.
+#[test]
+fn a_worker_whose_address_is_taken_stops_saying_so() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let out = docket(dir.path())
+        .arg("worker")
+        .env("DOCKET_HTTP__LISTEN", &addr)
+        .env("DOCKET_EMBED__PROVIDER", "hashing")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&addr) && err.contains("DOCKET_HTTP__LISTEN"),
+        "{err}"
+    );
+    let r = run(dir.path(), &["queues", "status", "--json"]);
+    assert_eq!(r.json()["workers"], serde_json::json!([]), "{r}");
+}

@@ -111,6 +111,23 @@ async fn run_with<D: Driver>(
     );
     // Before the first job runs, so that /metrics counts every attempt.
     docket_http::metrics::install();
+    // A worker serves its health and its metrics, for probes and Prometheus; an address it
+    // cannot have stops it before it claims anything.
+    let worker_listener = if serve {
+        None
+    } else {
+        Some(
+            tokio::net::TcpListener::bind(&config.http.listen)
+                .await
+                .with_context(|| {
+                    format!(
+                        "listening on {} (http.listen) for /metrics, /healthz and /readyz: give \
+                         each docket process on a host its own address (DOCKET_HTTP__LISTEN)",
+                        config.http.listen
+                    )
+                })?,
+        )
+    };
     let maintenance = runtime.maintenance.is_some();
     // Without workers (`serve --no-workers`) this process neither works jobs nor takes part
     // in maintenance: no worker row, no leadership, no alert evaluation.
@@ -144,17 +161,7 @@ async fn run_with<D: Driver>(
         None => ClusterGauges::Never,
     };
     let keys = config.http.api_keys()?;
-    if !serve {
-        // A worker serves its health and its metrics, for probes and Prometheus.
-        let listener = tokio::net::TcpListener::bind(&config.http.listen)
-            .await
-            .with_context(|| {
-                format!(
-                    "listening on {} (http.listen) for /metrics, /healthz and /readyz: give each \
-                     docket process on a host its own address (DOCKET_HTTP__LISTEN)",
-                    config.http.listen
-                )
-            })?;
+    if let Some(listener) = worker_listener {
         let addr = listener.local_addr()?;
         let app =
             docket_http::worker_router(pipeline.clone(), keys.clone(), cluster_gauges.clone());
