@@ -361,6 +361,28 @@ pub struct ConsistencyReport {
 }
 
 impl ConsistencyReport {
+    /// The report from the row of counts a backend read (`count` reads a column by its field
+    /// name) and the attempts by outcome.
+    pub fn from_counts(
+        count: impl Fn(&str) -> crate::Result<i64>,
+        attempts_by_outcome: Vec<(String, i64)>,
+    ) -> crate::Result<Self> {
+        Ok(Self {
+            documents_completed: count("documents_completed")?,
+            documents_failed: count("documents_failed")?,
+            chunks: count("chunks")?,
+            duplicate_chunks: count("duplicate_chunks")?,
+            chunk_count_mismatches: count("chunk_count_mismatches")?,
+            chunks_without_vector: count("chunks_without_vector")?,
+            jobs_completed_twice: count("jobs_completed_twice")?,
+            stages_completed_twice: count("stages_completed_twice")?,
+            attempts_unrecorded: count("attempts_unrecorded")?,
+            completed_jobs_without_attempt: count("completed_jobs_without_attempt")?,
+            jobs_not_completed: count("jobs_not_completed")?,
+            attempts_by_outcome: attempts_by_outcome.into_iter().collect(),
+        })
+    }
+
     /// The violations, summed.
     pub fn violations(&self) -> i64 {
         self.duplicate_chunks

@@ -26,6 +26,7 @@
 //! `chunk_search` answers `None` and callers fall back to the portable scan. This path is
 //! exercised by the conformance suite only against a server where the extension is installed.
 
+pub mod diagnostics;
 mod documents;
 mod exec;
 mod migrations;

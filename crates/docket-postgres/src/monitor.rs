@@ -236,20 +236,7 @@ where
         .fetch_all(&mut *self.conn)
         .await
         .map_err(map_err)?;
-        Ok(ConsistencyReport {
-            documents_completed: n("documents_completed")?,
-            documents_failed: n("documents_failed")?,
-            chunks: n("chunks")?,
-            duplicate_chunks: n("duplicate_chunks")?,
-            chunk_count_mismatches: n("chunk_count_mismatches")?,
-            chunks_without_vector: n("chunks_without_vector")?,
-            jobs_completed_twice: n("jobs_completed_twice")?,
-            stages_completed_twice: n("stages_completed_twice")?,
-            attempts_unrecorded: n("attempts_unrecorded")?,
-            completed_jobs_without_attempt: n("completed_jobs_without_attempt")?,
-            jobs_not_completed: n("jobs_not_completed")?,
-            attempts_by_outcome: attempts_by_outcome.into_iter().collect(),
-        })
+        ConsistencyReport::from_counts(n, attempts_by_outcome)
     }
 
     async fn failure_reason_list(

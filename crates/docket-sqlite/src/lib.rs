@@ -28,6 +28,7 @@
 
 #[macro_use]
 mod exec;
+pub mod diagnostics;
 mod documents;
 mod insert;
 mod migrations;

@@ -126,18 +126,11 @@ pub(super) async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result
     let mut terminated = 0i64;
     match o.mode {
         OutageMode::Terminate => {
-            let admin = sqlx::PgPool::connect(&config.database_url).await?;
+            // The drill's own pool goes by another name: only the children's connections go.
             for _ in 0..5 {
-                terminated += sqlx::query_scalar::<_, i64>(
-                    "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
-                     WHERE application_name = $1 AND pid <> pg_backend_pid()) t",
-                )
-                .bind(&app)
-                .fetch_one(&admin)
-                .await?;
+                terminated += driver.terminate_connections(&app).await?;
                 tokio::time::sleep(Duration::from_millis(400)).await;
             }
-            admin.close().await;
         }
         OutageMode::Restart => {
             let pg_ctl = match &o.pg_ctl {

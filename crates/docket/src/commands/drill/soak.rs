@@ -31,36 +31,6 @@ pub struct SoakDrill {
     retention_minutes: u64,
 }
 
-/// Sizes and dead rows of the hot tables.
-async fn table_figures(pool: &sqlx::PgPool) -> anyhow::Result<serde_json::Value> {
-    let rows: Vec<(String, i64, i64, i64, i64, i64)> = sqlx::query_as(
-        "SELECT relname::text, pg_total_relation_size(relid), pg_indexes_size(relid), \
-                n_live_tup, n_dead_tup, autovacuum_count \
-         FROM pg_stat_user_tables \
-         WHERE schemaname = current_schema() \
-           AND relname IN ('processing_jobs', 'job_attempts', 'documents', 'document_chunks') \
-         ORDER BY relname",
-    )
-    .fetch_all(pool)
-    .await?;
-    Ok(serde_json::Value::Object(
-        rows.into_iter()
-            .map(|(name, total, idx, live, dead, autovacuums)| {
-                (
-                    name,
-                    json!({
-                        "total_mb": total as f64 / 1048576.0,
-                        "indexes_mb": idx as f64 / 1048576.0,
-                        "live_rows": live,
-                        "dead_rows": dead,
-                        "autovacuums": autovacuums,
-                    }),
-                )
-            })
-            .collect(),
-    ))
-}
-
 /// The tables the soak drill measures.
 const SOAK_TABLES: [&str; 4] = [
     "document_chunks",
@@ -69,17 +39,19 @@ const SOAK_TABLES: [&str; 4] = [
     "processing_jobs",
 ];
 
-/// What the soak drill holds open and measures, per backend.
+const MB: f64 = 1048576.0;
+
+/// What the soak drill holds open and measures, per backend (the drivers' diagnostics).
 enum Probe {
     Postgres {
-        pool: sqlx::PgPool,
-        held: Option<sqlx::Transaction<'static, sqlx::Postgres>>,
+        driver: docket_postgres::PgDriver,
+        held: Option<docket_postgres::diagnostics::HeldSnapshot>,
     },
     Sqlite {
-        pool: sqlx::SqlitePool,
+        driver: docket_sqlite::SqliteDriver,
         /// The database file; its write-ahead log is beside it (`…-wal`).
         path: std::path::PathBuf,
-        held: Option<sqlx::SqliteConnection>,
+        held: Option<docket_sqlite::diagnostics::HeldRead>,
     },
 }
 
@@ -97,26 +69,8 @@ impl Probe {
     /// no checkpoint can go past it, so the write-ahead log only grows.
     async fn hold(&mut self) -> anyhow::Result<()> {
         match self {
-            Probe::Postgres { pool, held } => {
-                let mut tx = pool.begin().await?;
-                sqlx::query("SELECT txid_current()")
-                    .execute(&mut *tx)
-                    .await?;
-                *held = Some(tx);
-            }
-            Probe::Sqlite { path, held, .. } => {
-                use sqlx::Connection as _;
-                let mut c = sqlx::SqliteConnection::connect_with(
-                    &sqlx::sqlite::SqliteConnectOptions::new().filename(&*path),
-                )
-                .await?;
-                sqlx::query("BEGIN").execute(&mut c).await?;
-                // The first read takes the snapshot.
-                sqlx::query("SELECT count(*) FROM documents")
-                    .execute(&mut c)
-                    .await?;
-                *held = Some(c);
-            }
+            Probe::Postgres { driver, held } => *held = Some(driver.hold_snapshot().await?),
+            Probe::Sqlite { driver, path, held } => *held = Some(driver.hold_read(path).await?),
         }
         Ok(())
     }
@@ -124,15 +78,13 @@ impl Probe {
     async fn release(&mut self) -> anyhow::Result<()> {
         match self {
             Probe::Postgres { held, .. } => {
-                if let Some(tx) = held.take() {
-                    tx.rollback().await?;
+                if let Some(h) = held.take() {
+                    h.release().await?;
                 }
             }
             Probe::Sqlite { held, .. } => {
-                if let Some(mut c) = held.take() {
-                    use sqlx::Connection as _;
-                    sqlx::query("ROLLBACK").execute(&mut c).await?;
-                    c.close().await?;
+                if let Some(h) = held.take() {
+                    h.release().await?;
                 }
             }
         }
@@ -142,26 +94,11 @@ impl Probe {
     /// Documents completed in the last `secs` seconds, and the p50 and p99 of their latency
     /// (created → completed) in seconds.
     async fn latency(&self, secs: u64) -> anyhow::Result<(usize, Option<f64>, Option<f64>)> {
-        let mut xs: Vec<f64> =
-            match self {
-                Probe::Postgres { pool, .. } => sqlx::query_scalar(
-                    "SELECT extract(epoch FROM completed_at - created_at)::float8 FROM documents \
-                     WHERE completed_at > now() - make_interval(secs => $1)",
-                )
-                .bind(secs as f64)
-                .fetch_all(pool)
-                .await?,
-                Probe::Sqlite { pool, .. } => {
-                    let since = chrono::Utc::now().timestamp_micros() - secs as i64 * 1_000_000;
-                    sqlx::query_scalar(
-                        "SELECT (completed_at - created_at) / 1e6 FROM documents \
-                     WHERE completed_at > ?1",
-                    )
-                    .bind(since)
-                    .fetch_all(pool)
-                    .await?
-                }
-            };
+        let since = chrono::Utc::now() - chrono::Duration::seconds(secs as i64);
+        let mut xs = match self {
+            Probe::Postgres { driver, .. } => driver.completion_latencies(since).await?,
+            Probe::Sqlite { driver, .. } => driver.completion_latencies(since).await?,
+        };
         xs.sort_by(f64::total_cmp);
         let at = |q: f64| {
             let i = (xs.len().saturating_sub(1) as f64 * q).round() as usize;
@@ -174,28 +111,35 @@ impl Probe {
     /// SQLite: the database and WAL files' sizes, the free pages, each table's rows.
     async fn figures(&self) -> anyhow::Result<serde_json::Value> {
         match self {
-            Probe::Postgres { pool, .. } => table_figures(pool).await,
-            Probe::Sqlite { pool, path, .. } => {
-                let mb = |p: &std::path::Path| {
-                    std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / 1048576.0)
-                };
+            Probe::Postgres { driver, .. } => {
+                let tables = driver.table_stats(&SOAK_TABLES).await?;
+                Ok(serde_json::Value::Object(
+                    tables
+                        .into_iter()
+                        .map(|t| {
+                            let figures = json!({
+                                "total_mb": t.total_bytes as f64 / MB,
+                                "indexes_mb": t.index_bytes as f64 / MB,
+                                "live_rows": t.live_rows,
+                                "dead_rows": t.dead_rows,
+                                "autovacuums": t.autovacuums,
+                            });
+                            (t.name, figures)
+                        })
+                        .collect(),
+                ))
+            }
+            Probe::Sqlite { driver, path, .. } => {
+                let mb =
+                    |p: &std::path::Path| std::fs::metadata(p).map_or(0.0, |m| m.len() as f64 / MB);
                 let wal = std::path::PathBuf::from(format!("{}-wal", path.display()));
-                let pragma = |name: &'static str| async move {
-                    sqlx::query_scalar::<_, i64>(name).fetch_one(pool).await
-                };
-                let page_size = pragma("PRAGMA page_size").await?;
-                let free_pages = pragma("PRAGMA freelist_count").await?;
-                let mut rows = serde_json::Map::new();
-                for t in SOAK_TABLES {
-                    let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM {t}"))
-                        .fetch_one(pool)
-                        .await?;
-                    rows.insert(t.to_owned(), json!(n));
-                }
+                let stats = driver.file_stats(&SOAK_TABLES).await?;
+                let rows: serde_json::Map<_, _> =
+                    stats.rows.into_iter().map(|(t, n)| (t, json!(n))).collect();
                 Ok(json!({
                     "database_mb": mb(path),
                     "wal_mb": mb(&wal),
-                    "free_mb": (free_pages * page_size) as f64 / 1048576.0,
+                    "free_mb": stats.free_bytes as f64 / MB,
                     "rows": rows,
                 }))
             }
@@ -206,20 +150,8 @@ impl Probe {
     /// write-ahead log (the database file keeps its free pages for reuse).
     async fn vacuum(&self) -> anyhow::Result<()> {
         match self {
-            Probe::Postgres { pool, .. } => {
-                for t in SOAK_TABLES {
-                    sqlx::query(&format!("VACUUM ANALYZE {t}"))
-                        .execute(pool)
-                        .await?;
-                }
-            }
-            Probe::Sqlite { pool, .. } => {
-                let (busy, _, _): (i64, i64, i64) =
-                    sqlx::query_as("PRAGMA wal_checkpoint(TRUNCATE)")
-                        .fetch_one(pool)
-                        .await?;
-                anyhow::ensure!(busy == 0, "the final checkpoint could not finish");
-            }
+            Probe::Postgres { driver, .. } => driver.vacuum_analyze(&SOAK_TABLES).await?,
+            Probe::Sqlite { driver, .. } => driver.checkpoint_truncate().await?,
         }
         Ok(())
     }
@@ -249,11 +181,9 @@ pub(super) async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<Exi
     let fresh = Fresh::new(&config, k.backend).await?;
     let (probe, setting) = match &fresh.backend {
         Backend::Postgres(d) => {
-            let autovacuum: String = sqlx::query_scalar("SHOW autovacuum")
-                .fetch_one(d.pool())
-                .await?;
+            let autovacuum = d.setting("autovacuum").await?;
             let probe = Probe::Postgres {
-                pool: d.pool().clone(),
+                driver: d.clone(),
                 held: None,
             };
             (probe, json!({ "autovacuum": autovacuum }))
@@ -264,11 +194,9 @@ pub(super) async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<Exi
                 .strip_prefix("sqlite://")
                 .context("a SQLite URL")?
                 .into();
-            let limit: i64 = sqlx::query_scalar("PRAGMA journal_size_limit")
-                .fetch_one(d.pool())
-                .await?;
+            let limit = d.journal_size_limit().await?;
             let probe = Probe::Sqlite {
-                pool: d.pool().clone(),
+                driver: d.clone(),
                 path,
                 held: None,
             };
