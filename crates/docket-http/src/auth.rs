@@ -269,12 +269,8 @@ impl<D: Driver> SessionBackend for DbSessions<D> {
     }
 }
 
-fn to_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn token_sha256(token: &str) -> String {
-    to_hex(&Sha256::digest(token.as_bytes()))
+    docket_pipeline::sha256_hex(token.as_bytes())
 }
 
 impl Sessions {
@@ -287,7 +283,7 @@ impl Sessions {
     /// A new session of `key_name`: its token, for the cookie.
     async fn create(&self, key_name: &str) -> docket_core::Result<String> {
         let bytes: [u8; 32] = rand::random();
-        let token = to_hex(&bytes);
+        let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
         let now = Utc::now();
         self.backend()?
             .insert(SessionInsertParams {
