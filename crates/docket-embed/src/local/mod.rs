@@ -75,6 +75,17 @@ impl Precision {
             Precision::Int8 => Some("int8".into()),
         }
     }
+
+    /// The kernel the dense layers' products run on in this process: `"f32"` (the `gemm`
+    /// crate), or for `int8` `"amx"`, `"avx512-vnni"` or `"portable"`, whichever this CPU
+    /// (and, for AMX, the operating system) offers first. The vectors are the same on each
+    /// int8 kernel: they compute the same integers.
+    pub fn kernel(self) -> &'static str {
+        match self {
+            Precision::F32 => "f32",
+            Precision::Int8 => int8::kernel_name(),
+        }
+    }
 }
 
 /// The default model.
@@ -277,7 +288,7 @@ impl LocalEmbedder {
                 precision: config.precision.label(),
             },
         );
-        tracing::info!(%name, dir = %dir.display(), max_len, threads, precision = ?config.precision, fingerprint = %identity.fingerprint, "local embedding model loaded");
+        tracing::info!(%name, dir = %dir.display(), max_len, threads, precision = ?config.precision, kernel = config.precision.kernel(), fingerprint = %identity.fingerprint, "local embedding model loaded");
         Ok(LocalEmbedder {
             name,
             identity,

@@ -1,11 +1,12 @@
 //! A BERT encoder forward pass for inference, on packed (unpadded) sequences.
 //!
 //! The four dense layers per block go through candle's matrix multiply (the `gemm` crate), or
-//! with `embed.precision = "int8"` through the 8-bit kernel of `int8.rs`;
+//! with `embed.precision = "int8"` through the 8-bit kernels of `int8/`;
 //! everything else is fused by hand: the Q, K and V projections are one matmul, biases are
 //! added inside the following kernel, residual + LayerNorm is one pass, and attention runs
 //! per sequence without padding or masks.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::Path;
 
@@ -74,19 +75,42 @@ impl Dense {
     }
 
     /// `a (m × in, row-major) · W`.
-    fn forward(&self, a: Vec<f32>, m: usize, k: usize) -> Res<Out> {
-        Ok(match self {
-            Dense::F32(w) => Out::T(matmul_vec(a, m, k, w)?),
-            Dense::Int8(q) => Out::V(q.forward(&a, m)),
-        })
-    }
-
-    /// [`Dense::forward`] on a borrowed input.
     fn forward_ref(&self, a: &[f32], m: usize, k: usize) -> Res<Out> {
         Ok(match self {
             Dense::F32(w) => Out::T(matmul(a, m, k, w)?),
             Dense::Int8(q) => Out::V(q.forward(a, m)),
         })
+    }
+
+    /// `then(rows of a · W, the same rows of dst)` over all rows: for int8 task by task,
+    /// while each task's product is in cache ([`QLinear::forward_then`]); for f32 after the
+    /// whole product, in tasks of [`ROWS_PER_TASK`] rows.
+    /// An owned input saves the f32 path a copy.
+    fn forward_then(
+        &self,
+        a: Cow<'_, [f32]>,
+        m: usize,
+        k: usize,
+        dst: &mut [f32],
+        dst_width: usize,
+        then: impl Fn(&[f32], &mut [f32]) + Sync,
+    ) -> Res<()> {
+        match self {
+            Dense::Int8(q) => q.forward_then(&a, m, dst, dst_width, then),
+            Dense::F32(w) => {
+                let y = match a {
+                    Cow::Owned(a) => matmul_vec(a, m, k, w)?,
+                    Cow::Borrowed(a) => matmul(a, m, k, w)?,
+                };
+                let n = y.dims2().map_err(ce)?.1;
+                with_slice(&y, |y| {
+                    dst.par_chunks_mut(dst_width * ROWS_PER_TASK)
+                        .zip(y.par_chunks(n * ROWS_PER_TASK))
+                        .for_each(|(d, y)| then(y, d));
+                })?;
+            }
+        }
+        Ok(())
     }
 }
 
@@ -407,48 +431,39 @@ impl Bert {
                 );
             })?;
             drop(qkv);
-            let y = layer.wo.forward(ctx, total, h)?;
-            y.with(|y| {
-                x.par_chunks_mut(h * ROWS_PER_TASK)
-                    .zip(y.par_chunks(h * ROWS_PER_TASK))
-                    .for_each(|(x, y)| {
-                        kernels::residual_layer_norm(
-                            arch,
-                            y,
-                            &layer.bo,
-                            x,
-                            &layer.ln1_g,
-                            &layer.ln1_b,
-                            eps,
-                        )
-                    });
-            })?;
-            drop(y);
+            layer
+                .wo
+                .forward_then(Cow::Owned(ctx), total, h, &mut x, h, |y, x| {
+                    kernels::residual_layer_norm(
+                        arch,
+                        y,
+                        &layer.bo,
+                        x,
+                        &layer.ln1_g,
+                        &layer.ln1_b,
+                        eps,
+                    )
+                })?;
             // Feed-forward block.
-            let pre = layer.wi.forward_ref(&x, total, h)?;
             let mut act = vec![0.0f32; total * inter];
-            pre.with(|pre| {
-                act.par_chunks_mut(inter * ROWS_PER_TASK)
-                    .zip(pre.par_chunks(inter * ROWS_PER_TASK))
-                    .for_each(|(o, i)| kernels::bias_act(arch, i, &layer.bi, o, self.act));
-            })?;
-            drop(pre);
-            let y = layer.wo2.forward(act, total, inter)?;
-            y.with(|y| {
-                x.par_chunks_mut(h * ROWS_PER_TASK)
-                    .zip(y.par_chunks(h * ROWS_PER_TASK))
-                    .for_each(|(x, y)| {
-                        kernels::residual_layer_norm(
-                            arch,
-                            y,
-                            &layer.bo2,
-                            x,
-                            &layer.ln2_g,
-                            &layer.ln2_b,
-                            eps,
-                        )
-                    });
-            })?;
+            layer
+                .wi
+                .forward_then(Cow::Borrowed(&x), total, h, &mut act, inter, |pre, act| {
+                    kernels::bias_act(arch, pre, &layer.bi, act, self.act)
+                })?;
+            layer
+                .wo2
+                .forward_then(Cow::Owned(act), total, inter, &mut x, h, |y, x| {
+                    kernels::residual_layer_norm(
+                        arch,
+                        y,
+                        &layer.bo2,
+                        x,
+                        &layer.ln2_g,
+                        &layer.ln2_b,
+                        eps,
+                    )
+                })?;
         }
 
         // Mean pooling over each sequence's tokens.

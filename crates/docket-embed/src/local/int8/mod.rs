@@ -6,10 +6,15 @@
 //!
 //! `Σₖ x·w ≈ sx·sw·(Σₖ u·q − 128·Σₖ q)`,
 //!
-//! whose correction term is computed with the weights. On CPUs with AVX-512 VNNI the dot
-//! products run on `vpdpbusd` (64 byte multiply-adds per instruction, four times the f32
-//! fused multiply-add's 16); elsewhere a portable loop computes the same integers (correct,
-//! not fast).
+//! whose correction term is computed with the weights. Three kernels compute the same
+//! integers, the fastest the CPU has picked once ([`kernel_name`]):
+//!
+//! - Intel AMX (`tdpbusd`): a 16 × 64 byte tile times a 64 × 16 tile in one instruction,
+//!   16,384 byte multiply-adds; Linux lends the tile registers to a process that asks
+//!   (`arch_prctl`), and a CPU or kernel without them is simply not offered this kernel;
+//! - AVX-512 VNNI (`vpdpbusd`): 64 byte multiply-adds per instruction, four times the f32
+//!   fused multiply-add's 16;
+//! - a portable loop elsewhere (correct, not fast).
 //!
 //! A few inputs of each row are far larger than the rest (a transformer's outlier channels,
 //! the same few token after token). Scaling a row to them would leave every other input a
@@ -23,9 +28,9 @@
 
 use rayon::prelude::*;
 
-/// Output columns per panel (three 16-lane vectors).
+/// Output columns per panel (three 16-lane vectors, or three AMX tiles' columns).
 pub(crate) const NR: usize = 48;
-/// Rows per micro-kernel call.
+/// Rows per VNNI (and portable) micro-kernel call.
 pub(crate) const MR: usize = 8;
 /// Rows per rayon task.
 const ROWS_PER_TASK: usize = 32;
@@ -87,18 +92,93 @@ impl QLinear {
         }
     }
 
-    /// `a (m × k, row-major) · W`, `m × n` row-major. Call inside the rayon pool that should
-    /// do the work.
+    /// `a (m × k, row-major) · W`, `m × n` row-major, on the fastest kernel this CPU has.
+    /// Call inside the rayon pool that should do the work.
     pub(crate) fn forward(&self, a: &[f32], m: usize) -> Vec<f32> {
+        self.forward_on(Kernel::best(self.kp), a, m)
+    }
+
+    /// [`QLinear::forward`] on `kernel`, or on the next one down where it is not usable here.
+    fn forward_on(&self, kernel: Kernel, a: &[f32], m: usize) -> Vec<f32> {
         assert_eq!(a.len(), m * self.k, "input shape");
         let n = self.n;
         let mut out = vec![0.0f32; m * n];
         out.par_chunks_mut(ROWS_PER_TASK * n)
             .zip(a.par_chunks(ROWS_PER_TASK * self.k))
             .for_each_init(Scratch::default, |scratch, (out, a)| {
-                vnni::task(self, a, out, scratch)
+                run(kernel, self, a, out, scratch)
             });
         out
+    }
+
+    /// `a · W` handed on while it is still in cache: each rayon task computes the product for
+    /// its rows into a buffer of its own and calls `then(product rows, dst rows)` with the
+    /// matching rows of `dst` (`dst_width` values each). A layer followed by an element-wise
+    /// step (bias and activation, bias and residual and LayerNorm) then never writes its
+    /// output to memory and reads it back.
+    pub(crate) fn forward_then(
+        &self,
+        a: &[f32],
+        m: usize,
+        dst: &mut [f32],
+        dst_width: usize,
+        then: impl Fn(&[f32], &mut [f32]) + Sync,
+    ) {
+        assert_eq!(a.len(), m * self.k, "input shape");
+        assert_eq!(dst.len(), m * dst_width, "output shape");
+        let kernel = Kernel::best(self.kp);
+        dst.par_chunks_mut(ROWS_PER_TASK * dst_width)
+            .zip(a.par_chunks(ROWS_PER_TASK * self.k))
+            .for_each_init(
+                || (Scratch::default(), Vec::new()),
+                |(scratch, out), (dst, a)| {
+                    out.resize(a.len() / self.k * self.n, 0.0);
+                    run(kernel, self, a, out, scratch);
+                    then(out, dst);
+                },
+            );
+    }
+}
+
+/// One task's rows on `kernel`.
+fn run(kernel: Kernel, lin: &QLinear, a: &[f32], out: &mut [f32], scratch: &mut Scratch) {
+    match kernel {
+        Kernel::Amx => simd::task_amx(lin, a, out, scratch),
+        Kernel::Vnni => simd::task_vnni(lin, a, out, scratch),
+        Kernel::Portable => task(lin, a, out, scratch, portable_kernel::<MR>),
+    }
+}
+
+/// The integer kernels, fastest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kernel {
+    Amx,
+    Vnni,
+    Portable,
+}
+
+impl Kernel {
+    /// The fastest kernel this process can run on inputs of `kp` bytes (AMX tiles take 64
+    /// bytes of each row at a time).
+    fn best(kp: usize) -> Kernel {
+        if kp.is_multiple_of(simd::AMX_K) && simd::amx_available() {
+            Kernel::Amx
+        } else if simd::vnni_available() {
+            Kernel::Vnni
+        } else {
+            Kernel::Portable
+        }
+    }
+}
+
+/// The kernel the int8 layers of all-MiniLM-L6-v2's shape (inputs of 384 and 1,536 bytes)
+/// run on in this process: `"amx"`, `"avx512-vnni"` or `"portable"`, for logs and
+/// benchmarks.
+pub(crate) fn kernel_name() -> &'static str {
+    match Kernel::best(384) {
+        Kernel::Amx => "amx",
+        Kernel::Vnni => "avx512-vnni",
+        Kernel::Portable => "portable",
     }
 }
 
@@ -116,15 +196,15 @@ struct Scratch {
 }
 
 /// The rows of `a` times every panel, into `out`: quantise the rows, then run `kernel` on
-/// each block of [`MR`] rows and each panel, and scale the integers back. Plain loops, inlined
+/// each block of `R` rows and each panel, and scale the integers back. Plain loops, inlined
 /// into the caller, so that LLVM vectorises them for the caller's instruction set.
 #[inline(always)]
-fn task(
+fn task<const R: usize>(
     lin: &QLinear,
     a: &[f32],
     out: &mut [f32],
     scratch: &mut Scratch,
-    kernel: impl Fn(&[u8], usize, &[i8], &mut [[i32; NR]; MR]),
+    kernel: impl Fn(&[u8], usize, &[i8], &mut [[i32; NR]; R]),
 ) {
     let (k, kp, n) = (lin.k, lin.kp, lin.n);
     let rows = a.len() / k;
@@ -135,7 +215,7 @@ fn task(
         starts,
     } = scratch;
     q.clear();
-    q.resize(rows.div_ceil(MR) * MR * kp, ZERO);
+    q.resize(rows.div_ceil(R) * R * kp, ZERO);
     sx.clear();
     outliers.clear();
     starts.clear();
@@ -155,11 +235,14 @@ fn task(
         };
         let s = if amax > 0.0 { amax / 127.0 } else { 1.0 };
         let inv = 1.0 / s;
-        // Round half up (`+ 0.5`, truncate) on values shifted to 1.5..=255.5: no libm call,
-        // so the loop vectorises. Outliers become zero here.
+        // Rounded by the addition itself: 2²³ + 128 + v lies in 2²³..2²⁴, where floats are
+        // whole numbers, so the sum is 128 + v rounded to the nearest (ties to even), and
+        // its low byte is that number. No float-to-integer conversion (which Rust saturates
+        // one value at a time), so the loop vectorises. Outliers become zero here.
+        const SHIFT: f32 = 8_388_608.0 + ZERO as f32;
         for (o, &x) in qrow.iter_mut().zip(row) {
             let v = if x.abs() <= limit { x * inv } else { 0.0 };
-            *o = (v.clamp(-127.0, 127.0) + f32::from(ZERO) + 0.5) as i32 as u8;
+            *o = (v.clamp(-127.0, 127.0) + SHIFT).to_bits() as u8;
         }
         if has_outliers {
             // Sixteen at a time: most runs hold none, and a run's test vectorises.
@@ -178,15 +261,15 @@ fn task(
     starts.push(outliers.len() as u32);
     let panel_len = kp * NR;
     let np = lin.scale.len();
-    let mut acc = [[0i32; NR]; MR];
+    let mut acc = [[0i32; NR]; R];
     for (p, panel) in lin.packed.chunks_exact(panel_len).enumerate() {
         let c0 = p * NR;
         let width = NR.min(n - c0);
         let (comp, scale) = (&lin.comp[c0..c0 + NR], &lin.scale[c0..c0 + NR]);
-        for (blk, qa) in q.chunks_exact(MR * kp).enumerate() {
+        for (blk, qa) in q.chunks_exact(R * kp).enumerate() {
             kernel(qa, kp, panel, &mut acc);
             for (r, acc_row) in acc.iter().enumerate() {
-                let i = blk * MR + r;
+                let i = blk * R + r;
                 if i >= rows {
                     break;
                 }
@@ -253,8 +336,8 @@ fn max_abs_within(row: &[f32], limit: f32) -> f32 {
         .fold(m, f32::max)
 }
 
-/// The integer dot products of [`MR`] rows and one panel, without SIMD intrinsics.
-fn portable_kernel(qa: &[u8], kp: usize, panel: &[i8], acc: &mut [[i32; NR]; MR]) {
+/// The integer dot products of `R` rows and one panel, without SIMD intrinsics.
+fn portable_kernel<const R: usize>(qa: &[u8], kp: usize, panel: &[i8], acc: &mut [[i32; NR]; R]) {
     for (r, acc_row) in acc.iter_mut().enumerate() {
         let row = &qa[r * kp..(r + 1) * kp];
         acc_row.fill(0);
@@ -269,106 +352,9 @@ fn portable_kernel(qa: &[u8], kp: usize, panel: &[i8], acc: &mut [[i32; NR]; MR]
     }
 }
 
-/// The AVX-512 VNNI micro-kernel. The only `unsafe` in docket: calling a
-/// `#[target_feature]` function, once the CPU has been checked for those features.
+// The AVX-512 VNNI and AMX micro-kernels: the only `unsafe` in docket (see the module).
 #[allow(unsafe_code)]
-mod vnni {
-    use super::{MR, NR, QLinear, Scratch, portable_kernel};
-
-    /// Whether this CPU runs [`kernel`] natively.
-    pub(super) fn available() -> bool {
-        #[cfg(target_arch = "x86_64")]
-        {
-            std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vnni")
-        }
-        #[cfg(not(target_arch = "x86_64"))]
-        {
-            false
-        }
-    }
-
-    /// [`super::task`] compiled for AVX-512 with the VNNI micro-kernel where the CPU has it,
-    /// else with the portable loops.
-    pub(super) fn task(lin: &QLinear, a: &[f32], out: &mut [f32], scratch: &mut Scratch) {
-        #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: the CPU has every feature `task_avx512` is compiled for (checked just
-            // above; the check is a cached load after the first call).
-            unsafe { x86::task_avx512(lin, a, out, scratch) };
-            return;
-        }
-        super::task(lin, a, out, scratch, portable_kernel);
-    }
-
-    /// `acc[r][j] = Σ_g Σ_t qa[r][4g+t] · panel[g][j][t]` for [`MR`] rows (`kp` bytes each)
-    /// and the [`NR`] columns of one panel.
-    #[cfg(test)]
-    pub(super) fn kernel(qa: &[u8], kp: usize, panel: &[i8], acc: &mut [[i32; NR]; MR]) {
-        assert!(qa.len() >= MR * kp && panel.len() >= kp / 4 * NR * 4);
-        #[cfg(target_arch = "x86_64")]
-        if available() {
-            // SAFETY: the CPU has every feature `kernel_avx512` is compiled for (checked
-            // just above; the check is a cached load after the first call).
-            unsafe { x86::kernel_avx512(qa, kp, panel, acc) };
-            return;
-        }
-        portable_kernel(qa, kp, panel, acc);
-    }
-
-    #[cfg(target_arch = "x86_64")]
-    mod x86 {
-        use std::arch::x86_64::{__m512i, _mm512_dpbusd_epi32, _mm512_set1_epi32};
-
-        use super::{MR, NR, QLinear, Scratch};
-
-        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        pub(super) fn task_avx512(
-            lin: &QLinear,
-            a: &[f32],
-            out: &mut [f32],
-            scratch: &mut Scratch,
-        ) {
-            super::super::task(lin, a, out, scratch, |qa, kp, panel, acc| {
-                kernel_avx512(qa, kp, panel, acc)
-            });
-        }
-
-        /// 16 lanes of i32 from 64 bytes, without a pointer.
-        #[inline(always)]
-        fn load(b: &[i8]) -> __m512i {
-            let arr: [i8; 64] = b[..64].try_into().expect("64 bytes");
-            bytemuck::cast(arr)
-        }
-
-        #[target_feature(enable = "avx512f,avx512bw,avx512vnni")]
-        pub(super) fn kernel_avx512(qa: &[u8], kp: usize, panel: &[i8], acc: &mut [[i32; NR]; MR]) {
-            const { assert!(NR == 48 && MR == 8) };
-            let zero: __m512i = bytemuck::cast([0i32; 16]);
-            let mut c = [[zero; 3]; MR];
-            let rows: [&[u8]; MR] = std::array::from_fn(|r| &qa[r * kp..(r + 1) * kp]);
-            for (g, b) in panel[..kp / 4 * NR * 4].chunks_exact(NR * 4).enumerate() {
-                let b0 = load(&b[0..64]);
-                let b1 = load(&b[64..128]);
-                let b2 = load(&b[128..192]);
-                for r in 0..MR {
-                    let a = &rows[r][g * 4..g * 4 + 4];
-                    let a = _mm512_set1_epi32(i32::from_le_bytes([a[0], a[1], a[2], a[3]]));
-                    c[r][0] = _mm512_dpbusd_epi32(c[r][0], a, b0);
-                    c[r][1] = _mm512_dpbusd_epi32(c[r][1], a, b1);
-                    c[r][2] = _mm512_dpbusd_epi32(c[r][2], a, b2);
-                }
-            }
-            for (out, c) in acc.iter_mut().zip(&c) {
-                let v: [[i32; 16]; 3] = bytemuck::cast(*c);
-                out[..16].copy_from_slice(&v[0]);
-                out[16..32].copy_from_slice(&v[1]);
-                out[32..].copy_from_slice(&v[2]);
-            }
-        }
-    }
-}
+mod simd;
 
 #[cfg(test)]
 mod tests {
@@ -448,22 +434,73 @@ mod tests {
         }
     }
 
+    /// Random activation bytes for `rows` rows and a random weight panel, `kp` bytes deep.
+    fn operands(rows: usize, kp: usize, seed: &mut u32) -> (Vec<u8>, Vec<i8>) {
+        let qa = (0..rows * kp)
+            .map(|_| (lcg(seed) * 127.0 + 128.0) as u8)
+            .collect();
+        let panel = (0..kp * NR).map(|_| (lcg(seed) * 127.0) as i8).collect();
+        (qa, panel)
+    }
+
     #[test]
     fn the_vnni_kernel_matches_the_portable_one() {
-        if !vnni::available() {
+        if !simd::vnni_available() {
+            eprintln!("no AVX-512 VNNI here: nothing to compare");
             return;
         }
-        let mut seed = 3;
-        let kp = 388;
-        let qa: Vec<u8> = (0..MR * kp)
-            .map(|_| (lcg(&mut seed) * 127.0 + 128.0) as u8)
-            .collect();
-        let panel: Vec<i8> = (0..kp * NR)
-            .map(|_| (lcg(&mut seed) * 127.0) as i8)
-            .collect();
+        let (qa, panel) = operands(MR, 388, &mut 3);
         let (mut a, mut b) = ([[0i32; NR]; MR], [[1i32; NR]; MR]);
-        vnni::kernel(&qa, kp, &panel, &mut a);
-        portable_kernel(&qa, kp, &panel, &mut b);
+        simd::kernel_vnni(&qa, 388, &panel, &mut a);
+        portable_kernel(&qa, 388, &panel, &mut b);
         assert_eq!(a, b);
+    }
+
+    #[test]
+    fn the_amx_kernel_matches_the_portable_one() {
+        const R: usize = simd::AMX_MR;
+        for kp in [64, 384, 1536] {
+            let (qa, panel) = operands(R, kp, &mut 11);
+            let (mut a, mut b) = ([[7i32; NR]; R], [[1i32; NR]; R]);
+            // Twice: the second call must not add to the first's sums.
+            for _ in 0..2 {
+                if simd::kernel_amx(&qa, kp, &panel, &mut a).is_none() {
+                    eprintln!("no AMX granted here: nothing to compare");
+                    return;
+                }
+            }
+            portable_kernel(&qa, kp, &panel, &mut b);
+            assert_eq!(a, b, "kp {kp}");
+        }
+    }
+
+    #[test]
+    fn every_kernel_gives_the_same_products() {
+        let mut seed = 13;
+        // 70 rows: whole and partial blocks of 8 and 16; inputs a multiple of 64 (AMX) and
+        // not (AMX falls back to VNNI); outputs on and off whole panels.
+        for (m, k, n) in [(70usize, 384usize, 100usize), (37, 1536, 48), (5, 100, 7)] {
+            let a: Vec<f32> = (0..m * k).map(|_| lcg(&mut seed) * 3.0).collect();
+            let w: Vec<f32> = (0..k * n).map(|_| lcg(&mut seed) * 0.1).collect();
+            let q = QLinear::new(&w, k, n);
+            let portable = q.forward_on(Kernel::Portable, &a, m);
+            assert_eq!(q.forward_on(Kernel::Vnni, &a, m), portable, "VNNI, k {k}");
+            assert_eq!(q.forward_on(Kernel::Amx, &a, m), portable, "AMX, k {k}");
+            assert_eq!(q.forward(&a, m), portable, "best, k {k}");
+            // Handed on task by task: the same rows, each to its own place.
+            let mut dst = vec![f32::NAN; m * (n + 1)];
+            q.forward_then(&a, m, &mut dst, n + 1, |y, d| {
+                for (d, y) in d.chunks_exact_mut(n + 1).zip(y.chunks_exact(n)) {
+                    d[..n].copy_from_slice(y);
+                    d[n] = 0.0;
+                }
+            });
+            let rows: Vec<f32> = dst
+                .chunks_exact(n + 1)
+                .flat_map(|r| r[..n].to_vec())
+                .collect();
+            assert_eq!(rows, portable, "handed on, k {k}");
+        }
+        eprintln!("int8 kernel here: {}", kernel_name());
     }
 }
