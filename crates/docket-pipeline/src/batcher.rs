@@ -6,7 +6,7 @@
 //! empty one. Calls in flight are bounded (`concurrency`: 1 for an in-process model, which
 //! already uses every core; a few for a remote API).
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use docket_embed::{EmbedError, Embedder};
@@ -24,33 +24,79 @@ struct Request {
 #[derive(Clone)]
 pub struct EmbedBatcher {
     tx: mpsc::Sender<Request>,
+    stats: Arc<Mutex<BatcherStats>>,
+}
+
+/// What the batcher's model calls have done since the last [`EmbedBatcher::take_stats`]: for
+/// benchmarks, which take the figures of one phase.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BatcherStats {
+    /// Model batches run.
+    pub calls: u64,
+    /// Texts embedded.
+    pub texts: u64,
+    /// Time spent inside embedder calls.
+    pub busy: Duration,
+    /// When the first call started.
+    pub first_start: Option<Instant>,
+    /// When the latest call ended.
+    pub last_end: Option<Instant>,
 }
 
 impl EmbedBatcher {
     /// Starts the batching task on the current runtime.
     pub fn start(embedder: Arc<dyn Embedder>, linger: Duration, concurrency: usize) -> Self {
         let (tx, rx) = mpsc::channel(256);
+        let stats = Arc::new(Mutex::new(BatcherStats::default()));
         tokio::spawn(run(
             embedder,
             rx,
             linger,
             Arc::new(Semaphore::new(concurrency.max(1))),
+            stats.clone(),
         ));
-        Self { tx }
+        Self { tx, stats }
+    }
+
+    /// What the model calls have done since the last call of this, which starts the count
+    /// again.
+    pub fn take_stats(&self) -> BatcherStats {
+        std::mem::take(&mut *self.stats.lock().unwrap_or_else(|e| e.into_inner()))
     }
 
     /// Embeds `texts`, batched with whatever else is waiting.
     pub async fn embed(&self, texts: Vec<String>) -> Result<Vec<Vec<f32>>, EmbedError> {
+        self.submit(texts).await?.vectors().await
+    }
+
+    /// Hands `texts` to the batcher and returns at once with the vectors to come, so that
+    /// the caller can do other work (write the previous page, list the next) while the model
+    /// runs. Dropping the [`Pending`] discards the vectors.
+    pub async fn submit(&self, texts: Vec<String>) -> Result<Pending, EmbedError> {
         if texts.is_empty() {
-            return Ok(Vec::new());
+            return Ok(Pending(None));
         }
         let (reply, rx) = oneshot::channel();
         self.tx
             .send(Request { texts, reply })
             .await
             .map_err(|_| EmbedError::Transient("embedding batcher stopped".into()))?;
-        rx.await
-            .map_err(|_| EmbedError::Transient("embedding batch was dropped".into()))?
+        Ok(Pending(Some(rx)))
+    }
+}
+
+/// Vectors being made ([`EmbedBatcher::submit`]).
+pub struct Pending(Option<oneshot::Receiver<Result<Vec<Vec<f32>>, EmbedError>>>);
+
+impl Pending {
+    /// Waits for the vectors, in the order of the texts.
+    pub async fn vectors(self) -> Result<Vec<Vec<f32>>, EmbedError> {
+        match self.0 {
+            None => Ok(Vec::new()),
+            Some(rx) => rx
+                .await
+                .map_err(|_| EmbedError::Transient("embedding batch was dropped".into()))?,
+        }
     }
 }
 
@@ -59,6 +105,7 @@ async fn run(
     mut rx: mpsc::Receiver<Request>,
     linger: Duration,
     permits: Arc<Semaphore>,
+    stats: Arc<Mutex<BatcherStats>>,
 ) {
     let batch_size = embedder.batch_size().max(1);
     while let Some(first) = rx.recv().await {
@@ -81,6 +128,7 @@ async fn run(
             return;
         };
         let embedder = embedder.clone();
+        let stats = stats.clone();
         tokio::spawn(async move {
             let _permit = permit;
             let mut texts = Vec::with_capacity(count);
@@ -89,37 +137,54 @@ async fn run(
                 replies.push((r.texts.len(), r.reply));
                 texts.extend(r.texts);
             }
-            let result = embed_all(&*embedder, &texts, batch_size).await;
-            distribute(replies, result);
+            let started = Instant::now();
+            embed_and_reply(&*embedder, &texts, replies, batch_size).await;
+            let ended = Instant::now();
+            let mut s = stats.lock().unwrap_or_else(|e| e.into_inner());
+            s.calls += texts.len().div_ceil(batch_size) as u64;
+            s.texts += texts.len() as u64;
+            s.busy += ended - started;
+            s.first_start.get_or_insert(started);
+            s.last_end = Some(ended);
         });
     }
 }
 
-/// Embeds in model-sized batches.
-async fn embed_all(
+/// Embeds `texts` in model-sized batches, answering each request (`(texts, reply)`, in the
+/// order of `texts`) as soon as its last text is embedded, so that the first pages of a large
+/// gathering are written while the model works on the rest. A failed batch, or one answered
+/// with the wrong number of vectors, fails every request not yet answered.
+async fn embed_and_reply(
     embedder: &dyn Embedder,
     texts: &[String],
+    replies: Vec<(usize, Reply)>,
     batch_size: usize,
-) -> Result<Vec<Vec<f32>>, EmbedError> {
-    let mut out = Vec::with_capacity(texts.len());
+) {
+    let mut replies = replies.into_iter().peekable();
+    let mut done: Vec<Vec<f32>> = Vec::new();
     for batch in texts.chunks(batch_size) {
-        out.extend(embedder.embed(batch).await?);
-    }
-    Ok(out)
-}
-
-fn distribute(replies: Vec<(usize, Reply)>, result: Result<Vec<Vec<f32>>, EmbedError>) {
-    match result {
-        Ok(vectors) => {
-            let mut vectors = vectors.into_iter();
-            for (n, reply) in replies {
-                let _ = reply.send(Ok(vectors.by_ref().take(n).collect()));
+        let result = match embedder.embed(batch).await {
+            Ok(v) if v.len() == batch.len() => Ok(v),
+            Ok(v) => Err(EmbedError::Transient(format!(
+                "the embedding provider returned {} vectors for {} texts",
+                v.len(),
+                batch.len()
+            ))),
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(vectors) => done.extend(vectors),
+            Err(e) => {
+                for (_, reply) in replies {
+                    let _ = reply.send(Err(e.clone()));
+                }
+                return;
             }
         }
-        Err(e) => {
-            for (_, reply) in replies {
-                let _ = reply.send(Err(e.clone()));
-            }
+        while replies.peek().is_some_and(|(n, _)| *n <= done.len()) {
+            let (n, reply) = replies.next().expect("peeked");
+            let rest = done.split_off(n);
+            let _ = reply.send(Ok(std::mem::replace(&mut done, rest)));
         }
     }
 }

@@ -224,6 +224,12 @@ impl<D: Driver> Pipeline<D> {
         &self.inner.embedder
     }
 
+    /// What the embedding batcher's model calls have done since the last call of this (for
+    /// benchmarks: the figures of one phase).
+    pub fn take_embed_stats(&self) -> batcher::BatcherStats {
+        self.inner.batcher.take_stats()
+    }
+
     /// The chunker.
     pub fn chunker(&self) -> &Chunker {
         &self.inner.chunker

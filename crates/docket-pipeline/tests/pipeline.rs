@@ -456,6 +456,17 @@ async fn progress_is_persisted_and_broadcast_through_every_stage(db: impl TestDb
     );
     let chunks = doc(p, id).await.chunk_count;
     assert!(chunks >= 24, "a document of {chunks} chunks");
+    // Its pages (a twelfth of it each) went to the batcher ahead of their writes, so they
+    // shared the model's batches; one page at a time, each page was a batch of its own.
+    let model = p.take_embed_stats();
+    let pages = (chunks as u64).div_ceil((chunks as u64 / 12).max(1));
+    assert_eq!(model.texts, chunks as u64);
+    assert!(
+        model.calls * 3 <= pages,
+        "{} model batches for {pages} pages",
+        model.calls
+    );
+    assert!(model.busy > Duration::ZERO && model.first_start <= model.last_end);
     h.shutdown().await;
 }
 

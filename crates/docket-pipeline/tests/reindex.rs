@@ -403,9 +403,9 @@ async fn reindex_survives_the_death_of_its_process(db: impl TestDb) {
 #[both_backends]
 async fn a_generation_never_mixes_two_embedders(db: impl TestDb) {
     let blobs = tempfile::tempdir().unwrap();
-    // Answers its first call and never the next ones: a process that stops in the middle of
-    // a document's embedding.
-    let stalls = Faulty::new(hashing(256), |call| {
+    // Answers its first call (of 4 texts, a page) and never the next ones: a process that
+    // stops in the middle of a document's embedding.
+    let stalls = Faulty::batched(hashing(256), 4, |call| {
         if call == 0 { Fault::Pass } else { Fault::Stall }
     });
     let before = pipeline(db.driver(), &blobs, stalls.clone());

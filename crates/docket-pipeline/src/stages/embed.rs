@@ -1,6 +1,7 @@
 //! The embed stage: the chunks' vectors, a page at a time, with progress; the vector index
 //! of the database (pgvector) made once per process.
 
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use docket_core::{
@@ -12,6 +13,7 @@ use docket_queue::{JobContext, JobError};
 
 use super::{Stage, StageArgs, db, generation_chunks};
 use crate::Pipeline;
+use crate::batcher::Pending;
 
 impl<D: Driver> Pipeline<D> {
     /// The embed stage: see the [module docs](self).
@@ -60,25 +62,55 @@ impl<D: Driver> Pipeline<D> {
             done = 0;
         }
         let page = embed_page(self.inner.stages.embed_page, total);
+        // Pages in flight: behind the page whose vectors are awaited and written next, the
+        // batcher already holds at least a model batch's worth of chunks (at least a page),
+        // so the model has its next batch while the database works, and the small pages of
+        // several documents still fill a batch.
+        let ahead = (self.inner.embedder.batch_size() as i64).max(page);
+        let mut inflight: VecDeque<(Vec<ChunkRow>, Pending)> = VecDeque::new();
+        let mut listed_all = false;
         loop {
             if ctx.cancelled().is_cancelled() {
                 return Err(JobError::retryable("stopped while embedding"));
             }
-            let chunks = {
-                let mut c = self.inner.driver.conn().await.map_err(db)?;
-                c.chunk_list_unembedded(ChunkListUnembeddedParams {
-                    document_id: doc.id,
-                    generation: doc.generation,
-                    limit: page,
-                })
-                .await
-                .map_err(db)?
-            };
-            if chunks.is_empty() {
-                break;
+            let held: i64 = inflight.iter().map(|(c, _)| c.len() as i64).sum();
+            let behind = held - inflight.front().map_or(0, |(c, _)| c.len() as i64);
+            if !listed_all && behind < ahead {
+                // The chunks still without vectors, past those in flight.
+                let skip: HashSet<i64> = inflight
+                    .iter()
+                    .flat_map(|(c, _)| c.iter().map(|c| c.id))
+                    .collect();
+                let want = ahead - behind + if inflight.is_empty() { page } else { 0 };
+                let mut rows = {
+                    let mut c = self.inner.driver.conn().await.map_err(db)?;
+                    c.chunk_list_unembedded(ChunkListUnembeddedParams {
+                        document_id: doc.id,
+                        generation: doc.generation,
+                        limit: held + want,
+                    })
+                    .await
+                    .map_err(db)?
+                };
+                rows.retain(|c| !skip.contains(&c.id));
+                listed_all = (rows.len() as i64) < want;
+                let mut rows = rows.into_iter().peekable();
+                while rows.peek().is_some() {
+                    let next: Vec<ChunkRow> = rows.by_ref().take(page as usize).collect();
+                    let texts: Vec<String> = next.iter().map(|c| c.text.clone()).collect();
+                    let pending = self
+                        .inner
+                        .batcher
+                        .submit(texts)
+                        .await
+                        .map_err(embed_error)?;
+                    inflight.push_back((next, pending));
+                }
             }
-            let texts: Vec<String> = chunks.iter().map(|c| c.text.clone()).collect();
-            let vectors = self.inner.batcher.embed(texts).await.map_err(embed_error)?;
+            let Some((chunks, pending)) = inflight.pop_front() else {
+                break;
+            };
+            let vectors = pending.vectors().await.map_err(embed_error)?;
             if vectors.len() != chunks.len() {
                 return Err(JobError::retryable(format!(
                     "the embedding provider returned {} vectors for {} chunks",

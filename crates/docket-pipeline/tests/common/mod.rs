@@ -150,14 +150,24 @@ pub struct Faulty {
     pub inner: Arc<dyn Embedder>,
     pub calls: AtomicUsize,
     pub fault: fn(usize) -> Fault,
+    /// Texts per call (the wrapped embedder's unless [`Faulty::batched`] says).
+    pub batch: usize,
 }
 
 impl Faulty {
     pub fn new(inner: Arc<dyn Embedder>, fault: fn(usize) -> Fault) -> Arc<Self> {
+        let batch = inner.batch_size();
+        Self::batched(inner, batch, fault)
+    }
+
+    /// [`Faulty::new`] taking at most `batch` texts a call, so that a document's chunks
+    /// span several calls.
+    pub fn batched(inner: Arc<dyn Embedder>, batch: usize, fault: fn(usize) -> Fault) -> Arc<Self> {
         Arc::new(Faulty {
             inner,
             calls: AtomicUsize::new(0),
             fault,
+            batch,
         })
     }
 
@@ -184,7 +194,7 @@ impl Embedder for Faulty {
         self.inner.count_tokens(text)
     }
     fn batch_size(&self) -> usize {
-        self.inner.batch_size()
+        self.batch
     }
     fn embed<'a>(
         &'a self,
