@@ -1,19 +1,26 @@
 //! `docket bench pipeline`: documents through every stage, beside the raw model speed.
 //!
 //! One run, one JSON report. Parsing and chunking run once; then `--repeat` rounds (default
-//! 3) each run the raw model, sentence-transformers and the pipeline in turn, and every
+//! 3) each run the raw model, sentence-transformers, the pipeline and the raw model again in
+//! turn (the two raw passes bracket the others, so the machine's drift within a round falls
+//! on both sides of each ratio), and every
 //! figure is a median over the rounds with its min, max and spread, beside each run's load
 //! (the machine's busy share, this process's share, other processes', the hypervisor's
 //! steal):
 //! - `parse`: MB/s per format (in-process parsers on the generated corpus and the committed
 //!   sample files), and the chunker's speed on the same texts;
 //! - `raw_model`: the embedding provider alone on exactly the chunks the pipeline will embed,
-//!   in its preferred batch size (sentences/s), after one warm-up batch;
+//!   in its preferred batch size (sentences/s, over both passes of the round), after one
+//!   warm-up batch;
+//! - `int8` (with `--int8`): the same model in 8-bit integers against the float model, a batch
+//!   of each in turn;
 //! - `python_reference`: sentence-transformers on the same chunks, when it is installed and
 //!   the provider is `local` (one process that loaded the model once, warmed up, and times
 //!   one encode per round);
 //! - `pipeline`: the same documents submitted and worked by a runtime in a fresh database
-//!   (documents/s, chunks/s, the share of stage time spent parsing and chunking); its
+//!   (documents/s, chunks/s, the share of stage time spent parsing and chunking, and the
+//!   model's batches: their count and mean size, its busy share, when the first started and
+//!   the last ended); its
 //!   documents are deleted between rounds, so each round does the same work;
 //! - `raw_model_vs_python` and `pipeline.embed_vs_raw_model`: ratios taken within each round;
 //! - `peak_rss_mb`: the process's high-water mark.
@@ -26,7 +33,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use clap::Args;
 use docket_core::{DocumentListParams, DocumentStatus, DocumentStore, Driver, SystemClock};
-use docket_embed::EmbedConfig;
+use docket_embed::local::{LocalConfig, LocalEmbedder, Precision};
+use docket_embed::{EmbedConfig, Embedder};
 use docket_parse::Format;
 use docket_pipeline::{NewDocument, Pipeline};
 use docket_queue::{Runtime, RuntimeConfig};
@@ -55,14 +63,19 @@ pub struct PipelineBench {
     /// Stage jobs running at once.
     #[arg(long, default_value_t = 4)]
     concurrency: usize,
-    /// Rounds: each runs the raw model, sentence-transformers and the pipeline in turn;
-    /// figures are medians over the rounds with their spread.
+    /// Rounds: each runs the raw model, sentence-transformers, the pipeline and the raw model
+    /// again in turn; figures are medians over the rounds with their spread.
     #[arg(long, default_value_t = 3)]
     repeat: usize,
     /// Python interpreter for the sentence-transformers comparison (skipped when it cannot
     /// import sentence_transformers).
     #[arg(long, default_value = "python3")]
     python: String,
+    /// With the local model in f32: also load it with `embed.precision = "int8"` and, in each
+    /// round, time the two on the same chunks a model batch at a time, in turn, so that the
+    /// machine's drift falls on both alike (`int8_vs_f32`).
+    #[arg(long)]
+    int8: bool,
 }
 
 const SAMPLES: &[(&str, &[u8])] = &[
@@ -310,18 +323,39 @@ async fn run<D: Driver>(
     if let Some(first) = texts.chunks(embedder.batch_size().max(1)).next() {
         embedder.embed(first).await?;
     }
+    let int8 = match (&config.embed.provider, b.int8) {
+        (EmbedConfig::Local(local), true)
+            if local.precision == Precision::F32 && embedder.fallback().is_none() =>
+        {
+            let local = LocalConfig {
+                precision: Precision::Int8,
+                ..local.clone()
+            };
+            let model = LocalEmbedder::load(local).await?;
+            if let Some(first) = texts.chunks(embedder.batch_size().max(1)).next() {
+                model.embed(first).await?;
+            }
+            Some(model)
+        }
+        (_, true) => anyhow::bail!(
+            "--int8 compares with the local model in f32: it needs embed.provider = \"local\", \
+             its model on disk, and embed.precision = \"f32\""
+        ),
+        _ => None,
+    };
+    let mut int8_runs = Vec::new();
     let (mut raw_runs, mut py_runs, mut pipe_runs) = (Vec::new(), Vec::new(), Vec::new());
     let rounds = b.repeat.max(1);
     let mut last = None;
-    for round in 0..rounds {
+    let raw_pass = || async {
         let meter = LoadMeter::start();
         for batch in texts.chunks(embedder.batch_size().max(1)) {
             embedder.embed(batch).await?;
         }
-        let (secs, load) = meter.stop();
-        raw_runs.push(json!({
-            "seconds": secs, "sentences_per_s": texts.len() as f64 / secs, "load": load,
-        }));
+        anyhow::Ok(meter.stop())
+    };
+    for round in 0..rounds {
+        let (before, load) = raw_pass().await?;
         if let Ok(py) = &mut python {
             let meter = LoadMeter::start();
             match py.run().await {
@@ -332,8 +366,34 @@ async fn run<D: Driver>(
                 Err(e) => python = Err(e),
             }
         }
+        if let Some(model) = &int8 {
+            // Batch by batch in turn: f32, then int8, on the same texts.
+            let (mut f32_time, mut int8_time) = (Duration::ZERO, Duration::ZERO);
+            for batch in texts.chunks(embedder.batch_size().max(1)) {
+                let t = Instant::now();
+                embedder.embed(batch).await?;
+                f32_time += t.elapsed();
+                let t = Instant::now();
+                model.embed(batch).await?;
+                int8_time += t.elapsed();
+            }
+            int8_runs.push(json!({
+                "f32_sentences_per_s": texts.len() as f64 / f32_time.as_secs_f64(),
+                "int8_sentences_per_s": texts.len() as f64 / int8_time.as_secs_f64(),
+                "int8_vs_f32": f32_time.as_secs_f64() / int8_time.as_secs_f64(),
+            }));
+        }
         let (run, rows) = pipeline_round(&driver, &pipeline, b, docs).await?;
         pipe_runs.push(run);
+        // The raw model again: its rate in the round is over both passes, which bracket the
+        // phases between them, so that a drift of the machine's speed during the round
+        // falls on both sides of each ratio alike.
+        let (after, _) = raw_pass().await?;
+        raw_runs.push(json!({
+            "seconds": [before, after],
+            "sentences_per_s": 2.0 * texts.len() as f64 / (before + after),
+            "load": load,
+        }));
         if round + 1 < rounds {
             for d in &rows {
                 pipeline.delete(d.id).await?;
@@ -369,8 +429,15 @@ async fn run<D: Driver>(
             "runs": py_runs,
         }),
     };
+    let kernel = match &config.embed.provider {
+        EmbedConfig::Local(local) if embedder.fallback().is_none() => {
+            Some(local.precision.kernel())
+        }
+        _ => None,
+    };
     Ok(json!({
         "embedder": embedder.name(),
+        "kernel": kernel,
         "backend": driver.name(),
         "documents": docs.len(),
         "chunks": chunks,
@@ -391,6 +458,12 @@ async fn run<D: Driver>(
             "runs": pipe_runs,
         },
         "python_reference": python_json,
+        "int8": int8.as_ref().map(|m| json!({
+            "kernel": Precision::Int8.kernel(),
+            "embedder": m.name(),
+            "int8_vs_f32": summary(&rate(&int8_runs, "int8_vs_f32")),
+            "runs": int8_runs,
+        })),
         "raw_model_vs_python": summary(&per_round(&raw_rates, &py_rates)),
         "peak_rss_mb": peak_rss_mb(),
     }))
@@ -411,7 +484,9 @@ async fn pipeline_round<D: Driver>(
         ..Default::default()
     };
     rc.queues[0].concurrency = b.concurrency;
+    pipeline.take_embed_stats();
     let meter = LoadMeter::start();
+    let started = tokio::time::Instant::now();
     for (name, bytes) in docs {
         pipeline
             .submit(NewDocument {
@@ -424,7 +499,19 @@ async fn pipeline_round<D: Driver>(
     let handle = Runtime::start(driver.clone(), workers, rc, Arc::new(SystemClock))?;
     let rows = wait_all(pipeline, docs.len()).await?;
     let (wall, load) = meter.stop();
+    let model = pipeline.take_embed_stats();
     handle.shutdown().await;
+    // Where the round's time went around the model: before its first batch, between batches,
+    // after its last.
+    let offset = |t: Option<tokio::time::Instant>| t.map(|t| (t - started).as_secs_f64());
+    let model_json = json!({
+        "batches": model.calls,
+        "mean_batch": model.texts as f64 / model.calls.max(1) as f64,
+        "busy_seconds": model.busy.as_secs_f64(),
+        "busy_share": model.busy.as_secs_f64() / wall,
+        "first_batch_at_s": offset(model.first_start),
+        "last_batch_end_s": offset(model.last_end),
+    });
     let chunks: i64 = rows.iter().map(|d| d.chunk_count as i64).sum();
     let stage_ms = |key: &str| -> f64 {
         rows.iter()
@@ -444,6 +531,7 @@ async fn pipeline_round<D: Driver>(
         "mb_per_s": docs.iter().map(|(_, b)| b.len()).sum::<usize>() as f64 / 1e6 / wall,
         "stage_ms": {"parse": parse_ms, "chunk": chunk_ms, "embed": embed_ms, "complete": complete_ms},
         "parse_chunk_share_of_embed": (parse_ms + chunk_ms) / embed_ms.max(1.0),
+        "model": model_json,
         "load": load,
     });
     Ok((run, rows))
