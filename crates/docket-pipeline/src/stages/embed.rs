@@ -110,14 +110,9 @@ impl<D: Driver> Pipeline<D> {
             let Some((chunks, pending)) = inflight.pop_front() else {
                 break;
             };
+            // One vector per chunk: the batcher fails a page whose model call answered with
+            // another count.
             let vectors = pending.vectors().await.map_err(embed_error)?;
-            if vectors.len() != chunks.len() {
-                return Err(JobError::retryable(format!(
-                    "the embedding provider returned {} vectors for {} chunks",
-                    vectors.len(),
-                    chunks.len()
-                )));
-            }
             done += chunks.len() as i64;
             let progress = embed_progress(done, total);
             let pairs: Vec<(i64, Vec<f32>)> = chunks.iter().map(|c| c.id).zip(vectors).collect();

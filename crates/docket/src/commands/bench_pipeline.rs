@@ -319,8 +319,9 @@ async fn run<D: Driver>(
         (EmbedConfig::Local(_), Some(note)) => Err(json!({ "skipped": note })),
         _ => Err(json!({"skipped": "the provider is not local"})),
     };
+    let batch_size = embedder.batch_size().max(1);
     // Warm-up: the first pass pays for page faults and the thread pool's start.
-    if let Some(first) = texts.chunks(embedder.batch_size().max(1)).next() {
+    if let Some(first) = texts.chunks(batch_size).next() {
         embedder.embed(first).await?;
     }
     let int8 = match (&config.embed.provider, b.int8) {
@@ -332,7 +333,7 @@ async fn run<D: Driver>(
                 ..local.clone()
             };
             let model = LocalEmbedder::load(local).await?;
-            if let Some(first) = texts.chunks(embedder.batch_size().max(1)).next() {
+            if let Some(first) = texts.chunks(batch_size).next() {
                 model.embed(first).await?;
             }
             Some(model)
@@ -349,7 +350,7 @@ async fn run<D: Driver>(
     let mut last = None;
     let raw_pass = || async {
         let meter = LoadMeter::start();
-        for batch in texts.chunks(embedder.batch_size().max(1)) {
+        for batch in texts.chunks(batch_size) {
             embedder.embed(batch).await?;
         }
         anyhow::Ok(meter.stop())
@@ -369,7 +370,7 @@ async fn run<D: Driver>(
         if let Some(model) = &int8 {
             // Batch by batch in turn: f32, then int8, on the same texts.
             let (mut f32_time, mut int8_time) = (Duration::ZERO, Duration::ZERO);
-            for batch in texts.chunks(embedder.batch_size().max(1)) {
+            for batch in texts.chunks(batch_size) {
                 let t = Instant::now();
                 embedder.embed(batch).await?;
                 f32_time += t.elapsed();
