@@ -12,9 +12,10 @@
 //! **How it stays current.** Every activation, embedder adoption and deletion of a document is
 //! logged in the database under a clock number, in commit order
 //! ([`docket_core::DocumentStore::search_index_changes`]). The index keeps its place in that
-//! log (a watermark) and, before each search and every [`SYNC_EVERY`], applies what came
-//! after: the document's previous chunks leave, its active ones (if the running embedder made
-//! them) come in. Several processes on one database each follow the log on their own.
+//! log (a watermark) and, every [`SYNC_EVERY`] and whenever a search finds the log past it
+//! ([`VectorIndex::current_on`]), applies what came after: the document's previous chunks
+//! leave, its active ones (if the running embedder made them) come in. Several processes on
+//! one database each follow the log on their own.
 //!
 //! **Build.** At start the index reads the whole log (every searchable document) in pages,
 //! reporting its progress; until it has caught up, searches scan the stored vectors exactly
@@ -109,6 +110,13 @@ struct Cursor {
     caught_up: Option<Instant>,
 }
 
+/// A place in the database's change log ([`VectorIndex::mark`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct LogMark {
+    seq: i64,
+    document: Uuid,
+}
+
 /// The in-process vector index of one embedder; see the [module docs](self).
 pub struct VectorIndex {
     fingerprint: String,
@@ -117,6 +125,9 @@ pub struct VectorIndex {
     index: RwLock<Index>,
     /// Held while changes are applied: one writer at a time, in log order.
     cursor: tokio::sync::Mutex<Cursor>,
+    /// The cursor's place in the log as of the last change applied, readable while a read of
+    /// the log holds the cursor (see [`Self::current_on`]).
+    applied: Mutex<LogMark>,
     /// Each indexed document's chunk ids.
     docs: Mutex<HashMap<Uuid, Vec<u64>>>,
     status: Mutex<IndexStatus>,
@@ -180,6 +191,7 @@ impl VectorIndex {
             threads,
             index: RwLock::new(index),
             cursor: tokio::sync::Mutex::new(Cursor::default()),
+            applied: Mutex::new(LogMark::default()),
             docs: Mutex::new(HashMap::new()),
             status: Mutex::new(IndexStatus {
                 fingerprint: fingerprint.to_owned(),
@@ -231,6 +243,31 @@ impl VectorIndex {
                 return Ok(applied);
             }
         }
+    }
+
+    /// Its place in the log as of the last change applied: what it holds now includes every
+    /// change up to there (see [`Self::current_on`]).
+    pub fn mark(&self) -> LogMark {
+        *self.applied.lock().expect("applied lock")
+    }
+
+    /// Whether the log holds nothing after `mark` (taken before the index was searched), asked
+    /// on `conn` (the connection a search then reads its candidates on): then what the search
+    /// found includes every change committed before this call. One read of the log's next
+    /// entry, waiting on no other read. `false`: call [`Self::sync`] and search again.
+    pub async fn current_on<C: DocumentStore>(
+        &self,
+        conn: &mut C,
+        mark: LogMark,
+    ) -> Result<bool, PipelineError> {
+        let next = conn
+            .search_index_changes(&SearchIndexChangesParams {
+                after_seq: mark.seq,
+                after_document: mark.document,
+                limit: 1,
+            })
+            .await?;
+        Ok(next.is_empty())
     }
 
     /// Applies the next page of the log: how many entries, and whether more may follow.
@@ -324,6 +361,10 @@ impl VectorIndex {
             .await
             .map_err(|e| index_error("applying changes", e))??;
         *cursor = next;
+        *self.applied.lock().expect("applied lock") = LogMark {
+            seq: next.seq,
+            document: next.document,
+        };
         let n = changes.len() as u64;
         self.status.lock().expect("status lock").changes_applied += n;
         Ok((n, more))

@@ -266,7 +266,9 @@ impl<D: Driver> Pipeline<D> {
         path: VectorPath,
     ) -> Result<Ranked, PipelineError> {
         let fingerprint = self.inner.embedder.identity().fingerprint.clone();
-        if path != VectorPath::Scan {
+        // docket's own index exists only where the database has no vector index of its own:
+        // no need to ask it.
+        if path != VectorPath::Scan && self.inner.ann.get().is_none() {
             let indexed = {
                 let mut c = self.inner.driver.conn().await?;
                 c.chunk_search(&ChunkSearchParams {
@@ -300,6 +302,10 @@ impl<D: Driver> Pipeline<D> {
 
     /// The index's candidates, ordered by the stored vectors; `None` where a scan is the
     /// better way (a scope of few chunks).
+    ///
+    /// Where the index is current (the common case) a search takes one connection from the
+    /// pool, after the graph search: each connection taken costs round trips of its own, and
+    /// SQLite's only connection is not held while the graph is searched.
     async fn ann_ranking(
         &self,
         index: &Arc<VectorIndex>,
@@ -308,51 +314,79 @@ impl<D: Driver> Pipeline<D> {
         document_ids: Option<Vec<Uuid>>,
         forced: bool,
     ) -> Result<Option<Ranked>, PipelineError> {
-        index.sync(&self.inner.driver).await?;
-        let allowed = document_ids.as_deref().map(|ids| index.keys_of(ids));
-        let small = |a: &std::collections::HashSet<u64>| {
-            a.len() <= ann::EXACT_MAX || a.len() * ann::EXACT_SHARE <= index.len()
-        };
-        if !forced && allowed.as_ref().is_some_and(small) {
-            return Ok(None);
-        }
-        let held = allowed.as_ref().map_or_else(|| index.len(), |a| a.len());
-        let mut want = (k * ann::OVERSAMPLE).max(ann::MIN_CANDIDATES);
-        loop {
-            let candidates = index.candidates(q, want, allowed.as_ref())?;
-            let rows = {
-                let mut c = self.inner.driver.conn().await?;
-                c.chunk_vectors_page(&ChunkVectorPageParams {
-                    document_ids: None,
-                    embedder_fingerprint: Some(index.fingerprint().to_owned()),
-                    after_id: 0,
-                    limit: candidates.len() as i64,
-                    chunk_ids: Some(candidates.clone()),
-                })
-                .await?
+        let mut current = false;
+        'fresh: loop {
+            // Taken first: what follows reads an index holding at least this much.
+            let mark = index.mark();
+            let allowed = document_ids
+                .as_deref()
+                .map(|ids| Arc::new(index.keys_of(ids)));
+            let small = |a: &std::collections::HashSet<u64>| {
+                a.len() <= ann::EXACT_MAX || a.len() * ann::EXACT_SHARE <= index.len()
             };
-            if rows.len() < candidates.len() {
-                let live: std::collections::HashSet<i64> = rows.iter().map(|r| r.id).collect();
-                let gone: Vec<i64> = candidates
+            if !forced && allowed.as_deref().is_some_and(small) {
+                return Ok(None);
+            }
+            let held = allowed.as_ref().map_or_else(|| index.len(), |a| a.len());
+            let mut want = (k * ann::OVERSAMPLE).max(ann::MIN_CANDIDATES);
+            loop {
+                // On a thread of its own: a graph search is milliseconds of CPU, and on the
+                // runtime's threads it held up the other searches' I/O behind it.
+                let candidates = {
+                    let (index, query, allowed) = (index.clone(), q.to_vec(), allowed.clone());
+                    tokio::task::spawn_blocking(move || {
+                        index.candidates(&query, want, allowed.as_deref())
+                    })
+                    .await
+                    .map_err(|e| {
+                        PipelineError::SearchIndex(format!("searching the index: {e}"))
+                    })??
+                };
+                let mut c = self.inner.driver.conn().await?;
+                if !current {
+                    current = index.current_on(&mut c, mark).await?;
+                    if !current {
+                        // Changes to apply first (or a read of the log under way): then
+                        // search the index again.
+                        drop(c);
+                        index.sync(&self.inner.driver).await?;
+                        current = true;
+                        continue 'fresh;
+                    }
+                }
+                let rows = c
+                    .chunk_vectors_page(&ChunkVectorPageParams {
+                        document_ids: None,
+                        embedder_fingerprint: Some(index.fingerprint().to_owned()),
+                        after_id: 0,
+                        limit: candidates.len() as i64,
+                        chunk_ids: Some(candidates.clone()),
+                    })
+                    .await?;
+                drop(c);
+                if rows.len() < candidates.len() {
+                    let live: std::collections::HashSet<i64> = rows.iter().map(|r| r.id).collect();
+                    let gone: Vec<i64> = candidates
+                        .iter()
+                        .copied()
+                        .filter(|id| !live.contains(id))
+                        .collect();
+                    index.forget(&gone);
+                }
+                // Too few live candidates while the index holds more: look deeper.
+                if rows.len() < k && candidates.len() == want && want < held {
+                    want = (want * 4).min(held);
+                    continue;
+                }
+                let mut ranked: Ranked = rows
                     .iter()
-                    .copied()
-                    .filter(|id| !live.contains(id))
+                    .filter(|v| v.embedding.len() == q.len())
+                    .map(|v| (dot(&v.embedding, q), v.id))
                     .collect();
-                index.forget(&gone);
+                ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
+                ranked.truncate(k);
+                return Ok(Some(ranked));
             }
-            // Too few live candidates while the index holds more: look deeper.
-            if rows.len() < k && candidates.len() == want && want < held {
-                want = (want * 4).min(held);
-                continue;
-            }
-            let mut ranked: Ranked = rows
-                .iter()
-                .filter(|v| v.embedding.len() == q.len())
-                .map(|v| (dot(&v.embedding, q), v.id))
-                .collect();
-            ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-            ranked.truncate(k);
-            return Ok(Some(ranked));
         }
     }
 

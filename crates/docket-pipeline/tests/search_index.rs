@@ -133,12 +133,21 @@ async fn the_vector_index_ranks_as_the_scan_and_follows_changes(db: impl TestDb)
         return;
     };
     ready(&index).await;
+    // From here on the index follows the database only as searches ask it to: each search
+    // must see every change committed before it.
+    stop.cancel();
     let stored = embedded_chunks(&p).await;
     let status = index.status();
     assert_eq!(status.vectors as usize, stored.len(), "{status:?}");
     assert_eq!(status.documents as usize, FILES.len());
     assert!(status.memory_bytes > 0 && status.bytes_per_vector > 0);
+    let reads = index.log_reads();
     assert_same(&rankings(&p).await, &rankings(&scan).await);
+    assert_eq!(
+        index.log_reads(),
+        reads,
+        "searches of a current index apply nothing (one look at the log's end each)"
+    );
 
     // Deleted by this process: its chunks are never returned again.
     let gone = ids[0];
@@ -185,6 +194,7 @@ async fn the_vector_index_ranks_as_the_scan_and_follows_changes(db: impl TestDb)
     );
 
     // A second process builds its own index from the same database, to the same answers.
+    let stop = CancellationToken::new();
     let second = pipeline(db.driver(), &blobs);
     let second_index = second
         .start_search_index(stop.clone())
