@@ -117,9 +117,5 @@ pub(super) async fn crash(mut config: Config, c: CrashDrill) -> anyhow::Result<E
         print_log_tails(log_dir.path(), 3);
     }
     fresh.drop_schema().await;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(super::exit_code(ok))
 }

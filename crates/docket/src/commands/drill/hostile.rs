@@ -87,23 +87,7 @@ pub(super) async fn hostile(h: HostileDrill) -> anyhow::Result<ExitCode> {
     let pid = server
         .id()
         .ok_or_else(|| anyhow::anyhow!("the server exited at once"))?;
-    let stdout = server
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("docket is listening on ") {
-                return Some(url.trim().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .ok_or_else(|| anyhow::anyhow!("docket serve did not start"))?;
+    let base = super::listening_url(&mut server).await?;
     let idle_rss_kb = rss_kb(pid, "VmRSS:").unwrap_or(0);
     let http = reqwest::Client::builder().no_proxy().build()?;
     let form = |name: &str, bytes: Vec<u8>, reprocess: bool| {
@@ -249,9 +233,5 @@ pub(super) async fn hostile(h: HostileDrill) -> anyhow::Result<ExitCode> {
         "elapsed_seconds": started.elapsed().as_secs_f64(),
     });
     outln!("{}", serde_json::to_string_pretty(&summary)?)?;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(super::exit_code(ok))
 }

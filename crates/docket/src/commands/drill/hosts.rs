@@ -401,9 +401,5 @@ pub(super) async fn hosts(mut config: Config, h: HostsDrill) -> anyhow::Result<E
         }
     }
     fresh.drop_schema().await;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(super::exit_code(ok))
 }

@@ -143,6 +143,37 @@ fn document(i: usize, rng: &mut StdRng) -> (String, bytes::Bytes) {
     (format!("log-{i}.md"), bytes::Bytes::from(text))
 }
 
+/// A drill's exit code: success when nothing was lost.
+fn exit_code(ok: bool) -> ExitCode {
+    if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    }
+}
+
+/// The address a `docket serve` started with its stdout piped says it listens on (waiting up
+/// to a minute).
+async fn listening_url(server: &mut tokio::process::Child) -> anyhow::Result<String> {
+    let stdout = server
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    tokio::time::timeout(Duration::from_secs(60), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(url) = line.strip_prefix("docket is listening on ") {
+                return Some(url.trim().to_owned());
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()
+    .ok_or_else(|| anyhow::anyhow!("docket serve did not start"))
+}
+
 fn merge(into: &mut serde_json::Value, from: serde_json::Value) {
     if let (Some(a), serde_json::Value::Object(b)) = (into.as_object_mut(), from) {
         a.extend(b);

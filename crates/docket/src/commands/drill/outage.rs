@@ -70,23 +70,7 @@ pub(super) async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result
             .stderr(Stdio::null());
         cmd.spawn()?
     };
-    let stdout = server
-        .stdout
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
-    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
-    let base = tokio::time::timeout(Duration::from_secs(60), async {
-        while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(url) = line.strip_prefix("docket is listening on ") {
-                return Some(url.trim().to_owned());
-            }
-        }
-        None
-    })
-    .await
-    .ok()
-    .flatten()
-    .ok_or_else(|| anyhow::anyhow!("docket serve did not start"))?;
+    let base = super::listening_url(&mut server).await?;
     let http = reqwest::Client::builder().no_proxy().build()?;
 
     let mut rng = StdRng::seed_from_u64(11);
@@ -243,9 +227,5 @@ pub(super) async fn outage(mut config: Config, o: OutageDrill) -> anyhow::Result
     merge(&mut summary, checks);
     outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     fresh.drop_schema().await;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(super::exit_code(ok))
 }

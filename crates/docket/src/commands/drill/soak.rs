@@ -210,11 +210,7 @@ pub(super) async fn soak(mut config: Config, k: SoakDrill) -> anyhow::Result<Exi
     merge(&mut summary, json!({ "database": setting }));
     outln!("{}", serde_json::to_string_pretty(&summary)?)?;
     fresh.drop_schema().await;
-    Ok(if ok {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::FAILURE
-    })
+    Ok(super::exit_code(ok))
 }
 
 async fn soak_with<D: Driver>(
