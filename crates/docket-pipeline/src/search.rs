@@ -346,8 +346,8 @@ impl<D: Driver> Pipeline<D> {
                 if !current {
                     current = index.current_on(&mut c, mark).await?;
                     if !current {
-                        // Changes to apply first (or a read of the log under way): then
-                        // search the index again.
+                        // Changes committed since the mark: apply them, then search the
+                        // index again.
                         drop(c);
                         index.sync(&self.inner.driver).await?;
                         current = true;
